@@ -1,0 +1,1 @@
+"""labswarm's researcher agents: the LangGraph loop, proposers, workspaces, the swarm, the CLI."""
