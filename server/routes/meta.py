@@ -1,0 +1,61 @@
+"""Health, statistics, the list of tasks, and index maintenance."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from memory.models import Stats, TraceQuery
+from server import __version__
+from server.deps import SettingsDep, StoreDep, Writer
+from server.errors import ERROR_RESPONSES
+from server.schemas import Health, IndexCount, ReindexResult, TaskList
+
+router = APIRouter(prefix="/api", tags=["meta"], responses=ERROR_RESPONSES)
+
+# how many recent experiments /api/tasks looks at besides the swarms
+_TASK_SCAN = 1000
+
+
+@router.get("/health", response_model=Health)
+def health(store: StoreDep, settings: SettingsDep) -> Health:
+    """Liveness, the backend in use and whether writes are enabled (and how)."""
+    return Health(version=__version__, store=type(store).__name__, writes=settings.write_mode)
+
+
+@router.get("/stats", response_model=Stats)
+def stats(
+    store: StoreDep,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    swarm_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Stats:
+    """Counts by status, keep rate, duplicates refused, experiments per hour."""
+    return store.stats(task=task, swarm_id=swarm_id)
+
+
+@router.get("/tasks", response_model=TaskList)
+def tasks(store: StoreDep) -> TaskList:
+    """Task names known to this memory: those of swarms and of the most recent
+    experiments, most recently active first."""
+    names: dict[str, None] = {}
+    for row in store.query_traces(TraceQuery(limit=_TASK_SCAN)).data:
+        names.setdefault(row.task, None)
+    for swarm in store.list_swarms():
+        names.setdefault(swarm.task, None)
+    return TaskList(data=list(names), count=len(names))
+
+
+@router.post("/reindex", response_model=ReindexResult, dependencies=[Writer])
+def reindex(
+    store: StoreDep,
+    full: Annotated[bool, Query(description="rebuild the whole index from SQL")] = False,
+) -> ReindexResult:
+    """Index every row not yet in the vector index (or all rows with ``full``)."""
+    return ReindexResult(indexed=store.reindex(full=full))
+
+
+@router.get("/index/count", response_model=IndexCount)
+def index_count(store: StoreDep) -> IndexCount:
+    """Items in the vector index (traces + findings), to compare with SQL counts."""
+    return IndexCount(count=store.index_count())

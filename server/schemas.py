@@ -1,0 +1,60 @@
+"""Response and request shapes of the HTTP API that are not memory entities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from memory.models import Direction, ExperimentCreate, FindingCreate, Status
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    store: str  # backend class name
+    writes: Literal["token", "open", "disabled"]
+
+
+class ProgressPoint(BaseModel):
+    """One run on the progress chart (chronological)."""
+
+    id: str
+    index: int  # position in the chronological run order, from 0
+    created_at: datetime
+    status: Status
+    metric: float | None
+    best: float | None  # running best among kept runs so far
+    is_best: bool  # this keep set a new running best
+    hypothesis: str
+    agent_id: str | None
+
+
+class ProgressPage(BaseModel):
+    data: list[ProgressPoint]
+    count: int
+    task: str
+    metric_name: str
+    direction: Direction
+    truncated: bool = False  # more runs exist than the chart was given
+
+
+class TaskList(BaseModel):
+    data: list[str]
+    count: int
+
+
+class ImportRequest(BaseModel):
+    """Records to import in one all-or-nothing transaction (ids already present skip)."""
+
+    traces: list[ExperimentCreate] = Field(default_factory=list)
+    findings: list[FindingCreate] = Field(default_factory=list)
+
+
+class ReindexResult(BaseModel):
+    indexed: int
+
+
+class IndexCount(BaseModel):
+    count: int

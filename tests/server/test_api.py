@@ -1,0 +1,265 @@
+"""Read endpoints through a real uvicorn over the seeded store: filters, sort, pagination,
+one experiment, lineage, champion, search, claims, agents, stats, 404 and 422."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.server.seeding import LINEAGE_TASK, RUNS, SWARM_ID
+
+
+def everything(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    """Every experiment matching ``params``, paged through 1000 at a time."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = api.get("/api/experiments", params={**params, "limit": 1000, "offset": len(rows)})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        rows.extend(body["data"])
+        if not body["data"] or len(rows) >= body["count"]:
+            return rows
+
+
+def test_health_says_writes_need_the_token(api: httpx.Client) -> None:
+    body = api.get("/api/health").json()
+    assert body["status"] == "ok" and body["writes"] == "token"
+    assert body["store"] == "SqlStore"
+
+
+def test_list_counts_every_seeded_trace(api: httpx.Client, pack_counts: dict[str, int]) -> None:
+    page = api.get("/api/experiments", params={"limit": 5}).json()
+    assert set(page) == {"data", "count"}
+    assert page["count"] >= pack_counts["traces"] + len(RUNS)
+    assert len(page["data"]) == 5
+    # newest first by default
+    times = [row["created_at"] for row in page["data"]]
+    assert times == sorted(times, reverse=True)
+
+
+def test_pagination_covers_each_row_once(api: httpx.Client) -> None:
+    seen: list[str] = []
+    offset = 0
+    while True:
+        body = api.get(
+            "/api/experiments",
+            params={"task": LINEAGE_TASK, "sort": "created_at", "limit": 3, "offset": offset},
+        ).json()
+        assert body["count"] == len(RUNS)
+        if not body["data"]:
+            break
+        assert len(body["data"]) <= 3
+        seen.extend(row["id"] for row in body["data"])
+        offset += 3
+    assert seen == [run[0] for run in RUNS]  # oldest first, each exactly once
+    past = api.get("/api/experiments", params={"task": LINEAGE_TASK, "offset": 100}).json()
+    assert past == {"data": [], "count": len(RUNS)}
+
+
+def test_pack_task_pages_agree_with_the_pack(api: httpx.Client, seeded: Any) -> None:
+    pack_rows = [r for r in everything(api) if r["task"] != LINEAGE_TASK]
+    by_task: dict[str, int] = {}
+    for row in pack_rows:
+        by_task[row["task"]] = by_task.get(row["task"], 0) + 1
+    for task, n in by_task.items():
+        assert api.get("/api/experiments", params={"task": task}).json()["count"] == n
+
+
+@pytest.mark.parametrize(
+    ("params", "keep"),
+    [
+        ({"status": "keep"}, lambda r: r["status"] == "keep"),
+        ({"status": ["crash", "timeout"]}, lambda r: r["status"] in ("crash", "timeout")),
+        ({"agent_id": f"{SWARM_ID}/a1"}, lambda r: r["agent_id"] == f"{SWARM_ID}/a1"),
+        ({"swarm_id": SWARM_ID}, lambda r: r["swarm_id"] == SWARM_ID),
+        ({"hardware": "cpu"}, lambda r: r["hardware"] == "cpu"),
+        (
+            {"metric_min": 0.95, "metric_max": 0.97},
+            lambda r: r["metric"] is not None and 0.95 <= r["metric"] <= 0.97,
+        ),
+        ({"since": "2026-03-08T12:20:00Z"}, lambda r: r["created_at"] >= "2026-03-08T12:20:00"),
+        ({"until": "2026-03-08T12:20:00Z"}, lambda r: r["created_at"] < "2026-03-08T12:20:00"),
+    ],
+)
+def test_filters_match_a_python_filter_of_everything(
+    api: httpx.Client, params: dict[str, Any], keep: Any
+) -> None:
+    expected = sorted(r["id"] for r in everything(api) if keep(r))
+    got = everything(api, **params)
+    assert sorted(r["id"] for r in got) == expected
+    assert expected, f"seeded data has no row for {params}"
+
+
+def test_sorts(api: httpx.Client) -> None:
+    best = everything(api, task=LINEAGE_TASK, sort="best")
+    metrics = [r["metric"] for r in best]
+    with_metric = [m for m in metrics if m is not None]
+    assert with_metric == sorted(with_metric)
+    assert metrics[len(with_metric) :] == [None] * (len(metrics) - len(with_metric))
+    worst_first = [r["metric"] for r in everything(api, task=LINEAGE_TASK, sort="-metric")]
+    ordered = [m for m in worst_first if m is not None]
+    assert ordered == sorted(ordered, reverse=True)
+
+
+def test_one_experiment_has_diff_knobs_and_log(api: httpx.Client) -> None:
+    body = api.get("/api/experiments/depth").json()
+    assert body["id"] == "depth" and body["status"] == "keep"
+    assert "+DEPTH = 8" in body["diff"] and "-DEPTH = 6" in body["diff"]
+    assert body["knobs"] == {"DEPTH": [6, 8]}
+    assert "val_bpb: 0.96" in body["log_tail"]
+    crash = api.get("/api/experiments/oom").json()
+    assert crash["metric"] is None and "out of memory" in crash["error"]
+
+
+def test_lineage_orders_ancestors_root_first(api: httpx.Client) -> None:
+    body = api.get("/api/experiments/warm/lineage").json()
+    assert body["experiment"]["id"] == "warm"
+    assert "WARMUP" in body["experiment"]["diff"]
+    assert [a["id"] for a in body["ancestors"]] == ["root", "lr-up", "depth"]
+    assert sorted(d["id"] for d in body["descendants"]) == ["slow", "swiglu"]
+    root = api.get("/api/experiments/root/lineage").json()
+    assert root["ancestors"] == []
+    assert sorted(d["id"] for d in root["descendants"]) == sorted(r[0] for r in RUNS[1:])
+
+
+def test_champion_is_the_best_keep_per_hardware(api: httpx.Client) -> None:
+    assert api.get("/api/champion", params={"task": LINEAGE_TASK}).json()["id"] == "warm"
+    cpu = api.get("/api/champion", params={"task": LINEAGE_TASK, "hardware": "cpu"}).json()
+    assert cpu["id"] == "depth"
+
+
+def test_champion_of_the_pack_is_its_best_keep(api: httpx.Client) -> None:
+    for task in {r["task"] for r in everything(api)} - {LINEAGE_TASK}:
+        keeps = everything(api, task=task, status="keep")
+        keeps = [k for k in keeps if k["metric"] is not None]
+        if not keeps:
+            continue
+        direction = keeps[0]["direction"]
+        pick = min if direction == "minimize" else max
+        best = pick(k["metric"] for k in keeps)
+        champion = api.get("/api/champion", params={"task": task}).json()
+        assert champion["metric"] == best and champion["status"] == "keep"
+
+
+def test_champion_of_unknown_task_is_404_with_a_message(api: httpx.Client) -> None:
+    response = api.get("/api/champion", params={"task": "no-such-task"})
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "no-such-task" in response.json()["message"]
+
+
+def test_progress_has_every_run_and_a_running_best(api: httpx.Client) -> None:
+    body = api.get("/api/progress", params={"task": LINEAGE_TASK}).json()
+    assert [p["id"] for p in body["data"]] == [r[0] for r in RUNS]
+    assert [p["best"] for p in body["data"]] == [1.0, 0.98, 0.98, 0.96, 0.96, 0.955, 0.955, 0.955]
+    assert [p["id"] for p in body["data"] if p["is_best"]] == ["root", "lr-up", "depth", "warm"]
+    assert body["direction"] == "minimize" and body["metric_name"] == "val_bpb"
+
+
+def test_search_finds_by_meaning_with_scores(api: httpx.Client) -> None:
+    body = api.get(
+        "/api/search",
+        params={"q": "a bigger network with more layers", "task": LINEAGE_TASK, "limit": 3},
+    ).json()
+    assert body["count"] == len(body["data"]) == 3
+    assert body["data"][0]["kind"] == "trace" and body["data"][0]["id"] == "depth"
+    scores = [hit["score"] for hit in body["data"]]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    assert body["data"][0]["experiment"]["id"] == "depth"
+
+
+def test_search_filters_kind_and_status(api: httpx.Client) -> None:
+    findings = api.get(
+        "/api/search",
+        params={"q": "rotary position embedding", "kinds": "finding", "task": LINEAGE_TASK},
+    ).json()
+    assert [h["id"] for h in findings["data"]] == ["finding-rope"]
+    crashes = api.get(
+        "/api/search",
+        params={"q": "memory", "kinds": "trace", "status": "crash", "task": LINEAGE_TASK},
+    ).json()
+    assert [h["id"] for h in crashes["data"]] == ["oom"]
+
+
+def test_search_over_the_pack(api: httpx.Client, pack_counts: dict[str, int]) -> None:
+    if not pack_counts["traces"]:
+        pytest.skip("the Karpathy pack is not in seeds/ yet")
+    hits = api.get("/api/search", params={"q": "learning rate", "limit": 5}).json()["data"]
+    assert len(hits) == 5
+    assert any("lr" in h["text"].lower() or "learning rate" in h["text"].lower() for h in hits)
+
+
+def test_claims_agents_swarms_findings_stats(api: httpx.Client) -> None:
+    claims = api.get("/api/claims", params={"task": LINEAGE_TASK}).json()
+    assert claims["count"] == 1 and claims["data"][0]["fingerprint"] == "fp-inflight"
+    agents = api.get("/api/agents", params={"swarm_id": SWARM_ID}).json()
+    assert [a["name"] for a in agents["data"]] == ["a0", "a1"] and agents["count"] == 2
+    swarms = api.get("/api/swarms", params={"task": LINEAGE_TASK}).json()
+    assert [s["id"] for s in swarms["data"]] == [SWARM_ID]
+    findings = api.get("/api/findings", params={"task": LINEAGE_TASK}).json()
+    assert findings["count"] == 1 and findings["data"][0]["id"] == "finding-rope"
+    stats = api.get("/api/stats", params={"task": LINEAGE_TASK}).json()
+    assert stats["total"] == len(RUNS)
+    assert stats["by_status"] == {"keep": 4, "discard": 2, "crash": 1, "timeout": 1}
+    assert stats["keep_rate"] == pytest.approx(4 / 6)
+    assert stats["active_claims"] == 1
+    assert LINEAGE_TASK in api.get("/api/tasks").json()["data"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/experiments/no-such-id",
+        "/api/experiments/no-such-id/lineage",
+    ],
+)
+def test_unknown_id_is_404_naming_it(api: httpx.Client, path: str) -> None:
+    response = api.get(path)
+    assert response.status_code == 404
+    body = response.json()
+    assert body["error"] == "not_found" and "no-such-id" in body["message"]
+
+
+def test_unknown_route_is_404_json(api: httpx.Client) -> None:
+    response = api.get("/api/nothing-here")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 5000}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"status": "exploded"}, "status"),
+        ({"role": "boss"}, "role"),
+        ({"sort": "alphabetical"}, "sort"),
+        ({"since": "yesterday"}, "since"),
+        ({"metric_min": "nan"}, "metric_min"),
+        ({"metric_min": 2, "metric_max": 1}, "metric_min"),
+    ],
+)
+def test_bad_parameters_are_422_naming_the_field(
+    api: httpx.Client, params: dict[str, Any], field: str
+) -> None:
+    response = api.get("/api/experiments", params=params)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_input"
+    assert field in body["message"]
+
+
+def test_search_needs_a_query(api: httpx.Client) -> None:
+    for params in (
+        {},
+        {"q": ""},
+        {"q": "   "},
+        {"q": "x", "limit": 1001},
+        {"q": "x", "kinds": "bogus"},
+    ):
+        response = api.get("/api/search", params=params)
+        assert response.status_code == 422, params
+        assert response.json()["error"] == "invalid_input"
+    assert "q" in api.get("/api/search").json()["message"]

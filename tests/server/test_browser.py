@@ -1,0 +1,147 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) against a real
+uvicorn: it loads, the chart shows the seeded runs, search returns results, an experiment
+page shows its diff, and the page refreshes by itself while a swarm runs.
+Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from memory import get_store
+from memory.models import ExperimentCreate, Status, SwarmCreate
+from tests.server.conftest import AUTH
+from tests.server.http_backend import TOKEN, serve_store
+from tests.server.seeding import LINEAGE_TASK
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed (apt install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.errors = errors
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def chart_task(api: httpx.Client, pack_counts: dict[str, int]) -> str:
+    """The pack's task when the pack is seeded (the chart worth looking at), else ours."""
+    tasks = api.get("/api/tasks").json()["data"]
+    others = [t for t in tasks if t != LINEAGE_TASK]
+    return others[0] if pack_counts["traces"] and others else LINEAGE_TASK
+
+
+def test_dashboard_chart_search_and_experiment_page(
+    page: Any, server_url: str, api: httpx.Client, pack_counts: dict[str, int]
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    task = chart_task(api, pack_counts)
+    progress = api.get("/api/progress", params={"task": task}).json()
+    with_metric = sum(1 for p in progress["data"] if p["metric"] is not None)
+    assert with_metric > 0
+
+    page.goto(f"{server_url}/?task={task}")
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    # the chart: a uPlot canvas fed with every run that has a metric
+    page.wait_for_selector("#chart canvas")
+    assert page.get_attribute("#chart", "data-points") == str(with_metric)
+    assert f"{progress['count']} experiments" in page.inner_text("#chart-title")
+    assert page.input_value("#task") == task
+    # the experiment table: first page of this task's runs, newest first
+    rows = page.locator("#exp-body tr.clickable")
+    assert rows.count() == min(50, progress["count"])
+    assert f"({progress['count']})" in page.inner_text("#exp-count")
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    # the table's status filter goes through the API
+    page.select_option("#filters select[name=status]", "keep")
+    page.click("#filters button[type=submit]")
+    keeps = sum(1 for p in progress["data"] if p["status"] == "keep")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#exp-body tr.clickable').length === n",
+        arg=min(50, keeps),
+    )
+    assert all("keep" in t for t in page.locator("#exp-body tr td:nth-child(4)").all_inner_texts())
+
+    # search (real MiniLM embeddings behind it)
+    page.select_option("#task", LINEAGE_TASK)
+    page.wait_for_function(f"() => document.querySelector('#task').value === '{LINEAGE_TASK}'")
+    page.fill("#q", "a bigger network with more layers")
+    page.click("#search-form button")
+    page.wait_for_selector("#search-body tr.search-hit")
+    first = page.locator("#search-body tr.search-hit").first
+    assert "deeper" in first.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+
+    # an experiment page with its diff, log and lineage
+    first.click()
+    page.wait_for_selector("#e-diff span.add")
+    assert "+DEPTH = 8" in page.inner_text("#e-diff")
+    assert "-DEPTH = 6" in page.inner_text("#e-diff")
+    assert "val_bpb: 0.96" in page.inner_text("#e-log")
+    assert page.locator("#e-lineage a").count() >= 3
+    page.screenshot(path=str(ARTIFACTS / "experiment.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_dashboard_refreshes_while_a_swarm_runs(page: Any, tmp_path: Path) -> None:
+    store = get_store(tmp_path / "memory", embedder="hash")
+    store.upsert_swarm(SwarmCreate(id="live", task="live-task", status="running"))
+    store.add_trace(
+        ExperimentCreate(task="live-task", fingerprint="l0", status=Status.keep, metric=2.0)
+    )
+    try:
+        with serve_store(store, token=TOKEN) as url:
+            page.goto(f"{url}/?task=live-task")
+            page.wait_for_selector("body[data-ready='1']")
+            assert page.inner_text("#exp-count") == "(1)"
+            assert page.get_attribute("#chart", "data-points") == "1"
+            new = {"task": "live-task", "fingerprint": "l1", "status": "keep", "metric": 1.5}
+            assert httpx.post(f"{url}/api/experiments", json=new, headers=AUTH).status_code == 201
+            # no reload: the page polls while the swarm runs
+            page.wait_for_function(
+                "() => document.querySelector('#exp-count').textContent === '(2)'"
+                " && document.querySelector('#chart').dataset.points === '2'"
+                " && document.querySelector('#live').textContent === 'live'",
+                timeout=20_000,
+            )
+            assert page.errors == []
+    finally:
+        store.close()
