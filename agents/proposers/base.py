@@ -1,0 +1,76 @@
+"""The proposer interface: recalled context in, a :class:`Proposal` out.
+
+A proposer never applies anything: the graph's ``check`` node validates the edits,
+fingerprints the result and refuses duplicates. A proposer that cannot produce a
+usable proposal raises :class:`ProposalInvalid` (the reason is recorded as an
+``invalid`` trace and fed back on the next try) or :class:`SearchExhausted`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agents.devices import Device
+from agents.program import Edit, Program
+from agents.task import Task
+from memory.base import Store
+from memory.models import ClaimPublic, ExperimentPublic, FindingPublic
+
+
+class Proposal(BaseModel):
+    """One change to try: why, and the search/replace edits that make it."""
+
+    hypothesis: str = Field(description="what the change tests and why it may help, one sentence")
+    edits: list[Edit] = Field(description="search/replace edits to the editable files")
+
+
+class ProposalInvalid(Exception):
+    """The proposer's output is unusable; ``reason`` goes back to it, ``raw`` is kept."""
+
+    def __init__(self, reason: str, raw: str = "", hypothesis: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+        self.hypothesis = hypothesis
+
+
+class SearchExhausted(Exception):
+    """The proposer finds nothing new to try (every candidate already ran or is claimed)."""
+
+
+@dataclass
+class ProposalRequest:
+    """Everything ``recall`` gathered for one proposal."""
+
+    task: Task
+    agent_id: str
+    device: Device
+    store: Store
+    root: Program  # the task's original program
+    base: Program  # the program to change
+    base_trace: ExperimentPublic | None
+    base_metric: float | None
+    champion: ExperimentPublic | None
+    champion_program: Program | None
+    related: list[ExperimentPublic] = field(default_factory=list)  # failures included
+    findings: list[FindingPublic] = field(default_factory=list)
+    claims: list[ClaimPublic] = field(default_factory=list)
+    feedback: list[str] = field(default_factory=list)  # why earlier tries were refused
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Proposer(abc.ABC):
+    """Turns a :class:`ProposalRequest` into a :class:`Proposal`. One instance per agent."""
+
+    name: str = "proposer"
+
+    @abc.abstractmethod
+    def propose(self, request: ProposalRequest) -> Proposal:
+        """A proposal, or raise ``ProposalInvalid`` / ``SearchExhausted``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""

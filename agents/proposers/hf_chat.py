@@ -1,0 +1,139 @@
+"""A LangChain chat model over a local transformers model (a directory or a ``.gguf`` file).
+
+``--model hf:/path/to/model.gguf`` (or a model directory) runs the model in-process on the
+CPU or a GPU; no server and no download. A ``.gguf`` file is de-quantised once and the
+result cached under ``$LABSWARM_CACHE_DIR/gguf`` (default ``~/.cache/labswarm``). Loaded
+models are shared by every agent of the process, and generation is serialised per model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, PrivateAttr
+
+log = logging.getLogger(__name__)
+
+_LOADED: dict[str, tuple[Any, Any, threading.Lock]] = {}
+_LOAD_LOCK = threading.Lock()
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "user"}
+
+
+def cache_root() -> Path:
+    """``$LABSWARM_CACHE_DIR`` or ``$XDG_CACHE_HOME/labswarm`` or ``~/.cache/labswarm``."""
+    root = os.environ.get("LABSWARM_CACHE_DIR", "").strip()
+    if root:
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "labswarm"
+
+
+def _converted_dir(gguf: Path) -> Path:
+    """Where the de-quantised copy of a ``.gguf`` file is kept (keyed by path, size, mtime)."""
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    return cache_root() / "gguf" / f"{gguf.stem}-{key[:16]}"
+
+
+def _load(path: str) -> tuple[Any, Any, threading.Lock]:
+    """Tokenizer and model of ``path``; a ``.gguf`` is de-quantised once and cached."""
+    with _LOAD_LOCK:
+        if path not in _LOADED:
+            from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: lazy
+
+            p = Path(path).expanduser()
+            if not p.exists():
+                raise FileNotFoundError(f"model {path!r} does not exist")
+            if p.is_dir():
+                tokenizer = AutoTokenizer.from_pretrained(str(p))
+                model = AutoModelForCausalLM.from_pretrained(str(p))
+            else:
+                cached = _converted_dir(p)
+                if (cached / "config.json").is_file():
+                    tokenizer = AutoTokenizer.from_pretrained(str(cached))
+                    model = AutoModelForCausalLM.from_pretrained(str(cached))
+                else:
+                    log.info("de-quantising %s (once; cached in %s)", p, cached)
+                    tokenizer = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+                    model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name)
+                    tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+                    try:  # the weights are plain tensors now: save them as such
+                        model.hf_quantizer = None
+                        if hasattr(model.config, "quantization_config"):
+                            del model.config.quantization_config
+                        model.save_pretrained(str(tmp))
+                        tokenizer.save_pretrained(str(tmp))
+                        tmp.replace(cached)
+                    except OSError as exc:  # a cache is an optimisation only
+                        log.warning("cannot cache the converted model in %s: %s", cached, exc)
+                        shutil.rmtree(tmp, ignore_errors=True)
+            model.eval()
+            _LOADED[path] = (tokenizer, model, threading.Lock())
+        return _LOADED[path]
+
+
+class TransformersChatModel(BaseChatModel):
+    """Chat with a local causal LM through its chat template (greedy by default)."""
+
+    model_path: str
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    threads: int | None = None  # torch CPU threads for generation (process-wide); None: default
+    model_config = ConfigDict(protected_namespaces=())
+    _parts: tuple[Any, Any, threading.Lock] | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "transformers"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "max_new_tokens": self.max_new_tokens}
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        import torch
+
+        if self._parts is None:
+            self._parts = _load(self.model_path)
+        if self.threads:  # on a busy CPU one thread beats two that wait on each other
+            torch.set_num_threads(self.threads)
+        tokenizer, model, lock = self._parts
+        chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
+        inputs = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        gen: dict[str, Any] = {"max_new_tokens": kwargs.get("max_new_tokens", self.max_new_tokens)}
+        if self.temperature > 0:
+            gen.update(do_sample=True, temperature=self.temperature)
+        else:
+            gen.update(do_sample=False)
+        with lock, torch.no_grad():
+            out = model.generate(**inputs, **gen, pad_token_id=tokenizer.eos_token_id)
+        new_tokens = out[0][inputs["input_ids"].shape[1] :]
+        text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+        for s in stop or []:
+            if s in text:
+                text = text[: text.index(s)]
+        usage = {
+            "input_tokens": int(inputs["input_ids"].shape[1]),
+            "output_tokens": len(new_tokens),
+        }
+        message = AIMessage(content=text, response_metadata={"usage": usage})
+        return ChatResult(generations=[ChatGeneration(message=message)])

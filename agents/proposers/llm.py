@@ -1,0 +1,172 @@
+"""The LLM proposer: any LangChain chat model proposes hypothesis + search/replace edits.
+
+``--model`` picks the model:
+
+- ``provider:model`` through ``init_chat_model`` (``openai:gpt-4.1``,
+  ``anthropic:claude-sonnet-4-5``, ``ollama:qwen3``; the provider's LangChain package
+  must be installed);
+- with ``--base-url``, any OpenAI-compatible server (vLLM, llama.cpp, LM Studio):
+  ``--model my-model --base-url http://127.0.0.1:8000/v1``;
+- ``hf:/path/to/model.gguf`` or ``hf:/path/to/model-dir``: a local transformers model.
+
+Output is structured (``with_structured_output`` where the model supports it, otherwise
+JSON parsed from the text). Unusable output raises ``ProposalInvalid`` with the reason;
+the graph records it as ``invalid`` and feeds the reason back on the next try.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections import deque
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import ValidationError
+
+from agents.prompts import system_prompt, user_prompt
+from agents.proposers.base import Proposal, ProposalInvalid, ProposalRequest, Proposer
+
+log = logging.getLogger(__name__)
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def make_chat_model(model: str, base_url: str | None = None, **kwargs: Any) -> BaseChatModel:
+    """A chat model from a ``--model`` string (see the module docstring)."""
+    if model.startswith("hf:"):
+        from agents.proposers.hf_chat import TransformersChatModel
+
+        return TransformersChatModel(model_path=model[3:], **kwargs)
+    from langchain.chat_models import init_chat_model
+
+    if base_url:
+        kwargs["base_url"] = base_url
+        if ":" not in model:
+            kwargs["model_provider"] = "openai"
+            kwargs.setdefault("api_key", "not-needed")
+    try:
+        return init_chat_model(model, **kwargs)
+    except ImportError as exc:
+        msg = f"--model {model!r}: the provider's LangChain package is missing ({exc})"
+        raise ValueError(msg) from None
+
+
+def _json_candidates(text: str) -> list[str]:
+    found = [m.group(1) for m in _FENCE.finditer(text)]
+    start = text.find("{")
+    if start >= 0:
+        depth = 0
+        in_str = False
+        escape = False
+        for i in range(start, len(text)):
+            c = text[i]
+            if in_str:
+                if escape:
+                    escape = False
+                elif c == "\\":
+                    escape = True
+                elif c == '"':
+                    in_str = False
+            elif c == '"':
+                in_str = True
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    found.append(text[start : i + 1])
+                    break
+        else:
+            found.append(text[start:])
+    return found
+
+
+def parse_proposal(text: str) -> Proposal:
+    """The proposal in a model's text answer, or ``ProposalInvalid`` saying what is wrong."""
+    candidates = _json_candidates(text)
+    if not candidates:
+        raise ProposalInvalid("the answer holds no JSON object", raw=text)
+    last_error = ""
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except json.JSONDecodeError as exc:
+            last_error = f"the JSON object does not parse: {exc.msg} at char {exc.pos}"
+            continue
+        if not isinstance(data, dict):
+            last_error = "the JSON value is not an object"
+            continue
+        try:
+            return Proposal.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(root)"
+            hyp = data.get("hypothesis") if isinstance(data.get("hypothesis"), str) else ""
+            raise ProposalInvalid(
+                f"the JSON object does not match the schema: field '{where}': {first['msg']}",
+                raw=text,
+                hypothesis=hyp,
+            ) from None
+    raise ProposalInvalid(last_error, raw=text)
+
+
+class LLMProposer(Proposer):
+    """Asks a chat model for one proposal per call."""
+
+    name = "llm"
+
+    def __init__(self, model: BaseChatModel, *, retries: int = 3) -> None:
+        self.model = model
+        self.retries = retries
+        self._structured: Any = None  # None: not tried yet; False: not supported
+        self.transcript: deque[dict[str, Any]] = deque(maxlen=50)
+
+    def _structured_chain(self) -> Any:
+        if self._structured is None:
+            try:
+                self._structured = self.model.with_structured_output(Proposal, include_raw=True)
+            except (NotImplementedError, ValueError, TypeError) as exc:
+                log.info(
+                    "%s has no structured output (%s); parsing JSON from text", self.model, exc
+                )
+                self._structured = False
+        return self._structured
+
+    def _call(self, runnable: Any, messages: list[Any]) -> Any:
+        """Invoke with retries on infrastructure errors (network, rate limits)."""
+        for attempt in range(self.retries):
+            try:
+                return runnable.invoke(messages)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                if attempt == self.retries - 1:
+                    raise
+                log.warning("model call failed (%s); retrying", exc)
+                time.sleep(2**attempt)
+        raise RuntimeError("unreachable")
+
+    def propose(self, request: ProposalRequest) -> Proposal:
+        system, user = system_prompt(request), user_prompt(request)
+        messages = [SystemMessage(content=system), HumanMessage(content=user)]
+        entry: dict[str, Any] = {"system": system, "user": user}
+        self.transcript.append(entry)
+        chain = self._structured_chain()
+        if chain:
+            result = self._call(chain, messages)
+            raw = result.get("raw")
+            entry["output"] = str(getattr(raw, "content", raw))
+            if result.get("parsed") is not None:
+                parsed = result["parsed"]
+                return parsed if isinstance(parsed, Proposal) else Proposal.model_validate(parsed)
+            raise ProposalInvalid(
+                f"the answer does not match the schema: {result.get('parsing_error')}",
+                raw=entry["output"],
+            )
+        response = self._call(self.model, messages)
+        content = response.content
+        text = content if isinstance(content, str) else json.dumps(content)
+        entry["output"] = text
+        return parse_proposal(text)

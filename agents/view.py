@@ -1,0 +1,142 @@
+"""The swarm in the terminal (Rich): a live table per agent and an end summary; the
+swarm's ``results.tsv`` and ``progress.png`` (through ``memory.exports``).
+
+Live columns: agent, device, status, current hypothesis, elapsed/budget of the run in
+flight, experiments done, the agent's base metric; the title holds the champion.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from agents.library import champion_for
+from agents.swarm import Swarm
+from memory.models import ExperimentPublic, TraceQuery
+
+STATUS_STYLE = {
+    "keep": "green",
+    "discard": "white",
+    "crash": "red",
+    "timeout": "red",
+    "invalid": "yellow",
+    "duplicate": "cyan",
+    "interrupted": "magenta",
+}
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def swarm_traces(swarm: Swarm) -> list[ExperimentPublic]:
+    """Every trace of this swarm, oldest first."""
+    from memory.packs import iter_traces
+
+    query = TraceQuery(task=swarm.task.name, swarm_id=swarm.swarm_id)
+    return list(iter_traces(swarm.store, query))
+
+
+def agents_table(swarm: Swarm) -> Table:
+    champ = champion_for(swarm.store, swarm.task.name, swarm.hardware, swarm.budget)
+    title = (
+        f"swarm {swarm.swarm_id} | task {swarm.task.name} | {swarm.hardware} | "
+        f"budget {swarm.budget:g}s | noise {swarm.noise:.3g} | champion "
+        f"{swarm.task.metric_name} {_fmt(champ.metric if champ else None)}"
+    )
+    table = Table(title=title, expand=True)
+    for col in ("agent", "device", "status", "hypothesis", "elapsed", "done", "base", "last"):
+        table.add_column(col, overflow="fold" if col == "hypothesis" else "ellipsis")
+    now = time.time()
+    with swarm.board_lock:
+        boards = list(swarm.board.values())
+    for b in boards:
+        elapsed = f"{now - b.run_started:.0f}/{swarm.budget:g}s" if b.run_started else "-"
+        table.add_row(
+            b.name,
+            b.device,
+            b.status,
+            b.hypothesis[:120],
+            elapsed,
+            str(b.experiments),
+            _fmt(b.base_metric),
+            Text(b.last, style=STATUS_STYLE.get(b.last, "")),
+        )
+    return table
+
+
+class LiveView:
+    """Refreshes the agents table while the swarm runs (``with LiveView(swarm): ...``)."""
+
+    def __init__(self, swarm: Swarm, console: Console | None = None) -> None:
+        self.swarm = swarm
+        self.console = console or Console()
+        self._live: Live | None = None
+
+    def __enter__(self) -> LiveView:
+        self._live = Live(
+            _Renderable(self.swarm), console=self.console, refresh_per_second=2, transient=False
+        )
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+
+class _Renderable:
+    def __init__(self, swarm: Swarm) -> None:
+        self.swarm = swarm
+
+    def __rich__(self) -> Any:
+        try:
+            return agents_table(self.swarm)
+        except Exception as exc:  # a failed refresh must not end the swarm
+            return Text(f"(view unavailable: {exc})")
+
+
+def summary(swarm: Swarm, traces: list[ExperimentPublic]) -> Group:
+    """End-of-swarm summary: counts by status, the champion, the keeps."""
+    counts = Counter(t.status.value for t in traces)
+    champ = champion_for(swarm.store, swarm.task.name, swarm.hardware, swarm.budget)
+    lines = [
+        Text(f"swarm {swarm.swarm_id} finished: {len(traces)} traces in {swarm.directory}"),
+        Text("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no traces"),
+    ]
+    if champ is not None:
+        lines.append(
+            Text(
+                f"champion {champ.id} {swarm.task.metric_name} {_fmt(champ.metric)}: "
+                f"{champ.hypothesis}",
+                style="bold green",
+            )
+        )
+    keeps = Table(title="keeps", expand=True)
+    for col in ("trace", "agent", swarm.task.metric_name, "hypothesis"):
+        keeps.add_column(col)
+    for t in traces:
+        if t.status.value == "keep":
+            keeps.add_row(t.id[:8], (t.agent_id or "").split("/")[-1], _fmt(t.metric), t.hypothesis)
+    return Group(*lines, keeps)
+
+
+def write_outputs(swarm: Swarm, traces: list[ExperimentPublic]) -> tuple[Path, Path]:
+    """``results.tsv`` and ``progress.png`` of this swarm into its directory."""
+    from memory.exports import progress_png, write_results_tsv
+
+    # memory.exports writes the TSV unquoted and refuses a '"' in a description; a
+    # hypothesis may well hold one (an LLM's, or a string knob), so swap it for "'".
+    safe = [t.model_copy(update={"hypothesis": t.hypothesis.replace('"', "'")}) for t in traces]
+    tsv = write_results_tsv(safe, swarm.directory / "results.tsv")
+    png = progress_png(
+        traces, swarm.directory / "progress.png", title=f"{swarm.task.name} - {swarm.swarm_id}"
+    )
+    return Path(tsv), Path(png)

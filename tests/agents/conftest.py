@@ -1,0 +1,133 @@
+"""Fixtures for the agents tests: small real task directories and real stores.
+
+A task here is a real Python program with a ``task.toml``: the runner starts it as a
+subprocess exactly as it starts the built-in trainer.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agents.program import Edit
+from agents.proposers.base import Proposal, Proposer, SearchExhausted
+
+QUAD_TRAIN = '''\
+"""A small real task: a noisy quadratic bowl over its knobs, optimum near LR=0.3."""
+import math
+import os
+import random
+import time
+
+# ---- knobs ----
+LR = 0.1  # step size
+WIDTH = 16  # power of two
+WARMUP = 0.0  # fraction
+USE_BIAS = False
+MODE = "a"  # choices: a | b | c
+# ---- end knobs ----
+
+budget = float(os.environ.get("LABSWARM_TIME_BUDGET", "1"))
+time.sleep(min(budget, 0.2))
+noise = random.Random(int(time.time() * 1e6)).uniform(-0.002, 0.002)
+loss = (math.log(LR) - math.log(0.3)) ** 2 + (math.log2(WIDTH) - 5) ** 2 / 10 + WARMUP
+loss += 0.05 if MODE == "b" else 0.0
+loss -= 0.01 if USE_BIAS else 0.0
+print("training...")
+print("---")
+print(f"val_loss: {loss + noise:.6f}")
+print(f"threads: {os.environ.get('LABSWARM_THREADS')}")
+print(f"device: {os.environ.get('LABSWARM_DEVICE')}")
+print("peak_memory_mb: 12.5")
+'''
+
+TASK_TOML = """\
+name = "{name}"
+description = "a noisy quadratic bowl"
+editable = ["train.py"]
+protected = ["prepare.py", "task.toml", "data/*"]
+run = "{{python}} train.py"
+{extra}
+[metric]
+name = "val_loss"
+direction = "minimize"
+
+[budget]
+cpu = {budget}
+cuda = {budget}
+timeout = {timeout}
+"""
+
+
+def make_task(
+    root: Path,
+    train: str = QUAD_TRAIN,
+    *,
+    name: str = "quad",
+    budget: float = 1,
+    timeout: float = 0,
+    extra: str = "",
+) -> Path:
+    """Write a task directory (train.py, prepare.py, data/, task.toml) and return it."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.py").write_text(textwrap.dedent(train), encoding="utf-8")
+    (root / "prepare.py").write_text("VALUE = 1\n", encoding="utf-8")
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "corpus.txt").write_text("to be or not to be\n", encoding="utf-8")
+    (root / "task.toml").write_text(
+        TASK_TOML.format(name=name, budget=budget, timeout=timeout, extra=extra), encoding="utf-8"
+    )
+    return root
+
+
+@pytest.fixture
+def quad_task(tmp_path: Path) -> Path:
+    return make_task(tmp_path / "quad")
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """A real embedded store (SQLite + local Chroma) with the fast hashing embedder."""
+    from memory import get_store
+
+    s = get_store(tmp_path / "memory", embedder="hash")
+    yield s
+    s.close()
+
+
+class FixedProposer(Proposer):
+    """A proposer that replays a given list of proposals, then reports the search done.
+
+    It implements the real :class:`agents.proposers.base.Proposer` interface; tests use
+    it where they need one exact program (a duplicate, a fault) rather than a search.
+    """
+
+    name = "fixed"
+
+    def __init__(self, proposals: list[Proposal]) -> None:
+        self.proposals = list(proposals)
+        self.requests: list = []
+
+    def propose(self, request):
+        self.requests.append(request)
+        if not self.proposals:
+            raise SearchExhausted("no more fixed proposals")
+        return self.proposals.pop(0)
+
+
+def edit_proposal(hypothesis: str, search: str, replace: str, path: str = "train.py") -> Proposal:
+    return Proposal(hypothesis=hypothesis, edits=[Edit(path=path, search=search, replace=replace)])
+
+
+def fixed_factory(per_agent: dict[str, list[Proposal]]):
+    """A swarm proposer factory giving each agent name its own FixedProposer."""
+    made: dict[str, FixedProposer] = {}
+
+    def factory(task, root, device, name, seed):
+        made[name] = FixedProposer(per_agent.get(name, []))
+        return made[name]
+
+    factory.made = made  # type: ignore[attr-defined]
+    return factory

@@ -1,0 +1,145 @@
+"""The builtin proposer: Optuna TPE over the knob space, warm-started from real memory."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from agents.devices import cpu_devices
+from agents.knobs import set_knobs
+from agents.program import Program, apply_edits
+from agents.proposers.base import ProposalRequest, SearchExhausted
+from agents.proposers.builtin import BuiltinProposer, distribution_for, tunable_knobs
+from agents.task import load_task
+from memory.models import ClaimCreate, ExperimentCreate, Role, Status
+from tests.agents.conftest import make_task
+
+DEV = cpu_devices(1, threads=1)[0]
+
+MODES = """\
+MODE = "a"  # choices: a | b | c
+print("---")
+print("val_loss:", {"a": 1.0, "b": 2.0, "c": 0.5}[MODE])
+"""
+
+
+def _record(store, task, program, status, metric=None, parent=None, knobs=None, role=None):
+    return store.add_trace(
+        ExperimentCreate(
+            task=task.name,
+            fingerprint=program.fingerprint,
+            status=status,
+            metric=metric,
+            parent_id=parent,
+            knobs=knobs or {},
+            hardware=DEV.hardware,
+            role=role or Role.experiment,
+            metric_name="val_loss",
+        )
+    )
+
+
+def _request(task, store, base, proposer_root):
+    return ProposalRequest(
+        task=task,
+        agent_id="s/agent-0",
+        device=DEV,
+        store=store,
+        root=proposer_root,
+        base=base,
+        base_trace=None,
+        base_metric=None,
+        champion=None,
+        champion_program=None,
+    )
+
+
+def test_space_per_knob_kind(tmp_path):
+    task = load_task(make_task(tmp_path / "q"))
+    root = Program.read(task.root, task.editable)
+    dists = {k.name: distribution_for(k) for k in tunable_knobs(task, root, "cpu")}
+    assert dists["LR"].log and dists["LR"].low == pytest.approx(0.025)
+    assert dists["LR"].high == pytest.approx(0.4)
+    assert dists["WIDTH"].choices == (4, 8, 16, 32, 64)
+    assert dists["WARMUP"].low == 0.0 and not dists["WARMUP"].log
+    assert dists["USE_BIAS"].choices == (False, True)
+    assert dists["MODE"].choices == ("a", "b", "c")
+
+
+def test_cpu_and_gpu_variants_of_a_knob_are_picked_by_device():
+    task = load_task(None)
+    root = Program.read(task.root, task.editable)
+    cpu = {k.name for k in tunable_knobs(task, root, "cpu")}
+    gpu = {k.name for k in tunable_knobs(task, root, "cuda")}
+    assert "DEPTH_CPU" in cpu and "DEPTH_CUDA" not in cpu
+    assert "DEPTH_CUDA" in gpu and "DEPTH_CPU" not in gpu
+
+
+def test_edit_rewrites_only_the_changed_constants_lines(tmp_path, store):
+    task = load_task(make_task(tmp_path / "q"))
+    root = Program.read(task.root, task.editable)
+    _record(store, task, root, Status.keep, 1.3, role=Role.baseline)
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=3)
+    proposal = prop.propose(_request(task, store, root, root))
+    new = apply_edits(root, proposal.edits)
+    before = root.get("train.py").splitlines()
+    after = new.get("train.py").splitlines()
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert 1 <= len(changed) <= 3
+    assert all(before[i].split("=")[0] == after[i].split("=")[0] for i in changed)
+    assert "->" in proposal.hypothesis and "TPE" in proposal.hypothesis
+
+
+def test_warm_start_from_every_trace_crashes_failed_claims_pending(tmp_path, store):
+    task = load_task(make_task(tmp_path / "q"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.3, role=Role.baseline)
+    p1 = set_knobs(root, {"LR": 0.2})
+    _record(store, task, p1, Status.keep, 0.5, base.id, {"LR": [0.1, 0.2]})
+    p2 = set_knobs(root, {"WIDTH": 64})
+    _record(store, task, p2, Status.crash, None, base.id, {"WIDTH": [16, 64]})
+    p3 = set_knobs(root, {"LR": 0.05})
+    store.claim(
+        ClaimCreate(
+            task=task.name, fingerprint=p3.fingerprint, parent_id=base.id, knobs={"LR": [0.1, 0.05]}
+        )
+    )
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0)
+    prop.sync(store)
+    trials = prop.study.get_trials(deepcopy=False)
+    states = sorted(t.state.name for t in trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING"]
+    complete = {t.params["LR"]: t.value for t in trials if t.state == TrialState.COMPLETE}
+    assert complete == {0.1: 1.3, 0.2: 0.5}
+    failed = next(t for t in trials if t.state == TrialState.FAIL)
+    assert failed.params["WIDTH"] == 64
+    running = next(t for t in trials if t.state == TrialState.RUNNING)
+    assert running.params["LR"] == 0.05
+
+
+def test_never_reproposes_a_recorded_failure_or_a_claimed_program(tmp_path, store):
+    task = load_task(make_task(tmp_path / "m", MODES, name="modes"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.0, role=Role.baseline)
+    prog_b = set_knobs(root, {"MODE": "b"})
+    prog_c = set_knobs(root, {"MODE": "c"})
+    _record(store, task, prog_b, Status.crash, None, base.id, {"MODE": ["a", "b"]})
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=1)
+    for _ in range(3):  # every try: only "c" is left, the crash is never proposed again
+        proposal = prop.propose(_request(task, store, root, root))
+        assert apply_edits(root, proposal.edits).fingerprint == prog_c.fingerprint
+    claim = store.claim(
+        ClaimCreate(
+            task=task.name,
+            fingerprint=prog_c.fingerprint,
+            parent_id=base.id,
+            knobs={"MODE": ["a", "c"]},
+        )
+    )
+    other = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=2)
+    with pytest.raises(SearchExhausted):  # "c" is running elsewhere: nothing left
+        other.propose(_request(task, store, root, root))
+    store.release(claim.id)
+    _record(store, task, prog_c, Status.discard, 0.5, base.id, {"MODE": ["a", "c"]})
+    with pytest.raises(SearchExhausted):
+        prop.propose(_request(task, store, root, root))

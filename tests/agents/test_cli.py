@@ -1,0 +1,131 @@
+"""``labswarm run``: fast help, clear errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.agents.conftest import make_task
+
+LABSWARM = str(Path(sys.executable).parent / "labswarm")
+
+
+def test_run_module_imports_nothing_heavy():
+    code = (
+        "import sys, agents.cli.run\n"
+        "heavy = [m for m in ('torch', 'chromadb', 'sentence_transformers', 'optuna', "
+        "'langgraph', 'transformers') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_run_help_lists_every_flag():
+    out = subprocess.run([LABSWARM, "run", "--help"], capture_output=True, text=True, check=True)
+    for flag in (
+        "--task",
+        "--agents",
+        "--devices",
+        "--budget",
+        "--max-experiments",
+        "--hours",
+        "--proposer",
+        "--model",
+        "--base-url",
+        "--memory",
+        "--seed",
+        "--resume",
+    ):
+        assert flag in out.stdout
+
+
+def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path):
+    task = make_task(tmp_path / "t")
+    toml = task / "task.toml"
+    toml.write_text(toml.read_text().replace('direction = "minimize"', 'direction = "lower"'))
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
+    out = subprocess.run(
+        [
+            LABSWARM,
+            "run",
+            "--task",
+            str(task),
+            "--memory",
+            str(tmp_path / "mem"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--no-live",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert "field 'metric.direction'" in out.stderr and str(toml) in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_flags_are_refused_with_a_message(tmp_path):
+    out = subprocess.run(
+        [LABSWARM, "run", "--budget", "-3", "--memory", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "--budget must be positive" in out.stderr
+    out = subprocess.run(
+        [
+            LABSWARM,
+            "run",
+            "--devices",
+            "tpu",
+            "--memory",
+            str(tmp_path / "m"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "'tpu' is not a GPU index" in out.stderr
+
+
+def test_seed_pack_is_imported_before_a_short_swarm(tmp_path):
+    pack = Path(__file__).resolve().parents[2] / "seeds" / "autoresearch-community.jsonl"
+    task = make_task(tmp_path / "t")
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
+    cmd = [
+        LABSWARM,
+        "run",
+        "--task",
+        str(task),
+        "--memory",
+        str(tmp_path / "mem"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--agents",
+        "1",
+        "--devices",
+        "cpu",
+        "--budget",
+        "1",
+        "--max-experiments",
+        "1",
+        "--seed",
+        str(pack),
+        "--no-live",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = " ".join(out.stdout.split())  # the console wraps long lines
+    assert "seeded from" in text and "40 findings" in text
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert again.returncode == 0
+    assert "0 findings (40 already present)" in " ".join(again.stdout.split())
+    (swarm_dir, _) = sorted((tmp_path / "runs").iterdir())
+    assert (swarm_dir / "results.tsv").exists()

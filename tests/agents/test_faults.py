@@ -1,0 +1,91 @@
+"""Faults in real runs: each ends with the right status, the swarm goes on, nothing is lost."""
+
+from __future__ import annotations
+
+from agents.swarm import Swarm, SwarmConfig
+from memory.models import Role, Status, TraceQuery
+from tests.agents.conftest import edit_proposal, fixed_factory, make_task
+
+SLEEP = "time.sleep(min(budget, 0.2))"
+PRINT = 'print("training...")'
+
+
+def test_each_fault_gets_its_status_and_the_swarm_goes_on(tmp_path, store):
+    task_dir = make_task(tmp_path / "quad", timeout=2)
+    proposals = [
+        edit_proposal("exception", SLEEP, 'raise RuntimeError("injected failure")'),
+        edit_proposal("nan", PRINT, 'loss = float("nan")'),
+        edit_proposal("hang", SLEEP, "time.sleep(300)"),
+        edit_proposal("invalid edit", "THIS TEXT IS NOT IN THE FILE", "x = 1"),
+        edit_proposal("tamper", PRINT, 'open("prepare.py", "a").write("# x\\n"); loss = -5.0'),
+        edit_proposal("good", "LR = 0.1  # step size", "LR = 0.3  # step size"),
+    ]
+    factory = fixed_factory({"agent-0": proposals})
+    config = SwarmConfig(
+        task=str(task_dir), agents=1, devices="cpu", budget=1, runs_dir=str(tmp_path / "runs")
+    )
+    swarm = Swarm(config, store, proposer_factory=factory)
+    result = swarm.run()
+    assert result.errors == []
+    assert "search exhausted" in result.stop_reasons["agent-0"]
+
+    traces = store.query_traces(TraceQuery(task="quad", sort="created_at", limit=100)).data
+    baselines = [t for t in traces if t.role == Role.baseline]
+    assert len(baselines) == 2 and all(t.status == Status.keep for t in baselines)
+    by_hyp = {t.hypothesis: t for t in traces if t.role == Role.experiment}
+    assert set(by_hyp) == {"exception", "nan", "hang", "invalid edit", "tamper", "good"}
+
+    assert by_hyp["exception"].status == Status.crash
+    assert "RuntimeError: injected failure" in by_hyp["exception"].error
+    assert by_hyp["nan"].status == Status.crash and "NaN" in by_hyp["nan"].error
+    assert by_hyp["hang"].status == Status.timeout and "hard timeout" in by_hyp["hang"].error
+    inv = by_hyp["invalid edit"]
+    assert inv.status == Status.invalid and "does not occur" in inv.error
+    assert inv.duration_s is None, "an invalid edit is refused before any run"
+    tam = by_hyp["tamper"]
+    assert tam.status == Status.invalid and "prepare.py" in tam.error and tam.metric < -4.9
+    assert by_hyp["good"].status == Status.keep, "the swarm goes on after every fault"
+    # nothing lost: every run kept its log, the workspace's protected file is restored
+    for t in by_hyp.values():
+        if t.duration_s is not None:
+            assert t.log_tail or t.status == Status.timeout
+    ws = tmp_path / "runs" / swarm.swarm_id / "agents" / "agent-0" / "work"
+    assert (ws / "prepare.py").read_text() == "VALUE = 1\n"
+    assert store.active_claims("quad") == []
+    # the feedback of the refused edit reached the proposer's next request
+    requests = factory.made["agent-0"].requests
+    assert any("does not occur" in " ".join(r.feedback) for r in requests)
+    # the champion is the good run, never the tampered one
+    champ = store.champion("quad")
+    assert champ is not None and champ.hypothesis == "good"
+
+
+def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
+    import io
+
+    from rich.console import Console
+
+    from agents.view import agents_table, summary, swarm_traces, write_outputs
+
+    task_dir = make_task(tmp_path / "quad")
+    good = edit_proposal("LR up", "LR = 0.1  # step size", "LR = 0.3  # step size")
+    bad = edit_proposal("MODE b", 'MODE = "a"', 'MODE = "b"')
+    factory = fixed_factory({"agent-0": [good, bad]})
+    config = SwarmConfig(
+        task=str(task_dir), agents=1, devices="cpu", budget=1, runs_dir=str(tmp_path / "runs")
+    )
+    swarm = Swarm(config, store, proposer_factory=factory)
+    swarm.run()
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    console.print(agents_table(swarm))
+    traces = swarm_traces(swarm)
+    console.print(summary(swarm, traces))
+    text = out.getvalue()
+    assert "agent-0" in text and "cpu[" in text and "champion val_loss" in text
+    assert "keep: 3" in text and "discard: 1" in text and "LR up" in text
+    tsv, png = write_outputs(swarm, traces)
+    rows = tsv.read_text().splitlines()
+    assert len(rows) == 5 and rows[-1].split("\t")[3] == "discard"
+    assert "MODE 'b'" in rows[-1] or "MODE b" in rows[-1]
+    assert png.read_bytes()[:4] == b"\x89PNG"

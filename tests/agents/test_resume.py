@@ -1,0 +1,128 @@
+"""``kill -9`` of a real swarm process mid-run, then ``labswarm run --resume``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from memory import get_store
+from memory.models import Role, Status, TraceQuery
+from tests.agents.conftest import make_task
+
+SLOW = """\
+import math
+import os
+import time
+
+LR = 0.1
+
+if LR != 0.1:  # experiments sleep while QUAD_SLEEP is set: the swarm is killed meanwhile
+    time.sleep(float(os.environ.get("QUAD_SLEEP", "0")))
+print("---")
+print(f"val_loss: {(math.log(LR) - math.log(0.3)) ** 2:.6f}")
+"""
+
+LABSWARM = str(Path(sys.executable).parent / "labswarm")
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
+    task_dir = make_task(tmp_path / "slow", SLOW, name="slow")
+    mem, runs = tmp_path / "mem", tmp_path / "runs"
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
+    args = [
+        LABSWARM,
+        "run",
+        "--task",
+        str(task_dir),
+        "--memory",
+        str(mem),
+        "--runs-dir",
+        str(runs),
+        "--agents",
+        "2",
+        "--devices",
+        "cpu",
+        "--budget",
+        "1",
+        "--max-experiments",
+        "2",
+        "--no-live",
+    ]
+    proc = subprocess.Popen(
+        args,
+        env={**env, "QUAD_SLEEP": "300"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        pidfiles: list[Path] = []
+        while time.monotonic() < deadline:
+            logs = [p for p in runs.glob("*/agents/*/logs/*.log") if "baseline" not in p.name]
+            pidfiles = list(runs.glob("*/agents/*/work/.labswarm-run.json"))
+            if len(logs) == 2 and len(pidfiles) == 2:
+                break
+            assert proc.poll() is None, "the swarm ended before its runs were in flight"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no experiment in flight within 90 s")
+        in_flight = {p.stem for p in logs}
+        pgids = [json.loads(p.read_text())["pgid"] for p in pidfiles]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # kill -9 of the swarm process only
+        proc.wait()
+    assert all(_alive(g) for g in pgids), "runs outlive a kill -9 until the resume reaps them"
+
+    store = get_store(mem, embedder="hash")
+    before = {t.id for t in store.query_traces(TraceQuery(task="slow", limit=100)).data}
+    assert len(store.active_claims("slow")) == 2
+    store.close()
+
+    done = subprocess.run(
+        [LABSWARM, "run", "--resume", "--memory", str(mem), "--runs-dir", str(runs), "--no-live"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not any(_alive(g) for g in pgids), "the resume killed the orphaned runs"
+
+    store = get_store(mem, embedder="hash")
+    try:
+        traces = store.query_traces(TraceQuery(task="slow", sort="created_at", limit=100)).data
+        by_id = {t.id: t for t in traces}
+        assert before <= set(by_id), "every trace recorded before the kill is still there"
+        assert len([t for t in traces if t.role == Role.baseline]) == 2
+        interrupted = {t.id for t in traces if t.status == Status.interrupted}
+        assert interrupted == in_flight, "each cut-off run is recorded, under its own id"
+        for tid in interrupted:
+            assert "in flight" in by_id[tid].error and by_id[tid].fingerprint
+        assert store.active_claims("slow") == [], "the cut-off runs' claims are released"
+        finished = [
+            t
+            for t in traces
+            if t.role == Role.experiment and t.status in (Status.keep, Status.discard)
+        ]
+        assert len(finished) == 4, "both agents went on to their 2 experiments each"
+        swarms = store.list_swarms("slow")
+        assert len(swarms) == 1 and swarms[0].status == "finished"
+    finally:
+        store.close()
