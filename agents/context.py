@@ -37,6 +37,7 @@ class AgentContext:
     deadline: float | None = None  # time.time() after which no new run starts
     max_refusals: int = 8  # proposals refused in a row before the agent gives up
     python: str | None = None  # interpreter for "{python}" (default: this one)
+    recall: bool = True  # False: recall only this agent's own traces (no shared recall)
     on_event: Callable[[str, str, dict[str, Any]], None] | None = None
 
     @property

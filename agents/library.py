@@ -96,11 +96,23 @@ def metric_of(
 
 
 def champion_for(
-    store: Store, task: str, hardware: str, budget: float | None = None
+    store: Store,
+    task: str,
+    hardware: str,
+    budget: float | None = None,
+    agent_id: str | None = None,
 ) -> ExperimentPublic | None:
-    """The best kept program of ``task`` on ``hardware`` at this budget."""
+    """The best kept program of ``task`` on ``hardware`` at this budget (among one
+    agent's own traces if ``agent_id`` is given)."""
     page = store.query_traces(
-        TraceQuery(task=task, hardware=hardware, status=[Status.keep], sort="best", limit=50)
+        TraceQuery(
+            task=task,
+            hardware=hardware,
+            agent_id=agent_id,
+            status=[Status.keep],
+            sort="best",
+            limit=50,
+        )
     )
     for trace in page.data:
         if trace.metric is not None and same_budget(trace, budget):

@@ -67,7 +67,9 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     task, hw = ctx.task.name, ctx.device.hardware
     base = ctx.store.get_trace(state["base_id"])
     base_metric = metric_of(ctx.store, task, base.fingerprint, hw, ctx.budget)
-    champion = champion_for(ctx.store, task, hw, ctx.budget)
+    # Recall off (a benchmark arm): only this agent's own traces, no shared champion.
+    own = None if ctx.recall else ctx.agent_id
+    champion = champion_for(ctx.store, task, hw, ctx.budget, agent_id=own)
     update: dict[str, Any] = {}
     if champion is not None and champion.id != base.id:
         champ_metric = metric_of(ctx.store, task, champion.fingerprint, hw, ctx.budget)
@@ -81,17 +83,18 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             update["base_id"] = champion.id
     related: dict[str, ExperimentPublic] = {}
     for t in ctx.store.query_traces(
-        TraceQuery(task=task, parent_id=base.id, limit=RELATED_BY_BASE)
+        TraceQuery(task=task, parent_id=base.id, agent_id=own, limit=RELATED_BY_BASE)
     ).data:
         related[t.id] = t
     findings = []
     text = base.hypothesis or ctx.task.description or ctx.task.name
-    for hit in ctx.store.search(text, task=task, limit=RELATED_BY_MEANING):
+    hits = ctx.store.search(text, task=task, limit=RELATED_BY_MEANING) if ctx.recall else []
+    for hit in hits:
         if hit.experiment is not None and hit.experiment.id != base.id:
             related.setdefault(hit.experiment.id, hit.experiment)
         elif hit.finding is not None:
             findings.append(hit.finding)
-    claims = ctx.store.active_claims(task)
+    claims = ctx.store.active_claims(task) if ctx.recall else []
     ctx.emit(
         "recall",
         base_id=base.id,
@@ -147,6 +150,7 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         findings=[FindingPublic.model_validate(f) for f in recalled.get("findings", [])],
         claims=[ClaimPublic.model_validate(c) for c in recalled.get("claims", [])],
         feedback=list(state.get("feedback", [])),
+        recall=ctx.recall,
     )
     try:
         proposal = ctx.proposer.propose(request)

@@ -72,6 +72,9 @@ class SwarmConfig:
     python: str | None = None
     quick_budget: float | None = None  # without --budget: cap a CPU run at this many seconds
     max_refusals: int = 8  # proposals refused in a row before an agent gives up
+    # False: each agent recalls only its own traces before proposing (claims and the
+    # duplicate refusal stay shared) -- the benchmark's "recall off" arm.
+    recall: bool = True
 
 
 ProposerFactory = Callable[[Task, Program, Device, str, int], Proposer]
@@ -348,6 +351,7 @@ class Swarm:
                     deadline=deadline,
                     python=self.config.python or sys.executable,
                     max_refusals=self.config.max_refusals,
+                    recall=self.config.recall,
                     on_event=self.on_event,
                 )
                 t = threading.Thread(

@@ -60,6 +60,7 @@ class ProposalRequest:
     findings: list[FindingPublic] = field(default_factory=list)
     claims: list[ClaimPublic] = field(default_factory=list)
     feedback: list[str] = field(default_factory=list)  # why earlier tries were refused
+    recall: bool = True  # False: the proposer may learn only from this agent's own traces
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -236,8 +236,9 @@ class BuiltinProposer(Proposer):
         else:
             self._add_trial(self._configs[trace.id], TrialState.FAIL, None)
 
-    def sync(self, store: Store) -> int:
-        """Turn new traces into trials and active claims into running trials."""
+    def sync(self, store: Store, agent_id: str | None = None) -> int:
+        """Turn new traces into trials and active claims into running trials
+        (``agent_id``: only that agent's own traces, and no claims -- recall off)."""
         from optuna.trial import TrialState
 
         added = 0
@@ -247,7 +248,12 @@ class BuiltinProposer(Proposer):
         while True:
             page = store.query_traces(
                 TraceQuery(
-                    task=self.task.name, since=since, sort="created_at", limit=PAGE, offset=offset
+                    task=self.task.name,
+                    agent_id=agent_id,
+                    since=since,
+                    sort="created_at",
+                    limit=PAGE,
+                    offset=offset,
                 )
             )
             for trace in page.data:
@@ -260,7 +266,7 @@ class BuiltinProposer(Proposer):
             if len(page.data) < PAGE:
                 break
         self._since = newest
-        claims = store.active_claims(self.task.name)
+        claims = store.active_claims(self.task.name) if agent_id is None else []
         claimed = set()
         for claim in claims:
             claimed.add(claim.fingerprint)
@@ -283,7 +289,7 @@ class BuiltinProposer(Proposer):
 
         with self._lock:
             self._own = set()  # my previous proposal is claimed (or refused) by now
-            self.sync(request.store)
+            self.sync(request.store, None if request.recall else request.agent_id)
             base = request.base
             base_config = self._config_of(None, {})
             base_config.update(

@@ -143,3 +143,45 @@ def test_never_reproposes_a_recorded_failure_or_a_claimed_program(tmp_path, stor
     _record(store, task, prog_c, Status.discard, 0.5, base.id, {"MODE": ["a", "c"]})
     with pytest.raises(SearchExhausted):
         prop.propose(_request(task, store, root, root))
+
+
+def test_recall_off_learns_only_from_its_own_traces(tmp_path, store):
+    task = load_task(make_task(tmp_path / "q"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.3, role=Role.baseline)
+    theirs = set_knobs(root, {"LR": 0.2})
+    store.add_trace(
+        ExperimentCreate(
+            task=task.name,
+            agent_id="s/agent-1",
+            fingerprint=theirs.fingerprint,
+            status=Status.crash,
+            parent_id=base.id,
+            knobs={"LR": [0.1, 0.2]},
+            hardware=DEV.hardware,
+            metric_name="val_loss",
+        )
+    )
+    mine = set_knobs(root, {"WIDTH": 32})
+    store.add_trace(
+        ExperimentCreate(
+            task=task.name,
+            agent_id="s/agent-0",
+            fingerprint=mine.fingerprint,
+            status=Status.discard,
+            metric=1.4,
+            parent_id=base.id,
+            knobs={"WIDTH": [16, 32]},
+            hardware=DEV.hardware,
+            metric_name="val_loss",
+        )
+    )
+    store.claim(ClaimCreate(task=task.name, fingerprint=set_knobs(root, {"LR": 0.05}).fingerprint))
+    isolated = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0)
+    isolated.sync(store, agent_id="s/agent-0")
+    states = sorted(t.state.name for t in isolated.study.get_trials(deepcopy=False))
+    assert states == ["COMPLETE"]  # its own discard: no other agent's crash, no claims
+    shared = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0)
+    shared.sync(store)
+    states = sorted(t.state.name for t in shared.study.get_trials(deepcopy=False))
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING"]
