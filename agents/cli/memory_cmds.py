@@ -1,0 +1,263 @@
+"""Memory subcommands of ``labswarm``: seed, export, search, show, memory reindex|stats.
+
+    labswarm seed seeds/karpathy-h100-mar8.jsonl
+    labswarm export --task autoresearch -o results.tsv        # or .png, or .jsonl (a pack)
+    labswarm search "lower the learning rate" --status keep
+    labswarm show ID
+    labswarm memory stats
+    labswarm memory reindex [--full]
+
+Every command takes ``--memory PATH_OR_URL`` (default ``$LABSWARM_MEMORY``, else the embedded
+store in ``$LABSWARM_HOME`` or ``./.labswarm``): a directory, ``sqlite:///file``,
+``postgresql://...?chroma=http://host:port`` or ``http(s)://`` for a labswarm server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from memory import get_store
+
+    return get_store(args.memory or os.environ.get("LABSWARM_MEMORY") or None)
+
+
+def _memory_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--memory",
+        metavar="PATH_OR_URL",
+        default=None,
+        help="memory store: directory, sqlite:///file, postgresql://...?chroma=URL, or "
+        "http(s)://server (default: $LABSWARM_MEMORY, else ./.labswarm)",
+    )
+
+
+def _statuses(text: str | None) -> list[Any] | None:
+    from memory import InvalidInput, Status
+
+    if not text:
+        return None
+    try:
+        return [Status(s.strip()) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise InvalidInput(f"--status: {exc}; choose from {[s.value for s in Status]}") from exc
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from memory.packs import load_pack
+
+    packs = [load_pack(p) for p in args.packs]  # check every file before importing any
+    with _store(args) as store:
+        for path, pack in zip(args.packs, packs, strict=True):
+            res = store.import_records(pack.traces, pack.findings)
+            print(
+                f"{path}: pack {pack.name!r}: added {res.added_traces} traces and "
+                f"{res.added_findings} findings, skipped {res.skipped} already present"
+            )
+    return 0
+
+
+def _query(args: argparse.Namespace) -> Any:
+    from memory import TraceQuery
+
+    return TraceQuery(
+        task=args.task,
+        swarm_id=args.swarm,
+        hardware=args.hardware,
+        status=_statuses(args.status),
+        sort="created_at",
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from memory.exports import progress_png, results_tsv, write_results_tsv
+    from memory.packs import export_pack, iter_traces
+
+    fmt = args.format
+    out = args.output
+    if fmt is None:
+        suffix = Path(out).suffix.lower() if out and out != "-" else ".tsv"
+        fmt = {".png": "png", ".jsonl": "pack", ".json": "pack"}.get(suffix, "tsv")
+    with _store(args) as store:
+        query = _query(args)
+        if fmt == "pack":
+            if not out or out == "-":
+                raise ValueError("export --format pack needs -o FILE.jsonl")
+            name = args.name or Path(out).stem
+            n = export_pack(store, out, name=name, query=query, findings=not args.no_findings)
+            print(f"wrote pack {name!r} with {n} records to {out}")
+            return 0
+        traces = list(iter_traces(store, query))
+        if fmt == "png":
+            if not out or out == "-":
+                raise ValueError("export --format png needs -o FILE.png")
+            progress_png(traces, out, title=args.title or "")
+            print(f"wrote progress chart of {len(traces)} traces to {out}")
+        elif not out or out == "-":
+            sys.stdout.write(results_tsv(traces))
+        else:
+            write_results_tsv(traces, out)
+            print(f"wrote {len(traces)} traces to {out}")
+    return 0
+
+
+def _trace_line(t: Any) -> str:
+    metric = "-" if t.metric is None else f"{t.metric:.6f}"
+    return f"{t.status.value:<9} {t.metric_name}={metric:<10} {t.hypothesis[:90]}"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else ["trace", "finding"]
+    with _store(args) as store:
+        hits = store.search(
+            args.text, kinds=kinds, task=args.task, status=_statuses(args.status), limit=args.k
+        )
+    if args.json:
+        print(json.dumps([h.model_dump(mode="json") for h in hits], indent=2))
+        return 0
+    if not hits:
+        print("no matches")
+    for h in hits:
+        if h.experiment is not None:
+            print(f"{h.score:.3f}  trace   {h.id}  {_trace_line(h.experiment)}")
+        elif h.finding is not None:
+            f = h.finding
+            print(f"{h.score:.3f}  finding {h.id}  {f.outcome:<9} {f.change[:90]} [{f.hardware}]")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        lineage = store.lineage(args.id)
+    t = lineage.experiment
+    if args.json:
+        print(json.dumps(lineage.model_dump(mode="json"), indent=2))
+        return 0
+    print(f"experiment {t.id}  task {t.task}  created {t.created_at.isoformat()}")
+    print(f"  status      {t.status.value}   {t.metric_name} = {t.metric}  ({t.direction})")
+    print(f"  hypothesis  {t.hypothesis}")
+    print(f"  fingerprint {t.fingerprint}   role {t.role.value}")
+    for label, value in (
+        ("swarm", t.swarm_id),
+        ("agent", t.agent_id),
+        ("parent", t.parent_id),
+        ("device", t.device),
+        ("hardware", t.hardware),
+        ("memory_gb", t.memory_gb),
+        ("duration_s", t.duration_s),
+        ("source", t.source),
+        ("error", t.error),
+    ):
+        if value not in (None, ""):
+            print(f"  {label:<11} {value}")
+    if t.knobs:
+        print("  knobs       " + ", ".join(f"{k}: {v}" for k, v in t.knobs.items()))
+    if t.resources:
+        print("  resources   " + ", ".join(f"{k}={v}" for k, v in t.resources.items()))
+    print(f"  ancestors   {len(lineage.ancestors)}   descendants {len(lineage.descendants)}")
+    for a in lineage.ancestors[-3:]:
+        print(f"    ^ {a.id}  {_trace_line(a)}")
+    if t.diff:
+        print("--- diff ---")
+        print(t.diff.rstrip())
+    if t.log_tail:
+        print("--- log tail ---")
+        print(t.log_tail.rstrip())
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        n = store.reindex(full=args.full)
+        rows = store.count() + store.query_findings(limit=1).count
+        items = store.index_count()
+    print(f"indexed {n} rows; the index holds {items} items for {rows} SQL rows")
+    return 0 if items == rows else 1
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        st = store.stats(task=args.task, swarm_id=args.swarm)
+    if args.json:
+        print(json.dumps(st.model_dump(mode="json"), indent=2))
+        return 0
+    print(f"traces       {st.total}")
+    for status, n in sorted(st.by_status.items(), key=lambda kv: -kv[1]):
+        print(f"  {status:<11} {n}")
+    rate = "-" if st.keep_rate is None else f"{st.keep_rate:.1%}"
+    per_hour = "-" if st.experiments_per_hour is None else f"{st.experiments_per_hour:.1f}"
+    print(f"keep rate    {rate}")
+    print(f"duplicates   {st.duplicates_refused} refused")
+    print(f"per hour     {per_hour} experiments")
+    print(f"findings     {st.findings}")
+    print(f"claims       {st.active_claims} active")
+    if st.first_at and st.last_at:
+        print(f"span         {st.first_at.isoformat()} .. {st.last_at.isoformat()}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# parsers
+# ---------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("seed", help="import memory packs (JSONL) into the memory")
+    p.add_argument("packs", nargs="+", metavar="PACK", help="pack file(s), e.g. seeds/*.jsonl")
+    _memory_arg(p)
+    p.set_defaults(func=cmd_seed)
+
+    p = subparsers.add_parser(
+        "export", help="export traces as results.tsv, a progress chart PNG or a pack"
+    )
+    p.add_argument("-o", "--output", help="output file (.tsv, .png, .jsonl); default stdout TSV")
+    p.add_argument("--format", choices=["tsv", "png", "pack"], help="default: from -o suffix")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--swarm", help="only this swarm id")
+    p.add_argument("--hardware", help="only this hardware class")
+    p.add_argument("--status", help="only these statuses, comma-separated")
+    p.add_argument("--name", help="pack name (default: the output file name)")
+    p.add_argument("--title", help="chart title")
+    p.add_argument("--no-findings", action="store_true", help="packs: traces only")
+    _memory_arg(p)
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser("search", help="semantic search over traces and findings")
+    p.add_argument("text", help="what to look for, in words")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--status", help="only traces with these statuses, comma-separated")
+    p.add_argument("--kind", choices=["trace", "finding"], help="only traces or findings")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _memory_arg(p)
+    p.set_defaults(func=cmd_search)
+
+    p = subparsers.add_parser("show", help="show one experiment with its lineage")
+    p.add_argument("id", help="experiment id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _memory_arg(p)
+    p.set_defaults(func=cmd_show)
+
+    mem = subparsers.add_parser("memory", help="memory maintenance: stats, reindex")
+    msub = mem.add_subparsers(dest="memory_command", metavar="ACTION")
+    p = msub.add_parser("reindex", help="index rows missing from the vector index")
+    p.add_argument("--full", action="store_true", help="drop and rebuild the index from SQL")
+    _memory_arg(p)
+    p.set_defaults(func=cmd_reindex)
+    p = msub.add_parser("stats", help="counts by status, keep rate, duplicates, rate")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--swarm", help="only this swarm id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _memory_arg(p)
+    p.set_defaults(func=cmd_stats)

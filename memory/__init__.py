@@ -1,0 +1,73 @@
+"""labswarm's shared memory: traces, claims and findings.
+
+SQL (SQLModel) is the truth, Chroma is the vector index, MiniLM makes embeddings.
+``get_store(None | path | URL | store)`` resolves a backend; ``None`` is the embedded
+default in ``./.labswarm`` (or ``$LABSWARM_HOME``); see ``memory.resolve`` for the forms.
+"""
+
+from memory.base import Store
+from memory.embed import Embedder, get_embedder
+from memory.errors import (
+    AlreadyClaimed,
+    AlreadyRan,
+    BackendUnavailable,
+    Conflict,
+    InvalidInput,
+    MemoryError_,
+    NotFound,
+)
+from memory.models import (
+    RAN_STATUSES,
+    AgentCreate,
+    AgentPublic,
+    ClaimCreate,
+    ClaimPublic,
+    ExperimentCreate,
+    ExperimentPublic,
+    FindingCreate,
+    FindingPublic,
+    ImportResult,
+    Lineage,
+    Page,
+    Role,
+    SearchHit,
+    Stats,
+    Status,
+    SwarmCreate,
+    SwarmPublic,
+    TraceQuery,
+)
+from memory.resolve import get_store
+
+__all__ = [
+    "RAN_STATUSES",
+    "AgentCreate",
+    "AgentPublic",
+    "AlreadyClaimed",
+    "AlreadyRan",
+    "BackendUnavailable",
+    "ClaimCreate",
+    "ClaimPublic",
+    "Conflict",
+    "Embedder",
+    "ExperimentCreate",
+    "ExperimentPublic",
+    "FindingCreate",
+    "FindingPublic",
+    "ImportResult",
+    "InvalidInput",
+    "Lineage",
+    "MemoryError_",
+    "NotFound",
+    "Page",
+    "Role",
+    "SearchHit",
+    "Stats",
+    "Status",
+    "Store",
+    "SwarmCreate",
+    "SwarmPublic",
+    "TraceQuery",
+    "get_embedder",
+    "get_store",
+]

@@ -1,0 +1,205 @@
+"""Findings, swarms, agents and stats of the SQL-backed store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from memory._rows import finding_row
+from memory._sql import finding_content, invalid, to_public_finding, utc, utc_fields
+from memory.errors import Conflict, InvalidInput
+from memory.models import (
+    Agent,
+    AgentCreate,
+    AgentPublic,
+    Claim,
+    Experiment,
+    Finding,
+    FindingCreate,
+    FindingPublic,
+    Page,
+    Role,
+    Stats,
+    Status,
+    Swarm,
+    SwarmCreate,
+    SwarmPublic,
+    utcnow,
+)
+
+
+class RecordsMixin:
+    """Findings, swarms, agents and stats for ``SqlStore``."""
+
+    _session: Callable[[], Any]
+    _writing: Callable[[], Any]
+    _dedupe: Callable[..., tuple[list, int]]
+    _indexer: Any
+
+    # -- findings ------------------------------------------------------------
+
+    def add_findings(self, findings: Sequence[FindingCreate]) -> list[FindingPublic]:
+        rows = [finding_row(f) for f in findings]
+        fresh, _ = self._dedupe(rows, Finding, finding_content, "finding")
+        if fresh:
+            try:
+                with self._writing() as session:
+                    session.add_all(fresh)
+                    session.commit()
+            except IntegrityError as exc:
+                raise Conflict(f"findings: another writer added the same ids: {exc.orig}") from exc
+        self._indexer.submit("finding", fresh)
+        ids = [r.id for r in rows]
+        with self._session() as session:
+            stored = {
+                r.id: r for r in session.exec(select(Finding).where(col(Finding.id).in_(ids)))
+            }
+        return [to_public_finding(stored[i]) for i in dict.fromkeys(ids)]
+
+    def query_findings(
+        self,
+        *,
+        task: str | None = None,
+        hardware: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[FindingPublic]:
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise InvalidInput("findings: limit must be in 1..1000 and offset >= 0")
+        where: list[Any] = []
+        if task is not None:  # findings of that task and those for any task ("")
+            where.append(or_(col(Finding.task) == task, col(Finding.task) == ""))
+        if hardware is not None:
+            where.append(col(Finding.hardware) == hardware)
+        with self._session() as session:
+            total = session.exec(select(func.count()).select_from(Finding).where(*where)).one()
+            rows = session.exec(
+                select(Finding)
+                .where(*where)
+                .order_by(col(Finding.created_at).desc(), col(Finding.id))
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        return Page(data=[to_public_finding(r) for r in rows], count=int(total))
+
+    # -- swarms and agents ---------------------------------------------------
+
+    def upsert_swarm(self, swarm: SwarmCreate) -> SwarmPublic:
+        try:
+            swarm = SwarmCreate.model_validate(swarm.model_dump())
+        except ValidationError as exc:
+            raise invalid(exc, "swarm") from exc
+        if not swarm.task.strip():
+            raise InvalidInput("swarm.task: must not be empty")
+        data = swarm.model_dump(exclude={"id"})
+        with self._writing() as session:
+            row = session.get(Swarm, swarm.id) if swarm.id else None
+            if row is None:
+                row = Swarm(**data, **({"id": swarm.id} if swarm.id else {}))
+            else:
+                for key, value in data.items():
+                    setattr(row, key, value)
+                row.updated_at = utcnow()
+            session.add(row)
+            session.commit()
+            return SwarmPublic.model_validate(utc_fields(row.model_dump()))
+
+    def list_swarms(self, task: str | None = None) -> list[SwarmPublic]:
+        stmt = select(Swarm).order_by(col(Swarm.created_at).desc(), col(Swarm.id))
+        if task is not None:
+            stmt = stmt.where(Swarm.task == task)
+        with self._session() as session:
+            return [
+                SwarmPublic.model_validate(utc_fields(r.model_dump())) for r in session.exec(stmt)
+            ]
+
+    def upsert_agent(self, agent: AgentCreate) -> AgentPublic:
+        try:
+            agent = AgentCreate.model_validate(agent.model_dump())
+        except ValidationError as exc:
+            raise invalid(exc, "agent") from exc
+        if not agent.name.strip() or not agent.swarm_id.strip():
+            raise InvalidInput("agent.name and agent.swarm_id: must not be empty")
+        agent_id = agent.id or f"{agent.swarm_id}/{agent.name}"
+        data = agent.model_dump(exclude={"id"})
+        with self._writing() as session:
+            row = session.get(Agent, agent_id)
+            if row is None:
+                row = Agent(id=agent_id, **data)
+            else:
+                for key, value in data.items():
+                    setattr(row, key, value)
+                row.updated_at = utcnow()
+            session.add(row)
+            session.commit()
+            return AgentPublic.model_validate(utc_fields(row.model_dump()))
+
+    def list_agents(self, swarm_id: str | None = None) -> list[AgentPublic]:
+        stmt = select(Agent).order_by(col(Agent.swarm_id), col(Agent.name))
+        if swarm_id is not None:
+            stmt = stmt.where(Agent.swarm_id == swarm_id)
+        with self._session() as session:
+            return [
+                AgentPublic.model_validate(utc_fields(r.model_dump())) for r in session.exec(stmt)
+            ]
+
+    # -- stats ---------------------------------------------------------------
+
+    def stats(self, task: str | None = None, swarm_id: str | None = None) -> Stats:
+        e = Experiment
+        created = col(e.created_at)
+        where: list[Any] = []
+        if task is not None:
+            where.append(col(e.task) == task)
+        if swarm_id is not None:
+            where.append(col(e.swarm_id) == swarm_id)
+        with self._session() as session:
+            groups = session.exec(
+                select(e.role, e.status, func.count(), func.min(created), func.max(created))
+                .where(*where)
+                .group_by(e.role, e.status)
+            ).all()
+            f_where = [] if task is None else [or_(col(Finding.task) == task, Finding.task == "")]
+            findings = session.exec(select(func.count()).select_from(Finding).where(*f_where)).one()
+            c_where = [col(Claim.released_at).is_(None), col(Claim.expires_at) > utcnow()]
+            if task is not None:
+                c_where.append(col(Claim.task) == task)
+            if swarm_id is not None:
+                c_where.append(col(Claim.swarm_id) == swarm_id)
+            claims = session.exec(select(func.count()).select_from(Claim).where(*c_where)).one()
+        by_status: dict[str, int] = {}
+        exp_counts: dict[str, int] = {}
+        first = last = exp_first = exp_last = None
+        for role, status, n, lo, hi in groups:
+            key = str(getattr(status, "value", status))
+            by_status[key] = by_status.get(key, 0) + int(n)
+            lo, hi = utc(lo), utc(hi)
+            first = lo if first is None or lo < first else first
+            last = hi if last is None or hi > last else last
+            if str(getattr(role, "value", role)) == Role.experiment.value:
+                exp_counts[key] = exp_counts.get(key, 0) + int(n)
+                exp_first = lo if exp_first is None or lo < exp_first else exp_first
+                exp_last = hi if exp_last is None or hi > exp_last else exp_last
+        keeps = exp_counts.get(Status.keep.value, 0)
+        judged = keeps + exp_counts.get(Status.discard.value, 0)
+        n_exp = sum(exp_counts.values())
+        per_hour = None
+        if n_exp >= 2 and exp_first is not None and exp_last is not None:
+            hours = (exp_last - exp_first).total_seconds() / 3600.0
+            per_hour = n_exp / hours if hours > 0 else None
+        return Stats(
+            total=sum(by_status.values()),
+            by_status=by_status,
+            keep_rate=keeps / judged if judged else None,
+            duplicates_refused=by_status.get(Status.duplicate.value, 0),
+            experiments_per_hour=per_hour,
+            findings=int(findings),
+            active_claims=int(claims),
+            first_at=first,
+            last_at=last,
+        )

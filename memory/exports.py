@@ -1,0 +1,151 @@
+"""Exports people already use: autoresearch's ``results.tsv`` and its progress chart.
+
+``results_tsv`` writes the columns ``commit  val_bpb  memory_gb  status  description`` (the
+metric column is named after the traces' metric, ``val_bpb`` by default). Only runs that
+used a device are written (keep, discard, crash, timeout); a timeout is written as
+``crash`` with "(timeout)" appended, as autoresearch logs it; a missing metric or memory is
+``0.000000`` / ``0.0``. ``commit`` is the program fingerprint.
+
+``progress_png`` draws every run in order: discards as grey dots, keeps as green dots
+annotated with their description, crashes as red crosses on the bottom edge, outliers
+above the frame as grey triangles on the top edge, and the running best as a step line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from memory.models import ExperimentPublic, Status
+
+TSV_STATUSES = (Status.keep, Status.discard, Status.crash, Status.timeout)
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _memory_gb(t: ExperimentPublic) -> float:
+    if t.memory_gb is not None:
+        return t.memory_gb
+    mb = t.resources.get("peak_memory_mb") if isinstance(t.resources, dict) else None
+    return float(mb) / 1024.0 if isinstance(mb, int | float) else 0.0
+
+
+def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
+    """The TSV text for ``traces`` (in the given order)."""
+    metric = next((t.metric_name for t in traces if t.metric_name), "val_bpb")
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE)
+    writer.writerow(["commit", metric, "memory_gb", "status", "description"])
+    for t in traces:
+        if t.status not in TSV_STATUSES:
+            continue
+        status = "crash" if t.status in (Status.crash, Status.timeout) else t.status.value
+        description = _clean(t.hypothesis) or "(no description)"
+        if t.status == Status.timeout:
+            description += " (timeout)"
+        value = t.metric if t.metric is not None and status != "crash" else 0.0
+        writer.writerow(
+            [t.fingerprint, f"{value:.6f}", f"{_memory_gb(t):.1f}", status, description]
+        )
+    return out.getvalue()
+
+
+def write_results_tsv(traces: Sequence[ExperimentPublic], path: str | Path) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(results_tsv(traces), encoding="utf-8")
+    return p
+
+
+def _short(text: str, width: int = 38) -> str:
+    text = _clean(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title: str = "") -> Path:
+    """Draw the progress chart of ``traces`` (in the given order) into a PNG file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    runs = [t for t in traces if t.status in TSV_STATUSES]
+    metric = next((t.metric_name for t in runs if t.metric_name), "val_bpb")
+    maximize = any(t.direction == "maximize" for t in runs)
+    xs_keep, ys_keep, xs_disc, ys_disc, xs_crash = [], [], [], [], []
+    best_x: list[int] = []
+    best_y: list[float] = []
+    best: float | None = None
+    for i, t in enumerate(runs, start=1):
+        if t.metric is None or t.status in (Status.crash, Status.timeout):
+            xs_crash.append(i)
+            continue
+        if t.status == Status.keep:
+            xs_keep.append(i)
+            ys_keep.append(t.metric)
+            better = best is None or (t.metric > best if maximize else t.metric < best)
+            if better:
+                best = t.metric
+        else:
+            xs_disc.append(i)
+            ys_disc.append(t.metric)
+        if best is not None:
+            best_x.append(i)
+            best_y.append(best)
+
+    fig, ax = plt.subplots(figsize=(14, 7), dpi=100)
+    values = sorted(ys_keep + ys_disc)
+    if values:
+        lo, hi = values[0], values[-1]
+        if ys_keep:  # a broken run (3.2 vs 0.97) must not flatten the chart
+            first = ys_keep[0]
+            if maximize:
+                lo = max(lo, first - 0.5 * (hi - first))
+            else:
+                hi = min(hi, first + 0.5 * (first - lo))
+        pad = (hi - lo) * 0.08 or 0.01
+        ax.set_ylim(lo - pad, hi + pad)
+        top, bottom = hi + pad, lo - pad
+        inside = [(x, y) for x, y in zip(xs_disc, ys_disc, strict=True) if bottom <= y <= top]
+        above = [x for x, y in zip(xs_disc, ys_disc, strict=True) if y > top]
+        below = [x for x, y in zip(xs_disc, ys_disc, strict=True) if y < bottom]
+        if inside:
+            ax.scatter(*zip(*inside, strict=True), s=18, c="#b0b0b0", label="discard", zorder=2)
+        if above:
+            ax.scatter(above, [top] * len(above), marker="^", s=30, c="#808080", zorder=2)
+        if below:
+            ax.scatter(below, [bottom] * len(below), marker="v", s=30, c="#808080", zorder=2)
+        if xs_crash:
+            y = top if maximize else bottom
+            ax.scatter(xs_crash, [y] * len(xs_crash), marker="x", s=40, c="#d62728", zorder=3)
+            ax.scatter([], [], marker="x", c="#d62728", label="crash")
+    ax.scatter(xs_keep, ys_keep, s=40, c="#2ca02c", label="keep", zorder=4)
+    if best_x:
+        ax.step(best_x, best_y, where="post", c="#2ca02c", lw=1.5, label="running best", zorder=3)
+    by_x = {i: t for i, t in enumerate(runs, start=1)}
+    for n, (x, y) in enumerate(zip(xs_keep, ys_keep, strict=True)):
+        ax.annotate(
+            _short(by_x[x].hypothesis),
+            (x, y),
+            xytext=(6, 10 if n % 2 else -14),
+            textcoords="offset points",
+            fontsize=7,
+            color="#1a5e1a",
+            rotation=20,
+        )
+    keeps = len(xs_keep)
+    ax.set_title(title or f"{len(runs)} experiments, {keeps} kept")
+    ax.set_xlabel("experiment #")
+    ax.set_ylabel(f"{metric} ({'higher' if maximize else 'lower'} is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right" if not maximize else "lower right")
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, format="png")
+    plt.close(fig)
+    return p

@@ -1,0 +1,273 @@
+"""Memory packs: versioned JSONL files of traces and findings (format: ``seeds/README.md``).
+
+Line 1 is a header ``{"labswarm_pack": 1, "name": ..., "records": N, ...}``; every other
+non-blank line is one record ``{"type": "trace" | "finding", ...}`` carrying ``source`` and
+``hardware``. ``load_pack`` reads and checks the whole file before anything touches a
+store: any malformed line, wrong type, missing or unknown field, duplicate id or a record
+count that disagrees with the header raises ``InvalidInput("file:line: reason")``.
+``import_pack`` then writes everything in one transaction (all or nothing); ids are stable
+(given, or a hash of the record's content), so importing a pack twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from memory.base import Store
+from memory.errors import InvalidInput
+from memory.models import (
+    ExperimentCreate,
+    ExperimentPublic,
+    FindingCreate,
+    FindingPublic,
+    ImportResult,
+    TraceQuery,
+)
+
+PACK_VERSION = 1
+HEADER_KEY = "labswarm_pack"
+HEADER_FIELDS = {HEADER_KEY, "name", "description", "created_at", "records", "source"}
+
+TRACE_FIELDS = set(ExperimentCreate.model_fields)
+FINDING_FIELDS = set(FindingCreate.model_fields)
+# (kind, field) that must be present but may be empty
+NON_EMPTY_OPTIONAL = {("trace", "source"), ("trace", "hardware"), ("finding", "hardware")}
+REQUIRED = {
+    "trace": ("task", "fingerprint", "status", "source", "hardware"),
+    "finding": ("change", "outcome", "source", "hardware"),
+}
+
+
+@dataclass
+class Pack:
+    name: str
+    header: dict[str, Any]
+    traces: list[ExperimentCreate] = field(default_factory=list)
+    findings: list[FindingCreate] = field(default_factory=list)
+
+
+def content_id(prefix: str, record: dict[str, Any]) -> str:
+    """A stable id from a record's content (the record without its id)."""
+    body = {k: v for k, v in record.items() if k != "id"}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{prefix}-{digest[:24]}"
+
+
+# ---------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------
+
+
+def _where(path: str, line: int) -> str:
+    return f"{path}:{line}"
+
+
+def _header(obj: Any, where: str) -> dict[str, Any]:
+    if not isinstance(obj, dict) or HEADER_KEY not in obj:
+        raise InvalidInput(f"{where}: the first line must be a header object with {HEADER_KEY!r}")
+    version = obj[HEADER_KEY]
+    if version != PACK_VERSION or isinstance(version, bool):
+        raise InvalidInput(
+            f"{where}: unsupported pack version {version!r} (this labswarm reads {PACK_VERSION})"
+        )
+    unknown = set(obj) - HEADER_FIELDS
+    if unknown:
+        raise InvalidInput(f"{where}: unknown header field(s) {sorted(unknown)}")
+    if not isinstance(obj.get("name"), str) or not obj["name"].strip():
+        raise InvalidInput(f"{where}: header field 'name' must be a non-empty string")
+    records = obj.get("records")
+    if records is not None and (not isinstance(records, int) or isinstance(records, bool)):
+        raise InvalidInput(f"{where}: header field 'records' must be an integer")
+    return obj
+
+
+def _record(obj: Any, where: str, pack_name: str) -> ExperimentCreate | FindingCreate:
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"{where}: a record must be a JSON object, got {type(obj).__name__}")
+    kind = obj.get("type")
+    if kind not in REQUIRED:
+        raise InvalidInput(f"{where}: field 'type' must be 'trace' or 'finding', got {kind!r}")
+    body = {k: v for k, v in obj.items() if k != "type"}
+    allowed = TRACE_FIELDS if kind == "trace" else FINDING_FIELDS
+    unknown = set(body) - allowed
+    if unknown:
+        raise InvalidInput(f"{where}: unknown {kind} field(s) {sorted(unknown)}")
+    for name in REQUIRED[kind]:
+        if name not in body or body[name] is None:
+            raise InvalidInput(f"{where}: missing required field {name!r}")
+        if not isinstance(body[name], str):
+            raise InvalidInput(f"{where}: field {name!r} must be a string")
+        # a trace's source may be "" (a run of the swarm named in the header)
+        if not body[name].strip() and (kind, name) not in NON_EMPTY_OPTIONAL:
+            raise InvalidInput(f"{where}: field {name!r} must not be empty")
+    if "id" in body and (not isinstance(body["id"], str) or not body["id"]):
+        raise InvalidInput(f"{where}: field 'id' must be a non-empty string")
+    if kind == "finding":
+        body.setdefault("pack", pack_name)
+    body.setdefault("id", content_id("t" if kind == "trace" else "f", body))
+    model = ExperimentCreate if kind == "trace" else FindingCreate
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise InvalidInput(f"{where}: field {loc!r}: {err['msg']}") from exc
+
+
+def read_pack(stream: TextIO, path: str = "<pack>") -> Pack:
+    """Parse and check a whole pack; raises ``InvalidInput("path:line: reason")``."""
+    header: dict[str, Any] | None = None
+    pack: Pack | None = None
+    first_line: dict[str, int] = {}
+    count = 0
+    last = 0
+    for number, raw in enumerate(stream, start=1):
+        last = number
+        where = _where(path, number)
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from exc
+        if header is None:
+            header = _header(obj, where)
+            pack = Pack(name=header["name"], header=header)
+            continue
+        assert pack is not None
+        record = _record(obj, where, pack.name)
+        rid = str(record.id)
+        if rid in first_line:
+            raise InvalidInput(f"{where}: duplicate id {rid!r} (first on line {first_line[rid]})")
+        first_line[rid] = number
+        if isinstance(record, ExperimentCreate):
+            pack.traces.append(record)
+        else:
+            pack.findings.append(record)
+        count += 1
+    if header is None or pack is None:
+        raise InvalidInput(f"{_where(path, max(last, 1))}: empty pack (no header line)")
+    expected = header.get("records")
+    if expected is not None and expected != count:
+        raise InvalidInput(
+            f"{_where(path, last)}: header says {expected} records but the file has {count} "
+            "(partial or edited file?)"
+        )
+    return pack
+
+
+def load_pack(path: str | Path) -> Pack:
+    p = Path(path)
+    try:
+        with open(p, encoding="utf-8") as stream:
+            return read_pack(stream, str(p))
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{p}: no such pack file") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{p}: not UTF-8 text ({exc.reason})") from exc
+
+
+def import_pack(store: Store, path: str | Path) -> ImportResult:
+    """Check the whole pack, then import it in one transaction (idempotent)."""
+    pack = load_pack(path)
+    return store.import_records(pack.traces, pack.findings)
+
+
+# ---------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------
+
+
+def trace_record(trace: ExperimentPublic) -> dict[str, Any]:
+    return {"type": "trace", **trace.model_dump(mode="json")}
+
+
+def finding_record(finding: FindingPublic) -> dict[str, Any]:
+    data = finding.model_dump(mode="json", exclude={"created_at"})
+    return {"type": "finding", **data}
+
+
+def iter_traces(store: Store, query: TraceQuery) -> Iterator[ExperimentPublic]:
+    """Every trace matching ``query`` (ignoring its limit/offset), oldest first."""
+    offset = 0
+    while True:
+        page = store.query_traces(
+            query.model_copy(update={"sort": "created_at", "limit": 1000, "offset": offset})
+        )
+        yield from page.data
+        if len(page.data) < 1000:
+            return
+        offset += 1000
+
+
+def iter_findings(store: Store, task: str | None = None) -> Iterator[FindingPublic]:
+    offset = 0
+    while True:
+        page = store.query_findings(task=task, limit=1000, offset=offset)
+        yield from page.data
+        if len(page.data) < 1000:
+            return
+        offset += 1000
+
+
+def write_pack(
+    stream: TextIO,
+    name: str,
+    traces: list[dict[str, Any]],
+    findings: list[dict[str, Any]] | None = None,
+    *,
+    description: str = "",
+    source: str = "",
+) -> int:
+    """Write a header and records; returns the number of records."""
+    findings = findings or []
+    header: dict[str, Any] = {
+        HEADER_KEY: PACK_VERSION,
+        "name": name,
+        "description": description,
+        "created_at": datetime.now(UTC).isoformat(),
+        "records": len(traces) + len(findings),
+    }
+    if source:
+        header["source"] = source
+    stream.write(json.dumps(header) + "\n")
+    for record in [*traces, *findings]:
+        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return len(traces) + len(findings)
+
+
+def export_pack(
+    store: Store,
+    path: str | Path,
+    *,
+    name: str,
+    query: TraceQuery | None = None,
+    findings: bool = True,
+    description: str = "",
+    source: str = "",
+) -> int:
+    """Export the traces matching ``query`` (all if None) and, with ``findings``, the
+    findings of the same task, as a pack; records are written exactly as stored, so an
+    import into an empty store gives the same traces. Returns the number of records."""
+    query = query or TraceQuery()
+    traces = [trace_record(t) for t in iter_traces(store, query)]
+    found = []
+    if findings:
+        found = [finding_record(f) for f in iter_findings(store, query.task)]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as stream:
+        n = write_pack(
+            stream, name, traces, found, description=description, source=source or repr(store)
+        )
+    tmp.replace(out)
+    return n

@@ -1,0 +1,85 @@
+"""Exports: autoresearch's results.tsv and the progress chart PNG, checked by content.
+
+.venv/bin/pytest tests/memory/test_exports.py -q
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from matplotlib import image as mpimg
+
+from memory import ExperimentPublic, Status
+from memory.exports import progress_png, results_tsv, write_results_tsv
+from memory.models import ExperimentCreate
+from memory.packs import load_pack
+
+SOURCE_TSV = Path("/work/shared/data/autoresearch/karpathy-h100-mar8-results.tsv")
+
+
+def karpathy_traces(pack: Path) -> list[ExperimentPublic]:
+    return [ExperimentPublic.model_validate(t.model_dump()) for t in load_pack(pack).traces]
+
+
+def test_results_tsv_reproduces_karpathys_log(karpathy_pack: Path, tmp_path: Path) -> None:
+    out = write_results_tsv(karpathy_traces(karpathy_pack), tmp_path / "results.tsv")
+    text = out.read_text()
+    rows = list(csv.reader(text.splitlines(), delimiter="\t"))
+    assert rows[0] == ["commit", "val_bpb", "memory_gb", "status", "description"]
+    assert len(rows) == 127
+    assert rows[16] == ["e05a87d", "0.000000", "0.0", "crash", rows[16][4]]
+    assert rows[-1][:4] == ["a6b6476", "0.970286", "60.2", "discard"]
+    if SOURCE_TSV.exists():  # the converter and the exporter are exact inverses
+        assert text == SOURCE_TSV.read_text()
+
+
+def _trace(i: int, status: Status, metric: float | None, **kw: object) -> ExperimentPublic:
+    fields: dict[str, object] = {"hypothesis": f"idea {i}", **kw}
+    data = ExperimentCreate(
+        task="t", fingerprint=f"fp{i}", status=status, metric=metric, **fields
+    ).model_dump()
+    data.update(id=f"e{i}", created_at="2026-01-01T00:00:00Z")
+    return ExperimentPublic.model_validate(data)
+
+
+def test_results_tsv_maps_statuses() -> None:
+    traces = [
+        _trace(1, Status.keep, 1.5, resources={"peak_memory_mb": 2048}),
+        _trace(2, Status.timeout, None),
+        _trace(3, Status.duplicate, None),  # never ran: not in the log
+        _trace(4, Status.invalid, None),
+        _trace(5, Status.discard, 1.7, hypothesis="tab\there\nnewline"),
+    ]
+    rows = [r.split("\t") for r in results_tsv(traces).splitlines()]
+    assert rows[1] == ["fp1", "1.500000", "2.0", "keep", "idea 1"]
+    assert rows[2] == ["fp2", "0.000000", "0.0", "crash", "idea 2 (timeout)"]
+    assert rows[3] == ["fp5", "1.700000", "0.0", "discard", "tab here newline"]
+    assert len(rows) == 4
+
+
+def test_progress_png_draws_every_run(karpathy_pack: Path, tmp_path: Path) -> None:
+    out = progress_png(karpathy_traces(karpathy_pack), tmp_path / "progress.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = mpimg.imread(out)
+    assert img.shape[:2] == (700, 1400)
+    rgb = img[..., :3]
+    green = (rgb[..., 1] > 0.5) & (rgb[..., 0] < 0.3) & (rgb[..., 2] < 0.3)  # keeps + best line
+    grey = (np.abs(rgb[..., 0] - 0.69) < 0.03) & (np.abs(rgb[..., 1] - 0.69) < 0.03)  # discards
+    red = (rgb[..., 0] > 0.75) & (rgb[..., 1] < 0.25) & (rgb[..., 2] < 0.25)  # the crash
+    assert green.sum() > 2000 and grey.sum() > 1000 and red.sum() > 20
+    # the running best only goes down, left to right: green pixels in the right half sit lower
+    ys, xs = np.nonzero(green)
+    assert ys[xs > 900].mean() > ys[(xs > 150) & (xs < 400)].mean()
+
+
+def test_progress_png_maximize_and_empty(tmp_path: Path) -> None:
+    traces = [
+        _trace(i, Status.discard if i % 3 else Status.keep, 0.5 + i / 100, direction="maximize")
+        for i in range(12)
+    ]
+    out = progress_png(traces, tmp_path / "up.png", title="accuracy")
+    assert mpimg.imread(out).shape[:2] == (700, 1400)
+    empty = progress_png([], tmp_path / "empty.png")
+    assert empty.stat().st_size > 1000

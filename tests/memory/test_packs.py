@@ -1,0 +1,272 @@
+"""Packs: the shipped Karpathy pack, bad files (nothing imported, message says file:line),
+idempotent import, and export -> import round trips.
+
+    .venv/bin/pytest tests/memory/test_packs.py -q
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from memory import (
+    Conflict,
+    ExperimentCreate,
+    FindingCreate,
+    InvalidInput,
+    Role,
+    Status,
+    Store,
+    TraceQuery,
+    get_store,
+)
+from memory.embed import Embedder
+from memory.packs import export_pack, import_pack, iter_traces, load_pack
+
+REPO = Path(__file__).resolve().parents[2]
+COMMUNITY_PACK = REPO / "seeds" / "autoresearch-community.jsonl"
+
+
+@pytest.fixture
+def store(tmp_path: Path, hash_embedder: Embedder) -> Iterator[Store]:
+    # packs are about storage: the instant hashing embedder is enough here
+    with get_store(tmp_path / "mem", embedder=hash_embedder) as s:
+        yield s
+        assert s.index_count() == s.count() + s.query_findings(limit=1).count
+
+
+def everything(store: Store) -> list:
+    return list(iter_traces(store, TraceQuery()))
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines(keepends=True)
+
+
+def write(path: Path, rows: list[str]) -> Path:
+    path.write_text("".join(rows))
+    return path
+
+
+def test_karpathy_pack_content(karpathy_pack: Path) -> None:
+    pack = load_pack(karpathy_pack)
+    assert pack.name == "karpathy-h100-mar8" and pack.header["records"] == 126
+    assert len(pack.traces) == 126 and pack.findings == []
+    by_status = {s: sum(t.status == s for t in pack.traces) for s in Status}
+    assert (by_status[Status.keep], by_status[Status.discard], by_status[Status.crash]) == (
+        23,
+        102,
+        1,
+    )
+    first, last = pack.traces[0], pack.traces[-1]
+    assert (first.fingerprint, first.metric, first.memory_gb) == ("baseline", 0.9979, 44.0)
+    assert first.parent_id is None
+    crash = next(t for t in pack.traces if t.status == Status.crash)
+    assert crash.fingerprint == "e05a87d" and crash.metric is None and crash.memory_gb is None
+    assert all(t.hardware == "1xH100" and "exp/H100/mar8" in t.source for t in pack.traces)
+    assert all(t.role == Role.seed and t.task == "autoresearch" for t in pack.traces)
+    best = min(t.metric for t in pack.traces if t.metric is not None)
+    assert best == 0.969686 == min(t.metric for t in pack.traces if t.status == Status.keep)
+    # each run's parent is the latest keep above it
+    keeps = {t.id for t in pack.traces if t.status == Status.keep}
+    assert all(t.parent_id in keeps for t in pack.traces[1:])
+    parent = next(t for t in pack.traces if t.id == last.parent_id)
+    assert (last.fingerprint, parent.fingerprint) == ("a6b6476", "438a26e")
+
+
+def test_community_pack_content() -> None:
+    pack = load_pack(COMMUNITY_PACK)
+    assert len(pack.findings) == 40 and pack.traces == []
+    assert all(f.source and f.hardware and f.pack == pack.name for f in pack.findings)
+    assert {f.outcome for f in pack.findings} <= {"keep", "discard", "crash"}
+
+
+def test_import_twice_adds_nothing(store: Store, karpathy_pack: Path) -> None:
+    first = import_pack(store, karpathy_pack)
+    assert (first.added_traces, first.skipped) == (126, 0)
+    before = everything(store)
+    again = import_pack(store, karpathy_pack)
+    assert (again.added_traces, again.added_findings, again.skipped) == (0, 0, 126)
+    assert everything(store) == before
+    champ = store.champion("autoresearch", "1xH100")
+    assert champ is not None and champ.fingerprint == "438a26e"
+
+
+BAD_CASES = [
+    # (line number to break, replacement, expected message part)
+    (5, '{"type": "trace", "task": "autoresearch", \n', "malformed JSON"),
+    (3, None, "field 'type' must be 'trace' or 'finding', got 'banana'"),
+    (4, None, "missing required field 'source'"),
+    (6, None, "field 'metric'"),
+    (7, None, "unknown trace field(s) ['val_bpb']"),
+    (8, None, "duplicate id"),
+]
+
+
+def _break(rows: list[str], line: int, replacement: str | None) -> list[str]:
+    rows = list(rows)
+    if replacement is not None:
+        rows[line - 1] = replacement
+        return rows
+    obj = json.loads(rows[line - 1])
+    if line == 3:
+        obj["type"] = "banana"
+    elif line == 4:
+        del obj["source"]
+    elif line == 6:
+        obj["metric"] = "very good"
+    elif line == 7:
+        obj["val_bpb"] = obj.pop("metric")
+    elif line == 8:
+        obj["id"] = json.loads(rows[1])["id"]
+    rows[line - 1] = json.dumps(obj) + "\n"
+    return rows
+
+
+@pytest.mark.parametrize(("line", "replacement", "message"), BAD_CASES)
+def test_bad_line_fails_with_file_line_and_imports_nothing(
+    store: Store,
+    tmp_path: Path,
+    karpathy_pack: Path,
+    line: int,
+    replacement: str | None,
+    message: str,
+) -> None:
+    store.add_findings(
+        [FindingCreate(id="keep-me", change="x", outcome="note", source="me", hardware="cpu")]
+    )
+    before = everything(store)
+    bad = write(tmp_path / "bad.jsonl", _break(lines(karpathy_pack), line, replacement))
+    with pytest.raises(InvalidInput) as info:
+        import_pack(store, bad)
+    assert str(info.value).startswith(f"{bad}:{line}: ")
+    assert message in str(info.value)
+    assert everything(store) == before and store.count() == 0
+    assert [f.id for f in store.query_findings().data] == ["keep-me"]
+
+
+def test_duplicate_message_names_the_first_line(tmp_path: Path, karpathy_pack: Path) -> None:
+    bad = write(tmp_path / "dup.jsonl", _break(lines(karpathy_pack), 8, None))
+    with pytest.raises(InvalidInput, match=r"dup\.jsonl:8: duplicate id .* \(first on line 2\)"):
+        load_pack(bad)
+
+
+def test_partial_files(store: Store, tmp_path: Path, karpathy_pack: Path) -> None:
+    rows = lines(karpathy_pack)
+    cut_mid_line = write(tmp_path / "cut.jsonl", rows[:50] + [rows[50][:40]])
+    with pytest.raises(InvalidInput, match=r"cut\.jsonl:51: malformed JSON"):
+        import_pack(store, cut_mid_line)
+    cut_at_line = write(tmp_path / "short.jsonl", rows[:100])
+    with pytest.raises(InvalidInput, match=r"short\.jsonl:100: header says 126 records .* 99"):
+        import_pack(store, cut_at_line)
+    assert store.count() == 0
+
+
+def test_bad_headers(tmp_path: Path, karpathy_pack: Path) -> None:
+    rows = lines(karpathy_pack)
+    no_header = write(tmp_path / "nohead.jsonl", rows[1:])
+    with pytest.raises(InvalidInput, match=r"nohead\.jsonl:1: the first line must be a header"):
+        load_pack(no_header)
+    header = json.loads(rows[0])
+    header["labswarm_pack"] = 2
+    future = write(tmp_path / "v2.jsonl", [json.dumps(header) + "\n"] + rows[1:])
+    with pytest.raises(InvalidInput, match=r"v2\.jsonl:1: unsupported pack version 2"):
+        load_pack(future)
+    with pytest.raises(InvalidInput, match="empty pack"):
+        load_pack(write(tmp_path / "empty.jsonl", []))
+    with pytest.raises(InvalidInput, match="no such pack file"):
+        load_pack(tmp_path / "missing.jsonl")
+
+
+def test_conflicting_pack_is_refused_whole(
+    store: Store, tmp_path: Path, karpathy_pack: Path
+) -> None:
+    import_pack(store, karpathy_pack)
+    before = everything(store)
+    rows = lines(karpathy_pack)
+    obj = json.loads(rows[10])
+    obj["metric"] = 0.5  # same id, other content
+    extra = dict(json.loads(rows[11]), id="brand-new")
+    edited = rows[:10] + [json.dumps(obj) + "\n"] + rows[11:] + [json.dumps(extra) + "\n"]
+    header = json.loads(edited[0])
+    header["records"] = 127
+    edited[0] = json.dumps(header) + "\n"
+    with pytest.raises(Conflict, match=obj["id"]):
+        import_pack(store, write(tmp_path / "edited.jsonl", edited))
+    assert everything(store) == before
+
+
+def _varied(store: Store) -> None:
+    t0 = datetime(2026, 5, 1, 9, 30, 15, 123456, tzinfo=UTC)
+    store.add_trace(
+        ExperimentCreate(
+            id="base",
+            task="gpt",
+            swarm_id="sw",
+            agent_id="sw/a0",
+            role=Role.baseline,
+            hypothesis="baseline",
+            fingerprint="fp0",
+            status=Status.keep,
+            metric=1.25,
+            resources={"num_steps": 10},
+            hardware="cpu",
+            device="cpu[0-1]",
+            created_at=t0,
+        )
+    )
+    store.add_trace(
+        ExperimentCreate(
+            id="kid",
+            task="gpt",
+            swarm_id="sw",
+            agent_id="sw/a0",
+            parent_id="base",
+            hypothesis="lower LR",
+            diff="-LR = 0.1\n+LR = 0.05\n",
+            knobs={"LR": [0.1, 0.05]},
+            fingerprint="fp1",
+            status=Status.discard,
+            metric=1.3,
+            memory_gb=0.5,
+            log_tail="loss 3.2\n---\nval_bpb: 1.3",
+            hardware="cpu",
+            started_at=t0,
+            finished_at=t0,
+            duration_s=61.5,
+        )
+    )
+    store.add_trace(
+        ExperimentCreate(
+            task="gpt", swarm_id="other", fingerprint="fp2", status=Status.crash, error="NaN"
+        )
+    )
+    store.add_findings(
+        [FindingCreate(id="f", task="gpt", change="c", outcome="keep", source="s", hardware="")]
+    )
+
+
+def test_round_trip_export_import(store: Store, tmp_path: Path, hash_embedder: Embedder) -> None:
+    _varied(store)
+    out = tmp_path / "swarm.jsonl"
+    assert export_pack(store, out, name="swarm") == 4
+    with get_store(tmp_path / "fresh", embedder=hash_embedder) as fresh:
+        result = import_pack(fresh, out)
+        assert (result.added_traces, result.added_findings) == (3, 1)
+        assert everything(fresh) == everything(store)
+        got = fresh.query_findings().data[0]
+        want = store.query_findings().data[0]
+        assert got.model_dump(exclude={"created_at"}) == want.model_dump(exclude={"created_at"})
+        assert fresh.index_count() == 4
+
+
+def test_export_a_filter(store: Store, tmp_path: Path) -> None:
+    _varied(store)
+    out = tmp_path / "sw.jsonl"
+    n = export_pack(store, out, name="sw", query=TraceQuery(swarm_id="sw"), findings=False)
+    pack = load_pack(out)
+    assert n == 2 and [t.id for t in pack.traces] == ["base", "kid"] and pack.findings == []
