@@ -132,10 +132,7 @@ def write_outputs(swarm: Swarm, traces: list[ExperimentPublic]) -> tuple[Path, P
     """``results.tsv`` and ``progress.png`` of this swarm into its directory."""
     from memory.exports import progress_png, write_results_tsv
 
-    # memory.exports writes the TSV unquoted and refuses a '"' in a description; a
-    # hypothesis may well hold one (an LLM's, or a string knob), so swap it for "'".
-    safe = [t.model_copy(update={"hypothesis": t.hypothesis.replace('"', "'")}) for t in traces]
-    tsv = write_results_tsv(safe, swarm.directory / "results.tsv")
+    tsv = write_results_tsv(traces, swarm.directory / "results.tsv")
     png = progress_png(
         traces, swarm.directory / "progress.png", title=f"{swarm.task.name} - {swarm.swarm_id}"
     )

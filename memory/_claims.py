@@ -28,6 +28,8 @@ from memory._sql import ClaimLock, invalid, utc_fields
 from memory.errors import AlreadyClaimed, AlreadyRan, Conflict, InvalidInput, NotFound
 from memory.models import Claim, ClaimCreate, ClaimPublic, new_id, utcnow
 
+MAX_TTL_SECONDS = 366 * 24 * 3600.0  # a claim longer than this is a mistake
+
 
 def to_public_claim(row: Claim) -> ClaimPublic:
     return ClaimPublic.model_validate(utc_fields(row.model_dump()))
@@ -50,8 +52,11 @@ class ClaimsMixin:
             raise InvalidInput("claim.task: must not be empty")
         if not claim.fingerprint.strip():
             raise InvalidInput("claim.fingerprint: must not be empty")
-        if claim.ttl_seconds <= 0:
-            raise InvalidInput(f"claim.ttl_seconds: must be > 0, got {claim.ttl_seconds}")
+        if not 0 < claim.ttl_seconds <= MAX_TTL_SECONDS:
+            raise InvalidInput(
+                f"claim.ttl_seconds: must be > 0 and <= {MAX_TTL_SECONDS:.0f} (366 days), "
+                f"got {claim.ttl_seconds}"
+            )
         claim_id = claim.id or new_id()
         if claim.id:
             with self._session() as session:

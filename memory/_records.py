@@ -174,6 +174,7 @@ class RecordsMixin:
             claims = session.exec(select(func.count()).select_from(Claim).where(*c_where)).one()
         by_status: dict[str, int] = {}
         exp_counts: dict[str, int] = {}
+        judged_counts: dict[str, int] = {}  # experiments and seeded traces, not baselines
         first = last = exp_first = exp_last = None
         for role, status, n, lo, hi in groups:
             key = str(getattr(status, "value", status))
@@ -181,12 +182,15 @@ class RecordsMixin:
             lo, hi = utc(lo), utc(hi)
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
-            if str(getattr(role, "value", role)) == Role.experiment.value:
+            role = str(getattr(role, "value", role))
+            if role != Role.baseline.value:
+                judged_counts[key] = judged_counts.get(key, 0) + int(n)
+            if role == Role.experiment.value:
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)
                 exp_first = lo if exp_first is None or lo < exp_first else exp_first
                 exp_last = hi if exp_last is None or hi > exp_last else exp_last
-        keeps = exp_counts.get(Status.keep.value, 0)
-        judged = keeps + exp_counts.get(Status.discard.value, 0)
+        keeps = judged_counts.get(Status.keep.value, 0)
+        judged = keeps + judged_counts.get(Status.discard.value, 0)
         n_exp = sum(exp_counts.values())
         per_hour = None
         if n_exp >= 2 and exp_first is not None and exp_last is not None:

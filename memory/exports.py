@@ -13,8 +13,6 @@ above the frame as grey triangles on the top edge, and the running best as a ste
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,9 +35,9 @@ def _memory_gb(t: ExperimentPublic) -> float:
 def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
     """The TSV text for ``traces`` (in the given order)."""
     metric = next((t.metric_name for t in traces if t.metric_name), "val_bpb")
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE)
-    writer.writerow(["commit", metric, "memory_gb", "status", "description"])
+    # Plain tab-separated lines as autoresearch writes them: no quoting, so quotes in a
+    # description stay as they are; _clean() folds tabs and newlines into spaces.
+    rows = [["commit", metric, "memory_gb", "status", "description"]]
     for t in traces:
         if t.status not in TSV_STATUSES:
             continue
@@ -48,10 +46,8 @@ def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
         if t.status == Status.timeout:
             description += " (timeout)"
         value = t.metric if t.metric is not None and status != "crash" else 0.0
-        writer.writerow(
-            [t.fingerprint, f"{value:.6f}", f"{_memory_gb(t):.1f}", status, description]
-        )
-    return out.getvalue()
+        rows.append([t.fingerprint, f"{value:.6f}", f"{_memory_gb(t):.1f}", status, description])
+    return "".join("\t".join(row) + "\n" for row in rows)
 
 
 def write_results_tsv(traces: Sequence[ExperimentPublic], path: str | Path) -> Path:

@@ -285,7 +285,7 @@ class Lineage(BaseModel):
 class Stats(BaseModel):
     total: int
     by_status: dict[str, int]
-    keep_rate: float | None  # keeps / (keeps + discards) among role=experiment
+    keep_rate: float | None  # keeps / (keeps + discards), baselines left out
     duplicates_refused: int
     experiments_per_hour: float | None  # over first..last created_at, role=experiment
     findings: int

@@ -36,9 +36,7 @@ def _imports(path: Path) -> set[str]:
 def test_dependency_arrows_point_one_way(package: str) -> None:
     files = sorted((ROOT / package).rglob("*.py"))
     assert files, f"{package}/ has no Python files"
-    crossings = {
-        str(f.relative_to(ROOT)): sorted(_imports(f) - ALLOWED[package]) for f in files
-    }
+    crossings = {str(f.relative_to(ROOT)): sorted(_imports(f) - ALLOWED[package]) for f in files}
     assert {k: v for k, v in crossings.items() if v} == {}
 
 

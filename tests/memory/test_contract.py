@@ -345,6 +345,9 @@ def test_claim_refused_when_already_ran(store: Store) -> None:
     assert store.claim(ClaimCreate(task="gpt", fingerprint="p4")).fingerprint == "p4"
     with pytest.raises(InvalidInput, match="ttl_seconds"):
         store.claim(ClaimCreate(task="gpt", fingerprint="p5", ttl_seconds=0))
+    with pytest.raises(InvalidInput, match="ttl_seconds"):  # would overflow a datetime
+        store.claim(ClaimCreate(task="gpt", fingerprint="p5", ttl_seconds=1e300))
+    assert [c.fingerprint for c in store.active_claims("gpt")] == ["p4"]
 
 
 # ---------------------------------------------------------------------------
@@ -421,7 +424,7 @@ def test_stats(store: Store) -> None:
     st = store.stats(task="gpt")
     assert st.total == 6
     assert st.by_status == {"keep": 3, "discard": 1, "crash": 1, "duplicate": 1}
-    assert st.keep_rate == pytest.approx(2 / 3)  # role=experiment keeps / (keeps+discards)
+    assert st.keep_rate == pytest.approx(2 / 3)  # keeps / (keeps+discards), no baselines
     assert st.duplicates_refused == 1
     assert st.experiments_per_hour == pytest.approx(5 / (50 / 60))  # b..dup: 5 in 50 min
     assert st.findings == 1 and st.active_claims == 1
@@ -429,6 +432,9 @@ def test_stats(store: Store) -> None:
     assert store.stats(swarm_id="s2").by_status == {"crash": 1, "keep": 1}
     empty = store.stats(task="none")
     assert empty.total == 0 and empty.keep_rate is None and empty.experiments_per_hour is None
+    # a seeded run of another swarm is judged like any experiment
+    store.add_trace(trace(id="seeded", status=Status.discard, role=Role.seed, created_at=at(70)))
+    assert store.stats(task="gpt").keep_rate == pytest.approx(2 / 4)
 
 
 def test_reindex_rebuilds_from_sql(store: Store) -> None:

@@ -51,12 +51,14 @@ def test_results_tsv_maps_statuses() -> None:
         _trace(3, Status.duplicate, None),  # never ran: not in the log
         _trace(4, Status.invalid, None),
         _trace(5, Status.discard, 1.7, hypothesis="tab\there\nnewline"),
+        _trace(6, Status.discard, 1.8, hypothesis='MODE "a" -> "b"'),
     ]
     rows = [r.split("\t") for r in results_tsv(traces).splitlines()]
     assert rows[1] == ["fp1", "1.500000", "2.0", "keep", "idea 1"]
     assert rows[2] == ["fp2", "0.000000", "0.0", "crash", "idea 2 (timeout)"]
     assert rows[3] == ["fp5", "1.700000", "0.0", "discard", "tab here newline"]
-    assert len(rows) == 4
+    assert rows[4] == ["fp6", "1.800000", "0.0", "discard", 'MODE "a" -> "b"']  # unquoted
+    assert len(rows) == 5
 
 
 def test_progress_png_draws_every_run(karpathy_pack: Path, tmp_path: Path) -> None:
