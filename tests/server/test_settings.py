@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -109,11 +110,13 @@ def check_serving(proc: subprocess.Popen, port: int) -> str:
                 assert time.monotonic() < deadline, "labswarm serve did not come up"
                 time.sleep(0.2)
         assert health["writes"] == "token"
-        body = {"task": "cli", "fingerprint": "f", "status": "keep", "metric": 1.0}
+        # a task of its own: the session's PostgreSQL database and Chroma server are shared
+        task = f"cli-{uuid.uuid4().hex[:8]}"
+        body = {"task": task, "fingerprint": "f", "status": "keep", "metric": 1.0}
         headers = {"Authorization": "Bearer cli-token"}
         assert httpx.post(f"{url}/api/experiments", json=body, headers=headers).status_code == 201
-        assert httpx.get(f"{url}/api/experiments").json()["count"] == 1
-        hits = httpx.get(f"{url}/api/search", params={"q": "anything"}).json()
+        assert httpx.get(f"{url}/api/experiments", params={"task": task}).json()["count"] == 1
+        hits = httpx.get(f"{url}/api/search", params={"q": "anything", "task": task}).json()
         assert hits["count"] == 1
         assert httpx.get(f"{url}/").text.startswith("<!doctype html>")
     finally:
