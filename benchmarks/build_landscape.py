@@ -1,0 +1,242 @@
+"""Build the landscape task from real runs of the built-in trainer.
+
+Two steps, each rerunnable on its own::
+
+    # 1. run sampled configurations of trainer/train.py for real (appends to runs.jsonl,
+    #    resumes where it stopped; replicates of the default configuration measure noise)
+    python benchmarks/build_landscape.py collect --runs 240 --budget 3 --jobs 2
+
+    # 2. fit the surrogate to the recorded runs and write benchmarks/landscape/surrogate.json
+    python benchmarks/build_landscape.py fit
+
+Each real run copies trainer/ to a temporary directory, rewrites the sampled constants of
+train.py (only their values, as an agent's edit would), and runs ``python train.py`` with
+LABSWARM_TIME_BUDGET, LABSWARM_DEVICE=cpu, LABSWARM_THREADS=1 under ``nice``. Every run is
+recorded, diverged ones included: they become the landscape's crash region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAINER = ROOT / "trainer"
+LANDSCAPE = ROOT / "benchmarks" / "landscape"
+RUNS = LANDSCAPE / "runs.jsonl"
+SURROGATE = LANDSCAPE / "surrogate.json"
+sys.path.insert(0, str(LANDSCAPE))
+
+import space  # noqa: E402
+
+log = logging.getLogger("build_landscape")
+
+REPLICATE_EVERY = 12  # one replicate of the default configuration per this many runs
+_SUMMARY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):\s*(.+?)\s*$")
+
+
+# ---------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------
+
+
+def sample_config(rng: np.random.Generator) -> dict[str, float]:
+    """One configuration drawn uniformly in each knob's (log-)range."""
+    config: dict[str, float] = {}
+    for dim in space.DIMS:
+        if dim.scale == "log":
+            config[dim.name] = float(np.exp(rng.uniform(np.log(dim.low), np.log(dim.high))))
+        elif dim.scale == "linear":
+            config[dim.name] = round(float(rng.uniform(dim.low, dim.high)), 3)
+        elif dim.scale == "int":
+            config[dim.name] = int(rng.integers(int(dim.low), int(dim.high) + 1))
+        else:
+            config[dim.name] = dim.choices[int(rng.integers(len(dim.choices)))]
+    for dim in space.DIMS:
+        if dim.scale == "log":
+            config[dim.name] = float(f"{config[dim.name]:.4g}")
+        elif dim.scale == "choice" and dim.name == "WIDTH_CPU":
+            config[dim.name] = int(config[dim.name])
+    return config
+
+
+def plan(n: int, seed: int) -> list[tuple[str, dict[str, float]]]:
+    """The deterministic run plan: (kind, config) pairs, replicates interleaved."""
+    rng = np.random.default_rng(seed)
+    out: list[tuple[str, dict[str, float]]] = []
+    defaults = {
+        k: (int(v) if k in ("DEPTH_CPU", "WIDTH_CPU") else v) for k, v in space.DEFAULTS.items()
+    }
+    for i in range(n):
+        if i % REPLICATE_EVERY == 0:
+            out.append(("replicate", dict(defaults)))
+        else:
+            out.append(("sample", sample_config(rng)))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Running one configuration for real
+# ---------------------------------------------------------------------------
+
+
+def rewrite_constants(source: str, config: dict[str, Any]) -> str:
+    """Replace the value of each ``NAME = value`` module line of train.py, keeping comments."""
+    for name, value in config.items():
+        pattern = re.compile(rf"^({re.escape(name)}\s*=\s*)([^#\n]+?)(\s*(#.*)?)$", re.MULTILINE)
+        new, count = pattern.subn(lambda m, v=value: f"{m.group(1)}{v!r}{m.group(3)}", source)
+        if count != 1:
+            raise ValueError(f"train.py: constant {name} found {count} times, expected once")
+        source = new
+    return source
+
+
+def parse_summary(stdout: str) -> dict[str, str]:
+    """The ``key: value`` lines after the last ``---`` line of a run's stdout."""
+    lines = stdout.splitlines()
+    if "---" not in lines:
+        return {}
+    last = len(lines) - 1 - lines[::-1].index("---")
+    out: dict[str, str] = {}
+    for line in lines[last + 1 :]:
+        m = _SUMMARY.match(line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def run_config(config: dict[str, Any], budget: float, workdir: Path) -> dict[str, Any]:
+    """Run train.py with ``config`` in ``workdir`` (a copy of trainer/); return the record."""
+    source = (TRAINER / "train.py").read_text()
+    (workdir / "train.py").write_text(rewrite_constants(source, config))
+    env = dict(os.environ)
+    env.update(
+        LABSWARM_TIME_BUDGET=str(budget),
+        LABSWARM_DEVICE="cpu",
+        LABSWARM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OMP_WAIT_POLICY="PASSIVE",
+        PYTHONUNBUFFERED="1",
+    )
+    t0 = time.time()
+    proc = subprocess.run(
+        ["nice", "-n", "10", sys.executable, "train.py"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=budget * 2 + 180,
+    )
+    wall = time.time() - t0
+    summary = parse_summary(proc.stdout)
+    metric = summary.get("val_bpb")
+    status = "ok" if proc.returncode == 0 and metric is not None else "crash"
+    record: dict[str, Any] = {
+        "config": config,
+        "status": status,
+        "returncode": proc.returncode,
+        "val_bpb": float(metric) if metric is not None else None,
+        "num_steps": int(summary["num_steps"]) if "num_steps" in summary else None,
+        "training_seconds": (
+            float(summary["training_seconds"]) if "training_seconds" in summary else None
+        ),
+        "wall_seconds": round(wall, 2),
+        "budget": budget,
+    }
+    if status == "crash":
+        record["stderr_tail"] = proc.stderr.strip().splitlines()[-3:]
+    return record
+
+
+def collect(n: int, budget: float, jobs: int, seed: int, out: Path) -> int:
+    """Run the planned configurations not yet in ``out``; return how many were run now."""
+    done: set[int] = set()
+    if out.exists():
+        for lineno, line in enumerate(out.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    done.add(int(json.loads(line)["index"]))
+                except (ValueError, KeyError) as exc:
+                    raise SystemExit(f"{out}:{lineno}: not a run record ({exc})") from exc
+    todo = [(i, kind, cfg) for i, (kind, cfg) in enumerate(plan(n, seed)) if i not in done]
+    log.info("%d runs planned, %d recorded, %d to run", n, len(done), len(todo))
+    lock = threading.Lock()
+    workdirs: list[Path] = []
+    local = threading.local()
+
+    def work(item: tuple[int, str, dict[str, Any]]) -> None:
+        index, kind, cfg = item
+        if not hasattr(local, "dir"):
+            local.dir = Path(tempfile.mkdtemp(prefix="landscape_run_"))
+            shutil.copytree(TRAINER, local.dir, dirs_exist_ok=True)
+            with lock:
+                workdirs.append(local.dir)
+        record = {"index": index, "kind": kind, **run_config(cfg, budget, local.dir)}
+        with lock:
+            with out.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            log.info(
+                "run %d %s %s val_bpb=%s steps=%s wall=%.1fs",
+                index,
+                kind,
+                record["status"],
+                record["val_bpb"],
+                record["num_steps"],
+                record["wall_seconds"],
+            )
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(work, todo))
+    finally:
+        for d in workdirs:
+            shutil.rmtree(d, ignore_errors=True)
+    return len(todo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("collect", help="run sampled configurations of train.py for real")
+    c.add_argument("--runs", type=int, default=240, help="planned runs (resumes)")
+    c.add_argument("--budget", type=float, default=3.0, help="training seconds per run")
+    c.add_argument("--jobs", type=int, default=2, help="runs at once (1 thread each)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", type=Path, default=RUNS)
+    f = sub.add_parser("fit", help="fit the surrogate to runs.jsonl, write surrogate.json")
+    f.add_argument("--runs-file", type=Path, default=RUNS)
+    f.add_argument("--out", type=Path, default=SURROGATE)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.cmd == "collect":
+        collect(args.runs, args.budget, args.jobs, args.seed, args.out)
+        return 0
+    from fit_landscape import fit_and_write
+
+    export = fit_and_write(args.runs_file, args.out)
+    p = export["provenance"]
+    print(
+        f"wrote {args.out}: {p['runs']} runs ({p['finished']} finished, {p['crashed']} crashed), "
+        f"noise sd {export['noise_sd']:.4f} from {p['replicates']} replicates, "
+        f"5-fold CV RMSE {p['cv_rmse']:.4f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,203 @@
+"""Score knobs.py on the landscape: the surrogate of real train.py runs, in milliseconds.
+
+The task's run command (run from this directory)::
+
+    python evaluate.py                       # reads knobs.py, prints the usual summary
+
+Behaves like train.py: a configuration inside a region where real runs diverged (or one
+train.py itself refuses, such as a width that does not split into heads) prints a FAIL
+line and exits 1 with no summary; otherwise the last lines are ``---`` and ``key: value``
+lines, ``val_bpb`` first. The metric is the surrogate's mean plus Gaussian noise of the
+spread measured on replicate real runs, seeded by LANDSCAPE_SEED (default 0), the run's
+directory, the configuration and how many times that directory has evaluated it before.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+T_START = time.time()
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import space  # noqa: E402
+
+COUNTS = ".landscape_calls.json"  # per-directory evaluation counts (noise seeds)
+
+
+class LandscapeError(Exception):
+    """knobs.py or surrogate.json cannot be used (the message names the file and line)."""
+
+
+def read_knobs(path: Path) -> dict[str, float]:
+    """The knob values of ``path`` (module-level literal assignments), by AST."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        raise LandscapeError(f"{path.name}:{exc.lineno}: {exc.msg}") from exc
+    values: dict[str, float] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
+        if not isinstance(target, ast.Name) or target.id not in space.NAMES:
+            continue
+        try:
+            value = ast.literal_eval(node.value)
+        except ValueError as exc:
+            raise LandscapeError(
+                f"{path.name}:{node.lineno}: {target.id} must be a number literal"
+            ) from exc
+        if isinstance(value, str):  # set-valued knobs are strings naming a number
+            try:
+                value = float(value)
+            except ValueError:
+                value = None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise LandscapeError(f"{path.name}:{node.lineno}: {target.id} must be a number")
+        values[target.id] = value
+    missing = [n for n in space.NAMES if n not in values]
+    if missing:
+        raise LandscapeError(f"{path.name}: missing knob(s) {', '.join(missing)}")
+    return values
+
+
+def refused_by_trainer(config: dict[str, float]) -> str | None:
+    """Why train.py itself would stop on this configuration, or None."""
+    width, depth = config["WIDTH_CPU"], config["DEPTH_CPU"]
+    if int(width) != width or int(depth) != depth:
+        return "DEPTH_CPU and WIDTH_CPU must be integers"
+    if depth < 1:
+        return f"DEPTH_CPU={depth}: a model needs at least one block"
+    if width < 8 or width % 4 or (width // 4) % 2:
+        return f"WIDTH={int(width)} must split into N_HEAD=4 heads of even size"
+    for name in ("MATRIX_LR", "EMBED_LR", "HEAD_LR"):
+        if config[name] < 0:
+            return f"{name}={config[name]}: invalid learning rate"
+    if not 0 <= config["WARMDOWN_RATIO"] <= 1:
+        return f"WARMDOWN_RATIO={config['WARMDOWN_RATIO']} outside [0, 1]"
+    if config["LOGIT_SOFTCAP"] < 0:
+        return f"LOGIT_SOFTCAP={config['LOGIT_SOFTCAP']} must be >= 0"
+    return None
+
+
+class Surrogate:
+    """The exported models of surrogate.json, evaluated with numpy only."""
+
+    def __init__(self, data: dict) -> None:
+        try:
+            if data.get("version") != 1:
+                raise LandscapeError(f"surrogate.json: version {data.get('version')!r}, expected 1")
+            if list(data["dims"]) != list(space.NAMES):
+                raise LandscapeError("surrogate.json: dims differ from space.py; rebuild it")
+            gp = data["gp"]
+            self.X = np.asarray(gp["X"], dtype=float)
+            self.alpha = np.asarray(gp["alpha"], dtype=float)
+            self.length = np.asarray(gp["length_scale"], dtype=float)
+            self.amplitude = float(gp["amplitude"])
+            self.y_mean = float(gp["y_mean"])
+            self.y_std = float(gp["y_std"])
+            crash = data["crash"]
+            self.cX = np.asarray(crash["X"], dtype=float)
+            self.cy = np.asarray(crash["y"], dtype=float)
+            self.k = int(crash["k"])
+            self.noise_sd = float(data["noise_sd"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LandscapeError(
+                f"surrogate.json: malformed ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    @classmethod
+    def load(cls, path: Path) -> Surrogate:
+        try:
+            return cls(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise LandscapeError(f"{path}: missing; run build_landscape.py fit") from exc
+        except json.JSONDecodeError as exc:
+            raise LandscapeError(f"{path.name}:{exc.lineno}: not JSON ({exc.msg})") from exc
+
+    @staticmethod
+    def features(configs: list[dict[str, float]]) -> np.ndarray:
+        """Encoded configurations, clipped to the range the real runs covered."""
+        return np.clip(np.array([space.encode(c) for c in configs], dtype=float), 0.0, 1.0)
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        """Surrogate mean val_bpb (Matern 5/2 Gaussian process) at encoded points ``x``."""
+        d = (x[:, None, :] - self.X[None, :, :]) / self.length
+        r = np.sqrt(np.sum(d * d, axis=-1)) * np.sqrt(5.0)
+        k = self.amplitude * (1.0 + r + r * r / 3.0) * np.exp(-r)
+        return (k @ self.alpha) * self.y_std + self.y_mean
+
+    def crash_probability(self, x: np.ndarray) -> np.ndarray:
+        """Distance-weighted vote of the k nearest real runs (length-scale metric)."""
+        d = np.sqrt(np.sum(((x[:, None, :] - self.cX[None, :, :]) / self.length) ** 2, axis=-1))
+        out = np.empty(len(x))
+        for i, row in enumerate(d):
+            idx = np.argsort(row, kind="stable")[: self.k]
+            dist = row[idx]
+            if np.any(dist == 0):
+                w = (dist == 0).astype(float)
+            else:
+                w = 1.0 / dist
+            out[i] = float(np.sum(w * self.cy[idx]) / np.sum(w))
+        return out
+
+
+def _noise_rng(config: dict[str, float], directory: Path) -> np.random.Generator:
+    key = json.dumps({k: float(config[k]) for k in space.NAMES}, sort_keys=True)
+    path = directory / COUNTS
+    try:
+        counts = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(counts, dict):
+            counts = {}
+    except (FileNotFoundError, json.JSONDecodeError):
+        counts = {}
+    n = int(counts.get(key, 0))
+    counts[key] = n + 1
+    path.write_text(json.dumps(counts), encoding="utf-8")
+    seed = int(os.environ.get("LANDSCAPE_SEED", "0") or 0)
+    text = f"{seed}|{directory.resolve()}|{key}|{n}"
+    digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    return np.random.default_rng(digest)
+
+
+def main() -> int:
+    cwd = Path.cwd()
+    try:
+        config = read_knobs(cwd / "knobs.py")
+        surrogate = Surrogate.load(HERE / "surrogate.json")
+    except LandscapeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"landscape config: {json.dumps(config, sort_keys=True)}", flush=True)
+    why = refused_by_trainer(config)
+    if why:
+        print(f"FAIL: {why}", file=sys.stderr)
+        return 1
+    x = surrogate.features([config])
+    if surrogate.crash_probability(x)[0] > 0.5:
+        print("FAIL: training loss diverged (a region where real runs diverged)", file=sys.stderr)
+        return 1
+    mean = float(surrogate.mean(x)[0])
+    val_bpb = mean + surrogate.noise_sd * float(_noise_rng(config, cwd).standard_normal())
+    budget = float(os.environ.get("LABSWARM_TIME_BUDGET", "3") or 3)
+    print(f"landscape: surrogate mean {mean:.6f}, noise sd {surrogate.noise_sd:.6f}")
+    print("---")
+    print(f"val_bpb: {val_bpb:.6f}")
+    print(f"training_seconds: {budget:.1f}")
+    print(f"total_seconds: {time.time() - T_START:.3f}")
+    print("peak_memory_mb: 0.0")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""The landscape task reproduces its recorded real runs within noise, keeps their crash
+regions, and its numpy export equals the scikit-learn models it was fitted as."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import evaluate  # noqa: E402  (benchmarks/landscape on sys.path via conftest)
+import fit_landscape  # noqa: E402
+import numpy as np
+import pytest
+import space  # noqa: E402
+
+from tests.benchmarks.conftest import LANDSCAPE
+
+RUNS = fit_landscape.load_runs(LANDSCAPE / "runs.jsonl")
+SURROGATE = json.loads((LANDSCAPE / "surrogate.json").read_text(encoding="utf-8"))
+
+
+def write_knobs(task: Path, config: dict[str, float]) -> None:
+    lines = [f"{name} = {config[name]!r}" for name in space.NAMES]
+    (task / "knobs.py").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run_eval(task: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "evaluate.py"],
+        cwd=task,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
+
+
+def summary(stdout: str) -> dict[str, str]:
+    tail = stdout.split("\n---\n")[-1]
+    return dict(re.findall(r"^(\w+): (.+)$", tail, flags=re.MULTILINE))
+
+
+def test_shipped_runs_are_many_and_real() -> None:
+    prov = SURROGATE["provenance"]
+    assert prov["runs"] == len(RUNS) >= 60
+    assert prov["crashed"] == sum(r["status"] == "crash" for r in RUNS) >= 1
+    assert prov["replicates"] >= 3
+    assert 0 < SURROGATE["noise_sd"] < 0.5
+    # every recorded crash is a real divergence or failure of train.py, with its stderr
+    for r in RUNS:
+        if r["status"] == "crash":
+            assert r["returncode"] != 0 and r["stderr_tail"]
+
+
+def test_mean_reproduces_every_finished_real_run_within_noise() -> None:
+    s = evaluate.Surrogate(SURROGATE)
+    ok = [r for r in RUNS if r["status"] == "ok"]
+    pred = s.mean(s.features([r["config"] for r in ok]))
+    real = np.array([r["val_bpb"] for r in ok])
+    err = np.abs(pred - real)
+    noise = SURROGATE["noise_sd"]
+    # a Gaussian process with the replicate noise on its diagonal: residuals at the recorded
+    # runs are of the size of that noise
+    assert np.quantile(err, 0.9) <= 3 * noise, (np.quantile(err, 0.9), noise)
+    assert err.max() <= 6 * noise, (err.max(), noise)
+
+
+def test_evaluator_subprocess_matches_real_runs_and_crashes(landscape_copy: Path) -> None:
+    noise = SURROGATE["noise_sd"]
+    ok = [r for r in RUNS if r["status"] == "ok"][:6]
+    for r in ok:
+        write_knobs(landscape_copy, r["config"])
+        proc = run_eval(landscape_copy)
+        assert proc.returncode == 0, proc.stderr
+        got = float(summary(proc.stdout)["val_bpb"])
+        assert abs(got - r["val_bpb"]) <= 6 * noise, (got, r)
+    for r in [r for r in RUNS if r["status"] == "crash"]:
+        write_knobs(landscape_copy, r["config"])
+        proc = run_eval(landscape_copy)
+        assert proc.returncode == 1, (r, proc.stdout)
+        assert "---" not in proc.stdout.splitlines()
+        assert "FAIL" in proc.stderr
+
+
+def test_noise_is_seeded_and_replicates_differ(landscape_copy: Path) -> None:
+    write_knobs(landscape_copy, dict(space.DEFAULTS, DEPTH_CPU=3, WIDTH_CPU=128))
+    a = [float(summary(run_eval(landscape_copy).stdout)["val_bpb"]) for _ in range(3)]
+    assert len(set(a)) == 3  # replicate runs of one program differ, like real ones
+    (landscape_copy / evaluate.COUNTS).unlink()
+    b = [float(summary(run_eval(landscape_copy).stdout)["val_bpb"]) for _ in range(3)]
+    assert a == b  # same seed, directory and history: the same draws
+    (landscape_copy / evaluate.COUNTS).unlink()
+    c = float(summary(run_eval(landscape_copy, {"LANDSCAPE_SEED": "7"}).stdout)["val_bpb"])
+    assert c != a[0]
+
+
+def test_trainer_refusals_crash_like_train_py(landscape_copy: Path) -> None:
+    write_knobs(landscape_copy, dict(space.DEFAULTS, DEPTH_CPU=3, WIDTH_CPU=100))
+    proc = run_eval(landscape_copy)
+    assert proc.returncode == 1 and "must split into N_HEAD=4" in proc.stderr
+
+
+def test_bad_knobs_file_names_file_and_line(landscape_copy: Path) -> None:
+    knobs = landscape_copy / "knobs.py"
+    text = re.sub(
+        r"^HEAD_LR = [0-9.e-]+", "HEAD_LR = 0.01 +", knobs.read_text(encoding="utf-8"), flags=re.M
+    )
+    knobs.write_text(text, encoding="utf-8")
+    proc = run_eval(landscape_copy)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("HEAD_LR"))
+    assert proc.returncode == 2
+    assert f"knobs.py:{line}" in proc.stderr
+    assert knobs.read_text(encoding="utf-8") == text  # nothing rewritten
+    knobs.write_text("MATRIX_LR = 0.04\n", encoding="utf-8")
+    proc = run_eval(landscape_copy)
+    assert proc.returncode == 2 and "missing knob(s) EMBED_LR" in proc.stderr
+    knobs.write_text(text.replace("HEAD_LR = 0.01 +", 'HEAD_LR = "big"'), encoding="utf-8")
+    proc = run_eval(landscape_copy)
+    assert proc.returncode == 2 and "HEAD_LR must be a number" in proc.stderr
+
+
+def test_bad_surrogate_file_is_named(landscape_copy: Path) -> None:
+    path = landscape_copy / "surrogate.json"
+    path.write_text('{"version": 1,\n "dims": [', encoding="utf-8")
+    proc = run_eval(landscape_copy)
+    assert proc.returncode == 2 and "surrogate.json:2: not JSON" in proc.stderr
+    assert path.read_text(encoding="utf-8") == '{"version": 1,\n "dims": ['
+
+
+def test_bad_runs_line_is_named_and_file_kept(tmp_path: Path) -> None:
+    path = tmp_path / "runs.jsonl"
+    good = (LANDSCAPE / "runs.jsonl").read_text(encoding="utf-8").splitlines()[:3]
+    text = "\n".join([*good, '{"index": 99, "status": "ok", "config": {}}']) + "\n"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"runs.jsonl:4: not a run record"):
+        fit_landscape.load_runs(path)
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_shipped_surrogate_is_the_fit_of_the_shipped_runs() -> None:
+    """Refit with scikit-learn: the export is that fit, and numpy predicts what sklearn does."""
+    export, gp, knn = fit_landscape.fit(RUNS)
+    assert np.allclose(export["gp"]["alpha"], SURROGATE["gp"]["alpha"], rtol=1e-6, atol=1e-9)
+    assert np.allclose(export["gp"]["length_scale"], SURROGATE["gp"]["length_scale"])
+    s = evaluate.Surrogate(export)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(200, len(space.DIMS)))
+    assert np.allclose(s.mean(x), gp.predict(x), rtol=1e-9, atol=1e-9)
+    length = np.asarray(export["gp"]["length_scale"])
+    probs = knn.predict_proba(x / length)
+    crash_col = list(knn.classes_).index(1) if 1 in knn.classes_ else None
+    expected = probs[:, crash_col] if crash_col is not None else np.zeros(len(x))
+    assert np.allclose(s.crash_probability(x), expected)
