@@ -26,7 +26,15 @@ from sqlmodel import Session, col, select
 
 from memory._sql import ClaimLock, invalid, utc_fields
 from memory.errors import AlreadyClaimed, AlreadyRan, Conflict, InvalidInput, NotFound
-from memory.models import Claim, ClaimCreate, ClaimPublic, new_id, utcnow
+from memory.models import (
+    RAN_STATUSES,
+    Claim,
+    ClaimCreate,
+    ClaimPublic,
+    Experiment,
+    new_id,
+    utcnow,
+)
 
 MAX_TTL_SECONDS = 366 * 24 * 3600.0  # a claim longer than this is a mistake
 
@@ -65,18 +73,27 @@ class ClaimsMixin:
                 if (existing.task, existing.fingerprint) != (claim.task, claim.fingerprint):
                     raise Conflict(f"claim {claim.id}: already exists for another fingerprint")
                 return to_public_claim(existing)
-        ran = self.seen(claim.task, claim.fingerprint)
-        if ran is not None:
-            raise AlreadyRan(
-                f"task {claim.task!r} already ran fingerprint {claim.fingerprint} as "
-                f"experiment {ran.id} (status {ran.status.value})"
-            )
+        self._refuse_if_ran(self.seen(claim.task, claim.fingerprint), claim)
         now = utcnow()
         expires = now + timedelta(seconds=claim.ttl_seconds)
         with self._writing() as session:
             if not self._take_lock(session, claim.task, claim.fingerprint, claim_id, expires, now):
                 session.rollback()
                 raise AlreadyClaimed(self._holder_message(session, claim.task, claim.fingerprint))
+            # Look again now that the lock is ours: a holder that finished between the
+            # first look and the lock wrote its trace before releasing its claim.
+            ran = session.exec(
+                select(Experiment)
+                .where(
+                    Experiment.task == claim.task,
+                    Experiment.fingerprint == claim.fingerprint,
+                    col(Experiment.status).in_(list(RAN_STATUSES)),
+                )
+                .limit(1)
+            ).first()
+            if ran is not None:
+                session.rollback()
+                self._refuse_if_ran(ran, claim)
             row = Claim(
                 id=claim_id,
                 task=claim.task,
@@ -92,6 +109,15 @@ class ClaimsMixin:
             session.add(row)
             session.commit()
         return to_public_claim(row)
+
+    @staticmethod
+    def _refuse_if_ran(ran: Any, claim: ClaimCreate) -> None:
+        if ran is not None:
+            status = getattr(ran.status, "value", ran.status)
+            raise AlreadyRan(
+                f"task {claim.task!r} already ran fingerprint {claim.fingerprint} as "
+                f"experiment {ran.id} (status {status})"
+            )
 
     def _take_lock(
         self, session: Session, task: str, fingerprint: str, claim_id: str, expires: Any, now: Any

@@ -103,3 +103,25 @@ def test_processes_through_postgres_and_chroma_server(services: Services, tmp_pa
         assert store.index_count() == store.count() + store.query_findings(limit=1).count
         assert len(store.active_claims("mp")) == per_process // 5
     assert team_url  # the same URL form the contract suite uses
+
+
+def test_claim_looks_again_once_it_holds_the_lock(tmp_path: Path, monkeypatch) -> None:
+    """Agent A finishes (trace written, claim released) between agent B's first look and
+    B taking the lock: B must still be refused, or the program runs twice."""
+    from memory import AlreadyRan
+
+    store = get_store(tmp_path / "mem", embedder="hash")
+    try:
+        a = store.claim(ClaimCreate(task="t", fingerprint="fp", agent_id="A"))
+        store.add_trace(ExperimentCreate(task="t", fingerprint="fp", status=Status.discard))
+        store.release(a.id)
+        # B's first look happened before A's trace was committed: it saw nothing
+        monkeypatch.setattr(store, "seen", lambda task, fingerprint: None)
+        with pytest.raises(AlreadyRan, match="fp"):
+            store.claim(ClaimCreate(task="t", fingerprint="fp", agent_id="B"))
+        assert store.active_claims("t") == []  # the lock B took was rolled back
+        monkeypatch.undo()
+        other = store.claim(ClaimCreate(task="t", fingerprint="fp2", agent_id="B"))
+        assert [c.id for c in store.active_claims("t")] == [other.id]
+    finally:
+        store.close()
