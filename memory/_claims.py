@@ -19,12 +19,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from memory._sql import ClaimLock, invalid, utc_fields
+from memory._rows import validated
+from memory._sql import ClaimLock, utc_fields
 from memory.errors import AlreadyClaimed, AlreadyRan, Conflict, InvalidInput, NotFound
 from memory.models import (
     RAN_STATUSES,
@@ -52,14 +52,7 @@ class ClaimsMixin:
     seen: Callable[..., Any]
 
     def claim(self, claim: ClaimCreate) -> ClaimPublic:
-        try:
-            claim = ClaimCreate.model_validate(claim.model_dump())
-        except ValidationError as exc:
-            raise invalid(exc, "claim") from exc
-        if not claim.task.strip():
-            raise InvalidInput("claim.task: must not be empty")
-        if not claim.fingerprint.strip():
-            raise InvalidInput("claim.fingerprint: must not be empty")
+        claim = validated(ClaimCreate, claim, "claim", ("task", "fingerprint"))
         if not 0 < claim.ttl_seconds <= MAX_TTL_SECONDS:
             raise InvalidInput(
                 f"claim.ttl_seconds: must be > 0 and <= {MAX_TTL_SECONDS:.0f} (366 days), "

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from memory._rows import finding_row
-from memory._sql import finding_content, invalid, to_public_finding, utc, utc_fields
+from memory._rows import finding_row, validated
+from memory._sql import finding_content, to_public_finding, utc, utc_fields
 from memory.errors import Conflict, InvalidInput
 from memory.models import (
     Agent,
@@ -90,24 +89,9 @@ class RecordsMixin:
     # -- swarms and agents ---------------------------------------------------
 
     def upsert_swarm(self, swarm: SwarmCreate) -> SwarmPublic:
-        try:
-            swarm = SwarmCreate.model_validate(swarm.model_dump())
-        except ValidationError as exc:
-            raise invalid(exc, "swarm") from exc
-        if not swarm.task.strip():
-            raise InvalidInput("swarm.task: must not be empty")
-        data = swarm.model_dump(exclude={"id"})
-        with self._writing() as session:
-            row = session.get(Swarm, swarm.id) if swarm.id else None
-            if row is None:
-                row = Swarm(**data, **({"id": swarm.id} if swarm.id else {}))
-            else:
-                for key, value in data.items():
-                    setattr(row, key, value)
-                row.updated_at = utcnow()
-            session.add(row)
-            session.commit()
-            return SwarmPublic.model_validate(utc_fields(row.model_dump()))
+        swarm = validated(SwarmCreate, swarm, "swarm", ("task",))
+        row = self._upsert(Swarm, swarm.id, swarm.model_dump(exclude={"id"}))
+        return SwarmPublic.model_validate(utc_fields(row))
 
     def list_swarms(self, task: str | None = None) -> list[SwarmPublic]:
         stmt = select(Swarm).order_by(col(Swarm.created_at).desc(), col(Swarm.id))
@@ -119,25 +103,24 @@ class RecordsMixin:
             ]
 
     def upsert_agent(self, agent: AgentCreate) -> AgentPublic:
-        try:
-            agent = AgentCreate.model_validate(agent.model_dump())
-        except ValidationError as exc:
-            raise invalid(exc, "agent") from exc
-        if not agent.name.strip() or not agent.swarm_id.strip():
-            raise InvalidInput("agent.name and agent.swarm_id: must not be empty")
+        agent = validated(AgentCreate, agent, "agent", ("swarm_id", "name"))
         agent_id = agent.id or f"{agent.swarm_id}/{agent.name}"
-        data = agent.model_dump(exclude={"id"})
+        row = self._upsert(Agent, agent_id, agent.model_dump(exclude={"id"}))
+        return AgentPublic.model_validate(utc_fields(row))
+
+    def _upsert(self, table: Any, row_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+        """Insert a swarm/agent row, or update it in place (``updated_at`` = now)."""
         with self._writing() as session:
-            row = session.get(Agent, agent_id)
+            row = session.get(table, row_id) if row_id else None
             if row is None:
-                row = Agent(id=agent_id, **data)
+                row = table(**data, **({"id": row_id} if row_id else {}))
             else:
                 for key, value in data.items():
                     setattr(row, key, value)
                 row.updated_at = utcnow()
             session.add(row)
             session.commit()
-            return AgentPublic.model_validate(utc_fields(row.model_dump()))
+            return row.model_dump()
 
     def list_agents(self, swarm_id: str | None = None) -> list[AgentPublic]:
         stmt = select(Agent).order_by(col(Agent.swarm_id), col(Agent.name))

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from memory._sql import invalid, utc, utc_fields
 from memory.errors import InvalidInput
 from memory.models import Experiment, ExperimentCreate, Finding, FindingCreate, new_id, utcnow
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], value: M, label: str, required: Sequence[str] = ()) -> M:
+    """Re-validate ``value`` as ``model`` (callers may hand in unchecked copies) and refuse
+    blank ``required`` fields; errors name ``label.field``."""
+    try:
+        value = model.model_validate(value.model_dump())
+    except ValidationError as exc:
+        raise invalid(exc, label) from exc
+    for name in required:
+        if not str(getattr(value, name)).strip():
+            raise InvalidInput(f"{label}.{name}: must not be empty")
+    return value
+
 
 def trace_row(trace: ExperimentCreate) -> Experiment:
-    try:
-        trace = ExperimentCreate.model_validate(trace.model_dump())
-    except ValidationError as exc:
-        raise invalid(exc, "trace") from exc
-    if not trace.task.strip():
-        raise InvalidInput("trace.task: must not be empty")
-    if not trace.fingerprint.strip():
-        raise InvalidInput("trace.fingerprint: must not be empty")
+    trace = validated(ExperimentCreate, trace, "trace", ("task", "fingerprint"))
     data = utc_fields(trace.model_dump())
     data["id"] = data["id"] or new_id()
     data["created_at"] = utc(data["created_at"]) or utcnow()
@@ -25,14 +36,7 @@ def trace_row(trace: ExperimentCreate) -> Experiment:
 
 
 def finding_row(finding: FindingCreate) -> Finding:
-    try:
-        finding = FindingCreate.model_validate(finding.model_dump())
-    except ValidationError as exc:
-        raise invalid(exc, "finding") from exc
-    if not finding.change.strip():
-        raise InvalidInput("finding.change: must not be empty")
-    if not finding.source.strip():
-        raise InvalidInput("finding.source: must not be empty")
+    finding = validated(FindingCreate, finding, "finding", ("change", "source"))
     data = finding.model_dump()
     data["id"] = data["id"] or new_id()
     return Finding(**data, indexed=False)
