@@ -144,7 +144,14 @@ def test_import_is_all_or_nothing(api: httpx.Client) -> None:
     response = api.post("/api/import", json={"traces": [good, bad]}, headers=AUTH)
     assert response.status_code == 422 and "traces.1.status" in response.json()["message"]
     assert api.get("/api/experiments/imp-1").status_code == 404
-    finding = {"id": "imp-f", "change": "tied embeddings", "outcome": "discard", "source": "t"}
+    # a task of its own: a finding with task "" applies to every task, the read tests' too
+    finding = {
+        "id": "imp-f",
+        "task": "writes",
+        "change": "tied embeddings",
+        "outcome": "discard",
+        "source": "t",
+    }
     body = {"traces": [good], "findings": [finding]}
     first = api.post("/api/import", json=body, headers=AUTH).json()
     assert first == {"added_traces": 1, "added_findings": 1, "skipped": 0}
