@@ -1,13 +1,17 @@
 """Build the landscape task from real runs of the built-in trainer.
 
-Two steps, each rerunnable on its own::
+Three steps, each rerunnable on its own::
 
     # 1. run sampled configurations of trainer/train.py for real (appends to runs.jsonl,
     #    resumes where it stopped; replicates of the default configuration measure noise)
-    python benchmarks/build_landscape.py collect --runs 240 --budget 3 --jobs 2
+    python benchmarks/build_landscape.py collect --runs 300 --budget 3 --jobs 2
 
     # 2. fit the surrogate to the recorded runs and write benchmarks/landscape/surrogate.json
     python benchmarks/build_landscape.py fit
+
+    # 3. (repeat with 2) run for real the configurations the surrogate rates best, so the
+    #    surrogate is corrected where agents will search
+    python benchmarks/build_landscape.py probe --runs 16
 
 Each real run copies trainer/ to a temporary directory, rewrites the sampled constants of
 train.py (only their values, as an agent's edit would), and runs ``python train.py`` with
@@ -163,37 +167,48 @@ def run_config(config: dict[str, Any], budget: float, workdir: Path) -> dict[str
     return record
 
 
-def collect(n: int, budget: float, jobs: int, seed: int, out: Path) -> int:
-    """Run the planned configurations not yet in ``out``; return how many were run now."""
-    done: set[int] = set()
+def read_records(out: Path) -> list[dict[str, Any]]:
+    """The run records already in ``out`` (none when it does not exist)."""
+    records = []
     if out.exists():
         for lineno, line in enumerate(out.read_text().splitlines(), 1):
             if line.strip():
                 try:
-                    done.add(int(json.loads(line)["index"]))
-                except (ValueError, KeyError) as exc:
+                    rec = json.loads(line)
+                    int(rec["index"])
+                except (ValueError, KeyError, TypeError) as exc:
                     raise SystemExit(f"{out}:{lineno}: not a run record ({exc})") from exc
-    todo = [(i, kind, cfg) for i, (kind, cfg) in enumerate(plan(n, seed)) if i not in done]
-    log.info("%d runs planned, %d recorded, %d to run", n, len(done), len(todo))
+                records.append(rec)
+    return records
+
+
+def run_many(
+    items: list[tuple[dict[str, Any], dict[str, Any]]], budget: float, jobs: int, out: Path
+) -> None:
+    """Run each (label, config) for real, ``jobs`` at a time; append each record to ``out``.
+
+    ``label`` (index, kind, ...) goes first in the record. A worker keeps one copy of
+    trainer/ for all its runs; the copies are removed at the end, also on Ctrl-C.
+    """
     lock = threading.Lock()
     workdirs: list[Path] = []
     local = threading.local()
 
-    def work(item: tuple[int, str, dict[str, Any]]) -> None:
-        index, kind, cfg = item
+    def work(item: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        label, cfg = item
         if not hasattr(local, "dir"):
             local.dir = Path(tempfile.mkdtemp(prefix="landscape_run_"))
             shutil.copytree(TRAINER, local.dir, dirs_exist_ok=True)
             with lock:
                 workdirs.append(local.dir)
-        record = {"index": index, "kind": kind, **run_config(cfg, budget, local.dir)}
+        record = {**label, **run_config(cfg, budget, local.dir)}
         with lock:
             with out.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
             log.info(
-                "run %d %s %s val_bpb=%s steps=%s wall=%.1fs",
-                index,
-                kind,
+                "run %s %s %s val_bpb=%s steps=%s wall=%.1fs",
+                record["index"],
+                record["kind"],
                 record["status"],
                 record["val_bpb"],
                 record["num_steps"],
@@ -202,11 +217,96 @@ def collect(n: int, budget: float, jobs: int, seed: int, out: Path) -> int:
 
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            list(pool.map(work, todo))
+            list(pool.map(work, items))
     finally:
         for d in workdirs:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def pending(
+    n: int, seed: int, records: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The planned runs (label, config) whose plan index no record holds yet.
+
+    Probe records number their own runs, so they never count as planned runs done.
+    """
+    done = {int(r["index"]) for r in records if r.get("kind") != "probe"}
+    return [
+        ({"index": i, "kind": kind}, cfg)
+        for i, (kind, cfg) in enumerate(plan(n, seed))
+        if i not in done
+    ]
+
+
+def collect(n: int, budget: float, jobs: int, seed: int, out: Path) -> int:
+    """Run the planned configurations not yet in ``out``; return how many were run now."""
+    todo = pending(n, seed, read_records(out))
+    log.info("%d runs planned, %d to run", n, len(todo))
+    run_many(todo, budget, jobs, out)
     return len(todo)
+
+
+# ---------------------------------------------------------------------------
+# Probing where the surrogate says the good configurations are
+# ---------------------------------------------------------------------------
+
+
+def probe_configs(
+    surrogate: Any, n: int, seed: int, candidates: int = 20000, min_distance: float = 1.0
+) -> list[dict[str, float]]:
+    """The ``n`` configurations with the lowest surrogate mean among random candidates.
+
+    Candidates the crash vote marks as diverging are dropped, and each pick must lie at
+    least ``min_distance`` (encoded knobs over the length scales) from the earlier picks,
+    so one round covers several promising regions rather than one point.
+    """
+    rng = np.random.default_rng(seed)
+    configs = [sample_config(rng) for _ in range(candidates)]
+    x = surrogate.features(configs)
+    mean = surrogate.mean(x)
+    safe = surrogate.crash_probability(x) <= 0.5
+    picked: list[int] = []
+    for i in np.argsort(mean, kind="stable"):
+        if not safe[i]:
+            continue
+        if all(np.linalg.norm((x[i] - x[j]) / surrogate.length) >= min_distance for j in picked):
+            picked.append(int(i))
+            if len(picked) == n:
+                break
+    return [configs[i] for i in picked]
+
+
+def probe(n: int, budget: float, jobs: int, seed: int, out: Path, surrogate_path: Path) -> int:
+    """Run for real the ``n`` best configurations the current surrogate predicts.
+
+    Random samples rarely land where training goes well, so a surrogate fitted to them alone
+    invents optima between runs. Probe rounds (fit, probe, fit again) put real runs where the
+    surrogate is lowest: they correct it exactly where agents will search. Records have kind
+    ``probe``, the ``round`` (0 for the first call) and the ``predicted`` mean; ``index``
+    continues after the highest probe index in ``out``.
+    """
+    import evaluate
+
+    surrogate = evaluate.Surrogate.load(surrogate_path)
+    probes = [r for r in read_records(out) if r.get("kind") == "probe"]
+    first = 1 + max((int(r["index"]) for r in probes), default=-1)
+    round_ = 1 + max((int(r.get("round", 0)) for r in probes), default=-1)
+    configs = probe_configs(surrogate, n, seed + first)
+    if not configs:
+        raise SystemExit("probe: every candidate lies in the crash region; nothing to run")
+    mean = surrogate.mean(surrogate.features(configs))
+    items = []
+    for k, (cfg, m) in enumerate(zip(configs, mean, strict=True)):
+        label = {"index": first + k, "kind": "probe", "round": round_}
+        items.append(({**label, "predicted": round(float(m), 4)}, cfg))
+    log.info(
+        "probing %d configurations, predicted val_bpb %.3f..%.3f",
+        len(configs),
+        mean.min(),
+        mean.max(),
+    )
+    run_many(items, budget, jobs, out)
+    return len(items)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--jobs", type=int, default=2, help="runs at once (1 thread each)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", type=Path, default=RUNS)
+    pr = sub.add_parser("probe", help="run for real the configurations the surrogate rates best")
+    pr.add_argument("--runs", type=int, default=16, help="configurations to probe this round")
+    pr.add_argument("--budget", type=float, default=3.0)
+    pr.add_argument("--jobs", type=int, default=2)
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--out", type=Path, default=RUNS)
+    pr.add_argument("--surrogate", type=Path, default=SURROGATE)
     f = sub.add_parser("fit", help="fit the surrogate to runs.jsonl, write surrogate.json")
     f.add_argument("--runs-file", type=Path, default=RUNS)
     f.add_argument("--out", type=Path, default=SURROGATE)
@@ -225,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.cmd == "collect":
         collect(args.runs, args.budget, args.jobs, args.seed, args.out)
+        return 0
+    if args.cmd == "probe":
+        probe(args.runs, args.budget, args.jobs, args.seed, args.out, args.surrogate)
         return 0
     from fit_landscape import fit_and_write
 

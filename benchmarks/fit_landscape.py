@@ -119,7 +119,11 @@ def fit(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], Any, Any]:
 
 
 def cross_validated_error(runs: list[dict[str, Any]], gp: Any, folds: int = 5) -> float:
-    """Root-mean-square error on held-out finished runs (k-fold, the fitted kernel kept)."""
+    """Root-mean-square error on held-out finished runs (k-fold).
+
+    Each fold fits the kernel's hyperparameters again on its own training part, so the
+    held-out runs take no part in the fit that predicts them.
+    """
     from sklearn.base import clone
 
     ok = [r for r in runs if r["status"] == "ok"]
@@ -130,11 +134,35 @@ def cross_validated_error(runs: list[dict[str, Any]], gp: Any, folds: int = 5) -
     for f in range(folds):
         test = order[f::folds]
         train = np.setdiff1d(order, test)
-        model = clone(gp)
-        model.set_params(kernel=gp.kernel_, optimizer=None)
+        model = clone(gp).set_params(n_restarts_optimizer=1)
         model.fit(X[train], y[train])
         errs.extend((model.predict(X[test]) - y[test]).tolist())
     return float(np.sqrt(np.mean(np.square(errs))))
+
+
+def probe_error(runs: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per probe round: how far its finished runs landed from what that round's surrogate said.
+
+    A round's error shrinking round after round is the sign that the surrogate has stopped
+    inventing optima where agents search.
+    """
+    rounds: dict[int, list[tuple[float, float]]] = {}
+    for r in runs:
+        if r.get("kind") == "probe" and r["status"] == "ok" and "predicted" in r:
+            rounds.setdefault(int(r.get("round", 0)), []).append((r["predicted"], r["val_bpb"]))
+    out = []
+    for round_, pairs in sorted(rounds.items()):
+        pred, real = np.array(pairs).T
+        out.append(
+            {
+                "round": round_,
+                "probes": len(pairs),
+                "rmse": float(np.sqrt(np.mean((pred - real) ** 2))),
+                "mean_error": float(np.mean(pred - real)),
+                "best_real": float(real.min()),
+            }
+        )
+    return out
 
 
 def fit_and_write(runs_path: Path, out: Path) -> dict[str, Any]:
@@ -142,6 +170,9 @@ def fit_and_write(runs_path: Path, out: Path) -> dict[str, Any]:
     runs = load_runs(runs_path)
     export, gp, _ = fit(runs)
     export["provenance"]["cv_rmse"] = cross_validated_error(runs, gp)
+    export["provenance"]["probe_error"] = probe_error(runs)
+    ok = [r["val_bpb"] for r in runs if r["status"] == "ok"]
+    export["provenance"]["best_real"] = min(ok)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(export), encoding="utf-8")
     tmp.replace(out)

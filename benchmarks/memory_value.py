@@ -157,8 +157,17 @@ def write_report(
         rep.plot_throughput(
             [(r["agents"], r["per_hour"]) for r in scale_rows], out / "throughput.png"
         )
-    land = json.loads((LANDSCAPE / "surrogate.json").read_text(encoding="utf-8"))["provenance"]
-    noise = json.loads((LANDSCAPE / "surrogate.json").read_text(encoding="utf-8"))["noise_sd"]
+    surrogate = json.loads((LANDSCAPE / "surrogate.json").read_text(encoding="utf-8"))
+    land, noise = surrogate["provenance"], surrogate["noise_sd"]
+    rounds = land.get("probe_error") or []
+    probe_note = (
+        f"; {sum(r['probes'] for r in rounds)} runs probed where the surrogate was lowest, in "
+        f"{len(rounds)} rounds, landed "
+        + " → ".join(f"{r['rmse']:.3f}" for r in rounds)
+        + " RMSE from the prediction round by round"
+        if rounds
+        else ""
+    )
     by = {s.arm: s for s in summaries}
     lines = [
         "# What shared memory is worth: shared vs isolated vs single agents",
@@ -169,7 +178,8 @@ def write_report(
         f"- task: landscape `{LANDSCAPE.relative_to(HERE.parent)}` — surrogate of "
         f"{land['runs']} real 3 s CPU runs of trainer/train.py ({land['finished']} finished, "
         f"{land['crashed']} diverged), noise sd {noise:.4f} from {land['replicates']} "
-        f"replicates, 5-fold CV RMSE {land.get('cv_rmse', float('nan')):.4f}",
+        f"replicates, 5-fold CV RMSE {land.get('cv_rmse', float('nan')):.4f}, best real run "
+        f"{land.get('best_real', float('nan')):.4f}{probe_note}",
         f"- arms: {', '.join(s.arm for s in summaries)}; N = {args.agents} agents; "
         f"{total} experiments per arm in all; seeds {args.seeds}; builtin proposer; "
         "embedded memory (SQLite + local Chroma + MiniLM)",

@@ -44,7 +44,12 @@ def summary(stdout: str) -> dict[str, str]:
 
 def test_shipped_runs_are_many_and_real() -> None:
     prov = SURROGATE["provenance"]
-    assert prov["runs"] == len(RUNS) >= 60
+    assert prov["runs"] == len(RUNS) >= 300
+    assert prov["best_real"] == min(r["val_bpb"] for r in RUNS if r["status"] == "ok")
+    # the probe rounds are recorded, and the last one landed closer than the first
+    rounds = prov["probe_error"]
+    assert rounds == fit_landscape.probe_error(RUNS) and len(rounds) >= 2
+    assert rounds[-1]["rmse"] < rounds[0]["rmse"]
     assert prov["crashed"] == sum(r["status"] == "crash" for r in RUNS) >= 1
     assert prov["replicates"] >= 3
     assert 0 < SURROGATE["noise_sd"] < 0.5
@@ -153,3 +158,51 @@ def test_shipped_surrogate_is_the_fit_of_the_shipped_runs() -> None:
     crash_col = list(knn.classes_).index(1) if 1 in knn.classes_ else None
     expected = probs[:, crash_col] if crash_col is not None else np.zeros(len(x))
     assert np.allclose(s.crash_probability(x), expected)
+
+
+def test_probes_are_the_lowest_safe_and_spread_out() -> None:
+    import build_landscape
+
+    s = evaluate.Surrogate(SURROGATE)
+    picks = build_landscape.probe_configs(s, 6, seed=0, candidates=2000)
+    assert len(picks) == 6
+    x = s.features(picks)
+    mean = s.mean(x)
+    assert np.all(np.diff(mean) >= 0)  # best first
+    assert np.all(s.crash_probability(x) <= 0.5)
+    scaled = x / s.length
+    gaps = [np.linalg.norm(scaled[i] - scaled[j]) for i in range(6) for j in range(i)]
+    assert min(gaps) >= 1.0
+    rng = np.random.default_rng(1)
+    others = s.mean(s.features([build_landscape.sample_config(rng) for _ in range(500)]))
+    assert mean.max() < np.quantile(others, 0.1)  # far better than a random configuration
+
+
+def test_probe_records_do_not_count_as_planned_runs() -> None:
+    import build_landscape
+
+    records = [
+        {"index": 0, "kind": "replicate"},
+        {"index": 1, "kind": "sample"},
+        {"index": 2, "kind": "probe"},
+    ]
+    todo = build_landscape.pending(4, 0, records)
+    assert [label["index"] for label, _ in todo] == [2, 3]
+    assert [cfg for _, cfg in todo] == [cfg for _, cfg in build_landscape.plan(4, 0)[2:]]
+
+
+def test_probe_error_compares_prediction_with_the_real_run_per_round() -> None:
+    runs = [
+        {"kind": "probe", "round": 0, "status": "ok", "predicted": 3.0, "val_bpb": 3.5},
+        {"kind": "probe", "round": 0, "status": "ok", "predicted": 3.2, "val_bpb": 3.1},
+        {"kind": "probe", "round": 0, "status": "crash", "predicted": 3.0, "val_bpb": None},
+        {"kind": "probe", "round": 1, "status": "ok", "predicted": 3.4, "val_bpb": 3.3},
+        {"kind": "sample", "status": "ok", "val_bpb": 9.0},
+    ]
+    first, second = fit_landscape.probe_error(runs)
+    assert (first["round"], first["probes"], second["probes"]) == (0, 2, 1)
+    assert first["rmse"] == pytest.approx(np.sqrt((0.25 + 0.01) / 2))
+    assert first["mean_error"] == pytest.approx((-0.5 + 0.1) / 2)
+    assert first["best_real"] == 3.1
+    assert second["rmse"] == pytest.approx(0.1)
+    assert fit_landscape.probe_error(runs[4:]) == []
