@@ -7,7 +7,6 @@ runtime context, and returns the state keys it changes. ``check`` records refusa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -29,6 +28,7 @@ from agents.records import (
     near_failure,
     now,
     refuse,
+    refuse_unapplied,
     set_agent,
     write_trace,
 )
@@ -177,15 +177,8 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     proposal = state.get("proposal") or {}
     raw = state.get("raw_output", "")
     if state.get("proposal_error"):
-        digest = hashlib.sha256((raw or state["proposal_error"]).encode()).hexdigest()[:40]
-        return refuse(
-            ctx,
-            state,
-            Status.invalid,
-            f"unusable proposal: {state['proposal_error']}",
-            fingerprint=f"unapplied-{digest}",
-            log_tail=raw[-2000:],
-        )
+        reason = f"unusable proposal: {state['proposal_error']}"
+        return refuse_unapplied(ctx, state, reason, raw or state["proposal_error"])
     base_trace = load(state.get("recalled", {}).get("base"))
     base = ctx.library.for_trace(base_trace) if base_trace else None
     if base is None:
@@ -195,15 +188,7 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         candidate = apply_edits(base, edits)
     except EditError as exc:
         text = json.dumps(proposal, sort_keys=True)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:40]
-        return refuse(
-            ctx,
-            state,
-            Status.invalid,
-            f"invalid edit: {exc.reason}",
-            fingerprint=f"unapplied-{digest}",
-            log_tail=text[-2000:],
-        )
+        return refuse_unapplied(ctx, state, f"invalid edit: {exc.reason}", text)
     fp = candidate.fingerprint
     changes = knob_changes(base, candidate, ctx.task.knobs)
     patch = diff(base, candidate)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +95,23 @@ def refuse(
         "claim_id": None,
         "candidate": {},
     }
+
+
+def refuse_unapplied(
+    ctx: AgentContext, state: AgentState, reason: str, text: str
+) -> dict[str, Any]:
+    """Refuse a proposal that never became a program (``invalid``). With no program to
+    fingerprint, the fingerprint is a digest of ``text``, the output that was refused, and
+    its tail is kept as the trace's log."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:40]
+    return refuse(
+        ctx,
+        state,
+        Status.invalid,
+        reason,
+        fingerprint=f"unapplied-{digest}",
+        log_tail=text[-2000:],
+    )
 
 
 def near_failure(ctx: AgentContext, state: AgentState, changes: dict[str, Any]) -> str:

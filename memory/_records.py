@@ -38,6 +38,7 @@ class RecordsMixin:
     _session: Callable[[], Any]
     _writing: Callable[[], Any]
     _dedupe: Callable[..., tuple[list, int]]
+    _fetch: Callable[..., dict[str, Any]]  # SqlStore._fetch(model, ids, *where)
     _indexer: Any
 
     # -- findings ------------------------------------------------------------
@@ -53,12 +54,9 @@ class RecordsMixin:
             except IntegrityError as exc:
                 raise Conflict(f"findings: another writer added the same ids: {exc.orig}") from exc
         self._indexer.submit("finding", fresh)
-        ids = [r.id for r in rows]
-        with self._session() as session:
-            stored = {
-                r.id: r for r in session.exec(select(Finding).where(col(Finding.id).in_(ids)))
-            }
-        return [to_public_finding(stored[i]) for i in dict.fromkeys(ids)]
+        ids = list(dict.fromkeys(r.id for r in rows))
+        stored = self._fetch(Finding, ids)
+        return [to_public_finding(stored[i]) for i in ids]
 
     def query_findings(
         self,

@@ -99,19 +99,7 @@ class SearchMixin:
             ]
         found = [h for t, s in groups for h in self.index.query("trace", t, s, vector, limit)]
         found.sort(key=lambda h: -h.score)
-        chosen = found[:limit]
-        rows = self._fetch(Experiment, [h.id for h in chosen]) if chosen else {}
-        return [
-            SearchHit(
-                kind="trace",
-                id=h.id,
-                score=h.score,
-                text=h.text,
-                experiment=to_public_trace(rows[h.id]),
-            )
-            for h in chosen
-            if h.id in rows  # else a stale index entry
-        ]
+        return self._hits("trace", found[:limit])
 
     def _nearest_findings(
         self, task: str, vector: list[float], statuses: list[Status] | None, limit: int
@@ -128,15 +116,18 @@ class SearchMixin:
             if len(chosen) == limit or len(found) < n:
                 break
             n *= _GROWTH
-        rows = self._fetch(Finding, [h.id for h in chosen]) if chosen else {}
+        return self._hits("finding", chosen)
+
+    def _hits(self, kind: str, chosen: Sequence[Any]) -> list[SearchHit]:
+        """Index hits with their rows loaded from SQL, in the hits' order (a hit whose row
+        is gone is a stale index entry and is left out)."""
+        if kind == "trace":
+            model, public, field = Experiment, to_public_trace, "experiment"
+        else:
+            model, public, field = Finding, to_public_finding, "finding"
+        rows = self._fetch(model, [h.id for h in chosen]) if chosen else {}
         return [
-            SearchHit(
-                kind="finding",
-                id=h.id,
-                score=h.score,
-                text=h.text,
-                finding=to_public_finding(rows[h.id]),
-            )
+            SearchHit(kind=kind, id=h.id, score=h.score, text=h.text, **{field: public(rows[h.id])})
             for h in chosen
             if h.id in rows
         ]

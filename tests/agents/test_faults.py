@@ -42,6 +42,10 @@ def test_each_fault_gets_its_status_and_the_swarm_goes_on(tmp_path, store):
     inv = by_hyp["invalid edit"]
     assert inv.status == Status.invalid and "does not occur" in inv.error
     assert inv.duration_s is None, "an invalid edit is refused before any run"
+    # no program to fingerprint: the refused proposal is kept as the log, its digest names it
+    assert inv.fingerprint.startswith("unapplied-") and "THIS TEXT IS NOT IN THE FILE" in (
+        inv.log_tail or ""
+    )
     tam = by_hyp["tamper"]
     assert tam.status == Status.invalid and "prepare.py" in tam.error and tam.metric < -4.9
     assert by_hyp["good"].status == Status.keep, "the swarm goes on after every fault"
