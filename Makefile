@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.labswarm-installed
 
-.PHONY: setup run test lint browser clean
+.PHONY: setup run test lint system clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,14 +26,18 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/labswarm run
 
-browser:
-	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+# Debian packages the tests use: chromium (dashboard tests) and bubblewrap (the run
+# sandbox; without it runs still work, unsandboxed, with a warning).
+system:
+	command -v chromium >/dev/null && command -v bwrap >/dev/null || \
+		(apt-get update -q && apt-get install -y -q chromium bubblewrap)
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
-test: setup browser lint
+test: setup system lint
 	$(BIN)/pytest
 
 clean:

@@ -1,156 +1,178 @@
-"""Noise measurement: replicate runs of the unmodified program on the swarm's devices.
+"""Noise measurement: replicate runs of the swarm's root program on the agents' devices.
 
-Each replicate is recorded with ``role=baseline`` (status ``keep`` when it ran); the first
-replicate is the root of every agent's lineage. Replicates already in memory for the same
-program, hardware class and budget are reused. The rule is in :mod:`agents.judge`.
+Each replicate runs through the same path as every experiment (:meth:`Bench.execute`),
+is judged "ran / did not run" (:func:`agents.judge.judge_replicate`) and recorded by
+:func:`agents.tracing.trace_from_run` with ``role=baseline``; the first replicate is the
+root of every agent's lineage. Only this swarm's own replicates count (a resumed swarm
+reuses them); a baseline from a pack, another swarm or another installation never sets the
+noise. The rule is in :mod:`agents.judge`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import fmean
 
-from agents.devices import Device
-from agents.judge import noise_from
-from agents.library import same_budget
-from agents.runner import run_program
-from memory.models import ExperimentCreate, ExperimentPublic, Role, Status, TraceQuery, new_id
-
-if TYPE_CHECKING:
-    from agents.swarm import Swarm
+from agents.execute import Bench
+from agents.judge import judge_replicate, noise_from
+from agents.program import Program
+from agents.tracing import Author, trace_from_run, write_trace
+from memory.base import Store
+from memory.models import ExperimentPublic, Role, Status, TraceQuery, new_id
 
 log = logging.getLogger(__name__)
 
 
-def existing_baselines(swarm: Swarm) -> list[ExperimentPublic]:
-    """Baseline replicates of the root program on this hardware and budget in memory."""
-    page = swarm.store.query_traces(
+class BaselineError(RuntimeError):
+    """The root program does not run, or the swarm stopped while measuring the noise."""
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One agent's place for replicate runs: who records, and where it runs."""
+
+    name: str
+    author: Author
+    bench: Bench
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The measured noise and the replicates it comes from (oldest first)."""
+
+    noise: float
+    replicates: list[ExperimentPublic]
+
+    @property
+    def baseline_id(self) -> str:
+        """The first replicate: the root of every agent's lineage."""
+        return self.replicates[0].id
+
+    @property
+    def metric(self) -> float | None:
+        """Mean metric of the replicates."""
+        values = [t.metric for t in self.replicates if t.metric is not None]
+        return fmean(values) if values else None
+
+
+def existing_baselines(
+    store: Store, task: str, fingerprint: str, hardware: str, budget: float, swarm_id: str
+) -> list[ExperimentPublic]:
+    """This swarm's own finished replicates of ``fingerprint`` on this hardware and budget."""
+    page = store.query_traces(
         TraceQuery(
-            task=swarm.task.name,
-            fingerprint=swarm.root.fingerprint,
-            hardware=swarm.hardware,
+            task=task,
+            swarm_id=swarm_id,
+            fingerprint=fingerprint,
+            hardware=hardware,
+            budget_s=budget,
+            trusted=True,
             role=[Role.baseline],
             status=[Status.keep],
             sort="created_at",
             limit=100,
         )
     )
-    return [t for t in page.data if t.metric is not None and same_budget(t, swarm.budget)]
+    return [t for t in page.data if t.metric is not None]
 
 
-def baseline_run(swarm: Swarm, index: int, name: str, device: Device, out: list) -> None:
-    """One replicate of the unmodified program on ``device``, recorded as a baseline."""
-    ws = swarm.workspace(name)
-    ws.restore_protected()
-    ws.materialise(swarm.root)
+def run_replicate(
+    store: Store, seat: Seat, root: Program, number: int, *, diff: str = "", origin: str = ""
+) -> ExperimentPublic:
+    """Replicate ``number`` (from 1) of ``root`` on ``seat``, recorded as a baseline."""
     trace_id = new_id()
-    started = datetime.now(UTC)
-    result = run_program(
-        swarm.task,
-        ws.path,
-        device,
-        swarm.budget,
-        swarm.directory / "agents" / name / "logs" / f"baseline-{trace_id}.log",
-        stop=swarm.stop_event,
-        on_start=ws.write_pidfile,
-        python=swarm.config.python,
+    outcome = seat.bench.execute(root, f"baseline-{trace_id}")
+    verdict = judge_replicate(outcome.result, outcome.tampered)
+    what = f"the program of trace {origin}" if origin else "the unmodified program"
+    trace = trace_from_run(
+        seat.author,
+        outcome,
+        verdict,
+        trace_id=trace_id,
+        role=Role.baseline,
+        parent_id=None,
+        hypothesis=f"baseline replicate {number}: {what}",
+        fingerprint=root.fingerprint,
+        diff=diff,
     )
-    ws.clear_pidfile()
-    tampered = ws.tampered()
-    if tampered:
-        ws.restore_protected()
-    ok = result.status == "ok" and not tampered
-    summary = result.summary
-    peak = summary.get("peak_memory_mb")
-    error = result.error or (f"changed protected files {tampered}" if tampered else "")
-    status = (
-        Status.keep
-        if ok
-        else (
-            Status.interrupted
-            if result.status == "interrupted"
-            else Status.timeout
-            if result.status == "timeout"
-            else Status.crash
-        )
-    )
-    trace = swarm.store.add_trace(
-        ExperimentCreate(
-            id=trace_id,
-            task=swarm.task.name,
-            swarm_id=swarm.swarm_id,
-            agent_id=f"{swarm.swarm_id}/{name}",
-            role=Role.baseline,
-            hypothesis=f"baseline replicate {index + 1}: the unmodified program",
-            fingerprint=swarm.root.fingerprint,
-            status=status,
-            metric_name=swarm.task.metric_name,
-            metric=result.metric if ok else None,
-            direction=swarm.task.direction,
-            memory_gb=round(peak / 1024, 4) if isinstance(peak, float) else None,
-            resources={**summary, "budget_s": swarm.budget, "log_path": result.log_path},
-            log_tail=result.log_tail,
-            error="" if ok else error,
-            device=device.name,
-            hardware=device.hardware,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            duration_s=result.duration_s,
-        )
-    )
-    out.append(trace)
+    write_trace(store, trace)
+    return store.get_trace(trace_id)
 
 
-def measure_noise(swarm: Swarm) -> float:
-    """Run the missing replicates in parallel, one per agent device; return the noise."""
-    from agents.swarm import SwarmError
+def _run_batch(
+    store: Store, batch: list[Seat], root: Program, first: int, *, diff: str, origin: str
+) -> list[ExperimentPublic | BaseException]:
+    """Replicates ``first``, ``first + 1``, ... in parallel, one per seat of ``batch``."""
+    out: list[ExperimentPublic | BaseException] = [RuntimeError("not run")] * len(batch)
 
-    existing = existing_baselines(swarm)
-    need = max(0, swarm.config.replicates - len(existing))
-    if need:
-        log.info("measuring noise: %d baseline run(s) of %g s", need, swarm.budget)
-        with swarm.board_lock:
-            for b in swarm.board.values():
-                b.status = "baseline"
-                b.hypothesis = "baseline: the unmodified program"
-                b.run_started = time.time()
-    done = 0
-    while done < need:
-        batch = []
-        out: list[Any] = []
-        for name, device in zip(swarm.names, swarm.devices, strict=True):
-            if done + len(batch) >= need:
-                break
-            t = threading.Thread(
-                target=baseline_run,
-                args=(swarm, len(existing) + done + len(batch), name, device, out),
-                name=f"baseline-{name}",
-            )
-            batch.append(t)
-            t.start()
-        for t in batch:
-            t.join()
-        done += len(batch)
-        failed = [t for t in out if t.status != Status.keep]
-        if failed:
-            f = failed[0]
-            raise SwarmError(
-                f"the unmodified program does not run ({f.status.value}): {f.error}; "
-                f"log: {f.resources.get('log_path', '')}"
-            )
-        if swarm.stop_event.is_set():
-            raise SwarmError("stopped while measuring the noise")
-        existing += out
-    metrics = [t.metric for t in existing[: max(swarm.config.replicates, 1)]]
-    swarm.noise = noise_from([m for m in metrics if m is not None])
-    swarm.baseline_id = existing[0].id
-    with swarm.board_lock:
-        for b in swarm.board.values():
-            b.status = "idle"
-            b.run_started = None
-            b.base_metric = sum(metrics) / len(metrics) if metrics else None
-    log.info("noise %.6g from %d baseline run(s) on %s", swarm.noise, len(metrics), swarm.hardware)
-    return swarm.noise
+    def one(i: int) -> None:
+        try:
+            out[i] = run_replicate(store, batch[i], root, first + i, diff=diff, origin=origin)
+        except BaseException as exc:  # re-raised by the caller's thread
+            out[i] = exc
+
+    threads = [
+        threading.Thread(target=one, args=(i,), name=f"baseline-{first + i}")
+        for i in range(len(batch))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def measure_noise(
+    store: Store,
+    root: Program,
+    seats: Sequence[Seat],
+    *,
+    replicates: int,
+    stop: threading.Event,
+    diff: str = "",
+    origin: str = "",
+    on_start: Callable[[str], None] | None = None,
+) -> Baseline:
+    """Run the missing replicates of ``root`` in parallel, one per seat, and return the
+    noise. ``diff`` (against the task's program) and ``origin`` (a trace id) describe a
+    root chosen with ``--start-from``; ``on_start(agent name)`` is told of each run."""
+    first = seats[0].author
+    have = existing_baselines(
+        store,
+        first.task.name,
+        root.fingerprint,
+        first.device.hardware,
+        first.budget,
+        first.swarm_id,
+    )
+    if len(have) < replicates:
+        log.info("measuring noise: %d baseline run(s)", replicates - len(have))
+    while len(have) < replicates:
+        if stop.is_set():
+            raise BaselineError("stopped while measuring the noise")
+        batch = list(seats[: replicates - len(have)])
+        if on_start is not None:
+            for seat in batch:
+                on_start(seat.name)
+        out = _run_batch(store, batch, root, len(have) + 1, diff=diff, origin=origin)
+        traces: list[ExperimentPublic] = []
+        for i, seat in enumerate(batch):
+            item = out[i]
+            if isinstance(item, BaseException):
+                raise item
+            if stop.is_set() or item.status == Status.interrupted:
+                raise BaselineError("stopped while measuring the noise")
+            if item.status != Status.keep:
+                raise BaselineError(
+                    f"the swarm's root program does not run ({item.status.value}): "
+                    f"{item.error}; log: {seat.bench.logs_dir / f'baseline-{item.id}.log'}"
+                )
+            traces.append(item)
+        have += traces
+    chosen = have[:replicates]
+    noise = noise_from([t.metric for t in chosen if t.metric is not None])
+    log.info("noise %.6g from %d baseline run(s)", noise, len(chosen))
+    return Baseline(noise=noise, replicates=chosen)

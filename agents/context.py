@@ -5,38 +5,34 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from agents.devices import Device
+from agents.execute import Bench
 from agents.library import ProgramLibrary
 from agents.proposers.base import Proposer
 from agents.task import Task
-from agents.workspace import Workspace
+from agents.tracing import Author
 from memory.base import Store
+
+DEFAULT_MAX_REFUSALS = 8  # proposals refused in a row before an agent gives up
 
 
 @dataclass
 class AgentContext:
-    """One agent's runtime: memory, proposer, device, workspace, limits and stop signal."""
+    """One agent's runtime: memory, proposer, where it runs, its limits and stop signal."""
 
-    task: Task
     store: Store
     proposer: Proposer
-    workspace: Workspace
-    device: Device
-    library: ProgramLibrary
+    bench: Bench  # task, workspace, device, budget, logs, stop signal
+    library: ProgramLibrary  # programs this swarm may run
     swarm_id: str
     agent_name: str
-    budget: float
     noise: float
-    logs_dir: Path
-    stop: threading.Event = field(default_factory=threading.Event)
     max_experiments: int | None = None
     deadline: float | None = None  # time.time() after which no new run starts
-    max_refusals: int = 8  # proposals refused in a row before the agent gives up
-    python: str | None = None  # interpreter for "{python}" (default: this one)
+    max_refusals: int = DEFAULT_MAX_REFUSALS
     recall: bool = True  # False: recall only this agent's own traces (no shared recall)
     on_event: Callable[[str, str, dict[str, Any]], None] | None = None
 
@@ -45,8 +41,29 @@ class AgentContext:
         return f"{self.swarm_id}/{self.agent_name}"
 
     @property
+    def task(self) -> Task:
+        return self.bench.task
+
+    @property
+    def device(self) -> Device:
+        return self.bench.device
+
+    @property
+    def budget(self) -> float:
+        return self.bench.budget
+
+    @property
+    def stop(self) -> threading.Event:
+        return self.bench.stop
+
+    @property
     def timeout(self) -> float:
         return self.task.hard_timeout(self.budget)
+
+    @property
+    def author(self) -> Author:
+        """Who this agent's traces are written by."""
+        return Author(self.task, self.swarm_id, self.agent_id, self.device, self.budget)
 
     def emit(self, event: str, **data: Any) -> None:
         """Tell the live view (if any) what this agent is doing."""

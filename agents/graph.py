@@ -5,8 +5,9 @@
                  +-refused-+   (duplicate / invalid / too close to a recorded failure)
 
 Memory, proposer, workspace and device reach the nodes through the runtime context
-(:class:`agents.context.AgentContext`). Compile with a checkpointer and give each agent
-its own ``thread_id``; a killed swarm then resumes every agent from its last checkpoint.
+(:class:`agents.context.AgentContext`). Compile with a checkpointer whose serializer is
+:func:`agents.state.checkpoint_serde` and give each agent its own ``thread_id``; a killed
+swarm then resumes every agent from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
@@ -24,11 +25,11 @@ from agents.state import AgentState, InputState
 
 
 def after_recall(state: AgentState) -> Literal["propose", "__end__"]:
-    return END if state.get("stop_reason") else "propose"
+    return "__end__" if state.get("stop_reason") else "propose"
 
 
 def after_propose(state: AgentState) -> Literal["check", "__end__"]:
-    return END if state.get("stop_reason") else "check"
+    return "__end__" if state.get("stop_reason") else "check"
 
 
 def after_check(
@@ -38,9 +39,9 @@ def after_check(
         return "run"
     ctx = runtime.context
     if state.get("refusals", 0) >= ctx.max_refusals:
-        return END
+        return "__end__"
     if ctx.stop.is_set() or ctx.out_of_time():
-        return END
+        return "__end__"
     return "propose"
 
 
@@ -60,7 +61,9 @@ builder.add_edge("judge", "record")
 builder.add_edge("record", "recall")
 
 
-def compile_graph(checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+def compile_graph(
+    checkpointer: BaseCheckpointSaver | None = None,
+) -> CompiledStateGraph[AgentState, AgentContext, InputState, AgentState]:
     """The agent graph, with ``checkpointer`` (SQLite in a swarm) if given."""
     return builder.compile(checkpointer=checkpointer, name="researcher")
 

@@ -7,39 +7,40 @@ runtime context, and returns the state keys it changes. ``check`` records refusa
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agents.context import AgentContext
-from agents.judge import judge
+from agents.judge import Verdict, judge
 from agents.knobs import knob_changes
-from agents.library import champion_for, metric_of
-from agents.program import Edit, EditError, Program, apply_edits, diff
-from agents.proposers.base import ProposalInvalid, ProposalRequest, SearchExhausted
-from agents.records import (
+from agents.program import EditError, Program, apply_edits, diff
+from agents.proposers.base import (
+    Proposal,
+    ProposalInvalid,
+    ProposalRequest,
+    SearchExhausted,
+)
+from agents.state import AgentState, Recalled
+from agents.tracing import (
     FEEDBACK_KEEP,
-    dump,
-    load,
-    near_failure,
-    now,
-    refuse,
-    refuse_unapplied,
+    refusal,
     set_agent,
+    trace_from_run,
+    unapplied_fingerprint,
     write_trace,
 )
-from agents.runner import RunResult, run_program
-from agents.state import AgentState
 from memory.errors import AlreadyClaimed, AlreadyRan, NotFound
 from memory.models import (
     ClaimCreate,
+    ExperimentCreate,
     ExperimentPublic,
+    Role,
     Status,
     TraceQuery,
+    better,
     new_id,
 )
 
@@ -47,6 +48,38 @@ log = logging.getLogger(__name__)
 
 RELATED_BY_BASE = 12
 RELATED_BY_MEANING = 8
+NEAR_FAILURE_REL = 0.02  # knob values within 2% of a recorded failure count as the same
+
+
+def _status(ctx: AgentContext, status: str, state: AgentState, hypothesis: str = "") -> None:
+    set_agent(
+        ctx.store,
+        ctx.author,
+        ctx.agent_name,
+        status,
+        base_id=state.get("base_id"),
+        experiments=state.get("experiments", 0),
+        hypothesis=hypothesis,
+    )
+
+
+def _base_program(ctx: AgentContext, state: AgentState) -> Program:
+    recalled = state.get("recalled")
+    base = ctx.library.for_trace(recalled.base) if recalled is not None else None
+    if base is None:
+        raise RuntimeError(f"cannot rebuild the program of base trace {state['base_id']}")
+    return base
+
+
+def _metric(ctx: AgentContext, fingerprint: str) -> float | None:
+    """Mean metric of this swarm's runs of a program on this hardware class and budget."""
+    return ctx.store.program_metric(
+        ctx.task.name, fingerprint, ctx.device.hardware, ctx.budget, swarm_id=ctx.swarm_id
+    )
+
+
+def _no_log_tail(trace: ExperimentPublic) -> ExperimentPublic:
+    return trace.model_copy(update={"log_tail": ""})  # keeps checkpoints small
 
 
 # ---------------------------------------------------------------------------
@@ -54,37 +87,44 @@ RELATED_BY_MEANING = 8
 # ---------------------------------------------------------------------------
 
 
+def _done(ctx: AgentContext, state: AgentState) -> str:
+    """Why the agent stops now ("" to go on)."""
+    done = state.get("experiments", 0)
+    if ctx.stop.is_set():
+        return "the swarm is stopping"
+    if ctx.max_experiments is not None and done >= ctx.max_experiments:
+        return f"finished {done} experiments"
+    if ctx.out_of_time():
+        return "out of time"
+    return ""
+
+
 def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Champion, own base, related traces (failures too), claims, findings; stop if done."""
     ctx = runtime.context
-    done = state.get("experiments", 0)
-    if ctx.stop.is_set():
-        return {"stop_reason": "the swarm is stopping"}
-    if ctx.max_experiments is not None and done >= ctx.max_experiments:
-        return {"stop_reason": f"finished {done} experiments"}
-    if ctx.out_of_time():
-        return {"stop_reason": "out of time"}
+    stop = _done(ctx, state)
+    if stop:
+        return {"stop_reason": stop}
     task, hw = ctx.task.name, ctx.device.hardware
     base = ctx.store.get_trace(state["base_id"])
-    base_metric = metric_of(ctx.store, task, base.fingerprint, hw, ctx.budget)
+    base_metric = _metric(ctx, base.fingerprint)
     # Recall off (a benchmark arm): only this agent's own traces, no shared champion.
     own = None if ctx.recall else ctx.agent_id
-    champion = champion_for(ctx.store, task, hw, ctx.budget, agent_id=own)
+    champion = (
+        ctx.store.champion(task, hw, ctx.budget, swarm_id=ctx.swarm_id) if ctx.recall else None
+    )
     update: dict[str, Any] = {}
     if champion is not None and champion.id != base.id:
-        champ_metric = metric_of(ctx.store, task, champion.fingerprint, hw, ctx.budget)
-        better = champ_metric is not None and (
-            base_metric is None or ctx.task.better(champ_metric, base_metric)
-        )
-        if better and ctx.library.for_trace(champion) is not None:
+        champ_metric = _metric(ctx, champion.fingerprint)
+        ahead = champ_metric is not None and better(champ_metric, base_metric, ctx.task.direction)
+        if ahead and ctx.library.for_trace(champion) is not None:
             log.info("%s: moves onto the champion %s", ctx.agent_name, champion.id)
             ctx.emit("moved", base_id=champion.id, metric=champ_metric)
             base, base_metric = champion, champ_metric
             update["base_id"] = champion.id
     related: dict[str, ExperimentPublic] = {}
-    for t in ctx.store.query_traces(
-        TraceQuery(task=task, parent_id=base.id, agent_id=own, limit=RELATED_BY_BASE)
-    ).data:
+    query = TraceQuery(task=task, parent_id=base.id, agent_id=own, limit=RELATED_BY_BASE)
+    for t in ctx.store.query_traces(query).data:
         related[t.id] = t
     findings = []
     text = base.hypothesis or ctx.task.description or ctx.task.name
@@ -105,13 +145,13 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         base_fingerprint=base.fingerprint,
         base_metric=base_metric,
         champion_id=champion.id if champion else None,
-        recalled={
-            "base": dump(base),
-            "champion": dump(champion),
-            "related": [dump(t) for t in related.values()],
-            "findings": [f.model_dump(mode="json") for f in findings],
-            "claims": [c.model_dump(mode="json") for c in claims if c.agent_id != ctx.agent_id],
-        },
+        recalled=Recalled(
+            base=_no_log_tail(base),
+            champion=_no_log_tail(champion) if champion else None,
+            related=[_no_log_tail(t) for t in related.values()],
+            findings=findings,
+            claims=[c for c in claims if c.agent_id != ctx.agent_id],
+        ),
         stop_reason="",
     )
     return update
@@ -124,31 +164,23 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the proposer for one change to the base."""
-    from memory.models import ClaimPublic, FindingPublic
-
     ctx = runtime.context
-    set_agent(ctx, "proposing", state)
+    _status(ctx, "proposing", state)
     ctx.emit("proposing")
-    recalled = state.get("recalled", {})
-    base_trace = load(recalled.get("base"))
-    champion = load(recalled.get("champion"))
-    base = ctx.library.for_trace(base_trace) if base_trace else None
-    if base is None:
-        raise RuntimeError(f"cannot rebuild the program of base trace {state['base_id']}")
+    recalled = state.get("recalled")
+    assert recalled is not None, "recall runs before propose"
     request = ProposalRequest(
         task=ctx.task,
         agent_id=ctx.agent_id,
         device=ctx.device,
         store=ctx.store,
-        root=ctx.library.root,
-        base=base,
-        base_trace=base_trace,
+        base=_base_program(ctx, state),
+        base_trace=recalled.base,
         base_metric=state.get("base_metric"),
-        champion=champion,
-        champion_program=ctx.library.for_trace(champion) if champion else None,
-        related=[ExperimentPublic.model_validate(t) for t in recalled.get("related", [])],
-        findings=[FindingPublic.model_validate(f) for f in recalled.get("findings", [])],
-        claims=[ClaimPublic.model_validate(c) for c in recalled.get("claims", [])],
+        champion=recalled.champion,
+        related=recalled.related,
+        findings=recalled.findings,
+        claims=recalled.claims,
         feedback=list(state.get("feedback", [])),
         recall=ctx.recall,
     )
@@ -156,86 +188,173 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         proposal = ctx.proposer.propose(request)
     except ProposalInvalid as exc:
         return {
-            "proposal": {"hypothesis": exc.hypothesis, "edits": []},
+            "proposal": Proposal(hypothesis=exc.hypothesis, edits=[]),
             "proposal_error": exc.reason,
             "raw_output": exc.raw[-4000:],
         }
     except SearchExhausted as exc:
         return {"proposal": None, "stop_reason": f"search exhausted: {exc}"}
     ctx.emit("proposed", hypothesis=proposal.hypothesis)
-    return {"proposal": proposal.model_dump(), "proposal_error": "", "raw_output": ""}
+    return {"proposal": proposal, "proposal_error": "", "raw_output": ""}
 
 
 # ---------------------------------------------------------------------------
-# check
+# check: apply, refuse, claim
 # ---------------------------------------------------------------------------
 
 
-def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Apply the edits to the base, fingerprint, refuse duplicates, claim."""
-    ctx = runtime.context
-    proposal = state.get("proposal") or {}
-    raw = state.get("raw_output", "")
-    if state.get("proposal_error"):
-        reason = f"unusable proposal: {state['proposal_error']}"
-        return refuse_unapplied(ctx, state, reason, raw or state["proposal_error"])
-    base_trace = load(state.get("recalled", {}).get("base"))
-    base = ctx.library.for_trace(base_trace) if base_trace else None
-    if base is None:
-        raise RuntimeError(f"cannot rebuild the program of base trace {state['base_id']}")
-    edits = [Edit.model_validate(e) for e in proposal.get("edits", [])]
-    try:
-        candidate = apply_edits(base, edits)
-    except EditError as exc:
-        text = json.dumps(proposal, sort_keys=True)
-        return refuse_unapplied(ctx, state, f"invalid edit: {exc.reason}", text)
-    fp = candidate.fingerprint
-    changes = knob_changes(base, candidate, ctx.task.knobs)
-    patch = diff(base, candidate)
-    seen = ctx.store.seen(ctx.task.name, fp)
-    common = {"fingerprint": fp, "diff": patch, "knobs": changes}
+def _refused(
+    ctx: AgentContext, state: AgentState, reason: str, trace: ExperimentCreate | None = None
+) -> dict[str, Any]:
+    """The update for a refused proposal (its trace written if given); the reason goes
+    back to the proposer."""
+    if trace is not None:
+        write_trace(ctx.store, trace)
+        ran = trace.duration_s is not None
+        ctx.emit("recorded", status=trace.status.value, trace_id=trace.id, metric=None, ran=ran)
+        log.info("%s: %s refused: %s", ctx.agent_name, trace.status.value, reason)
+    return {
+        "feedback": [*state.get("feedback", []), reason][-FEEDBACK_KEEP:],
+        "refusals": state.get("refusals", 0) + 1,
+        "status": trace.status.value if trace is not None else "refused",
+        "reason": reason,
+        "claim_id": None,
+        "candidate": {},
+    }
+
+
+def _unapplied(ctx: AgentContext, state: AgentState, reason: str, text: str) -> dict[str, Any]:
+    """Refuse a proposal that never became a program (``invalid``): with no program to
+    fingerprint, the refused output's digest names it and its tail is kept as the log."""
+    proposal = state.get("proposal")
+    trace = refusal(
+        ctx.author,
+        Status.invalid,
+        reason,
+        parent_id=state.get("base_id"),
+        hypothesis=proposal.hypothesis if proposal else "",
+        fingerprint=unapplied_fingerprint(text),
+        log_tail=text[-2000:],
+    )
+    return _refused(ctx, state, reason, trace)
+
+
+def near_failure(state: AgentState, changes: dict[str, Any]) -> str:
+    """A recorded crash/timeout on the same base with (nearly) the same knob changes."""
+    recalled = state.get("recalled")
+    if not changes or recalled is None:
+        return ""
+    for t in recalled.related:
+        if t.parent_id != state.get("base_id") or t.status not in (Status.crash, Status.timeout):
+            continue
+        if set(t.knobs) != set(changes):
+            continue
+        if all(_same_value(t.knobs[name], new) for name, (_, new) in changes.items()):
+            return f"trace {t.id} ({t.status.value}: {t.error[:160]})"
+    return ""
+
+
+def _same_value(old_change: Any, new: Any) -> bool:
+    """True if knob value ``new`` equals (numbers: within 2% of) the recorded change's."""
+    ok = isinstance(old_change, list) and len(old_change) == 2
+    prev = old_change[1] if ok else None
+    if isinstance(new, bool) or isinstance(prev, bool) or not isinstance(new, int | float):
+        return bool(new == prev)
+    if not isinstance(prev, int | float):
+        return False
+    scale = max(abs(prev), abs(new), 1e-12)
+    return abs(new - prev) / scale <= NEAR_FAILURE_REL
+
+
+def _refusal(
+    ctx: AgentContext, state: AgentState, candidate: Program, common: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The refusal of a candidate that already ran or is too close to a failure, or None."""
+    proposal = state.get("proposal")
+    seen = ctx.store.seen(ctx.task.name, candidate.fingerprint)
     if seen is not None:
         metric = f", {ctx.task.metric_name} {seen.metric:.6g}" if seen.metric is not None else ""
         why = f"this program already ran as trace {seen.id} ({seen.status.value}{metric})"
-        return refuse(ctx, state, Status.duplicate, why, **common)
-    near = near_failure(ctx, state, changes)
+        trace = refusal(
+            ctx.author,
+            Status.duplicate,
+            why,
+            parent_id=state.get("base_id"),
+            hypothesis=proposal.hypothesis if proposal else "",
+            **common,
+        )
+        return _refused(ctx, state, why, trace)
+    near = near_failure(state, common["knobs"])
     if near:
-        feedback = [*state.get("feedback", []), f"too close to a recorded failure: {near}"]
-        return {
-            "feedback": feedback[-FEEDBACK_KEEP:],
-            "refusals": state.get("refusals", 0) + 1,
-            "status": "refused",
-            "reason": near,
-            "candidate": {},
-            "claim_id": None,
-        }
-    trace_id = new_id()
+        return _refused(ctx, state, f"too close to a recorded failure: {near}")
+    return None
+
+
+def _claim(
+    ctx: AgentContext, state: AgentState, candidate: Program, common: dict[str, Any]
+) -> dict[str, Any]:
+    """Claim the candidate for this agent (refused as a duplicate if someone else holds it)."""
+    proposal = state.get("proposal")
+    hypothesis = proposal.hypothesis if proposal else ""
     try:
         claim = ctx.store.claim(
             ClaimCreate(
                 task=ctx.task.name,
-                fingerprint=fp,
+                fingerprint=candidate.fingerprint,
                 swarm_id=ctx.swarm_id,
                 agent_id=ctx.agent_id,
                 parent_id=state.get("base_id"),
-                hypothesis=proposal.get("hypothesis", ""),
-                knobs=changes,
+                hypothesis=hypothesis,
+                knobs=common["knobs"],
                 ttl_seconds=ctx.timeout + 120,
             )
         )
     except (AlreadyClaimed, AlreadyRan) as exc:
-        return refuse(ctx, state, Status.duplicate, f"refused before the run: {exc}", **common)
+        why = f"refused before the run: {exc}"
+        trace = refusal(
+            ctx.author,
+            Status.duplicate,
+            why,
+            parent_id=state.get("base_id"),
+            hypothesis=hypothesis,
+            **common,
+        )
+        return _refused(ctx, state, why, trace)
     ctx.library.put(candidate)
     return {
         **common,
         "candidate": candidate.as_dict(),
         "claim_id": claim.id,
-        "trace_id": trace_id,
+        "trace_id": new_id(),
         "refusals": 0,
         "status": "claimed",
         "reason": "",
         "outcome": None,
     }
+
+
+def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Apply the edits to the base, fingerprint, refuse duplicates, claim."""
+    ctx = runtime.context
+    proposal = state.get("proposal")
+    if state.get("proposal_error") or proposal is None:
+        error = state.get("proposal_error") or "no proposal"
+        return _unapplied(
+            ctx, state, f"unusable proposal: {error}", state.get("raw_output") or error
+        )
+    base = _base_program(ctx, state)
+    try:
+        candidate = apply_edits(base, proposal.edits)
+    except EditError as exc:
+        text = proposal.model_dump_json()
+        return _unapplied(ctx, state, f"invalid edit: {exc.reason}", text)
+    common = {
+        "fingerprint": candidate.fingerprint,
+        "diff": diff(base, candidate),
+        "knobs": knob_changes(base, candidate, ctx.task.knobs),
+    }
+    refused = _refusal(ctx, state, candidate, common)
+    return refused if refused is not None else _claim(ctx, state, candidate, common)
 
 
 # ---------------------------------------------------------------------------
@@ -244,56 +363,23 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 
 def run(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Materialise the candidate in the workspace and run it on the agent's device."""
+    """Run the candidate in the agent's workspace on its device."""
     ctx = runtime.context
-    hypothesis = (state.get("proposal") or {}).get("hypothesis", "")
-    set_agent(ctx, "running", state, hypothesis)
+    proposal = state.get("proposal")
+    hypothesis = proposal.hypothesis if proposal else ""
+    _status(ctx, "running", state, hypothesis)
     ctx.emit("running", hypothesis=hypothesis, started=time.time())
-    ws = ctx.workspace
-    ws.restore_protected()
-    ws.materialise(Program.of(state["candidate"]))
-    started = now()
-    result: RunResult = run_program(
-        ctx.task,
-        ws.path,
-        ctx.device,
-        ctx.budget,
-        ctx.logs_dir / f"{state['trace_id']}.log",
-        stop=ctx.stop,
-        on_start=ws.write_pidfile,
-        python=ctx.python,
-    )
-    ws.clear_pidfile()
-    tampered = ws.tampered()
-    if tampered:
-        log.warning("%s: run touched protected files %s; restoring", ctx.agent_name, tampered)
-        ws.restore_protected()
-    outcome = {
-        "status": result.status,
-        "returncode": result.returncode,
-        "metric": result.metric,
-        "summary": result.summary,
-        "duration_s": result.duration_s,
-        "log_tail": result.log_tail,
-        "error": result.error,
-        "log_path": result.log_path,
-        "tampered": tampered,
-    }
-    return {"outcome": outcome, "started_at": started.isoformat()}
+    outcome = ctx.bench.execute(Program.of(state["candidate"]), str(state["trace_id"]))
+    return {"outcome": outcome}
 
 
 def judge_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Status from the run and the base's metric with the noise."""
     ctx = runtime.context
-    o = state.get("outcome") or {}
-    result = RunResult(
-        status=o.get("status", "crash"),
-        returncode=o.get("returncode"),
-        metric=o.get("metric"),
-        error=o.get("error", ""),
-    )
+    outcome = state.get("outcome")
+    assert outcome is not None, "run comes before judge"
     verdict = judge(
-        result, state.get("base_metric"), ctx.noise, ctx.task.direction, o.get("tampered", [])
+        outcome.result, state.get("base_metric"), ctx.noise, ctx.task.direction, outcome.tampered
     )
     return {"status": verdict.status.value, "reason": verdict.reason}
 
@@ -301,31 +387,28 @@ def judge_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
 def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Write the trace, release the claim; a keep becomes the agent's base."""
     ctx = runtime.context
-    o = state.get("outcome") or {}
+    outcome = state.get("outcome")
+    assert outcome is not None, "run comes before record"
+    proposal = state.get("proposal")
     status = Status(state["status"])
-    summary = o.get("summary") or {}
-    peak_mb = summary.get("peak_memory_mb")
-    started = datetime.fromisoformat(state["started_at"]) if state.get("started_at") else None
-    trace_id = write_trace(
-        ctx,
-        state,
-        status,
-        id=state["trace_id"],
+    trace_id = str(state["trace_id"])
+    trace = trace_from_run(
+        ctx.author,
+        outcome,
+        Verdict(status, state.get("reason", "")),
+        trace_id=trace_id,
+        role=Role.experiment,
+        parent_id=state.get("base_id"),
+        hypothesis=proposal.hypothesis if proposal else "",
         fingerprint=state["fingerprint"],
         diff=state.get("diff", ""),
         knobs=state.get("knobs", {}),
-        metric=o.get("metric"),
-        memory_gb=round(peak_mb / 1024, 4) if isinstance(peak_mb, int | float) else None,
-        resources={**summary, "returncode": o.get("returncode"), "log_path": o.get("log_path")},
-        log_tail=o.get("log_tail", ""),
-        error="" if status in (Status.keep, Status.discard) else state.get("reason", ""),
-        started_at=started,
-        finished_at=now(),
-        duration_s=o.get("duration_s"),
     )
+    write_trace(ctx.store, trace)
+    ctx.emit("recorded", status=status.value, trace_id=trace_id, metric=trace.metric, ran=True)
     if state.get("claim_id"):
         try:
-            ctx.store.release(state["claim_id"])
+            ctx.store.release(str(state["claim_id"]))
         except NotFound:
             pass
     update: dict[str, Any] = {
@@ -339,5 +422,5 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     if status == Status.keep:
         update["base_id"] = trace_id
     log.info("%s: %s %s (%s)", ctx.agent_name, status.value, trace_id, state.get("reason", ""))
-    set_agent(ctx, "idle", {**state, **update})
+    _status(ctx, "idle", {**state, **update})  # type: ignore[typeddict-item]
     return update

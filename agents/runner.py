@@ -1,39 +1,68 @@
-"""Run one program: a subprocess in its own process group, a hard timeout, a log file.
+"""Run one program: a subprocess in its own process group (inside the sandbox where the
+machine allows, :mod:`agents.sandbox`), a hard timeout, a log file.
 
-The run's environment is the parent's plus the task's ``[env]``, plus::
+The run's environment is built from an allow-list, never copied whole (:func:`run_env`):
+``PATH``, ``HOME``, ``LANG``/``LC_*``, ``TZ``, ``TMPDIR``, ``PYTHON*``, a few library
+paths, the trainer's ``LABSWARM_CORPUS``/``LABSWARM_CACHE_DIR``, the task's ``[env]``, and::
 
-    LABSWARM_TIME_BUDGET (or the task's budget.env)   the budget in seconds
+    LABSWARM_TIME_BUDGET (and the task's budget.env)   the budget in seconds
     LABSWARM_DEVICE                                    "cpu" or "cuda"
     CUDA_VISIBLE_DEVICES                               the one GPU (cuda), "" (cpu)
     LABSWARM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS the CPU thread share
 
-The metric is read from the summary: the ``key: value`` lines after the last line that
-is exactly ``---`` in stdout.
+Secret-looking variables (:func:`agents.task.is_secret_name`) are never passed on, and
+their values in this process's environment are redacted from everything a run returns.
+
+The metric is the last match of the task's ``[metric].pattern`` in the output (stdout and
+stderr), or else the ``key: value`` summary after the last line that is exactly ``---``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from agents.devices import Device
-from agents.task import Task
+from agents.sandbox import SandboxMode, sandbox_enabled, wrap
+from agents.task import Task, is_secret_name
+from memory.settings import get_settings
 
 RunStatus = Literal["ok", "crash", "timeout", "interrupted"]
 TAIL_LINES = 40
+MIN_SECRET_LEN = 6  # shorter values would redact ordinary words
+PASS_THROUGH = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "XDG_CACHE_HOME",
+        "LD_LIBRARY_PATH",
+        "CUDA_HOME",
+        "LABSWARM_CORPUS",
+        "LABSWARM_CACHE_DIR",
+    }
+)
+PRIVATE_DIR = ".labswarm"  # inside a workspace: the sandboxed run's caches
 
 
 @dataclass
 class RunResult:
-    """What a run produced. ``status`` is ``ok`` only with a finite metric."""
+    """What a run produced, already redacted. ``status`` is ``ok`` only with a finite
+    metric (for a set-up step: with exit code 0)."""
 
     status: RunStatus
     returncode: int | None
@@ -42,7 +71,108 @@ class RunResult:
     duration_s: float = 0.0
     log_tail: str = ""
     error: str = ""
-    log_path: str = ""
+    log_path: str = ""  # absolute, for local use only: never stored (stored_resources)
+
+    def stored_resources(self, base: Path | None = None) -> dict[str, Any]:
+        """What a record may keep: the summary, the exit code, and the log's name relative
+        to ``base`` (the swarm directory) -- never an absolute path."""
+        log = Path(self.log_path) if self.log_path else None
+        name = ""
+        if log is not None:
+            try:
+                name = log.resolve().relative_to(Path(base).resolve()).as_posix() if base else ""
+            except ValueError:
+                name = ""
+            name = name or log.name
+        return {**self.summary, "returncode": self.returncode, "log": name}
+
+
+# ---------------------------------------------------------------------------
+# Environment and redaction
+# ---------------------------------------------------------------------------
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``{value: name}`` of every secret-named variable here (values of 6+ characters)."""
+    env = os.environ if environ is None else environ
+    return {
+        value: name
+        for name, value in env.items()
+        if is_secret_name(name) and len(value) >= MIN_SECRET_LEN
+    }
+
+
+def _passes(name: str) -> bool:
+    if is_secret_name(name):
+        return False
+    return name in PASS_THROUGH or name.startswith(("LC_", "PYTHON"))
+
+
+def run_env(
+    task: Task,
+    device: Device,
+    budget: float,
+    *,
+    sandbox_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment a run gets (see the module docstring).
+
+    ``sandbox_dir``: the run is sandboxed in that workspace; its home is read-only, so
+    caches that follow ``XDG_CACHE_HOME``/``TRITON_CACHE_DIR`` go to a private directory
+    in the workspace (unless the task's ``[env]`` says otherwise).
+    """
+    parent = os.environ if environ is None else environ
+    env = {k: v for k, v in parent.items() if _passes(k)}
+    if sandbox_dir is not None:
+        private = Path(sandbox_dir).resolve() / PRIVATE_DIR
+        env["XDG_CACHE_HOME"] = str(private / "cache")
+        env["TRITON_CACHE_DIR"] = str(private / "triton")
+        env["TMPDIR"] = "/tmp"  # the sandbox's own, empty /tmp
+    env.update({k: v for k, v in task.env.items() if not is_secret_name(k)})
+    env[task.budget_env] = f"{budget:g}"
+    env["LABSWARM_TIME_BUDGET"] = f"{budget:g}"
+    env["LABSWARM_DEVICE"] = device.kind
+    env["CUDA_VISIBLE_DEVICES"] = str(device.gpu_index) if device.kind == "cuda" else ""
+    threads = str(device.threads)
+    env["LABSWARM_THREADS"] = threads
+    env["OMP_NUM_THREADS"] = threads
+    env["MKL_NUM_THREADS"] = threads
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Redactor:
+    """Replaces secret values with ``[redacted:NAME]``, the workspace with ``<workspace>``
+    and the home directory with ``~`` in text a run returns."""
+
+    def __init__(self, workdir: Path | None = None, environ: Mapping[str, str] | None = None):
+        secrets = secret_values(environ)
+        self.pairs: list[tuple[str, str]] = [
+            (value, f"[redacted:{secrets[value]}]")
+            for value in sorted(secrets, key=len, reverse=True)
+        ]
+        if workdir is not None:
+            for form in sorted({str(Path(workdir)), str(Path(workdir).resolve())}, key=len)[::-1]:
+                self.pairs.append((form, "<workspace>"))
+        home = (os.environ if environ is None else environ).get("HOME", "")
+        if len(home) > 1:
+            self.pairs.append((home.rstrip("/") + "/", "~/"))
+
+    def __call__(self, text: str) -> str:
+        for old, new in self.pairs:
+            if old in text:
+                text = text.replace(old, new)
+        return text
+
+    def summary(self, summary: dict[str, float | str]) -> dict[str, float | str]:
+        return {self(k): self(v) if isinstance(v, str) else v for k, v in summary.items()}
+
+
+# ---------------------------------------------------------------------------
+# Parsing the output
+# ---------------------------------------------------------------------------
 
 
 def parse_summary(text: str) -> dict[str, float | str]:
@@ -68,40 +198,10 @@ def parse_summary(text: str) -> dict[str, float | str]:
     return summary
 
 
-def run_env(task: Task, device: Device, budget: float) -> dict[str, str]:
-    """The environment a run gets (see the module docstring)."""
-    env = dict(os.environ)
-    env.update(task.env)
-    env[task.budget_env] = f"{budget:g}"
-    env["LABSWARM_TIME_BUDGET"] = f"{budget:g}"
-    env["LABSWARM_DEVICE"] = device.kind
-    env["CUDA_VISIBLE_DEVICES"] = str(device.gpu_index) if device.kind == "cuda" else ""
-    threads = str(device.threads)
-    env["LABSWARM_THREADS"] = threads
-    env["OMP_NUM_THREADS"] = threads
-    env["MKL_NUM_THREADS"] = threads
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _kill_group(pgid: int, grace: float = 3.0) -> None:
-    """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def match_metric(pattern: str, text: str) -> str | None:
+    """The group of the LAST match of ``pattern`` (multi-line mode) in ``text``, or None."""
+    matches = list(re.finditer(pattern, text, re.MULTILINE))
+    return matches[-1].group(1) if matches else None
 
 
 def _tail(path: Path, lines: int = TAIL_LINES) -> str:
@@ -124,29 +224,64 @@ def _last_error_line(tail: str) -> str:
     return ""
 
 
-def run_program(
+# ---------------------------------------------------------------------------
+# Running a command
+# ---------------------------------------------------------------------------
+
+
+def _kill_group(pgid: int, grace: float = 3.0) -> None:
+    """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _resolve_sandbox(mode: SandboxMode | None) -> bool:
+    """None: the ``LABSWARM_SANDBOX`` setting (read through the one settings class)."""
+    return sandbox_enabled(get_settings().sandbox if mode is None else mode)
+
+
+def _execute(
+    argv: list[str],
     task: Task,
     workdir: Path,
     device: Device,
     budget: float,
     log_path: Path,
     *,
-    timeout: float | None = None,
-    stop: threading.Event | None = None,
-    on_start: Callable[[int], None] | None = None,
-    python: str | None = None,
+    timeout: float,
+    stop: threading.Event | None,
+    on_start: Callable[[int], None] | None,
+    sandbox: SandboxMode | None,
+    redact: Redactor,
 ) -> RunResult:
-    """Run the task command in ``workdir``; never raises for a failing program."""
-    timeout = task.hard_timeout(budget) if timeout is None else timeout
+    """Run ``argv`` to its end, the timeout or a stop; the result has no metric yet."""
+    sandboxed = _resolve_sandbox(sandbox)
+    env = run_env(task, device, budget, sandbox_dir=workdir if sandboxed else None)
+    if sandboxed:
+        for sub in ("cache", "triton"):
+            (Path(workdir) / PRIVATE_DIR / sub).mkdir(parents=True, exist_ok=True)
+        argv = wrap(argv, workdir, gpu=device.kind == "cuda", network=task.network)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = task.argv(python)
     started = time.monotonic()
     with log_path.open("wb") as log_file:
         try:
             proc = subprocess.Popen(
                 argv,
                 cwd=workdir,
-                env=run_env(task, device, budget),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -157,7 +292,7 @@ def run_program(
                 status="crash",
                 returncode=None,
                 metric=None,
-                error=f"cannot start {argv[0]!r}: {exc}",
+                error=redact(f"cannot start {argv[0]!r}: {exc}"),
                 log_path=str(log_path),
             )
         pgid = proc.pid
@@ -179,40 +314,123 @@ def run_program(
                 proc.wait()
                 break
         _kill_group(pgid, grace=0.5)  # children the program left behind
-    duration = time.monotonic() - started
-    tail = _tail(log_path)
+    tail = redact(_tail(log_path))
     result = RunResult(
         status="ok",
         returncode=proc.returncode,
         metric=None,
-        duration_s=round(duration, 3),
+        duration_s=round(time.monotonic() - started, 3),
         log_tail=tail,
         log_path=str(log_path),
     )
     if reason == "timeout":
         result.status = "timeout"
         result.error = f"killed at the hard timeout of {timeout:g} s (budget {budget:g} s)"
-        return result
-    if reason == "interrupted":
+    elif reason == "interrupted":
         result.status = "interrupted"
         result.error = "the swarm stopped while this run was in flight"
-        return result
-    result.summary = parse_summary(log_path.read_text(encoding="utf-8", errors="replace"))
-    if proc.returncode != 0:
+    elif proc.returncode != 0:
         result.status = "crash"
         last = _last_error_line(tail)
         result.error = f"exit code {proc.returncode}" + (f": {last}" if last else "")
+    return result
+
+
+def run_program(
+    task: Task,
+    workdir: Path,
+    device: Device,
+    budget: float,
+    log_path: Path,
+    *,
+    timeout: float | None = None,
+    stop: threading.Event | None = None,
+    on_start: Callable[[int], None] | None = None,
+    python: str | None = None,
+    sandbox: SandboxMode | None = None,
+) -> RunResult:
+    """Run the task command in ``workdir``; never raises for a failing program.
+
+    ``sandbox``: ``auto``/``off``/``require``; None reads the ``LABSWARM_SANDBOX`` setting.
+    """
+    timeout = task.hard_timeout(budget) if timeout is None else timeout
+    redact = Redactor(workdir)
+    result = _execute(
+        task.argv(python),
+        task,
+        workdir,
+        device,
+        budget,
+        log_path,
+        timeout=timeout,
+        stop=stop,
+        on_start=on_start,
+        sandbox=sandbox,
+        redact=redact,
+    )
+    if result.returncode is None or result.status in ("timeout", "interrupted"):
         return result
-    value = result.summary.get(task.metric_name)
-    if value is None:
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    result.summary = redact.summary(parse_summary(text))
+    if result.status != "ok":
+        return result
+    name = task.metric_name
+    value: float | str | None
+    if task.metric_pattern is not None:
+        raw = match_metric(task.metric_pattern, text)
+        if raw is None:
+            result.status = "crash"
+            result.error = f"no match for [metric].pattern {task.metric_pattern!r} in the output"
+            return result
+        try:
+            value = float(raw)
+        except ValueError:
+            value = redact(raw)
+        result.summary.setdefault(name, value)
+        where = "[metric].pattern"
+    else:
+        value = result.summary.get(name)
+        where = "the summary"
+        if value is None:
+            result.status = "crash"
+            result.error = f"no '{name}' in the summary after the last '---' line"
+            return result
+    if not isinstance(value, float):
         result.status = "crash"
-        result.error = f"no '{task.metric_name}' in the summary after the last '---' line"
-    elif not isinstance(value, float):
-        result.status = "crash"
-        result.error = f"'{task.metric_name}' is not a number: {value!r}"
+        result.error = f"'{name}' from {where} is not a number: {value!r}"
     elif not math.isfinite(value):
         result.status = "crash"
-        result.error = f"'{task.metric_name}' is {value} (NaN or infinite)"
+        result.error = f"'{name}' is {value} (NaN or infinite)"
     else:
         result.metric = value
     return result
+
+
+def run_setup(
+    task: Task,
+    workdir: Path,
+    device: Device,
+    log_path: Path,
+    *,
+    stop: threading.Event | None = None,
+    on_start: Callable[[int], None] | None = None,
+    python: str | None = None,
+    sandbox: SandboxMode | None = None,
+) -> RunResult:
+    """Run the task's ``setup`` command in ``workdir`` with the environment and sandbox of
+    a run (budget: the task's for the device kind); ``ok`` means exit code 0."""
+    if not task.setup:
+        raise ValueError(f"task {task.name!r} has no setup command")
+    return _execute(
+        task.setup_argv(python),
+        task,
+        workdir,
+        device,
+        task.default_budget(device.kind),
+        log_path,
+        timeout=task.setup_timeout,
+        stop=stop,
+        on_start=on_start,
+        sandbox=sandbox,
+        redact=Redactor(workdir),
+    )

@@ -1,12 +1,58 @@
 """The state of one researcher agent's graph (checkpointed after every node).
 
-Only plain JSON values live here, so the SQLite checkpointer can always read them back
-(a resumed swarm continues from the last checkpoint of each agent's thread).
+Values are plain JSON or the typed models below (:class:`Recalled`, the proposer's
+:class:`~agents.proposers.base.Proposal`, :class:`~agents.execute.Outcome`). The
+checkpointer must read them back on a resume: :func:`checkpoint_serde` is the serializer
+that allows exactly these model types, and nothing else, when a checkpoint is loaded.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypedDict
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from pydantic import BaseModel
+
+from agents.execute import Outcome
+from agents.proposers.base import Proposal
+from agents.runner import RunResult
+from memory.models import ClaimPublic, ExperimentPublic, FindingPublic, Role, Status
+
+
+class Recalled(BaseModel):
+    """What ``recall`` found for one proposal."""
+
+    base: ExperimentPublic
+    """The trace the agent builds on."""
+    champion: ExperimentPublic | None = None
+    """This swarm's best trusted keep on this hardware class and budget."""
+    related: list[ExperimentPublic] = []
+    """Traces near the base: its children (failures too) and similar ones by meaning."""
+    findings: list[FindingPublic] = []
+    """Prior findings similar to the base's hypothesis."""
+    claims: list[ClaimPublic] = []
+    """Programs other agents are running right now."""
+
+
+# Model and enum types a checkpoint may hold (loaded by name on a resume).
+CHECKPOINT_TYPES: tuple[type, ...] = (
+    Recalled,
+    Proposal,
+    Outcome,
+    RunResult,
+    ExperimentPublic,
+    FindingPublic,
+    ClaimPublic,
+    Status,
+    Role,
+)
+
+
+def checkpoint_serde() -> JsonPlusSerializer:
+    """The checkpoint serializer: JSON-like msgpack, loading only :data:`CHECKPOINT_TYPES`."""
+    return JsonPlusSerializer(
+        allowed_msgpack_modules=[(t.__module__, t.__name__) for t in CHECKPOINT_TYPES]
+    )
 
 
 class InputState(TypedDict):
@@ -24,11 +70,11 @@ class AgentState(InputState, total=False):
     base_metric: float | None
     """Mean metric of the base program on this hardware class and budget."""
     champion_id: str | None
-    """Best kept trace of the task on this hardware class when last recalled."""
-    recalled: dict[str, Any]
-    """What recall found: ``base``, ``champion``, ``related``, ``findings``, ``claims``."""
-    proposal: dict[str, Any] | None
-    """The proposer's output (``hypothesis``, ``edits``) or None if it failed."""
+    """This swarm's champion on this hardware class and budget when last recalled."""
+    recalled: Recalled | None
+    """What recall found."""
+    proposal: Proposal | None
+    """The proposer's output (for an unusable output: its hypothesis, no edits)."""
     proposal_error: str
     """Why the proposer's output was unusable ("" if it was usable)."""
     raw_output: str
@@ -49,10 +95,8 @@ class AgentState(InputState, total=False):
     """Claim held for the candidate while it runs."""
     trace_id: str | None
     """Id the candidate's trace will have (fixed before the run, so a resume can find it)."""
-    started_at: str | None
-    """ISO time the run started."""
-    outcome: dict[str, Any] | None
-    """The run's result (runner fields plus ``tampered``)."""
+    outcome: Outcome | None
+    """The run's result and the protected files it changed."""
     status: str
     """The judged status of the current candidate."""
     reason: str

@@ -1,13 +1,19 @@
 """The embedded swarm: one process, one memory owner, agents as threads, runs as
 subprocesses, one device per agent.
 
-1. Load the task, plan devices (one per agent), make each agent's workspace.
-2. Measure the noise: replicate runs of the unmodified program on the agents' own
-   devices, recorded with ``role=baseline`` (reused from memory when present).
-3. Run every agent's graph in its own thread (SQLite checkpointer, one thread id each)
+1. Load the task, plan devices (one per agent), make each agent's workspace; record the
+   hashes of the task directory's protected files (checked before every run).
+2. Run the task's setup step in each workspace (an agent whose setup fails stops, and the
+   failure is recorded).
+3. Measure the noise: replicate runs of the swarm's root program on the agents' own
+   devices, recorded with ``role=baseline`` (only this swarm's own replicates count).
+4. Run every agent's graph in its own thread (SQLite checkpointer, one thread id each)
    until its experiment limit, the deadline, an exhausted search, or a stop.
-4. ``resume``: reap runs a killed swarm left behind, record each cut-off run as
+5. ``resume``: reap runs a killed swarm left behind, record each cut-off run as
    ``interrupted`` and release its claim, then continue every agent from its checkpoint.
+
+The root is the task's program, or, with ``start_from`` (``labswarm run --start-from``, an
+explicit opt-in after the operator saw the diff), the program of that trace.
 
 The swarm's directory (``runs/<swarm id>/``) holds ``swarm.json``, ``checkpoints.sqlite``,
 the agents' workspaces and run logs, and at the end ``results.tsv`` and ``progress.png``.
@@ -27,21 +33,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agents.baseline import Baseline, BaselineError, Seat, measure_noise
 from agents.board import AgentBoard, apply_event
-from agents.context import AgentContext
+from agents.context import DEFAULT_MAX_REFUSALS, AgentContext
 from agents.devices import Device, plan_devices
-from agents.judge import DEFAULT_REPLICATES
-from agents.library import ProgramLibrary
-from agents.program import Program
+from agents.execute import Bench, SetupFailed
+from agents.judge import DEFAULT_REPLICATES, MIN_REPLICATES
+from agents.library import LineageError, ProgramLibrary, rebuild_for_review
+from agents.program import Program, diff
 from agents.proposers.base import Proposer
 from agents.task import Task, load_task
-from agents.workspace import Workspace
+from agents.tracing import Author, set_agent, setup_failure, write_trace
+from agents.workspace import TaskRootChanged, Workspace, protected_hashes
 from memory.base import Store
-from memory.models import (
-    Status,
-    SwarmCreate,
-    new_id,
-)
+from memory.models import Role, Status, SwarmCreate, new_id
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +76,14 @@ class SwarmConfig:
     runs_dir: str = str(RUNS_DIR)
     python: str | None = None
     quick_budget: float | None = None  # without --budget: cap a CPU run at this many seconds
-    max_refusals: int = 8  # proposals refused in a row before an agent gives up
+    max_refusals: int = DEFAULT_MAX_REFUSALS  # proposals refused in a row before giving up
     # False: each agent recalls only its own traces before proposing (claims and the
     # duplicate refusal stay shared) -- the benchmark's "recall off" arm.
     recall: bool = True
+    # A trace whose program becomes the swarm's root (re-measured as this swarm's own
+    # baseline). Only set after the operator reviewed its diff (labswarm run --start-from).
+    start_from: str | None = None
+    cache_dir: str | None = None  # where local LLM weights are converted (LABSWARM_CACHE_DIR)
 
 
 ProposerFactory = Callable[[Task, Program, Device, str, int], Proposer]
@@ -85,7 +94,9 @@ def default_proposer_factory(config: SwarmConfig) -> ProposerFactory:
     if config.proposer == "builtin":
         from agents.proposers.builtin import BuiltinProposer
 
-        def make_builtin(task: Task, root: Program, device: Device, name: str, seed: int):
+        def make_builtin(
+            task: Task, root: Program, device: Device, name: str, seed: int
+        ) -> Proposer:
             return BuiltinProposer(task, root, device.kind, device.hardware, seed=seed)
 
         return make_builtin
@@ -94,9 +105,10 @@ def default_proposer_factory(config: SwarmConfig) -> ProposerFactory:
             raise SwarmError("--proposer llm needs --model (e.g. openai:gpt-4.1 or hf:/path.gguf)")
         from agents.proposers.llm import LLMProposer, make_chat_model
 
-        chat = make_chat_model(config.model, config.base_url)
+        cache = Path(config.cache_dir) if config.cache_dir else None
+        chat = make_chat_model(config.model, config.base_url, cache_dir=cache)
 
-        def make_llm(task: Task, root: Program, device: Device, name: str, seed: int):
+        def make_llm(task: Task, root: Program, device: Device, name: str, seed: int) -> Proposer:
             return LLMProposer(chat)
 
         return make_llm
@@ -120,6 +132,17 @@ def _latest_swarm(runs: Path) -> Path:
     return found[-1].parent
 
 
+def start_program(store: Store, task: Task, trace_id: str) -> tuple[Program, str]:
+    """The program of trace ``trace_id`` (imported ones included) and its diff against the
+    task's program: what ``--start-from`` shows before anything runs."""
+    original = Program.read(task.root, task.editable)
+    try:
+        program = rebuild_for_review(store, original, trace_id)
+    except LineageError as exc:
+        raise SwarmError(f"--start-from {trace_id}: {exc}") from None
+    return program, diff(original, program)
+
+
 class Swarm:
     """An embedded swarm over one ``store`` (the memory owner of this process)."""
 
@@ -131,31 +154,27 @@ class Swarm:
         resume: str | None = None,
         proposer_factory: ProposerFactory | None = None,
     ) -> None:
-        self.config = config
         self.store = store
         self.stop_event = threading.Event()
         self.board: dict[str, AgentBoard] = {}
         self.board_lock = threading.Lock()
-        self.champion: tuple[str, float] | None = None
         runs = Path(config.runs_dir)
         if resume:
             self.directory = _latest_swarm(runs) if resume == "latest" else runs / resume
-            meta_path = self.directory / "swarm.json"
-            if not meta_path.is_file():
-                raise SwarmError(f"--resume {resume}: no swarm.json in {self.directory}")
-            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            saved = SwarmConfig(**self.meta["config"])
-            for key in ("max_experiments", "hours"):  # a resume may extend the limits
-                if getattr(config, key) is not None:
-                    setattr(saved, key, getattr(config, key))
-            self.config = saved
-            self.swarm_id = self.meta["swarm_id"]
-            self.resuming = True
+            self.meta = _read_meta(self.directory, resume)
+            self.config = _resumed_config(self.meta, config)
+            self.swarm_id = str(self.meta["swarm_id"])
         else:
+            self.config = config
             self.swarm_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + new_id()[:6]
             self.directory = runs / self.swarm_id
             self.meta = {}
-            self.resuming = False
+        self.resuming = bool(resume)
+        if self.config.replicates < MIN_REPLICATES:
+            raise SwarmError(
+                f"replicates: {self.config.replicates} is too few; the noise is the spread "
+                f"of at least {MIN_REPLICATES} runs of the same program"
+            )
         self.task = load_task(self.config.task)
         self.devices = plan_devices(self.config.agents, self.config.devices)
         kinds = {d.kind for d in self.devices}
@@ -164,13 +183,21 @@ class Swarm:
         if self.config.budget is None and self.config.quick_budget and kind == "cpu":
             self.budget = min(self.budget, self.config.quick_budget)
         self.hardware = self.devices[0].hardware
-        self.root = Program.read(self.task.root, self.task.editable)
-        self.library = ProgramLibrary(store, self.root)
+        # the task root's protected files as this swarm first saw them
+        self.expected: dict[str, str] = self.meta.get("protected") or protected_hashes(self.task)
+        self.root_diff = ""
+        if self.config.start_from:
+            self.root, self.root_diff = start_program(store, self.task, self.config.start_from)
+        else:
+            self.root = Program.read(self.task.root, self.task.editable)
+        self.library = ProgramLibrary(store, self.root, self.swarm_id)
         self.names = [f"agent-{i}" for i in range(len(self.devices))]
         self.proposer_factory = proposer_factory or default_proposer_factory(self.config)
         self.noise: float = float(self.meta.get("noise", 0.0))
         self.baseline_id: str | None = self.meta.get("baseline_id")
         self.result: SwarmResult | None = None
+        self._final: dict[str, dict[str, Any]] = {}  # agent -> last graph values
+        self._fatal: str | None = None
 
     # -- events from the agents (for the live view) ---------------------------
 
@@ -184,7 +211,23 @@ class Swarm:
     # -- setup ------------------------------------------------------------------
 
     def workspace(self, name: str) -> Workspace:
-        return Workspace(self.task, self.directory / "agents" / name / "work")
+        return Workspace(self.task, self.directory / "agents" / name / "work", self.expected)
+
+    def author(self, name: str, device: Device) -> Author:
+        return Author(self.task, self.swarm_id, f"{self.swarm_id}/{name}", device, self.budget)
+
+    def bench(self, name: str, device: Device) -> Bench:
+        return Bench(
+            task=self.task,
+            workspace=self.workspace(name),
+            device=device,
+            budget=self.budget,
+            logs_dir=self.directory / "agents" / name / "logs",
+            home=self.directory,
+            expected=self.expected,
+            stop=self.stop_event,
+            python=self.config.python or sys.executable,
+        )
 
     def _save_meta(self) -> None:
         self.meta.update(
@@ -197,6 +240,7 @@ class Swarm:
             noise=self.noise,
             baseline_id=self.baseline_id,
             agents=self.names,
+            protected=self.expected,
         )
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / "swarm.json.tmp"
@@ -215,13 +259,64 @@ class Swarm:
             )
         )
 
+    def _set_up(self, benches: dict[str, Bench], result: SwarmResult) -> list[str]:
+        """Run the task's setup step in every workspace (in parallel); the agents whose
+        setup succeeded. A failure stops that agent and is recorded as a ``crash``."""
+        failures: dict[str, SetupFailed] = {}
+
+        def one(name: str) -> None:
+            try:
+                benches[name].ensure_setup()
+            except SetupFailed as exc:
+                failures[name] = exc
+
+        threads = [threading.Thread(target=one, args=(n,), name=f"setup-{n}") for n in benches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for name, exc in failures.items():
+            bench = benches[name]
+            write_trace(
+                self.store, setup_failure(self.author(name, bench.device), exc, self.directory)
+            )
+            result.stop_reasons[name] = str(exc)
+            self.on_event(name, "stopped", {"reason": f"setup failed (log: {exc.log_path})"})
+            log.error("%s: %s", name, exc)
+        live = [n for n in benches if n not in failures]
+        if not live:
+            raise SwarmError("; ".join(f"{n}: {e}" for n, e in failures.items()))
+        return live
+
     # -- noise --------------------------------------------------------------------
 
-    def measure_noise(self) -> float:
-        """Replicate runs of the unmodified program (see :mod:`agents.baseline`)."""
-        from agents.baseline import measure_noise
+    def measure_noise(self, benches: dict[str, Bench], names: list[str]) -> Baseline:
+        """Replicate runs of the root program (see :mod:`agents.baseline`), stored here."""
+        seats = [Seat(n, self.author(n, benches[n].device), benches[n]) for n in names]
 
-        return measure_noise(self)
+        def started(name: str) -> None:
+            with self.board_lock:
+                b = self.board[name]
+                b.status, b.hypothesis, b.run_started = "baseline", "baseline run", time.time()
+
+        try:
+            baseline = measure_noise(
+                self.store,
+                self.root,
+                seats,
+                replicates=self.config.replicates,
+                stop=self.stop_event,
+                diff=self.root_diff,
+                origin=self.config.start_from or "",
+                on_start=started,
+            )
+        except (BaselineError, TaskRootChanged) as exc:
+            raise SwarmError(str(exc)) from None
+        self.noise, self.baseline_id = baseline.noise, baseline.baseline_id
+        with self.board_lock:
+            for b in self.board.values():
+                b.status, b.run_started, b.base_metric = "idle", None, baseline.metric
+        return baseline
 
     # -- resume -------------------------------------------------------------------
 
@@ -232,18 +327,19 @@ class Swarm:
         if not values:
             return {"base_id": self.baseline_id}
         if snap.next == ("run",) and values.get("claim_id"):
-            from agents.records import write_trace
-
-            trace_id = write_trace(
-                ctx,
-                values,
+            proposal = values.get("proposal")
+            trace = ctx.author.trace(
                 Status.interrupted,
-                id=values.get("trace_id"),
+                id=values.get("trace_id") or new_id(),
+                role=Role.experiment,
+                parent_id=values.get("base_id"),
+                hypothesis=proposal.hypothesis if proposal is not None else "",
                 fingerprint=values.get("fingerprint", ""),
                 diff=values.get("diff", ""),
                 knobs=values.get("knobs", {}),
                 error="the swarm process stopped while this run was in flight (found on resume)",
             )
+            write_trace(self.store, trace)
             self.store.release(values["claim_id"])
             graph.update_state(
                 config,
@@ -251,12 +347,12 @@ class Swarm:
                     "claim_id": None,
                     "candidate": {},
                     "outcome": None,
-                    "last_trace_id": trace_id,
+                    "last_trace_id": trace.id,
                     "status": Status.interrupted.value,
                 },
                 as_node="record",
             )
-            log.info("%s: recorded the cut-off run %s as interrupted", ctx.agent_name, trace_id)
+            log.info("%s: recorded the cut-off run %s as interrupted", ctx.agent_name, trace.id)
             return None
         if not snap.next:  # finished before: go on with the (possibly extended) limits
             return {"base_id": values.get("base_id", self.baseline_id)}
@@ -270,7 +366,7 @@ class Swarm:
 
     # -- run ----------------------------------------------------------------------
 
-    def _agent_main(self, graph: Any, ctx: AgentContext, checkpointer: Any, result: SwarmResult):
+    def _agent_main(self, graph: Any, ctx: AgentContext, result: SwarmResult) -> None:
         config = {"configurable": {"thread_id": ctx.agent_id}, "recursion_limit": RECURSION_LIMIT}
         try:
             initial = self._recover(graph, config, ctx)
@@ -282,8 +378,12 @@ class Swarm:
             result.stop_reasons[ctx.agent_name] = reason
             ctx.emit("stopped", reason=reason)
         except Exception as exc:
+            if isinstance(exc, TaskRootChanged):  # every agent would hit it: stop them all
+                self._fatal = str(exc)
+                self.stop_event.set()
             log.exception("%s failed", ctx.agent_name)
             result.errors.append(f"{ctx.agent_name}: {type(exc).__name__}: {exc}")
+            result.stop_reasons[ctx.agent_name] = f"error: {exc}"
             try:  # a failed agent must not keep others off the program it claimed
                 for claim in self.store.active_claims(self.task.name):
                     if claim.agent_id == ctx.agent_id:
@@ -293,22 +393,80 @@ class Swarm:
             ctx.emit("stopped", reason=f"error: {exc}")
         finally:
             try:
+                self._final[ctx.agent_name] = dict(graph.get_state(config).values or {})
+            except Exception:  # the last state is only for the agent's status row
+                log.exception("%s: reading its last state failed", ctx.agent_name)
+            try:
                 ctx.proposer.close()
             except Exception:  # closing must not hide the agent's own outcome
                 log.exception("%s: closing the proposer failed", ctx.agent_name)
 
-    def run(self) -> SwarmResult:
-        """Measure the noise (first run only), then run every agent to its end."""
+    def _mark_stopped(self) -> None:
+        """Every agent's row in memory says ``stopped`` (whatever ended the swarm)."""
+        for name, device in zip(self.names, self.devices, strict=True):
+            values = self._final.get(name, {})
+            try:
+                set_agent(
+                    self.store,
+                    self.author(name, device),
+                    name,
+                    "stopped",
+                    base_id=values.get("base_id", self.baseline_id),
+                    experiments=values.get("experiments", 0),
+                )
+            except Exception:  # a memory error here must not hide why the swarm ended
+                log.exception("%s: recording its stopped status failed", name)
+
+    def _run_agents(
+        self, benches: dict[str, Bench], names: list[str], conn: Any, result: SwarmResult
+    ) -> None:
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         from agents.graph import compile_graph
+        from agents.state import checkpoint_serde
 
+        checkpointer = SqliteSaver(conn, serde=checkpoint_serde())
+        checkpointer.setup()
+        graph = compile_graph(checkpointer)
+        hours = self.config.hours
+        deadline = time.time() + hours * 3600 if hours else None
+        threads = []
+        for i, (name, device) in enumerate(zip(self.names, self.devices, strict=True)):
+            if name not in names:
+                continue
+            seed = self.config.seed * 1000 + i
+            ctx = AgentContext(
+                store=self.store,
+                proposer=self.proposer_factory(self.task, self.root, device, name, seed),
+                bench=benches[name],
+                library=self.library,
+                swarm_id=self.swarm_id,
+                agent_name=name,
+                noise=self.noise,
+                max_experiments=self.config.max_experiments,
+                deadline=deadline,
+                max_refusals=self.config.max_refusals,
+                recall=self.config.recall,
+                on_event=self.on_event,
+            )
+            t = threading.Thread(
+                target=self._agent_main, args=(graph, ctx, result), name=name, daemon=True
+            )
+            threads.append(t)
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.5)
+
+    def run(self) -> SwarmResult:
+        """Set up, measure the noise (first run only), then run every agent to its end."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for name, device in zip(self.names, self.devices, strict=True):
             self.board[name] = AgentBoard(name=name, device=device.name)
-            ws = self.workspace(name)
-            if self.resuming:
-                ws.reap_stale_run()
+        benches = {n: self.bench(n, d) for n, d in zip(self.names, self.devices, strict=True)}
+        if self.resuming:
+            for bench in benches.values():
+                bench.workspace.reap_stale_run()
         self._save_meta()
         self._upsert_swarm("running")
         if self.resuming:
@@ -318,59 +476,43 @@ class Swarm:
         conn = sqlite3.connect(self.directory / "checkpoints.sqlite", check_same_thread=False)
         status = "stopped"
         try:
+            try:
+                next(iter(benches.values())).check_root()
+            except TaskRootChanged as exc:
+                raise SwarmError(str(exc)) from None
+            names = self._set_up(benches, result)
             if self.baseline_id is None:
-                self.measure_noise()
+                self.measure_noise(benches, names)
                 result.noise = self.noise
                 self._save_meta()
                 self._upsert_swarm("running")
-            checkpointer = SqliteSaver(conn)
-            checkpointer.setup()
-            graph = compile_graph(checkpointer)
-            hours = self.config.hours
-            deadline = time.time() + hours * 3600 if hours else None
-            max_exp = self.config.max_experiments
-            threads = []
-            for i, (name, device) in enumerate(zip(self.names, self.devices, strict=True)):
-                proposer = self.proposer_factory(
-                    self.task, self.root, device, name, self.config.seed * 1000 + i
-                )
-                ctx = AgentContext(
-                    task=self.task,
-                    store=self.store,
-                    proposer=proposer,
-                    workspace=self.workspace(name),
-                    device=device,
-                    library=self.library,
-                    swarm_id=self.swarm_id,
-                    agent_name=name,
-                    budget=self.budget,
-                    noise=self.noise,
-                    logs_dir=self.directory / "agents" / name / "logs",
-                    stop=self.stop_event,
-                    max_experiments=max_exp,
-                    deadline=deadline,
-                    python=self.config.python or sys.executable,
-                    max_refusals=self.config.max_refusals,
-                    recall=self.config.recall,
-                    on_event=self.on_event,
-                )
-                t = threading.Thread(
-                    target=self._agent_main,
-                    args=(graph, ctx, checkpointer, result),
-                    name=name,
-                    daemon=True,
-                )
-                threads.append(t)
-                t.start()
-            for t in threads:
-                while t.is_alive():
-                    t.join(timeout=0.5)
+            self._run_agents(benches, names, conn, result)
+            if self._fatal:
+                raise SwarmError(self._fatal)
             status = "stopped" if self.stop_event.is_set() else "finished"
         finally:
             conn.close()
+            self._mark_stopped()
             self._upsert_swarm(status)
         return result
 
     def stop(self) -> None:
         """Ask every agent to stop; runs in flight are killed and recorded ``interrupted``."""
         self.stop_event.set()
+
+
+def _read_meta(directory: Path, resume: str) -> dict[str, Any]:
+    meta_path = directory / "swarm.json"
+    if not meta_path.is_file():
+        raise SwarmError(f"--resume {resume}: no swarm.json in {directory}")
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    return meta
+
+
+def _resumed_config(meta: dict[str, Any], asked: SwarmConfig) -> SwarmConfig:
+    """The stopped swarm's config; a resume may extend its limits."""
+    saved = SwarmConfig(**meta["config"])
+    for key in ("max_experiments", "hours"):
+        if getattr(asked, key) is not None:
+            setattr(saved, key, getattr(asked, key))
+    return saved

@@ -1,6 +1,7 @@
 """Load and validate a task: a directory with a ``task.toml`` (format in ``docs/tasks.md``).
 
-A bad field fails with :class:`TaskError`, whose message names the file and the field::
+The file is validated by one pydantic model, :class:`TaskSpec` (unknown fields are errors);
+a bad field fails with :class:`TaskError`, whose message names the file and the field::
 
     from agents.task import load_task
     task = load_task("trainer")          # or any directory holding a task.toml
@@ -10,43 +11,311 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import re
 import shlex
 import sys
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 TASK_FILE = "task.toml"
 DEFAULT_BUDGET_ENV = "LABSWARM_TIME_BUDGET"
-_TOP_KEYS = {"name", "description", "editable", "protected", "run", "notes", "knobs"}
-_TABLES = {"metric", "budget", "env"}
-_BUDGET_KEYS = {"env", "cpu", "cuda", "timeout"}
+
+# Environment variable names a run never gets, even when a task's [env] names them: the
+# runner drops them from the run's environment and redacts their values from its output.
+SECRET_NAME = re.compile(r"^LABSWARM_TOKEN$|_API_KEY$|_TOKEN$|SECRET|PASSWORD", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for ``LABSWARM_TOKEN``, ``*_API_KEY``, ``*_TOKEN``, ``*SECRET*``, ``*PASSWORD*``."""
+    return bool(SECRET_NAME.search(name))
 
 
 class TaskError(ValueError):
     """A task directory or its ``task.toml`` is unusable; the message names file and field."""
 
 
+# ---------------------------------------------------------------------------
+# The task.toml schema
+# ---------------------------------------------------------------------------
+
+
+def _split_command(value: object) -> object:
+    """``run``/``setup``: a string is split like a shell line; a list is the argv."""
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot be split like a shell line: {exc}") from None
+    if isinstance(value, list):
+        if not all(isinstance(part, str) for part in value):
+            raise ValueError("must be a string or a list of strings")
+        return value
+    raise ValueError("must be a string or a list of strings")
+
+
+def _one_or_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _env_value(value: object) -> object:
+    """``[env]`` values reach the program as strings (``true``/``false`` for booleans)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise ValueError("must be a string, number or boolean")
+
+
+Command = Annotated[list[str], BeforeValidator(_split_command)]
+Paths = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_one_or_list)]
+Seconds = Annotated[float, Field(ge=0)]
+EnvValue = Annotated[str, BeforeValidator(_env_value)]
+
+
+def _env_name(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"{name!r} is not an environment variable name")
+    if is_secret_name(name):
+        raise ValueError(
+            f"{name!r} looks like a secret (LABSWARM_TOKEN, *_API_KEY, *_TOKEN, *SECRET*, "
+            "*PASSWORD*); runs never get such variables"
+        )
+    return name
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class MetricSpec(_Table):
+    """``[metric]``: which number a run produces and which way is better."""
+
+    name: str
+    direction: Literal["minimize", "maximize"] = "minimize"
+    pattern: str | None = None  # a regex with one group over the run's output
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            groups = re.compile(value, re.MULTILINE).groups
+        except re.error as exc:
+            raise ValueError(f"is not a regular expression: {exc}") from None
+        if groups != 1:
+            raise ValueError(f"must have exactly one group (the number), found {groups}")
+        return value
+
+
+class BudgetSpec(_Table):
+    """``[budget]``: seconds per run on each device kind, and the hard limits."""
+
+    env: str = DEFAULT_BUDGET_ENV
+    cpu: Annotated[float, Field(gt=0)] = 60.0
+    cuda: Annotated[float, Field(gt=0)] = 300.0
+    timeout: Seconds = 0.0  # 0: 2 * budget + 120
+    setup_timeout: Annotated[float, Field(gt=0)] = 3600.0
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if not value.isidentifier():
+            raise ValueError(f"must be an environment variable name, not {value!r}")
+        if is_secret_name(value):
+            raise ValueError(f"{value!r} looks like a secret; runs never get such variables")
+        return value
+
+
+class SandboxSpec(_Table):
+    """``[sandbox]``: what a sandboxed run may reach besides its workspace."""
+
+    network: bool = False
+
+
+class TaskSpec(_Table):
+    """The whole ``task.toml``. Validate with ``context={"root": <task directory>}``."""
+
+    name: str
+    description: str = ""
+    editable: Paths
+    protected: Paths = []
+    run: Command
+    setup: Command | None = None
+    notes: str | None = None
+    knobs: Paths = []
+    metric: MetricSpec
+    budget: BudgetSpec = BudgetSpec()
+    sandbox: SandboxSpec = SandboxSpec()
+    env: dict[EnvName, EnvValue] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("editable", "notes")
+    @classmethod
+    def _inside(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        root: Path = (info.context or {})["root"]
+        rels = [value] if isinstance(value, str) else value
+        out = []
+        for rel in rels:
+            p = Path(rel)
+            if p.is_absolute() or ".." in p.parts:
+                raise ValueError(f"{rel!r} must be a path inside the task directory")
+            if not (root / p).is_file():
+                raise ValueError(f"file {p.as_posix()!r} does not exist in {root}")
+            if not (root / p).resolve().is_relative_to(root.resolve()):
+                raise ValueError(f"{rel!r} is a link to a file outside the task directory")
+            out.append(p.as_posix())
+        if info.field_name == "editable" and not out:
+            raise ValueError("must name at least one file")
+        return out[0] if isinstance(value, str) else out
+
+    @field_validator("protected")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        for glob in value:
+            if glob.startswith("/") or ".." in Path(glob).parts:
+                raise ValueError(f"{glob!r} must match paths inside the task directory")
+        return value
+
+    @field_validator("run", "setup")
+    @classmethod
+    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("knobs")
+    @classmethod
+    def _knobs(cls, value: list[str]) -> list[str]:
+        for knob in value:
+            if not knob.isidentifier():
+                raise ValueError(f"{knob!r} is not a Python identifier")
+        return value
+
+    @model_validator(mode="after")
+    def _editable_not_protected(self) -> TaskSpec:
+        for rel in self.editable:
+            if any(fnmatch.fnmatchcase(rel, pat) for pat in self.protected):
+                raise ValueError(f"protected: {rel!r} is both editable and protected")
+        return self
+
+
+def _why(error: Any) -> str:
+    """One pydantic error as the end of a TaskError message."""
+    kind, msg = error["type"], str(error["msg"])
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    given = error.get("input")
+    shown = f"{given!r}" if not isinstance(given, dict | list) else type(given).__name__
+    return f"{msg[0].lower()}{msg[1:]}, got {shown}"
+
+
+def task_error(path: Path, exc: ValidationError) -> TaskError:
+    """The one adapter: ``ValidationError`` -> ``TaskError("<file>: field '<f>': <why>")``."""
+    first = exc.errors()[0]
+    parts = [str(p) for p in first["loc"] if not isinstance(p, int) and p != "[key]"]
+    why = _why(first)
+    if not parts:  # a model-level check names its field at the start of its message
+        field, _, why = why.partition(": ")
+        parts = [field]
+    return TaskError(f"{path}: field '{'.'.join(parts)}': {why}")
+
+
+# ---------------------------------------------------------------------------
+# The validated task
+# ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Task:
-    """A validated task. Paths in ``editable`` are relative to ``root``."""
+    """A validated task (built from :class:`TaskSpec`; the defaults live there).
+
+    Paths in ``editable`` are relative to ``root``; ``run`` and ``setup`` are argv
+    templates in which ``{python}`` is replaced by the interpreter.
+    """
 
     root: Path
     name: str
     description: str
     editable: tuple[str, ...]
     protected: tuple[str, ...]
-    run: tuple[str, ...]  # argv template; "{python}" is replaced by the interpreter
+    run: tuple[str, ...]
+    setup: tuple[str, ...]  # empty: no set-up step
     notes: str  # text of the notes file ("" if none)
     knobs: tuple[str, ...]  # empty: UPPER_CASE module constants found by AST
     metric_name: str
     direction: Literal["minimize", "maximize"]
-    budget_env: str = DEFAULT_BUDGET_ENV
-    budget_cpu: float = 60.0
-    budget_cuda: float = 300.0
-    timeout: float = 0.0  # 0: 2 * budget + 120
-    env: dict[str, str] = field(default_factory=dict)
+    metric_pattern: str | None  # None: the `---` summary
+    budget_env: str
+    budget_cpu: float
+    budget_cuda: float
+    timeout: float  # 0: 2 * budget + 120
+    setup_timeout: float
+    network: bool  # a sandboxed run may use the network
+    env: dict[str, str]
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec, root: Path, notes: str = "") -> Task:
+        protected = list(spec.protected)
+        if TASK_FILE not in protected:
+            protected.append(TASK_FILE)  # the declaration itself is never editable
+        return cls(
+            root=root,
+            name=spec.name,
+            description=spec.description,
+            editable=tuple(spec.editable),
+            protected=tuple(protected),
+            run=tuple(spec.run),
+            setup=tuple(spec.setup or ()),
+            notes=notes,
+            knobs=tuple(spec.knobs),
+            metric_name=spec.metric.name,
+            direction=spec.metric.direction,
+            metric_pattern=spec.metric.pattern,
+            budget_env=spec.budget.env,
+            budget_cpu=spec.budget.cpu,
+            budget_cuda=spec.budget.cuda,
+            timeout=spec.budget.timeout,
+            setup_timeout=spec.budget.setup_timeout,
+            network=spec.sandbox.network,
+            env=dict(spec.env),
+        )
 
     def default_budget(self, device_kind: str) -> float:
         """The task's budget in seconds for a ``cpu`` or ``cuda`` device."""
@@ -58,8 +327,11 @@ class Task:
 
     def argv(self, python: str | None = None) -> list[str]:
         """The run command with ``{python}`` filled in (default: this interpreter)."""
-        exe = python or sys.executable
-        return [part.replace("{python}", exe) for part in self.run]
+        return _fill(self.run, python)
+
+    def setup_argv(self, python: str | None = None) -> list[str]:
+        """The set-up command with ``{python}`` filled in (empty: none)."""
+        return _fill(self.setup, python)
 
     def is_protected(self, relpath: str) -> bool:
         """True if ``relpath`` (POSIX, relative to the task root) matches a protected glob."""
@@ -70,59 +342,17 @@ class Task:
         return a < b if self.direction == "minimize" else a > b
 
 
+def _fill(template: tuple[str, ...], python: str | None) -> list[str]:
+    exe = python or sys.executable
+    return [part.replace("{python}", exe) for part in template]
+
+
 def builtin_task_dir() -> Path:
     """Directory of the built-in ``trainer`` task (located, never imported)."""
     spec = importlib.util.find_spec("trainer")
     if spec is None or not spec.submodule_search_locations:
         raise TaskError("the built-in task package 'trainer' is not installed")
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _fail(path: Path, key: str, why: str) -> TaskError:
-    return TaskError(f"{path}: field '{key}': {why}")
-
-
-def _str(
-    path: Path, data: dict[str, Any], key: str, default: str | None = None, label: str = ""
-) -> str:
-    label = label or key
-    if key not in data:
-        if default is None:
-            raise _fail(path, label, "is required")
-        return default
-    value = data[key]
-    if not isinstance(value, str):
-        raise _fail(path, label, f"must be a string, got {type(value).__name__}")
-    return value
-
-
-def _str_list(path: Path, data: dict[str, Any], key: str, required: bool = False) -> list[str]:
-    if key not in data:
-        if required:
-            raise _fail(path, key, "is required")
-        return []
-    value = data[key]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _fail(path, key, "must be a list of non-empty strings")
-    return list(value)
-
-
-def _number(path: Path, table: dict[str, Any], key: str, default: float, name: str) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(path, name, f"must be a number of seconds, got {value!r}")
-    if value < 0:
-        raise _fail(path, name, f"must not be negative, got {value!r}")
-    return float(value)
-
-
-def _safe_relpath(path: Path, key: str, rel: str) -> str:
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise _fail(path, key, f"{rel!r} must be a path inside the task directory")
-    return p.as_posix()
 
 
 def load_task(directory: str | Path | None = None) -> Task:
@@ -139,110 +369,9 @@ def load_task(directory: str | Path | None = None) -> Task:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise TaskError(f"{path}: not valid TOML: {exc}") from None
-
-    unknown = set(data) - _TOP_KEYS - _TABLES
-    if unknown:
-        raise _fail(path, sorted(unknown)[0], "unknown field")
-
-    name = _str(path, data, "name").strip()
-    if not name:
-        raise _fail(path, "name", "must not be empty")
-    description = _str(path, data, "description", "")
-
-    editable = [_safe_relpath(path, "editable", e) for e in _str_list(path, data, "editable", True)]
-    if not editable:
-        raise _fail(path, "editable", "must name at least one file")
-    for rel in editable:
-        if not (root / rel).is_file():
-            raise _fail(path, "editable", f"file {rel!r} does not exist in {root}")
-    protected = _str_list(path, data, "protected")
-    for rel in editable:
-        if any(fnmatch.fnmatchcase(rel, pat) for pat in protected):
-            raise _fail(path, "protected", f"{rel!r} is both editable and protected")
-    if TASK_FILE not in protected:
-        protected.append(TASK_FILE)  # the declaration itself is never editable
-
-    run_raw = data.get("run")
-    if isinstance(run_raw, str):
-        try:
-            run = shlex.split(run_raw)
-        except ValueError as exc:
-            raise _fail(path, "run", f"cannot be split like a shell line: {exc}") from None
-    elif isinstance(run_raw, list) and all(isinstance(a, str) for a in run_raw):
-        run = list(run_raw)
-    elif run_raw is None:
-        raise _fail(path, "run", "is required")
-    else:
-        raise _fail(path, "run", "must be a string or a list of strings")
-    if not run:
-        raise _fail(path, "run", "must not be empty")
-
-    notes = ""
-    if "notes" in data:
-        notes_rel = _safe_relpath(path, "notes", _str(path, data, "notes"))
-        notes_path = root / notes_rel
-        if not notes_path.is_file():
-            raise _fail(path, "notes", f"file {notes_rel!r} does not exist in {root}")
-        notes = notes_path.read_text(encoding="utf-8")
-
-    knobs = _str_list(path, data, "knobs")
-    for knob in knobs:
-        if not knob.isidentifier():
-            raise _fail(path, "knobs", f"{knob!r} is not a Python identifier")
-
-    metric = data.get("metric")
-    if not isinstance(metric, dict):
-        raise _fail(path, "metric", "table [metric] is required")
-    for table_name, keys in (("metric", {"name", "direction"}), ("budget", _BUDGET_KEYS)):
-        table = data.get(table_name, {})
-        extra = sorted(set(table) - keys) if isinstance(table, dict) else []
-        if extra:
-            raise _fail(path, f"{table_name}.{extra[0]}", "unknown field")
-    metric_name = _str(path, metric, "name", "", label="metric.name").strip()
-    if not metric_name:
-        raise _fail(path, "metric.name", "is required")
-    direction = metric.get("direction", "minimize")
-    if direction not in ("minimize", "maximize"):
-        raise _fail(
-            path, "metric.direction", f"must be 'minimize' or 'maximize', not {direction!r}"
-        )
-
-    budget = data.get("budget", {})
-    if not isinstance(budget, dict):
-        raise _fail(path, "budget", "must be a table")
-    budget_env = budget.get("env", DEFAULT_BUDGET_ENV)
-    if not isinstance(budget_env, str) or not budget_env.isidentifier():
-        raise _fail(path, "budget.env", f"must be an environment variable name, not {budget_env!r}")
-    budget_cpu = _number(path, budget, "cpu", 60.0, "budget.cpu")
-    budget_cuda = _number(path, budget, "cuda", 300.0, "budget.cuda")
-    for key, val in (("budget.cpu", budget_cpu), ("budget.cuda", budget_cuda)):
-        if val <= 0:
-            raise _fail(path, key, "must be positive")
-    timeout = _number(path, budget, "timeout", 0.0, "budget.timeout")
-
-    env_raw = data.get("env", {})
-    if not isinstance(env_raw, dict):
-        raise _fail(path, "env", "must be a table")
-    env: dict[str, str] = {}
-    for key, val in env_raw.items():
-        if isinstance(val, dict | list):
-            raise _fail(path, f"env.{key}", "must be a string, number or boolean")
-        env[key] = str(val).lower() if isinstance(val, bool) else str(val)
-
-    return Task(
-        root=root,
-        name=name,
-        description=description,
-        editable=tuple(editable),
-        protected=tuple(protected),
-        run=tuple(run),
-        notes=notes,
-        knobs=tuple(knobs),
-        metric_name=metric_name,
-        direction=direction,
-        budget_env=budget_env,
-        budget_cpu=budget_cpu,
-        budget_cuda=budget_cuda,
-        timeout=timeout,
-        env=env,
-    )
+    try:
+        spec = TaskSpec.model_validate(data, context={"root": root})
+    except ValidationError as exc:
+        raise task_error(path, exc) from None
+    notes = (root / spec.notes).read_text(encoding="utf-8") if spec.notes else ""
+    return Task.from_spec(spec, root, notes)

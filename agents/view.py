@@ -7,18 +7,20 @@ flight, experiments done, the agent's base metric; the title holds the champion.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from agents.library import champion_for
-from agents.swarm import Swarm
+from agents.board import AgentBoard
+from agents.task import Task
+from memory.base import Store
 from memory.models import ExperimentPublic, TraceQuery
 
 STATUS_STYLE = {
@@ -36,7 +38,28 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def swarm_traces(swarm: Swarm) -> list[ExperimentPublic]:
+class Watched(Protocol):
+    """What the view reads of a swarm (the embedded one, or a cluster swarm)."""
+
+    store: Store
+    task: Task
+    swarm_id: str
+    directory: Path
+    hardware: str
+    budget: float
+    noise: float
+    board: dict[str, AgentBoard]
+    board_lock: threading.Lock
+
+
+def _champion(swarm: Watched) -> ExperimentPublic | None:
+    """This swarm's champion (what its agents move onto)."""
+    return swarm.store.champion(
+        swarm.task.name, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
+    )
+
+
+def swarm_traces(swarm: Watched) -> list[ExperimentPublic]:
     """Every trace of this swarm, oldest first."""
     from memory.packs import iter_traces
 
@@ -44,8 +67,8 @@ def swarm_traces(swarm: Swarm) -> list[ExperimentPublic]:
     return list(iter_traces(swarm.store, query))
 
 
-def agents_table(swarm: Swarm) -> Table:
-    champ = champion_for(swarm.store, swarm.task.name, swarm.hardware, swarm.budget)
+def agents_table(swarm: Watched) -> Table:
+    champ = _champion(swarm)
     title = (
         f"swarm {swarm.swarm_id} | task {swarm.task.name} | {swarm.hardware} | "
         f"budget {swarm.budget:g}s | noise {swarm.noise:.3g} | champion "
@@ -75,7 +98,7 @@ def agents_table(swarm: Swarm) -> Table:
 class LiveView:
     """Refreshes the agents table while the swarm runs (``with LiveView(swarm): ...``)."""
 
-    def __init__(self, swarm: Swarm, console: Console | None = None) -> None:
+    def __init__(self, swarm: Watched, console: Console | None = None) -> None:
         self.swarm = swarm
         self.console = console or Console()
         self._live: Live | None = None
@@ -93,7 +116,7 @@ class LiveView:
 
 
 class _Renderable:
-    def __init__(self, swarm: Swarm) -> None:
+    def __init__(self, swarm: Watched) -> None:
         self.swarm = swarm
 
     def __rich__(self) -> Any:
@@ -103,10 +126,10 @@ class _Renderable:
             return Text(f"(view unavailable: {exc})")
 
 
-def summary(swarm: Swarm, traces: list[ExperimentPublic]) -> Group:
+def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
     """End-of-swarm summary: counts by status, the champion, the keeps."""
     counts = Counter(t.status.value for t in traces)
-    champ = champion_for(swarm.store, swarm.task.name, swarm.hardware, swarm.budget)
+    champ = _champion(swarm)
     lines = [
         Text(f"swarm {swarm.swarm_id} finished: {len(traces)} traces in {swarm.directory}"),
         Text("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no traces"),
@@ -128,7 +151,7 @@ def summary(swarm: Swarm, traces: list[ExperimentPublic]) -> Group:
     return Group(*lines, keeps)
 
 
-def write_outputs(swarm: Swarm, traces: list[ExperimentPublic]) -> tuple[Path, Path]:
+def write_outputs(swarm: Watched, traces: list[ExperimentPublic]) -> tuple[Path, Path]:
     """``results.tsv`` and ``progress.png`` of this swarm into its directory."""
     from memory.exports import progress_png, write_results_tsv
 

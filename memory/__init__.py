@@ -1,8 +1,10 @@
 """labswarm's shared memory: traces, claims and findings.
 
 SQL (SQLModel) is the truth, Chroma is the vector index, MiniLM makes embeddings.
-``get_store(None | path | URL | store)`` resolves a backend; ``None`` is the embedded
-default in ``./.labswarm`` (or ``$LABSWARM_HOME``); see ``memory.resolve`` for the forms.
+``get_store(None | path | URL | store)`` resolves a backend; ``None`` is
+``$LABSWARM_MEMORY`` if set, else the embedded default in ``./.labswarm`` (or
+``$LABSWARM_HOME``); see ``memory.resolve`` for the forms and ``memory.settings`` for the
+variables.
 """
 
 from memory.base import Store
@@ -13,8 +15,10 @@ from memory.errors import (
     BackendUnavailable,
     Conflict,
     InvalidInput,
+    LimitExceeded,
     MemoryError_,
     NotFound,
+    StoreInUse,
 )
 from memory.models import (
     RAN_STATUSES,
@@ -56,6 +60,7 @@ __all__ = [
     "FindingPublic",
     "ImportResult",
     "InvalidInput",
+    "LimitExceeded",
     "Lineage",
     "MemoryError_",
     "NotFound",
@@ -65,6 +70,7 @@ __all__ = [
     "Stats",
     "Status",
     "Store",
+    "StoreInUse",
     "SwarmCreate",
     "SwarmPublic",
     "TraceQuery",

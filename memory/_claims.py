@@ -24,19 +24,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from memory._rows import validated
-from memory._sql import ClaimLock, utc_fields
-from memory.errors import AlreadyClaimed, AlreadyRan, Conflict, InvalidInput, NotFound
+from memory._sql import utc_fields
+from memory.errors import AlreadyClaimed, AlreadyRan, Conflict, NotFound
 from memory.models import (
     RAN_STATUSES,
     Claim,
     ClaimCreate,
+    ClaimLock,
     ClaimPublic,
     Experiment,
+    check_args,
     new_id,
     utcnow,
 )
-
-MAX_TTL_SECONDS = 366 * 24 * 3600.0  # a claim longer than this is a mistake
 
 
 def to_public_claim(row: Claim) -> ClaimPublic:
@@ -52,12 +52,8 @@ class ClaimsMixin:
     seen: Callable[..., Any]
 
     def claim(self, claim: ClaimCreate) -> ClaimPublic:
+        # ClaimCreate bounds ttl_seconds to (0, MAX_TTL_SECONDS] (memory.models)
         claim = validated(ClaimCreate, claim, "claim", ("task", "fingerprint"))
-        if not 0 < claim.ttl_seconds <= MAX_TTL_SECONDS:
-            raise InvalidInput(
-                f"claim.ttl_seconds: must be > 0 and <= {MAX_TTL_SECONDS:.0f} (366 days), "
-                f"got {claim.ttl_seconds}"
-            )
         claim_id = claim.id or new_id()
         if claim.id:
             with self._session() as session:
@@ -123,13 +119,13 @@ class ClaimsMixin:
             expires_at=expires,
             released=False,
         )
-        lock = ClaimLock.__table__.c
-        stmt = stmt.on_conflict_do_update(
+        lock = ClaimLock.metadata.tables[ClaimLock.__tablename__].c
+        upsert = stmt.on_conflict_do_update(
             index_elements=[lock.task, lock.fingerprint],
             set_={"claim_id": claim_id, "expires_at": expires, "released": False},
             where=(lock.released.is_(True)) | (lock.expires_at <= now),
         ).returning(lock.claim_id)
-        won = session.execute(stmt).first()
+        won = session.execute(upsert).first()
         return won is not None and won[0] == claim_id
 
     def _holder_message(self, session: Session, task: str, fingerprint: str) -> str:
@@ -164,6 +160,7 @@ class ClaimsMixin:
             return to_public_claim(row)
 
     def active_claims(self, task: str | None = None) -> list[ClaimPublic]:
+        check_args("claims", task=task)
         stmt = select(Claim).where(
             col(Claim.released_at).is_(None), col(Claim.expires_at) > utcnow()
         )

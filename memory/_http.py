@@ -10,7 +10,6 @@ here, so a request retried after a dropped connection cannot write twice.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -20,7 +19,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from memory.base import Store
-from memory.errors import ERRORS, BackendUnavailable, MemoryError_, NotFound
+from memory.errors import ERRORS, BackendUnavailable, MemoryError_
 from memory.models import (
     AgentCreate,
     AgentPublic,
@@ -75,9 +74,14 @@ def _with_id(record: R) -> R:
 
 
 def _trace_params(query: TraceQuery) -> list[tuple[str, str]]:
+    """``query`` as ``GET /api/experiments`` parameters (lists repeat their key; a
+    ``False`` flag such as ``trusted`` is its default and is left out)."""
     params: list[tuple[str, str]] = []
     for key, value in query.model_dump(exclude_none=True).items():
-        if isinstance(value, list):
+        if isinstance(value, bool):
+            if value:
+                params.append((key, "true"))
+        elif isinstance(value, list):
             params.extend((key, str(item)) for item in value)
         elif hasattr(value, "isoformat"):
             params.append((key, value.isoformat()))
@@ -90,8 +94,9 @@ class HTTPStore(Store):
     """A ``Store`` whose every method is one request to a labswarm server.
 
     Thread-safe (one pooled ``httpx.Client``) and safe across processes and machines,
-    since the server serialises writes on its own store. ``token`` defaults to
-    ``$LABSWARM_TOKEN``; reads need none.
+    since the server serialises writes on its own store. ``token`` is the bearer token
+    for writes (``get_store`` passes ``Settings.token``, i.e. ``$LABSWARM_TOKEN``); reads
+    need none.
     """
 
     def __init__(
@@ -109,8 +114,8 @@ class HTTPStore(Store):
         if not base.startswith(("http://", "https://")):
             raise ValueError(f"url: expected http://host:port or https://..., got {url!r}")
         self.url = base
-        token = token if token is not None else os.environ.get("LABSWARM_TOKEN") or None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"X-Labswarm-Write": "1", **auth}  # the server's proof of a non-browser write
         self._retries = max(0, retries)
         self._client = httpx.Client(
             base_url=base,
@@ -180,13 +185,6 @@ class HTTPStore(Store):
         return Lineage.model_validate(
             self._get(f"/api/experiments/{quote(trace_id, safe='')}/lineage")
         )
-
-    def champion(self, task: str, hardware: str | None = None) -> ExperimentPublic | None:
-        params = {"task": task} | ({"hardware": hardware} if hardware is not None else {})
-        try:
-            return ExperimentPublic.model_validate(self._get("/api/champion", params))
-        except NotFound:
-            return None
 
     # -- semantic search -----------------------------------------------------
 
@@ -301,7 +299,3 @@ class HTTPStore(Store):
 
     def close(self) -> None:
         self._client.close()
-
-
-# the name ``memory.resolve.get_store`` looks up
-HttpStore = HTTPStore

@@ -9,6 +9,10 @@ For traces the group is the status (traces never change status), for findings it
 Collection names are ``ls-{kind}-{sha1(task)[:24]}[-{group}]`` (any task name is allowed);
 task, kind, group and embedder name are kept in the collection metadata. Filters never go
 to Chroma ``where``: a task and a status are collections.
+
+Collections grow with the number of task names; ``memory._tasks.TaskCap`` bounds that
+(``max_tasks``). Handles to collections are cached in an LRU of ``max_handles`` (64) so that
+the Python side stays bounded too.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "ls-"
 LISTING_TTL = 2.0
+MAX_HANDLES = 64  # collection handles kept per index (least recently used dropped first)
 KINDS = ("trace", "finding")
 
 
@@ -40,18 +46,22 @@ class IndexHit:
 
 
 def collection_name(kind: str, task: str, group: str = "") -> str:
-    name = f"{PREFIX}{kind[0]}-{hashlib.sha1(task.encode()).hexdigest()[:24]}"
+    digest = hashlib.sha1(task.encode("utf-8", "surrogatepass")).hexdigest()
+    name = f"{PREFIX}{kind[0]}-{digest[:24]}"
     return f"{name}-{group}" if group else name
 
 
 class ChromaIndex:
     """Thread safe within one process (writes are serialised by a lock)."""
 
-    def __init__(self, client: Any, embedder_name: str, where: str) -> None:
+    def __init__(
+        self, client: Any, embedder_name: str, where: str, max_handles: int = MAX_HANDLES
+    ) -> None:
         self._client = client
         self._embedder_name = embedder_name
         self._where = where
-        self._cols: dict[str, Any] = {}
+        self._max_handles = max(1, max_handles)
+        self._cols: OrderedDict[str, Any] = OrderedDict()  # LRU: most recent last
         self._lock = threading.RLock()
         # (time, {kind: [(task, group)]}) -- listing collections costs ~2.5 ms per search
         self._listing: tuple[float, dict[str, list[tuple[str, str]]]] | None = None
@@ -100,10 +110,11 @@ class ChromaIndex:
 
     def _collection(self, kind: str, task: str, group: str, create: bool) -> Any | None:
         name = collection_name(kind, task, group)
-        col = self._cols.get(name)
-        if col is not None:
-            return col
         with self._lock:
+            col = self._cols.get(name)
+            if col is not None:
+                self._cols.move_to_end(name)
+                return col
             try:
                 if create:
                     col = self._client.get_or_create_collection(
@@ -133,9 +144,20 @@ class ChromaIndex:
                     "--full` to rebuild it"
                 )
             self._cols[name] = col
+            while len(self._cols) > self._max_handles:
+                self._cols.popitem(last=False)
             if create:
                 self._listing = None
             return col
+
+    @property
+    def cached_handles(self) -> int:
+        """Collection handles cached now (at most ``max_handles``)."""
+        return len(self._cols)
+
+    def collection_count(self) -> int:
+        """Labswarm collections in the index (what ``max_tasks`` bounds)."""
+        return len(self._ours())
 
     def _ours(self) -> list[Any]:
         try:
@@ -173,6 +195,7 @@ class ChromaIndex:
         if not ids:
             return
         col = self._collection(kind, task, group, create=True)
+        assert col is not None  # create=True never answers None
         with self._lock:
             for i in range(0, len(ids), self._batch):
                 j = i + self._batch
@@ -209,7 +232,8 @@ class ChromaIndex:
                 include=["documents", "distances"],
             )
         except Exception as exc:  # noqa: BLE001
-            self._cols.pop(collection_name(kind, task, group), None)
+            with self._lock:
+                self._cols.pop(collection_name(kind, task, group), None)
             raise BackendUnavailable(f"chroma ({self._where}): {exc}") from exc
         ids = res["ids"][0]
         dists = res["distances"][0]
@@ -224,4 +248,5 @@ class ChromaIndex:
         return sum(int(col.count()) for col in self._ours())
 
     def close(self) -> None:
-        self._cols.clear()
+        with self._lock:
+            self._cols.clear()

@@ -89,11 +89,11 @@ class IndexWriter:
                 unique = by_kind.setdefault(kind, {})
                 for row in rows:
                     unique[row.id] = row  # one upsert per id
-            for kind, rows in by_kind.items():
+            for kind, by_id in by_kind.items():
                 try:
-                    self._work(kind, list(rows.values()))
+                    self._work(kind, list(by_id.values()))
                 except Exception:
-                    log.exception("indexing %d %s row(s) failed", len(rows), kind)
+                    log.exception("indexing %d %s row(s) failed", len(by_id), kind)
             with self._cond:
                 self._done = batch[-1][0]
                 self._cond.notify_all()

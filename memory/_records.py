@@ -6,11 +6,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from memory._rows import finding_row, validated
-from memory._sql import finding_content, to_public_finding, utc, utc_fields
+from memory._sql import finding_content, to_public_finding, utc_fields
 from memory.errors import Conflict, InvalidInput
 from memory.models import (
     Agent,
@@ -28,6 +29,8 @@ from memory.models import (
     Swarm,
     SwarmCreate,
     SwarmPublic,
+    check_args,
+    utc,
     utcnow,
 )
 
@@ -40,12 +43,14 @@ class RecordsMixin:
     _dedupe: Callable[..., tuple[list, int]]
     _fetch: Callable[..., dict[str, Any]]  # SqlStore._fetch(model, ids, *where)
     _indexer: Any
+    _tasks: Any  # memory._tasks.TaskCap
 
     # -- findings ------------------------------------------------------------
 
     def add_findings(self, findings: Sequence[FindingCreate]) -> list[FindingPublic]:
         rows = [finding_row(f) for f in findings]
         fresh, _ = self._dedupe(rows, Finding, finding_content, "finding")
+        self._tasks.admit(r.task for r in fresh)  # max_tasks (memory._tasks)
         if fresh:
             try:
                 with self._writing() as session:
@@ -66,6 +71,7 @@ class RecordsMixin:
         limit: int = 50,
         offset: int = 0,
     ) -> Page[FindingPublic]:
+        check_args("findings", task=task, hardware=hardware)
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidInput("findings: limit must be in 1..1000 and offset >= 0")
         where: list[Any] = []
@@ -132,6 +138,7 @@ class RecordsMixin:
     # -- stats ---------------------------------------------------------------
 
     def stats(self, task: str | None = None, swarm_id: str | None = None) -> Stats:
+        check_args("stats", task=task, swarm_id=swarm_id)
         e = Experiment
         created = col(e.created_at)
         where: list[Any] = []
@@ -140,12 +147,15 @@ class RecordsMixin:
         if swarm_id is not None:
             where.append(col(e.swarm_id) == swarm_id)
         with self._session() as session:
-            groups = session.exec(
-                select(e.role, e.status, func.count(), func.min(created), func.max(created))
+            groups = session.execute(  # five columns: past sqlmodel.select's typed overloads
+                sa_select(
+                    col(e.role), col(e.status), func.count(), func.min(created), func.max(created)
+                )
                 .where(*where)
-                .group_by(e.role, e.status)
+                .group_by(col(e.role), col(e.status))
             ).all()
-            f_where = [] if task is None else [or_(col(Finding.task) == task, Finding.task == "")]
+            f_task = col(Finding.task)
+            f_where = [] if task is None else [or_(f_task == task, f_task == "")]
             findings = session.exec(select(func.count()).select_from(Finding).where(*f_where)).one()
             c_where = [col(Claim.released_at).is_(None), col(Claim.expires_at) > utcnow()]
             if task is not None:
@@ -161,6 +171,8 @@ class RecordsMixin:
             key = str(getattr(status, "value", status))
             by_status[key] = by_status.get(key, 0) + int(n)
             lo, hi = utc(lo), utc(hi)
+            if lo is None or hi is None:  # created_at is NOT NULL: min/max always exist
+                continue
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
             role = str(getattr(role, "value", role))

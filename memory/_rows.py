@@ -1,15 +1,27 @@
-"""Validation of incoming records into table rows (ids, UTC times, non-empty keys)."""
+"""Validation of incoming records into table rows (ids, UTC times, non-empty keys).
+
+Every record is checked by its *Create model (``memory.models`` input limits: finite
+numbers, clean text, bounded JSON and datetimes), and its public form is serialised once
+before the row is returned, so nothing that could not be read back is ever committed."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from memory._sql import invalid, utc, utc_fields
+from memory._sql import invalid, to_public_finding, to_public_trace, utc_fields
 from memory.errors import InvalidInput
-from memory.models import Experiment, ExperimentCreate, Finding, FindingCreate, new_id, utcnow
+from memory.models import (
+    Experiment,
+    ExperimentCreate,
+    Finding,
+    FindingCreate,
+    new_id,
+    utc,
+    utcnow,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -21,6 +33,8 @@ def validated(model: type[M], value: M, label: str, required: Sequence[str] = ()
         value = model.model_validate(value.model_dump())
     except ValidationError as exc:
         raise invalid(exc, label) from exc
+    except (ValueError, TypeError, RecursionError) as exc:  # an unchecked copy that
+        raise InvalidInput(f"{label}: cannot be serialised: {exc}") from exc  # won't dump
     for name in required:
         if not str(getattr(value, name)).strip():
             raise InvalidInput(f"{label}.{name}: must not be empty")
@@ -32,11 +46,26 @@ def trace_row(trace: ExperimentCreate) -> Experiment:
     data = utc_fields(trace.model_dump())
     data["id"] = data["id"] or new_id()
     data["created_at"] = utc(data["created_at"]) or utcnow()
-    return Experiment(**data, indexed=False)
+    row = Experiment(**data, indexed=False)
+    _readable(row, to_public_trace, "trace")
+    return row
 
 
 def finding_row(finding: FindingCreate) -> Finding:
     finding = validated(FindingCreate, finding, "finding", ("change", "source"))
     data = finding.model_dump()
     data["id"] = data["id"] or new_id()
-    return Finding(**data, indexed=False)
+    row = Finding(**data, indexed=False)
+    _readable(row, to_public_finding, "finding")
+    return row
+
+
+def _readable(row: Any, public: Any, label: str) -> None:
+    """Refuse a row whose public form cannot be built or serialised (it would break every
+    read that lists it)."""
+    try:
+        public(row).model_dump_json()
+    except ValidationError as exc:
+        raise invalid(exc, label) from exc
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidInput(f"{label}: cannot be serialised: {exc}") from exc

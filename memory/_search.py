@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from memory._sql import to_public_finding, to_public_trace
 from memory.errors import InvalidInput
-from memory.models import Experiment, Finding, SearchHit, Status
+from memory.models import Experiment, Finding, SearchHit, Status, check_args
 
 _FIRST_FETCH = 40
 _GROWTH = 4
@@ -44,6 +44,7 @@ class SearchMixin:
     ) -> list[SearchHit]:
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("search.text: must not be empty")
+        check_args("search", text=text, task=task)
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidInput(f"search.limit: must be an integer in 1..1000, got {limit!r}")
         unknown = set(kinds) - {"trace", "finding"}
@@ -121,15 +122,31 @@ class SearchMixin:
     def _hits(self, kind: str, chosen: Sequence[Any]) -> list[SearchHit]:
         """Index hits with their rows loaded from SQL, in the hits' order (a hit whose row
         is gone is a stale index entry and is left out)."""
+        ids = [h.id for h in chosen]
         if kind == "trace":
-            model, public, field = Experiment, to_public_trace, "experiment"
-        else:
-            model, public, field = Finding, to_public_finding, "finding"
-        rows = self._fetch(model, [h.id for h in chosen]) if chosen else {}
+            traces = self._fetch(Experiment, ids) if chosen else {}
+            return [
+                SearchHit(
+                    kind="trace",
+                    id=h.id,
+                    score=h.score,
+                    text=h.text,
+                    experiment=to_public_trace(traces[h.id]),
+                )
+                for h in chosen
+                if h.id in traces
+            ]
+        findings = self._fetch(Finding, ids) if chosen else {}
         return [
-            SearchHit(kind=kind, id=h.id, score=h.score, text=h.text, **{field: public(rows[h.id])})
+            SearchHit(
+                kind="finding",
+                id=h.id,
+                score=h.score,
+                text=h.text,
+                finding=to_public_finding(findings[h.id]),
+            )
             for h in chosen
-            if h.id in rows
+            if h.id in findings
         ]
 
     def _matching_ids(self, model: Any, ids: Sequence[str], allowed: set[str]) -> set[str]:

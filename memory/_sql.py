@@ -1,23 +1,23 @@
-"""SQL plumbing shared by the SQL-backed store: engines, the claim-lock table, UTC fixes.
+"""SQL plumbing shared by the SQL-backed store: engines, the schema on open, UTC fixes.
 
 SQLite (embedded) runs in WAL mode with a busy timeout; the store also serialises its own
 writes with a lock, so threads of one process never see "database is locked". PostgreSQL
 uses psycopg 3 (``postgresql+psycopg://``); ``postgresql://`` and ``postgres://`` URLs are
-rewritten to it.
+rewritten to it. Opening a database brings its schema to this code's revision with
+Alembic (``memory.migrations``): new databases are created, older memories upgraded in place.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, PrimaryKeyConstraint, create_engine, event
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
-from sqlmodel import DateTime, Field, SQLModel
 
+from memory import migrations
 from memory.errors import BackendUnavailable, InvalidInput
 from memory.models import (
     Experiment,
@@ -26,26 +26,10 @@ from memory.models import (
     Finding,
     FindingBase,
     FindingPublic,
+    utc,
 )
 
 log = logging.getLogger(__name__)
-
-
-class ClaimLock(SQLModel, table=True):
-    """One row per (task, fingerprint) ever claimed: who holds it and until when.
-
-    Taking a claim is a single conditional upsert on this row (insert, or take over a row
-    whose holder expired or released), so two processes can never both win.
-    """
-
-    __tablename__ = "claimlock"
-    __table_args__ = (PrimaryKeyConstraint("task", "fingerprint"),)
-
-    task: str = Field(max_length=200)
-    fingerprint: str = Field(max_length=128)
-    claim_id: str = Field(max_length=64)
-    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
-    released: bool = False
 
 
 def normalise_url(url: str) -> str:
@@ -76,25 +60,14 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent; safe when several processes start at once)."""
+def create_schema(engine: Engine, where: str = "") -> None:
+    """Bring the database to this code's schema (``memory.migrations.upgrade``: create,
+    or upgrade an older memory in place; refuse one written by a newer labswarm). Safe when
+    several processes open the same new database at once."""
     try:
-        SQLModel.metadata.create_all(engine)
+        migrations.upgrade(engine, where)
     except OperationalError as exc:
-        raise BackendUnavailable(f"sql: cannot open {engine.url!r}: {exc}") from exc
-    except Exception as exc:  # another process created a table in between
-        names = set(sa_inspect(engine).get_table_names())
-        if not {"experiment", "claim", "finding", "claimlock"} <= names:
-            raise BackendUnavailable(f"sql: cannot create schema: {exc}") from exc
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """Aware UTC: naive values (SQLite gives them back) are taken as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+        raise BackendUnavailable(f"sql: cannot open {where or engine.url!r}: {exc.orig}") from exc
 
 
 def utc_fields(data: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import case, func, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from sqlmodel import Session, col, select
 
 from memory._claims import ClaimsMixin
@@ -35,12 +35,12 @@ from memory._sql import (
     make_engine,
     to_public_trace,
     trace_content,
-    utc,
 )
+from memory._tasks import TaskCap
 from memory.base import Store
 from memory.documents import finding_document, trace_document
 from memory.embed import Embedder
-from memory.errors import BackendUnavailable, Conflict, NotFound
+from memory.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from memory.models import (
     Experiment,
     ExperimentCreate,
@@ -50,8 +50,12 @@ from memory.models import (
     ImportResult,
     Lineage,
     Page,
+    Role,
     TraceQuery,
+    check_args,
+    utc,
 )
+from memory.settings import DEFAULT_MAX_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +63,52 @@ _IN_CHUNK = 500  # ids per IN (...) list
 _REINDEX_BATCH = 1000
 
 
+def _refused(exc: BaseException | None) -> InvalidInput:
+    """The database (or its driver) refused a value: bad input, never a server error."""
+    reason = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else ""
+    return InvalidInput(f"a value was refused by the database: {reason or type(exc).__name__}")
+
+
+def _imported_content(trace: Any) -> dict[str, Any]:
+    """What an import compares with a stored trace of the same id: everything but what
+    makes a pack's copy evidence (its filled-in ``source``; a baseline exported as
+    ``seed``), so exporting a swarm and importing it back adds nothing and conflicts
+    with nothing."""
+    data = trace_content(trace)
+    data.pop("source")
+    if data["role"] in (Role.baseline.value, Role.seed.value):
+        data["role"] = Role.seed.value
+    return data
+
+
 class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
     """SQL + Chroma + embedder. Thread safe; safe across processes on PostgreSQL with a
     Chroma server. ``location`` says where it lives (for messages)."""
 
-    def __init__(self, url: str, index: ChromaIndex, embedder: Embedder, location: str = ""):
+    def __init__(
+        self,
+        url: str,
+        index: ChromaIndex,
+        embedder: Embedder,
+        location: str = "",
+        *,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        owner_lock: Any = None,
+    ):
+        """``max_tasks``: distinct task names accepted (``memory._tasks``); ``owner_lock``:
+        released by ``close()`` (the embedded directory's ``memory._lock.DirLock``)."""
         self.url = url
         self.location = location or url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        create_schema(self.engine)
+        create_schema(self.engine, self.location)
         self.index = index
         self.embedder = embedder
         # SQLite allows one writer: serialise this process's writes (WAL keeps reads free).
         self._write_lock: Any = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
         self._indexer = IndexWriter(self._index_rows)
+        self._tasks = TaskCap(max_tasks, self._task_names, self.location)
+        self._owner_lock = owner_lock
         pending = self._pending_count()
         if pending:
             log.warning(
@@ -98,6 +133,13 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
                 for m in (Experiment, Finding)
             )
 
+    def _task_names(self) -> set[str]:
+        """Task names that have traces or findings (what ``max_tasks`` counts)."""
+        with self._session() as session:
+            names = set(session.exec(select(Experiment.task).distinct()))
+            names.update(session.exec(select(Finding.task).distinct()))
+        return names
+
     def _sync_index(self) -> None:
         """Wait until this process's pending rows are indexed (or failed)."""
         self._indexer.flush()
@@ -109,6 +151,16 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
                 yield session
         except OperationalError as exc:
             raise BackendUnavailable(f"sql ({self.location}): {exc.orig}") from exc
+        except IntegrityError:
+            raise  # callers turn it into Conflict
+        except DataError as exc:  # PostgreSQL: NUL in text, integer out of range, bad JSON
+            raise _refused(exc.orig) from exc
+        except StatementError as exc:  # a value the driver could not even send
+            if isinstance(exc.orig, UnicodeError | OverflowError | ValueError):
+                raise _refused(exc.orig) from exc
+            raise
+        except (UnicodeError, OverflowError) as exc:  # lone surrogates, huge integers/dates
+            raise _refused(exc) from exc
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Session]:
@@ -185,7 +237,8 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
     # -- traces --------------------------------------------------------------
 
     def add_trace(self, trace: ExperimentCreate) -> ExperimentPublic:
-        row = trace_row(trace)
+        row = trace_row(trace)  # validated, and its public form serialised, before commit
+        self._tasks.admit([row.task])
         try:
             with self._writing() as session:
                 stored = session.get(Experiment, row.id)
@@ -206,6 +259,7 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
         return public
 
     def get_trace(self, trace_id: str) -> ExperimentPublic:
+        check_args("trace", id=trace_id)
         with self._session() as session:
             row = session.get(Experiment, trace_id)
         if row is None:
@@ -215,10 +269,21 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
     def _trace_filters(self, q: TraceQuery) -> list[Any]:
         e = Experiment
         where: list[Any] = []
-        for field in ("task", "swarm_id", "agent_id", "parent_id", "fingerprint", "hardware"):
+        for field in (
+            "task",
+            "swarm_id",
+            "agent_id",
+            "parent_id",
+            "fingerprint",
+            "hardware",
+            "budget_s",
+        ):
             value = getattr(q, field)
             if value is not None:
                 where.append(getattr(e, field) == value)
+        if q.trusted:  # run here: not imported from a pack or another installation
+            where.append(col(e.role) != Role.seed)
+            where.append(col(e.source) == "")
         if q.status:
             where.append(col(e.status).in_(list(q.status)))
         if q.role:
@@ -238,6 +303,7 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
         where = self._trace_filters(query)
         created, ident = col(e.created_at), col(e.id)
         metric = col(e.metric)
+        order: list[Any]
         if query.sort == "created_at":
             order = [created.asc(), ident.asc()]
         elif query.sort == "-created_at":
@@ -295,8 +361,9 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
     ) -> ImportResult:
         trace_rows = [trace_row(t) for t in traces]
         finding_rows = [finding_row(f) for f in findings]
-        new_traces, skip_t = self._dedupe(trace_rows, Experiment, trace_content, "trace")
+        new_traces, skip_t = self._dedupe(trace_rows, Experiment, _imported_content, "trace")
         new_findings, skip_f = self._dedupe(finding_rows, Finding, finding_content, "finding")
+        self._tasks.admit(r.task for r in [*new_traces, *new_findings])
         if new_traces or new_findings:
             try:
                 with self._writing() as session:
@@ -371,14 +438,10 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
         self._sync_index()
         return self.index.count()
 
-    def sql_count(self) -> int:
-        """Traces + findings in SQL (compare with ``index_count``)."""
-        with self._session() as session:
-            traces = session.exec(select(func.count()).select_from(Experiment)).one()
-            findings = session.exec(select(func.count()).select_from(Finding)).one()
-        return int(traces) + int(findings)
-
     def close(self) -> None:
         self._indexer.close()
         self.index.close()
         self.engine.dispose()
+        if self._owner_lock is not None:
+            self._owner_lock.release()
+            self._owner_lock = None

@@ -21,7 +21,9 @@ Contract (checked by ``tests/memory/test_contract.py`` against every backend):
 from __future__ import annotations
 
 import abc
+import sys
 from collections.abc import Sequence
+from statistics import fmean
 
 from memory.models import (
     RAN_STATUSES,
@@ -43,6 +45,11 @@ from memory.models import (
     SwarmPublic,
     TraceQuery,
 )
+
+# A metric within +-_FLOAT_MAX is finite: the champion's bounds exclude +-inf (and NaN,
+# which PostgreSQL sorts above every number and SQLite stores as NULL) in SQL.
+_FLOAT_MAX = sys.float_info.max
+_PAGE = 1000  # TraceQuery.limit's maximum
 
 
 class Store(abc.ABC):
@@ -185,13 +192,67 @@ class Store(abc.ABC):
         )
         return page.data[0] if page.data else None
 
-    def champion(self, task: str, hardware: str | None = None) -> ExperimentPublic | None:
-        """The best kept program of ``task`` (on ``hardware`` if given)."""
+    def champion(
+        self,
+        task: str,
+        hardware: str | None = None,
+        budget: float | None = None,
+        *,
+        swarm_id: str | None = None,
+    ) -> ExperimentPublic | None:
+        """THE champion of ``task``: the best ``keep`` trace with a finite metric (in its
+        direction), trusted only (run here: ``role != seed``, empty ``source``), on
+        ``hardware`` and with ``budget_s == budget`` when given (a trace without a recorded
+        budget never matches a budget), from ``swarm_id`` when given. Ties: the oldest."""
         page = self.query_traces(
-            TraceQuery(task=task, hardware=hardware, status=[Status.keep], sort="best", limit=1)
+            TraceQuery(
+                task=task,
+                hardware=hardware,
+                budget_s=budget,
+                swarm_id=swarm_id,
+                trusted=True,
+                status=[Status.keep],
+                metric_min=-_FLOAT_MAX,
+                metric_max=_FLOAT_MAX,
+                sort="best",
+                limit=1,
+            )
         )
-        best = page.data[0] if page.data else None
-        return best if best is not None and best.metric is not None else None
+        return page.data[0] if page.data else None
+
+    def program_metric(
+        self,
+        task: str,
+        fingerprint: str,
+        hardware: str,
+        budget: float | None = None,
+        *,
+        swarm_id: str | None = None,
+    ) -> float | None:
+        """Mean finite metric of the trusted finished runs (keep/discard) of one program
+        on ``hardware`` (and ``budget``, ``swarm_id`` when given); ``None`` if none."""
+        query = TraceQuery(
+            task=task,
+            fingerprint=fingerprint,
+            hardware=hardware,
+            budget_s=budget,
+            swarm_id=swarm_id,
+            trusted=True,
+            status=[Status.keep, Status.discard],
+            metric_min=-_FLOAT_MAX,
+            metric_max=_FLOAT_MAX,
+            sort="created_at",
+            limit=_PAGE,
+        )
+        values: list[float] = []
+        offset = 0
+        while True:
+            page = self.query_traces(query.model_copy(update={"offset": offset}))
+            values.extend(t.metric for t in page.data if t.metric is not None)
+            offset += len(page.data)
+            if len(page.data) < _PAGE or offset >= page.count:
+                break
+        return fmean(values) if values else None
 
     def count(self, query: TraceQuery | None = None) -> int:
         """Number of traces matching ``query`` (all traces if None)."""

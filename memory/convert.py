@@ -20,12 +20,15 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
+import typing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from memory.errors import InvalidInput
+from memory.models import FindingOutcome
 from memory.packs import content_id, write_pack
 
 TSV_COLUMNS = ["commit", "val_bpb", "memory_gb", "status", "description"]
@@ -37,6 +40,8 @@ def _number(text: str, where: str, column: str) -> float | None:
         value = float(text)
     except ValueError as exc:
         raise InvalidInput(f"{where}: column {column!r} is not a number: {text!r}") from exc
+    if not math.isfinite(value):
+        raise InvalidInput(f"{where}: column {column!r} must be a finite number, got {text!r}")
     return None if value == 0.0 else value
 
 
@@ -99,7 +104,12 @@ def convert_results_tsv(
     return records
 
 
+OUTCOMES = typing.get_args(FindingOutcome)
 FINDING_KEYS = {"change", "outcome", "metric", "before", "after", "hardware", "source"}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number (JSON has no {name})")
 
 
 def convert_findings(path: str | Path, *, task: str, pack: str) -> list[dict[str, Any]]:
@@ -112,9 +122,11 @@ def convert_findings(path: str | Path, *, task: str, pack: str) -> list[dict[str
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_constant=_no_constant)
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"{where}: malformed JSON: {exc.msg}") from exc
+            except (ValueError, RecursionError) as exc:
+                raise InvalidInput(f"{where}: {exc}") from exc
             if not isinstance(obj, dict):
                 raise InvalidInput(f"{where}: expected a JSON object")
             missing = {"change", "outcome", "hardware", "source"} - set(obj)
@@ -123,6 +135,16 @@ def convert_findings(path: str | Path, *, task: str, pack: str) -> list[dict[str
             unknown = set(obj) - FINDING_KEYS
             if unknown:
                 raise InvalidInput(f"{where}: unknown field(s) {sorted(unknown)}")
+            if obj["outcome"] not in OUTCOMES:
+                raise InvalidInput(f"{where}: outcome must be one of {OUTCOMES}")
+            for key in ("before", "after"):
+                value = obj.get(key)
+                if value is not None and (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                ):
+                    raise InvalidInput(f"{where}: {key!r} must be a finite number or null")
             record: dict[str, Any] = {
                 "type": "finding",
                 "task": task,

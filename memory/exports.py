@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from memory.models import ExperimentPublic, Status
-
-TSV_STATUSES = (Status.keep, Status.discard, Status.crash, Status.timeout)
+from memory.models import RAN_STATUSES, ExperimentPublic, Status, running_best
 
 
 def _clean(text: str) -> str:
@@ -39,7 +37,7 @@ def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
     # description stay as they are; _clean() folds tabs and newlines into spaces.
     rows = [["commit", metric, "memory_gb", "status", "description"]]
     for t in traces:
-        if t.status not in TSV_STATUSES:
+        if t.status not in RAN_STATUSES:
             continue
         status = "crash" if t.status in (Status.crash, Status.timeout) else t.status.value
         description = _clean(t.hypothesis) or "(no description)"
@@ -69,29 +67,26 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    runs = [t for t in traces if t.status in TSV_STATUSES]
+    runs = [t for t in traces if t.status in RAN_STATUSES]
     metric = next((t.metric_name for t in runs if t.metric_name), "val_bpb")
     maximize = any(t.direction == "maximize" for t in runs)
     xs_keep, ys_keep, xs_disc, ys_disc, xs_crash = [], [], [], [], []
     best_x: list[int] = []
     best_y: list[float] = []
-    best: float | None = None
-    for i, t in enumerate(runs, start=1):
+    bests = running_best(runs, "maximize" if maximize else "minimize")
+    for i, (t, so_far) in enumerate(zip(runs, bests, strict=True), start=1):
         if t.metric is None or t.status in (Status.crash, Status.timeout):
             xs_crash.append(i)
             continue
         if t.status == Status.keep:
             xs_keep.append(i)
             ys_keep.append(t.metric)
-            better = best is None or (t.metric > best if maximize else t.metric < best)
-            if better:
-                best = t.metric
         else:
             xs_disc.append(i)
             ys_disc.append(t.metric)
-        if best is not None:
+        if so_far.best is not None:
             best_x.append(i)
-            best_y.append(best)
+            best_y.append(so_far.best)
 
     fig, ax = plt.subplots(figsize=(14, 7), dpi=100)
     values = sorted(ys_keep + ys_disc)
@@ -110,7 +105,8 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
         above = [x for x, y in zip(xs_disc, ys_disc, strict=True) if y > top]
         below = [x for x, y in zip(xs_disc, ys_disc, strict=True) if y < bottom]
         if inside:
-            ax.scatter(*zip(*inside, strict=True), s=18, c="#b0b0b0", label="discard", zorder=2)
+            xs_in, ys_in = [x for x, _ in inside], [y for _, y in inside]
+            ax.scatter(xs_in, ys_in, s=18, c="#b0b0b0", label="discard", zorder=2)
         if above:
             ax.scatter(above, [top] * len(above), marker="^", s=30, c="#808080", zorder=2)
         if below:

@@ -7,23 +7,190 @@ uuid4 hex.
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationInfo, field_validator, model_validator
 from pydantic import Field as PField
-from sqlalchemy import JSON, DateTime, Text
+from sqlalchemy import JSON, DateTime, PrimaryKeyConstraint, Text
 from sqlmodel import Field, SQLModel
+
+from memory.errors import InvalidInput
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware UTC (the one clock of the memory)."""
     return datetime.now(UTC)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Aware UTC: naive values (SQLite gives them back) are taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------------------
+# Input limits: what every record and query must satisfy at the edge
+# ---------------------------------------------------------------------------
+# The *Create models and TraceQuery check every field with ``edge_problem`` (one rule for
+# the API, the HTTP store and packs); a violation is a pydantic ValidationError naming the
+# field, which the store turns into InvalidInput and the server into a 422. Public models
+# do not re-check, so rows stored by older versions stay readable.
+
+MAX_INT32 = 2**31 - 1  # INTEGER columns on PostgreSQL
+MAX_JSON_DEPTH = 32  # nesting levels of resources / knobs / config
+MAX_JSON_BYTES = 256 * 1024  # serialised UTF-8 size of one JSON field
+MAX_TTL_SECONDS = 366 * 24 * 3600.0  # a claim longer than this is a mistake
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # datetimes before this are refused
+LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # ... and from this on (survives astimezone)
+_INT64 = 2**63  # integers inside JSON fields must fit 64 bits
+
+FindingOutcome = Literal["keep", "discard", "crash", "note"]
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text (None if it can): a NUL byte (PostgreSQL
+    refuses it) or a lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in value:
+        return "contains a NUL byte (\\x00)"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
+def time_problem(value: datetime) -> str | None:
+    """Why ``value`` is out of range (None if it is fine); naive values are taken as UTC."""
+    try:
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return f"is out of range (must lie in {EARLIEST.year}..{LATEST.year - 1} UTC)"
+    if not EARLIEST <= aware < LATEST:
+        return f"must lie in {EARLIEST.year}..{LATEST.year - 1} (UTC), got {value.isoformat()}"
+    return None
+
+
+def _json_problem(value: Any, path: str, depth: int) -> str | None:
+    """Why ``value`` is not a storable JSON value (finite numbers, 64-bit integers, clean
+    text, at most MAX_JSON_DEPTH levels), naming the path inside the field."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return f"{path}: {problem}" if problem else None
+    if isinstance(value, int):
+        return None if -_INT64 <= value < _INT64 else f"{path}: integer out of 64-bit range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: must be a finite number, got {value}"
+    if isinstance(value, dict | list | tuple):
+        if depth >= MAX_JSON_DEPTH:
+            return f"{path}: nested deeper than {MAX_JSON_DEPTH} levels"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(value, dict):
+                if not isinstance(key, str):
+                    return f"{path}: keys must be strings, got {type(key).__name__}"
+                problem = text_problem(key)
+                if problem:
+                    return f"{path}: key {key[:40]!r} {problem}"
+            problem = _json_problem(item, f"{path}.{key}", depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"{path}: not a JSON value ({type(value).__name__})"
+
+
+def json_problem(value: Any, name: str = "value") -> str | None:
+    """Why ``value`` cannot be stored in a JSON column (None if it can), including the
+    MAX_JSON_BYTES limit on its serialised size."""
+    problem = _json_problem(value, name, 0)
+    if problem is None and isinstance(value, dict | list | tuple) and value:
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        if size > MAX_JSON_BYTES:
+            return f"{name}: {size} bytes of JSON, more than {MAX_JSON_BYTES}"
+    return problem
+
+
+def edge_problem(value: Any, name: str = "value") -> str | None:
+    """Why one field value may not enter the memory (None if it may)."""
+    if isinstance(value, str):
+        return text_problem(value)
+    if isinstance(value, datetime):
+        return time_problem(value)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"must be a finite number, got {value}"
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if -_INT64 <= value < _INT64 else "integer out of 64-bit range"
+    return json_problem(value, name)
+
+
+def _edge_check(cls: type, value: Any, info: ValidationInfo) -> Any:
+    problem = edge_problem(value, info.field_name or "value")
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def edge_checked() -> Any:
+    """A ``field_validator("*")`` applying ``edge_problem`` to every field of a model."""
+    return field_validator("*", mode="after")(_edge_check)
+
+
+def check_args(what: str, **values: str | None) -> None:
+    """Refuse plain query arguments (search text, filters) that cannot reach SQL: raises
+    InvalidInput naming ``what.name``."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidInput(f"{what}.{name}: must be a string")
+        problem = text_problem(value)
+        if problem:
+            raise InvalidInput(f"{what}.{name}: {problem}")
+
+
+def storable(value: Any) -> Any:
+    """A copy of a JSON-like value that the edge accepts, for writers that record what a
+    program printed: non-finite floats become their text ("nan", "inf"), NUL bytes and
+    lone surrogates are replaced, unknown types become ``str``. Depth and size are not
+    changed (a writer should not build such values)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return storable_text(str(value))
+
+
+def storable_text(text: str) -> str:
+    """``text`` without NUL bytes and with lone surrogates replaced by U+FFFD."""
+    if text_problem(text) is None:
+        return text
+    text = text.replace("\x00", "")
+    if text_problem(text) is None:
+        return text
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
 class Status(StrEnum):
@@ -51,6 +218,14 @@ class Role(StrEnum):
 
 
 Direction = Literal["minimize", "maximize"]
+
+
+def better(a: float, b: float | None, direction: Direction) -> bool:
+    """True if metric ``a`` is strictly better than ``b`` in ``direction`` (anything beats
+    ``None``, "no value yet"). The one direction rule; noise margins are the judge's."""
+    if b is None:
+        return True
+    return a > b if direction == "maximize" else a < b
 
 
 # ---------------------------------------------------------------------------
@@ -84,11 +259,36 @@ class ExperimentBase(SQLModel):
     started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     duration_s: float | None = None
+    # the run's time budget in seconds; filled from resources["budget_s"] when not given
+    budget_s: float | None = Field(default=None, index=True)
+
+
+def recorded_budget(resources: dict[str, Any]) -> float | None:
+    """``resources["budget_s"]`` if it is a finite number (what migration 0002 backfills)."""
+    value = resources.get("budget_s")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 class ExperimentCreate(ExperimentBase):
     id: str | None = Field(default=None, max_length=64)
     created_at: datetime | None = None
+
+    _edge = edge_checked()
+
+    @model_validator(mode="after")
+    def _budget_from_resources(self) -> ExperimentCreate:
+        """Writers that only record ``resources["budget_s"]`` still fill the column; a
+        column value that contradicts it is refused (one budget per run)."""
+        recorded = recorded_budget(self.resources) if isinstance(self.resources, dict) else None
+        if self.budget_s is None:
+            self.budget_s = recorded
+        elif recorded is not None and recorded != self.budget_s:
+            raise ValueError(
+                f"budget_s: {self.budget_s} differs from resources.budget_s {recorded}"
+            )
+        return self
 
 
 class Experiment(ExperimentBase, table=True):
@@ -122,7 +322,10 @@ class ClaimBase(SQLModel):
 
 class ClaimCreate(ClaimBase):
     id: str | None = Field(default=None, max_length=64)
-    ttl_seconds: float = 3600.0  # the claim stops counting after this
+    # the claim stops counting after this
+    ttl_seconds: float = Field(default=3600.0, gt=0, le=MAX_TTL_SECONDS)
+
+    _edge = edge_checked()
 
 
 class Claim(ClaimBase, table=True):
@@ -137,6 +340,23 @@ class ClaimPublic(ClaimBase):
     created_at: datetime
     expires_at: datetime
     released_at: datetime | None = None
+
+
+class ClaimLock(SQLModel, table=True):
+    """One row per (task, fingerprint) ever claimed: who holds it and until when.
+
+    Taking a claim is a single conditional upsert on this row (insert, or take over a row
+    whose holder expired or released), so two processes can never both win.
+    """
+
+    __tablename__ = "claimlock"
+    __table_args__ = (PrimaryKeyConstraint("task", "fingerprint"),)
+
+    task: str = Field(max_length=200)
+    fingerprint: str = Field(max_length=128)
+    claim_id: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    released: bool = False
 
 
 # ---------------------------------------------------------------------------
@@ -158,6 +378,9 @@ class FindingBase(SQLModel):
 
 class FindingCreate(FindingBase):
     id: str | None = Field(default=None, max_length=64)
+    outcome: FindingOutcome  # a closed set on input only (old rows stay readable)
+
+    _edge = edge_checked()
 
 
 class Finding(FindingBase, table=True):
@@ -187,6 +410,8 @@ class SwarmBase(SQLModel):
 class SwarmCreate(SwarmBase):
     id: str | None = Field(default=None, max_length=64)
 
+    _edge = edge_checked()
+
 
 class Swarm(SwarmBase, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
@@ -212,6 +437,9 @@ class AgentBase(SQLModel):
 
 class AgentCreate(AgentBase):
     id: str | None = Field(default=None, max_length=128)  # default: f"{swarm_id}/{name}"
+    experiments: int = Field(default=0, ge=0, le=MAX_INT32)
+
+    _edge = edge_checked()
 
 
 class Agent(AgentBase, table=True):
@@ -245,7 +473,9 @@ class TraceQuery(BaseModel):
     """Filters for ``Store.query_traces``. Every filter is applied in SQL.
 
     ``sort="best"`` orders by metric in each trace's own direction (lowest first for
-    minimize), traces without a metric last.
+    minimize), traces without a metric last. ``budget_s`` matches the column exactly (a
+    trace with no recorded budget never matches). ``trusted=True`` keeps only traces this
+    installation ran itself: ``role != seed`` and an empty ``source`` (``False``: no filter).
     """
 
     task: str | None = None
@@ -256,13 +486,43 @@ class TraceQuery(BaseModel):
     status: list[Status] | None = None
     role: list[Role] | None = None
     hardware: str | None = None
+    budget_s: float | None = None
+    trusted: bool = False
     metric_min: float | None = None
     metric_max: float | None = None
     since: datetime | None = None
     until: datetime | None = None
     sort: TraceSort = "-created_at"
     limit: int = PField(default=50, ge=1, le=1000)
-    offset: int = PField(default=0, ge=0)
+    offset: int = PField(default=0, ge=0, le=MAX_INT32)
+
+    _edge = edge_checked()
+
+
+class BestSoFar(NamedTuple):
+    """One point of the running best: the best kept metric so far (``None`` before the
+    first keep) and whether this trace set it."""
+
+    best: float | None
+    is_best: bool
+
+
+def running_best(traces: Iterable[ExperimentBase], direction: Direction) -> list[BestSoFar]:
+    """The running best of ``traces`` in the given order: only ``keep`` traces with a finite
+    metric can set it (the progress chart's step line, on the dashboard and in exports)."""
+    out: list[BestSoFar] = []
+    best: float | None = None
+    for t in traces:
+        is_best = (
+            t.status == Status.keep
+            and t.metric is not None
+            and math.isfinite(t.metric)
+            and better(t.metric, best, direction)
+        )
+        if is_best:
+            best = t.metric
+        out.append(BestSoFar(best, is_best))
+    return out
 
 
 class SearchHit(BaseModel):

@@ -7,28 +7,37 @@ store: any malformed line, wrong type, missing or unknown field, duplicate id or
 count that disagrees with the header raises ``InvalidInput("file:line: reason")``.
 ``import_pack`` then writes everything in one transaction (all or nothing); ids are stable
 (given, or a hash of the record's content), so importing a pack twice adds nothing.
+
+Packs are evidence, never trusted runs: types are strict (``"metric": true`` or ``"1.5"``
+is an error, not a coercion), ``NaN``/``Infinity`` and over-deep lines are refused, a pack
+cannot declare ``role: "baseline"``, and every imported trace gets a non-empty ``source``
+(the header's ``source``, else ``pack:<file name>``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import types
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
 from memory.base import Store
 from memory.errors import InvalidInput
 from memory.models import (
+    MAX_JSON_DEPTH,
     ExperimentCreate,
     ExperimentPublic,
     FindingCreate,
     FindingPublic,
     ImportResult,
+    Role,
     TraceQuery,
 )
 
@@ -52,6 +61,56 @@ class Pack:
     header: dict[str, Any]
     traces: list[ExperimentCreate] = field(default_factory=list)
     findings: list[FindingCreate] = field(default_factory=list)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number in a pack (JSON has no {name})")
+
+
+def _json_kinds(annotation: Any) -> set[type]:
+    """The JSON value types a field of this annotation accepts from a pack (strict: no
+    ``true`` for a number, no ``"1.5"`` for a float)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return set().union(*(_json_kinds(a) for a in get_args(annotation)))
+    if annotation is type(None) or annotation is None:
+        return {type(None)}
+    if origin is typing.Literal or annotation is str or annotation is datetime:
+        return {str}
+    if isinstance(annotation, type) and issubclass(annotation, str):  # enums
+        return {str}
+    if annotation is float:
+        return {int, float}
+    if annotation is int:
+        return {int}
+    if annotation is bool:
+        return {bool}
+    if annotation is dict or origin is dict:
+        return {dict}
+    if annotation is list or origin is list:
+        return {list}
+    return {str, int, float, bool, dict, list, type(None)}  # Any
+
+
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true/false",
+    dict: "an object",
+    list: "an array",
+    type(None): "null",
+}
+
+
+def _check_types(body: dict[str, Any], model: Any, where: str) -> None:
+    for name, value in body.items():
+        kinds = _json_kinds(model.model_fields[name].annotation)
+        if type(value) not in kinds:
+            names = {_JSON_NAMES[k] for k in kinds if k is not int or float not in kinds}
+            want = " or ".join(sorted(names))
+            got = _JSON_NAMES.get(type(value), type(value).__name__)
+            raise InvalidInput(f"{where}: field {name!r} must be {want}, got {got}")
 
 
 def content_id(prefix: str, record: dict[str, Any]) -> str:
@@ -83,13 +142,16 @@ def _header(obj: Any, where: str) -> dict[str, Any]:
         raise InvalidInput(f"{where}: unknown header field(s) {sorted(unknown)}")
     if not isinstance(obj.get("name"), str) or not obj["name"].strip():
         raise InvalidInput(f"{where}: header field 'name' must be a non-empty string")
+    for name in ("description", "created_at", "source"):
+        if name in obj and not isinstance(obj[name], str):
+            raise InvalidInput(f"{where}: header field {name!r} must be a string")
     records = obj.get("records")
     if records is not None and (not isinstance(records, int) or isinstance(records, bool)):
         raise InvalidInput(f"{where}: header field 'records' must be an integer")
     return obj
 
 
-def _record(obj: Any, where: str, pack_name: str) -> ExperimentCreate | FindingCreate:
+def _record(obj: Any, where: str, pack_name: str, source: str) -> ExperimentCreate | FindingCreate:
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where}: a record must be a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
@@ -110,10 +172,19 @@ def _record(obj: Any, where: str, pack_name: str) -> ExperimentCreate | FindingC
             raise InvalidInput(f"{where}: field {name!r} must not be empty")
     if "id" in body and (not isinstance(body["id"], str) or not body["id"]):
         raise InvalidInput(f"{where}: field 'id' must be a non-empty string")
+    model = ExperimentCreate if kind == "trace" else FindingCreate
+    _check_types(body, model, where)
+    if kind == "trace" and body.get("role") == "baseline":
+        raise InvalidInput(
+            f"{where}: field 'role': a pack cannot declare role 'baseline' (baselines set a "
+            "swarm's noise, so only replicate runs this installation made itself count; "
+            "use 'seed' or 'experiment')"
+        )
     if kind == "finding":
         body.setdefault("pack", pack_name)
     body.setdefault("id", content_id("t" if kind == "trace" else "f", body))
-    model = ExperimentCreate if kind == "trace" else FindingCreate
+    if kind == "trace" and not body["source"].strip():  # after the id: ids stay stable
+        body["source"] = source
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -127,6 +198,7 @@ def read_pack(stream: TextIO, path: str = "<pack>") -> Pack:
     header: dict[str, Any] | None = None
     pack: Pack | None = None
     first_line: dict[str, int] = {}
+    source = ""  # what imported traces without a source get (set by the header)
     count = 0
     last = 0
     for number, raw in enumerate(stream, start=1):
@@ -135,15 +207,27 @@ def read_pack(stream: TextIO, path: str = "<pack>") -> Pack:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"{where}: malformed JSON: {exc.msg} (column {exc.colno})") from exc
+        except ValueError as exc:  # NaN / Infinity / -Infinity
+            raise InvalidInput(f"{where}: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidInput(
+                f"{where}: nested too deeply (values may nest {MAX_JSON_DEPTH} levels)"
+            ) from exc
         if header is None:
             header = _header(obj, where)
             pack = Pack(name=header["name"], header=header)
+            source = str(header.get("source") or "").strip() or f"pack:{Path(path).name}"
             continue
         assert pack is not None
-        record = _record(obj, where, pack.name)
+        try:
+            record = _record(obj, where, pack.name, source)
+        except RecursionError as exc:
+            raise InvalidInput(
+                f"{where}: nested too deeply (values may nest {MAX_JSON_DEPTH} levels)"
+            ) from exc
         rid = str(record.id)
         if rid in first_line:
             raise InvalidInput(f"{where}: duplicate id {rid!r} (first on line {first_line[rid]})")
@@ -187,7 +271,12 @@ def import_pack(store: Store, path: str | Path) -> ImportResult:
 
 
 def trace_record(trace: ExperimentPublic) -> dict[str, Any]:
-    return {"type": "trace", **trace.model_dump(mode="json")}
+    """A trace as a pack record. A baseline is written as ``role: "seed"``: packs cannot
+    declare baselines (see ``_record``), and for whoever imports it, it is evidence."""
+    record = {"type": "trace", **trace.model_dump(mode="json")}
+    if trace.role == Role.baseline:
+        record["role"] = Role.seed.value
+    return record
 
 
 def finding_record(finding: FindingPublic) -> dict[str, Any]:
@@ -238,15 +327,15 @@ def write_pack(
     }
     if source:
         header["source"] = source
-    stream.write(json.dumps(header) + "\n")
+    stream.write(json.dumps(header, allow_nan=False) + "\n")
     for record in [*traces, *findings]:
-        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        stream.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
     return len(traces) + len(findings)
 
 
 def export_pack(
     store: Store,
-    path: str | Path,
+    target: str | Path | TextIO,
     *,
     name: str,
     query: TraceQuery | None = None,
@@ -255,19 +344,21 @@ def export_pack(
     source: str = "",
 ) -> int:
     """Export the traces matching ``query`` (all if None) and, with ``findings``, the
-    findings of the same task, as a pack; records are written exactly as stored, so an
+    findings of the same task, as a pack written to ``target`` (a file path, replaced
+    atomically, or an open text stream); records are written exactly as stored, so an
     import into an empty store gives the same traces. Returns the number of records."""
     query = query or TraceQuery()
     traces = [trace_record(t) for t in iter_traces(store, query)]
     found = []
     if findings:
         found = [finding_record(f) for f in iter_findings(store, query.task)]
-    out = Path(path)
+    source = source or repr(store)
+    if not isinstance(target, str | Path):
+        return write_pack(target, name, traces, found, description=description, source=source)
+    out = Path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as stream:
-        n = write_pack(
-            stream, name, traces, found, description=description, source=source or repr(store)
-        )
+        n = write_pack(stream, name, traces, found, description=description, source=source)
     tmp.replace(out)
     return n

@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -20,39 +19,28 @@ from fastapi.staticfiles import StaticFiles
 from memory.base import Store
 from server import __version__
 from server.errors import install_error_handlers
-from server.limits import BodyLimitMiddleware
-from server.routes import claims, experiments, findings, meta, packs, search, swarms
-from server.settings import Settings
+from server.limits import BodyLimitMiddleware, TrustedHostMiddleware, trusted_hosts
+from server.routes import champion, claims, experiments, findings, meta, packs, search, swarms
+from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
 
-def store_target(settings: Settings) -> str | None:
-    """What ``memory.get_store`` gets: ``settings.memory`` with ``settings.chroma`` added
-    as the URL's ``chroma`` parameter."""
-    if not settings.chroma:
-        return settings.memory
-    if not settings.memory or "://" not in settings.memory:
-        raise ValueError("chroma: a Chroma server needs a postgresql:// or sqlite:/// memory URL")
-    if settings.memory.startswith(("http://", "https://")):
-        raise ValueError("chroma: not used with an http:// memory (the other server has one)")
-    separator = "&" if "?" in settings.memory else "?"
-    return f"{settings.memory}{separator}{urlencode({'chroma': settings.chroma})}"
-
-
 def open_store(settings: Settings) -> Store:
-    """The store the settings name (``memory.get_store`` resolves it)."""
+    """The store the settings name (``memory.get_store`` resolves ``settings.memory``,
+    else the embedded store in ``settings.home``; ``settings.chroma_url`` serves a
+    PostgreSQL URL without ``?chroma=``)."""
     from memory import get_store
 
-    return get_store(store_target(settings))
+    return get_store(None, settings=settings)
 
 
 def create_app(store: Store | None = None, settings: Settings | None = None) -> FastAPI:
     """An app over ``store`` (default: the one ``settings.memory`` names, opened here and
     closed at shutdown). ``settings`` default: read from ``LABSWARM_*`` variables."""
-    settings = settings or Settings()
+    settings = settings or get_settings()
     owned = store is None
     the_store = store if store is not None else open_store(settings)
 
@@ -74,7 +62,16 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    for module in (experiments, search, claims, findings, swarms, packs, meta):
+    allowed = trusted_hosts(settings.host, settings.trusted_hosts)
+    if allowed is None:
+        log.warning(
+            "answering any Host header (bound to %s): set LABSWARM_TRUSTED_HOSTS to the "
+            "names clients use",
+            settings.host,
+        )
+    else:  # added last, so it runs first
+        app.add_middleware(TrustedHostMiddleware, allowed=allowed)
+    for module in (experiments, champion, search, claims, findings, swarms, packs, meta):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

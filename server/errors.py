@@ -3,7 +3,9 @@
 Every error body is ``{"error": name, "message": text}``; ``name`` is the stable name of
 a ``memory.errors`` class (the HTTP store rebuilds that class from it) or, for errors the
 HTTP layer makes itself, one of ``unauthorized``, ``forbidden``, ``payload_too_large``,
-``method_not_allowed``, ``http_error``.
+``unsupported_media_type``, ``method_not_allowed``, ``bad_host`` (``server.limits``),
+``http_error``. A validation error (of the request, or of a model a route builds from it)
+is a 422 naming the field; only a bug is a 500.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -28,6 +30,7 @@ _HTTP_NAMES = {
     404: NotFound.name,
     405: "method_not_allowed",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     422: InvalidInput.name,
 }
 
@@ -43,10 +46,15 @@ class ErrorBody(BaseModel):
 # documented on every route (OpenAPI), all with the ``ErrorBody`` shape
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "write without a bearer token"},
-    403: {"model": ErrorBody, "description": "wrong token, or the server is read-only"},
+    400: {"model": ErrorBody, "description": "unknown Host header (bad_host)"},
+    403: {
+        "model": ErrorBody,
+        "description": "wrong token, the server is read-only, or a cross-site write",
+    },
     404: {"model": ErrorBody, "description": "unknown id"},
     409: {"model": ErrorBody, "description": "already claimed / already ran / conflict"},
     413: {"model": ErrorBody, "description": "request body over the size limit"},
+    415: {"model": ErrorBody, "description": "a write without its declared Content-Type"},
     422: {"model": ErrorBody, "description": "bad parameter or body; the message names it"},
     503: {"model": ErrorBody, "description": "a database, index or server is unreachable"},
 }
@@ -82,17 +90,21 @@ def _jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route accepts for this request's path."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
-            methods.update(route_methods)
-            if "GET" in route_methods:
-                methods.add("HEAD")
-    return sorted(methods)
+    """Every method some route accepts for this request's path: each method is tried
+    against every route with the public ``BaseRoute.matches`` (which also walks included
+    routers, whatever FastAPI makes of them)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -109,11 +121,19 @@ def install_error_handlers(app: FastAPI) -> None:
             422, InvalidInput.name, validation_message(errors), detail=_jsonable_errors(errors)
         )
 
+    @app.exception_handler(ValidationError)
+    async def _model_error(request: Request, exc: ValidationError) -> JSONResponse:
+        # a model a route builds from valid parameters (TraceQuery, ...) refused them
+        errors = [dict(err) for err in exc.errors()]
+        return error_response(
+            422, InvalidInput.name, validation_message(errors), detail=_jsonable_errors(errors)
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         name = _HTTP_NAMES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        headers = exc.headers
+        headers = dict(exc.headers or {})
         if exc.status_code == 400 and "parsing the body" in message:
             # FastAPI's answer to a body it cannot decode: a bad body, so 422 like the rest
             return error_response(
@@ -122,13 +142,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}"
         if exc.status_code == 405:
-            # Starlette's Allow names only the first route of a path; list every method
+            # Starlette's Allow names only the first route that matched the path (and FastAPI
+            # hides included routers' methods): list every method any route takes
             allowed = allowed_methods(request)
-            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed on {request.url.path}; use " + (
                 " or ".join(allowed)
             )
-        return error_response(exc.status_code, name, message, headers=headers)
+        return error_response(exc.status_code, name, message, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

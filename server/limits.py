@@ -1,20 +1,100 @@
-"""Refuse oversized request bodies with 413, before the app reads them into memory."""
+"""Guards at the edge, before any route runs: a ``Host`` header the server does not know
+gets 400 (against DNS rebinding), an oversized request body gets 413 before the app reads
+it into memory. Both answer with the JSON error body of ``server.errors``."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def _error(name: str, message: str) -> bytes:
+    return json.dumps({"error": name, "message": message}).encode()
+
 
 def _body(limit: int) -> bytes:
-    return json.dumps(
+    return _error(
+        "payload_too_large",
+        f"request body exceeds the server's limit of {limit} bytes (LABSWARM_MAX_BODY_BYTES)",
+    )
+
+
+async def _answer(send: Send, code: int, body: bytes) -> None:
+    await send(
         {
-            "error": "payload_too_large",
-            "message": f"request body exceeds the server's limit of {limit} bytes "
-            "(LABSWARM_MAX_BODY_BYTES)",
+            "type": "http.response.start",
+            "status": code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
         }
-    ).encode()
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _host_name(value: str) -> str:
+    """``[::1]:8765`` -> ``[::1]``, ``Example.org:80`` -> ``example.org``; a bare IPv6
+    address is bracketed, as in a Host header."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value.split("]", 1)[0] + "]"
+    if value.count(":") > 1:  # a bare IPv6 address (a setting, not a header)
+        return f"[{value}]"
+    return value.rsplit(":", 1)[0] if ":" in value else value
+
+
+def trusted_hosts(host: str, extra: Iterable[str]) -> list[str] | None:
+    """The Host names a server bound to ``host`` answers: loopback names, ``host`` itself
+    and ``extra`` (``LABSWARM_TRUSTED_HOSTS``). ``None`` (any) for a server bound to every
+    interface (0.0.0.0, ::) with no ``extra`` names, whose clients may use any of the
+    machine's names; ``*`` in ``extra`` also means any."""
+    names = [_host_name(name) for name in extra if name.strip()]
+    if "*" in names:
+        return None
+    try:
+        wildcard = ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        wildcard = False
+    if wildcard or not host.strip():
+        if not names:
+            return None
+    else:
+        names.append(_host_name(host))
+    return list(dict.fromkeys([*LOOPBACK_NAMES, *names]))
+
+
+class TrustedHostMiddleware:
+    """Pure ASGI middleware: 400 for a request whose ``Host`` is not one of ``allowed``
+    (a web page that rebinds its own name to 127.0.0.1 still sends its own name)."""
+
+    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+        self.app = app
+        self.allowed = frozenset(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        raw = next((v for k, v in scope.get("headers", []) if k == b"host"), b"")
+        host = _host_name(raw.decode("latin-1"))
+        if host in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":  # none served; refuse before accepting
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        message = (
+            f"unknown Host {host or '(none)'!r}: this server answers "
+            f"{', '.join(sorted(self.allowed))}; add a name with LABSWARM_TRUSTED_HOSTS"
+        )
+        await _answer(send, 400, _error("bad_host", message))
 
 
 class BodyLimitMiddleware:
@@ -26,19 +106,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        body = _body(self.max_bytes)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 413, _body(self.max_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

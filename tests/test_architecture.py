@@ -17,7 +17,7 @@ ALLOWED = {
     "trainer": set(),
     "memory": {"memory"},
     "server": {"server", "memory"},
-    "agents": {"agents", "memory", "server", "trainer"},
+    "agents": {"agents", "memory", "server"},  # server: only from the CLI (test below)
 }
 
 
@@ -40,14 +40,45 @@ def test_dependency_arrows_point_one_way(package: str) -> None:
     assert {k: v for k, v in crossings.items() if v} == {}
 
 
-def test_server_imports_no_agents_code_outside_cli() -> None:
-    # agents/ may import server only from the CLI, the one place that wires everything
+def test_agents_import_server_only_from_the_cli() -> None:
+    # agents/ may import server only from the CLI, the one place that wires everything;
+    # trainer is never imported (agents run it only as a subprocess)
     offenders = [
         str(f.relative_to(ROOT))
         for f in (ROOT / "agents").rglob("*.py")
         if "server" in _imports(f) and f.parent.name != "cli"
     ]
     assert offenders == []
+
+
+def test_agents_has_no_import_cycle() -> None:
+    """No module of agents/ imports itself back through others (lazy and TYPE_CHECKING
+    imports count: a cycle they hide is still a cycle)."""
+    files = {
+        ".".join(f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f
+        for f in (ROOT / "agents").rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, f in files.items():
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):  # lazy ones too
+            if isinstance(node, ast.Import):
+                graph[name] |= {a.name for a in node.names if a.name in files}
+            elif isinstance(node, ast.ImportFrom) and node.module in files:
+                subs = {f"{node.module}.{a.name}" for a in node.names}
+                graph[name] |= (subs & files.keys()) or {node.module}
+
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(graph.get(start, ()))
+        while todo:
+            mod = todo.pop()
+            if mod not in seen:
+                seen.add(mod)
+                todo += graph.get(mod, ())
+        return seen
+
+    cycles = sorted(m for m in graph if m in reach(m))
+    assert cycles == []
 
 
 def test_agents_is_this_repository_not_the_pypi_package() -> None:

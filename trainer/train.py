@@ -183,6 +183,9 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    cos: torch.Tensor  # rotary tables, registered as buffers (they follow .to(device))
+    sin: torch.Tensor
+
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -201,6 +204,7 @@ class GPT(nn.Module):
         nn.init.normal_(self.head.weight, std=0.001)
         bound = (3.0 / self.cfg.width) ** 0.5
         for block in self.blocks:
+            assert isinstance(block, Block)
             for lin in (block.attn.q, block.attn.k, block.attn.v, block.mlp.fc):
                 nn.init.uniform_(lin.weight, -bound, bound)
             # Zero output projections: each block starts as the identity on the residual.
@@ -348,7 +352,7 @@ while True:
         x, y = next(loader)  # prefetch while the optimiser runs
     for opt in optimizers:
         opt.step()
-    model.zero_grad(set_to_none=True)
+    raw_model.zero_grad(set_to_none=True)  # the compiled model shares these parameters
     loss_value = loss.item()  # also synchronises the device, so dt is the true step time
     if prepare.diverged(loss_value, VOCAB_SIZE):
         print(f"FAIL: training loss {loss_value} at step {step}: diverged", file=sys.stderr)

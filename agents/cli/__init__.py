@@ -1,19 +1,19 @@
 """The ``labswarm`` command: the one place that wires trainer, memory, agents and server.
 
-Run ``labswarm --help``. Each subcommand lives in its own module here and exposes
-``add_parser(subparsers)``; heavy imports (torch, chromadb, sentence-transformers)
-happen inside the command functions so ``--help`` stays fast.
+Run ``labswarm --help``. Each subcommand module in :data:`COMMANDS` exposes
+``add_parser(subparsers)``; heavy imports (torch, chromadb, sentence-transformers) happen
+inside the command functions so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
-# module name -> it registers these subcommands
-_MODULES = ("run", "memory_cmds", "serve")
+from agents.cli import memory_cmds, run, serve
+
+COMMANDS = (run, memory_cmds, serve)  # each registers its subcommands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _MODULES:
-        try:
-            module = importlib.import_module(f"agents.cli.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand module not written yet
-            if exc.name != f"agents.cli.{name}":
-                raise
-            continue
+    for module in COMMANDS:
         module.add_parser(sub)
     return parser
 
@@ -51,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # clear message, not a traceback, for user errors
         from memory.errors import MemoryError_
 
-        if isinstance(exc, MemoryError_ | FileNotFoundError | ValueError):
+        if isinstance(exc, MemoryError_ | FileNotFoundError | ValueError | ImportError):
             print(f"labswarm: error: {exc}", file=sys.stderr)
             return 1
         raise

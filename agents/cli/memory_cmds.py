@@ -16,26 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-
-def _store(args: argparse.Namespace) -> Any:
-    from memory import get_store
-
-    return get_store(args.memory or os.environ.get("LABSWARM_MEMORY") or None)
-
-
-def _memory_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--memory",
-        metavar="PATH_OR_URL",
-        default=None,
-        help="memory store: directory, sqlite:///file, postgresql://...?chroma=URL, or "
-        "http(s)://server (default: $LABSWARM_MEMORY, else ./.labswarm)",
-    )
+from agents.cli.options import memory_arg, open_store
 
 
 def _statuses(text: str | None) -> list[Any] | None:
@@ -58,7 +43,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from memory.packs import load_pack
 
     packs = [load_pack(p) for p in args.packs]  # check every file before importing any
-    with _store(args) as store:
+    with open_store(args) as store:
         for path, pack in zip(args.packs, packs, strict=True):
             res = store.import_records(pack.traces, pack.findings)
             print(
@@ -89,7 +74,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(out).suffix.lower() if out and out != "-" else ".tsv"
         fmt = {".png": "png", ".jsonl": "pack", ".json": "pack"}.get(suffix, "tsv")
-    with _store(args) as store:
+    with open_store(args) as store:
         query = _query(args)
         if fmt == "pack":
             if not out or out == "-":
@@ -119,7 +104,7 @@ def _trace_line(t: Any) -> str:
 
 def cmd_search(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else ["trace", "finding"]
-    with _store(args) as store:
+    with open_store(args) as store:
         hits = store.search(
             args.text, kinds=kinds, task=args.task, status=_statuses(args.status), limit=args.k
         )
@@ -138,7 +123,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    with open_store(args) as store:
         lineage = store.lineage(args.id)
     t = lineage.experiment
     if args.json:
@@ -178,7 +163,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    with open_store(args) as store:
         n = store.reindex(full=args.full)
         rows = store.count() + store.query_findings(limit=1).count
         items = store.index_count()
@@ -187,7 +172,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with _store(args) as store:
+    with open_store(args) as store:
         st = store.stats(task=args.task, swarm_id=args.swarm)
     if args.json:
         print(json.dumps(st.model_dump(mode="json"), indent=2))
@@ -215,7 +200,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("seed", help="import memory packs (JSONL) into the memory")
     p.add_argument("packs", nargs="+", metavar="PACK", help="pack file(s), e.g. seeds/*.jsonl")
-    _memory_arg(p)
+    memory_arg(p)
     p.set_defaults(func=cmd_seed)
 
     p = subparsers.add_parser(
@@ -230,7 +215,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--name", help="pack name (default: the output file name)")
     p.add_argument("--title", help="chart title")
     p.add_argument("--no-findings", action="store_true", help="packs: traces only")
-    _memory_arg(p)
+    memory_arg(p)
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("search", help="semantic search over traces and findings")
@@ -240,24 +225,24 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--kind", choices=["trace", "finding"], help="only traces or findings")
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _memory_arg(p)
+    memory_arg(p)
     p.set_defaults(func=cmd_search)
 
     p = subparsers.add_parser("show", help="show one experiment with its lineage")
     p.add_argument("id", help="experiment id")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _memory_arg(p)
+    memory_arg(p)
     p.set_defaults(func=cmd_show)
 
     mem = subparsers.add_parser("memory", help="memory maintenance: stats, reindex")
     msub = mem.add_subparsers(dest="memory_command", metavar="ACTION")
     p = msub.add_parser("reindex", help="index rows missing from the vector index")
     p.add_argument("--full", action="store_true", help="drop and rebuild the index from SQL")
-    _memory_arg(p)
+    memory_arg(p)
     p.set_defaults(func=cmd_reindex)
     p = msub.add_parser("stats", help="counts by status, keep rate, duplicates, rate")
     p.add_argument("--task", help="only this task")
     p.add_argument("--swarm", help="only this swarm id")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _memory_arg(p)
+    memory_arg(p)
     p.set_defaults(func=cmd_stats)

@@ -4,9 +4,19 @@
     labswarm run --hours 8                         # all GPUs, one agent each, 8 hours
     labswarm run --task ~/autoresearch --proposer llm --model anthropic:claude-sonnet-4-5
     labswarm run --resume                          # continue the last swarm after a kill
+    labswarm run --seed pack.jsonl --start-from ID # run an imported program (diff shown first)
 
 With none of ``--budget``, ``--hours``, ``--max-experiments`` it is a *quick swarm*: runs of
 at most 20 s on a CPU (the task's budget on a GPU), 3 experiments per agent.
+
+Imported traces (packs, other swarms) inform the agents but never run: ``--start-from
+TRACE_ID`` is the one way to run such a program. It prints the program's whole diff against
+the task's and asks for confirmation (``--yes`` accepts without asking; without a terminal
+and without ``--yes`` it refuses); the swarm then measures that program as its own
+baseline and builds on it.
+
+Exit status: 0 when experiments ran; 1 on an error, or when the swarm ended with no
+experiment run (each agent's stop reason is printed); 2 for bad flags.
 """
 
 from __future__ import annotations
@@ -15,7 +25,18 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from agents.cli import cluster_run
+from agents.cli.options import at_least, memory_arg, open_store, positive_float
+from agents.judge import DEFAULT_REPLICATES, MIN_REPLICATES
+
+if TYPE_CHECKING:
+    from agents.cluster import ClusterSwarm
+    from agents.swarm import Swarm, SwarmConfig
+    from memory.base import Store
+
+    AnySwarm = Swarm | ClusterSwarm
 
 QUICK_CPU_BUDGET = 20.0
 QUICK_EXPERIMENTS = 3
@@ -29,30 +50,45 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--task", help="task directory with a task.toml (default: built-in trainer)")
-    p.add_argument("--agents", type=int, help="agents (default: one per GPU; 2 on a CPU)")
+    p.add_argument("--agents", type=at_least(1), help="agents (default: one per GPU; 2 on a CPU)")
     p.add_argument(
         "--devices", default="auto", help="auto | cpu | cpu:THREADS | GPU list such as 0,1"
     )
-    p.add_argument("--budget", type=float, help="seconds per run (default: the task's)")
-    p.add_argument("--max-experiments", type=int, help="experiments per agent")
-    p.add_argument("--hours", type=float, help="stop starting runs after this many hours")
+    p.add_argument("--budget", type=positive_float, help="seconds per run (default: the task's)")
+    p.add_argument("--max-experiments", type=at_least(1), help="experiments per agent")
+    p.add_argument("--hours", type=positive_float, help="stop starting runs after this many hours")
     p.add_argument("--proposer", choices=("builtin", "llm"), default="builtin")
     p.add_argument("--model", help="for --proposer llm: provider:model, or hf:/path/model.gguf")
     p.add_argument("--base-url", help="OpenAI-compatible server for --model (vLLM, llama.cpp)")
-    p.add_argument("--memory", help="memory: directory, sqlite:///, postgresql://, http://")
+    memory_arg(p)
     p.add_argument(
         "--seed", action="append", default=[], metavar="PACK", help="import a pack first"
     )
     p.add_argument(
         "--resume", nargs="?", const="latest", metavar="SWARM", help="continue a stopped swarm"
     )
-    p.add_argument("--replicates", type=int, default=2, help="baseline runs for the noise")
+    p.add_argument(
+        "--start-from",
+        metavar="TRACE_ID",
+        help="build on the program of this trace (an imported one too): its diff is shown "
+        "and must be confirmed; it is re-measured as this swarm's baseline",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="with --start-from: accept the shown diff unasked"
+    )
+    p.add_argument(
+        "--replicates",
+        type=at_least(MIN_REPLICATES, "the noise is the spread of repeated runs"),
+        default=DEFAULT_REPLICATES,
+        help=f"baseline runs for the noise (default {DEFAULT_REPLICATES})",
+    )
     p.add_argument("--runs-dir", default="runs", help="where swarm directories go")
     p.add_argument("--no-live", action="store_true", help="log lines instead of the live view")
-    p.set_defaults(func=cmd_run)
+    cluster_run.add_arguments(p)  # --ray ...: the agents as Ray actors (agents/cluster/)
+    p.set_defaults(func=cmd_run, parser=p)
 
 
-def _config(args: argparse.Namespace) -> Any:
+def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfig, bool]:
     from agents.swarm import SwarmConfig
 
     quick = (
@@ -61,15 +97,7 @@ def _config(args: argparse.Namespace) -> Any:
         and args.max_experiments is None
         and not args.resume  # a resume keeps the stopped swarm's own limits
     )
-    if args.max_experiments is not None and args.max_experiments < 1:
-        raise ValueError("--max-experiments must be at least 1")
-    if args.budget is not None and args.budget <= 0:
-        raise ValueError("--budget must be positive")
-    if args.hours is not None and args.hours <= 0:
-        raise ValueError("--hours must be positive")
-    if args.replicates < 1:
-        raise ValueError("--replicates must be at least 1")
-    return SwarmConfig(
+    config = SwarmConfig(
         task=args.task,
         agents=args.agents,
         devices=args.devices,
@@ -82,65 +110,123 @@ def _config(args: argparse.Namespace) -> Any:
         replicates=args.replicates,
         runs_dir=args.runs_dir,
         quick_budget=QUICK_CPU_BUDGET if quick else None,
-    ), quick
+        cache_dir=cache_dir,
+    )
+    return config, quick
+
+
+def _confirm_start(args: argparse.Namespace, store: Store) -> bool:
+    """Show the ``--start-from`` program's diff; True if the operator accepts it."""
+    from agents.swarm import start_program
+    from agents.task import load_task
+
+    task = load_task(args.task)
+    program, patch = start_program(store, task, args.start_from)
+    out = sys.stdout
+    out.write(
+        f"--start-from {args.start_from}: this program (fingerprint {program.fingerprint}) "
+        f"will run on this machine. Its whole diff against the task's program:\n"
+    )
+    out.write((patch or "(no change: it is the task's program)\n").rstrip("\n") + "\n")
+    out.flush()
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print(
+            "labswarm: error: --start-from needs a confirmation: review the diff above and "
+            "pass --yes (no terminal to ask on)",
+            file=sys.stderr,
+        )
+        return False
+    answer = input("Run this program? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _nothing_ran(traces: list[Any]) -> bool:
+    from memory.models import RAN_STATUSES, Role
+
+    return not any(t.role == Role.experiment and t.status in RAN_STATUSES for t in traces)
+
+
+def _run_in_thread(swarm: AnySwarm, live: bool, console: Any) -> list[BaseException]:
+    """Run the swarm in a thread (Ctrl-C and SIGTERM stop it); the errors it raised."""
+    from agents.view import LiveView
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            swarm.run()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    runner = threading.Thread(target=target, name="swarm")
+
+    def on_signal(signum: int, frame: Any) -> None:
+        swarm.stop()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    runner.start()
+    try:
+        if live:
+            with LiveView(swarm, console):
+                while runner.is_alive():
+                    runner.join(timeout=0.5)
+        else:
+            while runner.is_alive():
+                runner.join(timeout=0.5)
+    except KeyboardInterrupt:
+        console.print("stopping: runs in flight are killed and recorded as interrupted")
+        swarm.stop()
+        runner.join()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return errors
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agents.swarm import Swarm, SwarmError
-    from agents.view import LiveView, summary, swarm_traces, write_outputs
-    from memory import get_store
+    from agents.view import summary, swarm_traces, write_outputs
+    from memory.packs import import_pack
+    from memory.settings import get_settings
 
+    parser: argparse.ArgumentParser = args.parser
+    if args.start_from and args.resume:
+        parser.error("--start-from starts a new swarm; it cannot be combined with --resume")
+    if args.yes and not args.start_from:
+        parser.error("--yes only confirms a --start-from diff")
+    settings = get_settings()
     console = Console()
-    config, quick = _config(args)
-    store = get_store(args.memory)
+    cache_dir = str(settings.cache_dir) if settings.cache_dir is not None else None
+    config, quick = _config(args, cache_dir)
+    store = open_store(args, settings)
     try:
         for pack in args.seed:
-            from memory.packs import import_pack
-
             res = import_pack(store, pack)
             console.print(
                 f"seeded from {pack}: {res.added_traces} traces, {res.added_findings} findings "
                 f"({res.skipped} already present)"
             )
-        swarm = Swarm(config, store, resume=args.resume)
-        if quick and not args.resume:
+        if args.start_from:
+            if not _confirm_start(args, store):
+                print("labswarm: not started", file=sys.stderr)
+                return 1
+            config.start_from = args.start_from
+        swarm: AnySwarm
+        if args.ray:
+            swarm = cluster_run.make_swarm(args, config, store, settings)
+            console.print(cluster_run.describe(swarm))
+        else:
+            swarm = Swarm(config, store, resume=args.resume)
+        if quick and not args.resume and not args.ray:  # a cluster places agents later
             console.print(
                 f"quick swarm: {len(swarm.devices)} agents, {swarm.budget:g} s per run, "
                 f"{QUICK_EXPERIMENTS} experiments each (use --hours or --max-experiments "
                 "for a real one)"
             )
-        errors: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                swarm.run()
-            except BaseException as exc:  # reported by the main thread
-                errors.append(exc)
-
-        runner = threading.Thread(target=target, name="swarm")
-
-        def on_signal(signum: int, frame: Any) -> None:
-            swarm.stop()
-
-        previous = signal.signal(signal.SIGTERM, on_signal)
-        runner.start()
-        live = not args.no_live and console.is_terminal
-        try:
-            if live:
-                with LiveView(swarm, console):
-                    while runner.is_alive():
-                        runner.join(timeout=0.5)
-            else:
-                while runner.is_alive():
-                    runner.join(timeout=0.5)
-        except KeyboardInterrupt:
-            console.print("stopping: runs in flight are killed and recorded as interrupted")
-            swarm.stop()
-            runner.join()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        errors = _run_in_thread(swarm, not args.no_live and console.is_terminal, console)
         if errors:
             if isinstance(errors[0], SwarmError):
                 print(f"labswarm: error: {errors[0]}", file=sys.stderr)
@@ -151,10 +237,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(summary(swarm, traces))
         console.print(f"results: {tsv}\nchart:   {png}")
         result = swarm.result
+        failed = False
         if result is not None and result.errors:
             for err in result.errors:
                 print(f"labswarm: agent error: {err}", file=sys.stderr)
-            return 1
-        return 0
+            failed = True
+        if _nothing_ran(traces):
+            reasons = result.stop_reasons if result is not None else {}
+            for name in swarm.names:
+                print(f"labswarm: {name} stopped: {reasons.get(name, 'unknown')}", file=sys.stderr)
+            print("labswarm: error: the swarm ended with no experiment run", file=sys.stderr)
+            failed = True
+        return 1 if failed else 0
     finally:
         store.close()

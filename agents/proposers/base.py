@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -50,18 +49,15 @@ class ProposalRequest:
     agent_id: str
     device: Device
     store: Store
-    root: Program  # the task's original program
     base: Program  # the program to change
     base_trace: ExperimentPublic | None
     base_metric: float | None
-    champion: ExperimentPublic | None
-    champion_program: Program | None
+    champion: ExperimentPublic | None  # this swarm's best trusted keep
     related: list[ExperimentPublic] = field(default_factory=list)  # failures included
     findings: list[FindingPublic] = field(default_factory=list)
     claims: list[ClaimPublic] = field(default_factory=list)
     feedback: list[str] = field(default_factory=list)  # why earlier tries were refused
     recall: bool = True  # False: the proposer may learn only from this agent's own traces
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Proposer(abc.ABC):

@@ -25,7 +25,7 @@ import math
 import random
 import threading
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from agents.knobs import Knob, KnobValue, discover_knobs, format_value, set_knobs
@@ -76,8 +76,29 @@ def distribution_for(knob: Knob) -> Any | None:
         return FloatDistribution(0.0, 0.25)
     if v < 0:
         return FloatDistribution(v * 4, v / 4)
-    high = v * 4 if v >= 1 else min(v * 4, 1 - (1 - v) / 4)
-    return FloatDistribution(v / 4, high, log=True)
+    top = v * 4 if v >= 1 else min(v * 4, 1 - (1 - v) / 4)
+    return FloatDistribution(v / 4, top, log=True)
+
+
+def in_distribution(dist: Any, value: Any) -> bool:
+    """True if ``value`` is a point of ``dist`` (Optuna's public attributes only)."""
+    from optuna.distributions import CategoricalDistribution
+
+    if value is None:
+        return False
+    if isinstance(dist, CategoricalDistribution):
+        return any(
+            value == c and isinstance(value, bool) == isinstance(c, bool) for c in dist.choices
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if not dist.low <= value <= dist.high:
+        return False
+    step = getattr(dist, "step", None)
+    if step is None:
+        return True
+    offset = (value - dist.low) / step
+    return abs(offset - round(offset)) < 1e-8
 
 
 def tunable_knobs(task: Task, root: Program, device_kind: str) -> list[Knob]:
@@ -154,7 +175,7 @@ class BuiltinProposer(Proposer):
                 "(module-level UPPER_CASE numbers/bools, or the names task.toml lists)"
             )
         self.kinds = {k.name: k.kind for k in self.knobs}
-        self.space = {k.name: distribution_for(k) for k in self.knobs}
+        self.space: dict[str, Any] = {k.name: distribution_for(k) for k in self.knobs}
         self.root_config: dict[str, Any] = {k.name: k.value for k in self.knobs}
         self.max_tries = max_tries
         self._rng = random.Random(seed)
@@ -162,15 +183,13 @@ class BuiltinProposer(Proposer):
             seed=seed, n_startup_trials=n_startup_trials, constant_liar=True
         )
         self.study = optuna.create_study(direction=task.direction, sampler=self._tpe)
-        self._storage = self.study._storage
-        self._study_id = self.study._study_id
         self._lock = threading.Lock()
         self._configs: dict[str, dict[str, Any]] = {}  # trace/claim id -> full knob config
         self._synced: set[str] = set()  # trace ids already turned into trials
         self._seen: set[str] = set()  # fingerprints of finished runs (any hardware)
-        self._pending: dict[str, int] = {}  # fingerprint -> running trial id
+        self._pending: dict[str, int] = {}  # fingerprint -> running trial number
         self._own: set[str] = set()  # fingerprints of my proposal not yet claimed
-        self._since = None
+        self._since: datetime | None = None
 
     # -- memory -> trials -----------------------------------------------------
 
@@ -182,38 +201,29 @@ class BuiltinProposer(Proposer):
         return config
 
     def _in_space(self, config: dict[str, Any]) -> bool:
-        for name, dist in self.space.items():
-            value = config.get(name)
-            if value is None:
-                return False
-            try:
-                if not dist._contains(dist.to_internal_repr(value)):
-                    return False
-            except (ValueError, TypeError):
-                return False
-        return True
+        return all(in_distribution(dist, config.get(name)) for name, dist in self.space.items())
 
     def _add_trial(self, config: dict[str, Any], state: Any, value: float | None) -> int | None:
+        """Add a finished or running trial for ``config``; its number (None if off-space)."""
         from optuna.trial import create_trial
 
         if not self._in_space(config):
             return None
         params = {name: config[name] for name in self.space}
+        number = len(self.study.get_trials(deepcopy=False))  # numbers count up from 0
         trial = create_trial(
-            state=state,
-            value=value,
-            params=params,
-            distributions=dict(self.space),
+            state=state, value=value, params=params, distributions=dict(self.space)
         )
-        return self._storage.create_new_trial(self._study_id, template_trial=trial)
+        self.study.add_trial(trial)
+        return number
 
-    def _finish(self, trial_id: int, trace: ExperimentPublic) -> None:
+    def _finish(self, number: int, trace: ExperimentPublic) -> None:
         from optuna.trial import TrialState
 
         if trace.status in (Status.keep, Status.discard) and trace.metric is not None:
-            self._storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [trace.metric])
+            self.study.tell(number, [trace.metric])
         else:
-            self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            self.study.tell(number, state=TrialState.FAIL)
 
     def _take(self, trace: ExperimentPublic) -> None:
         from optuna.trial import TrialState
@@ -278,7 +288,7 @@ class BuiltinProposer(Proposer):
                 self._pending[claim.fingerprint] = trial_id
         for fp in list(self._pending):
             if fp not in claimed and fp not in self._own:
-                self._storage.set_trial_state_values(self._pending.pop(fp), TrialState.FAIL)
+                self.study.tell(self._pending.pop(fp), state=TrialState.FAIL)
         return added
 
     # -- proposing -------------------------------------------------------------
@@ -318,7 +328,7 @@ class BuiltinProposer(Proposer):
                 if fp == base.fingerprint or fp in self._seen or fp in self._pending:
                     self.study.tell(trial, state=TrialState.FAIL)
                     continue
-                self._pending[fp] = trial._trial_id
+                self._pending[fp] = trial.number
                 self._own.add(fp)
                 parts = [
                     f"{n} {format_value(base_config[n])} -> {format_value(v)}"

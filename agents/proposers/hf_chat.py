@@ -2,7 +2,8 @@
 
 ``--model hf:/path/to/model.gguf`` (or a model directory) runs the model in-process on the
 CPU or a GPU; no server and no download. A ``.gguf`` file is de-quantised once and the
-result cached under ``$LABSWARM_CACHE_DIR/gguf`` (default ``~/.cache/labswarm``). Loaded
+result cached under ``<cache dir>/gguf``: the ``cache_dir`` given (``labswarm run`` passes
+``LABSWARM_CACHE_DIR`` from :mod:`memory.settings`), else ``~/.cache/labswarm``. Loaded
 models are shared by every agent of the process, and generation is serialised per model.
 """
 
@@ -30,23 +31,22 @@ _LOAD_LOCK = threading.Lock()
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "user"}
 
 
-def cache_root() -> Path:
-    """``$LABSWARM_CACHE_DIR`` or ``$XDG_CACHE_HOME/labswarm`` or ``~/.cache/labswarm``."""
-    root = os.environ.get("LABSWARM_CACHE_DIR", "").strip()
-    if root:
-        return Path(root).expanduser()
+def cache_root(cache_dir: Path | None = None) -> Path:
+    """``cache_dir`` if given, else ``$XDG_CACHE_HOME/labswarm`` or ``~/.cache/labswarm``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "labswarm"
 
 
-def _converted_dir(gguf: Path) -> Path:
+def _converted_dir(gguf: Path, cache_dir: Path | None) -> Path:
     """Where the de-quantised copy of a ``.gguf`` file is kept (keyed by path, size, mtime)."""
     st = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
-    return cache_root() / "gguf" / f"{gguf.stem}-{key[:16]}"
+    return cache_root(cache_dir) / "gguf" / f"{gguf.stem}-{key[:16]}"
 
 
-def _load(path: str) -> tuple[Any, Any, threading.Lock]:
+def _load(path: str, cache_dir: Path | None) -> tuple[Any, Any, threading.Lock]:
     """Tokenizer and model of ``path``; a ``.gguf`` is de-quantised once and cached."""
     with _LOAD_LOCK:
         if path not in _LOADED:
@@ -59,7 +59,7 @@ def _load(path: str) -> tuple[Any, Any, threading.Lock]:
                 tokenizer = AutoTokenizer.from_pretrained(str(p))
                 model = AutoModelForCausalLM.from_pretrained(str(p))
             else:
-                cached = _converted_dir(p)
+                cached = _converted_dir(p, cache_dir)
                 if (cached / "config.json").is_file():
                     tokenizer = AutoTokenizer.from_pretrained(str(cached))
                     model = AutoModelForCausalLM.from_pretrained(str(cached))
@@ -69,7 +69,7 @@ def _load(path: str) -> tuple[Any, Any, threading.Lock]:
                     model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name)
                     tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
                     try:  # the weights are plain tensors now: save them as such
-                        model.hf_quantizer = None
+                        setattr(model, "hf_quantizer", None)  # noqa: B010 (typed stub)
                         if hasattr(model.config, "quantization_config"):
                             del model.config.quantization_config
                         model.save_pretrained(str(tmp))
@@ -87,6 +87,7 @@ class TransformersChatModel(BaseChatModel):
     """Chat with a local causal LM through its chat template (greedy by default)."""
 
     model_path: str
+    cache_dir: Path | None = None  # where a de-quantised .gguf is kept (see cache_root)
     max_new_tokens: int = 256
     temperature: float = 0.0
     threads: int | None = None  # torch CPU threads for generation (process-wide); None: default
@@ -111,7 +112,7 @@ class TransformersChatModel(BaseChatModel):
         import torch
 
         if self._parts is None:
-            self._parts = _load(self.model_path)
+            self._parts = _load(self.model_path, self.cache_dir)
         if self.threads:  # on a busy CPU one thread beats two that wait on each other
             torch.set_num_threads(self.threads)
         tokenizer, model, lock = self._parts

@@ -16,31 +16,51 @@ the graph records it as ``invalid`` and feeds the reason back on the next try.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import ValidationError
 
-from agents.prompts import system_prompt, user_prompt
 from agents.proposers.base import Proposal, ProposalInvalid, ProposalRequest, Proposer
+from agents.proposers.prompts import system_prompt, user_prompt
 
 log = logging.getLogger(__name__)
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
-def make_chat_model(model: str, base_url: str | None = None, **kwargs: Any) -> BaseChatModel:
-    """A chat model from a ``--model`` string (see the module docstring)."""
+class MissingDependency(ImportError):
+    """An optional dependency of the chosen model is not installed (the message says what
+    to install)."""
+
+
+def _require(modules: tuple[str, ...], what: str, install: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependency(f"{what} needs {', '.join(missing)}: {install}")
+
+
+def make_chat_model(
+    model: str, base_url: str | None = None, *, cache_dir: Path | None = None, **kwargs: Any
+) -> BaseChatModel:
+    """A chat model from a ``--model`` string (see the module docstring). A missing
+    optional dependency raises :class:`MissingDependency` naming what to install."""
     if model.startswith("hf:"):
+        needed: tuple[str, ...] = ("transformers", "torch", "accelerate")
+        if model.endswith(".gguf"):
+            needed += ("gguf",)
+        _require(needed, f"--model {model!r}", "pip install 'labswarm[llm]'")
         from agents.proposers.hf_chat import TransformersChatModel
 
-        return TransformersChatModel(model_path=model[3:], **kwargs)
+        return TransformersChatModel(model_path=model[3:], cache_dir=cache_dir, **kwargs)
     from langchain.chat_models import init_chat_model
 
     if base_url:
@@ -51,8 +71,10 @@ def make_chat_model(model: str, base_url: str | None = None, **kwargs: Any) -> B
     try:
         return init_chat_model(model, **kwargs)
     except ImportError as exc:
-        msg = f"--model {model!r}: the provider's LangChain package is missing ({exc})"
-        raise ValueError(msg) from None
+        raise MissingDependency(
+            f"--model {model!r} needs the provider's LangChain package ({exc}); install it, "
+            "for example pip install langchain-openai or langchain-anthropic"
+        ) from None
 
 
 def _json_candidates(text: str) -> list[str]:
@@ -105,7 +127,8 @@ def parse_proposal(text: str) -> Proposal:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(root)"
-            hyp = data.get("hypothesis") if isinstance(data.get("hypothesis"), str) else ""
+            hyp = data.get("hypothesis")
+            hyp = hyp if isinstance(hyp, str) else ""
             raise ProposalInvalid(
                 f"the JSON object does not match the schema: field '{where}': {first['msg']}",
                 raw=text,

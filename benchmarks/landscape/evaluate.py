@@ -8,18 +8,33 @@ Behaves like train.py: a configuration inside a region where real runs diverged 
 train.py itself refuses, such as a width that does not split into heads) prints a FAIL
 line and exits 1 with no summary; otherwise the last lines are ``---`` and ``key: value``
 lines, ``val_bpb`` first. The metric is the surrogate's mean plus Gaussian noise of the
-spread measured on replicate real runs, seeded by LANDSCAPE_SEED (default 0), the run's
-directory, the configuration and how many times that directory has evaluated it before.
+spread measured on replicate real runs.
+
+Noise (common random numbers): the draw is seeded by LANDSCAPE_SEED (default 0), the
+configuration and its *repetition* -- how many times that exact configuration was evaluated
+before under the same counter. With LANDSCAPE_CRN_DIR set (the yardstick sets one directory
+per arm and seed), the counter is ``counts.json`` there, shared by every concurrent
+evaluator through an fcntl lock, and the workspace path takes no part: the same
+configuration at the same repetition gets the same noise in every arm. Without it (a
+plain ``labswarm run``), each run directory counts for itself and its path is part of the
+seed, so replicate runs in two workspaces still differ.
+
+Variants: a ``landscape.toml`` in the run directory (the task directory's copy) may say
+``kind = "flat"`` and ``value = <constant>``: the metric is then that constant plus the
+same noise (no configuration is better than another; no divergence region). The log's
+``landscape: surrogate mean`` line always carries the noise-free value (the *true* value).
 """
 
 from __future__ import annotations
 
 import ast
+import fcntl
 import hashlib
 import json
 import os
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 T_START = time.time()
@@ -32,6 +47,9 @@ sys.path.insert(0, str(HERE))
 import space  # noqa: E402
 
 COUNTS = ".landscape_calls.json"  # per-directory evaluation counts (noise seeds)
+CRN_ENV = "LANDSCAPE_CRN_DIR"  # a shared repetition counter: common random numbers
+CRN_COUNTS = "counts.json"
+VARIANT_FILE = "landscape.toml"
 
 
 class LandscapeError(Exception):
@@ -152,22 +170,67 @@ class Surrogate:
         return out
 
 
-def _noise_rng(config: dict[str, float], directory: Path) -> np.random.Generator:
-    key = json.dumps({k: float(config[k]) for k in space.NAMES}, sort_keys=True)
-    path = directory / COUNTS
-    try:
-        counts = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(counts, dict):
+def config_key(config: dict[str, float]) -> str:
+    """The configuration as the noise sees it (every knob as a float, sorted)."""
+    return json.dumps({k: float(config[k]) for k in space.NAMES}, sort_keys=True)
+
+
+def next_repetition(key: str, counts_path: Path) -> int:
+    """How many times ``key`` was evaluated before under ``counts_path``; counts this one.
+
+    The read-modify-write holds an exclusive fcntl lock on a sibling ``.lock`` file, so
+    concurrent evaluators (parallel workers of one arm) never hand out one repetition twice.
+    """
+    counts_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(counts_path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            counts = json.loads(counts_path.read_text(encoding="utf-8"))
+            if not isinstance(counts, dict):
+                counts = {}
+        except (FileNotFoundError, json.JSONDecodeError):
             counts = {}
-    except (FileNotFoundError, json.JSONDecodeError):
-        counts = {}
-    n = int(counts.get(key, 0))
-    counts[key] = n + 1
-    path.write_text(json.dumps(counts), encoding="utf-8")
-    seed = int(os.environ.get("LANDSCAPE_SEED", "0") or 0)
-    text = f"{seed}|{directory.resolve()}|{key}|{n}"
+        n = int(counts.get(key, 0))
+        counts[key] = n + 1
+        tmp = counts_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(counts), encoding="utf-8")
+        tmp.replace(counts_path)
+    return n
+
+
+def noise_draw(seed: int, key: str, repetition: int, place: str = "") -> float:
+    """The standard normal draw of one evaluation: a pure function of its arguments
+    (``place`` is empty under common random numbers, the run directory otherwise)."""
+    text = f"{seed}|{place}|{key}|{repetition}" if place else f"{seed}|{key}|{repetition}"
     digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-    return np.random.default_rng(digest)
+    return float(np.random.default_rng(digest).standard_normal())
+
+
+def _noise(config: dict[str, float], directory: Path) -> float:
+    seed = int(os.environ.get("LANDSCAPE_SEED", "0") or 0)
+    key = config_key(config)
+    crn = os.environ.get(CRN_ENV, "")
+    if crn:
+        return noise_draw(seed, key, next_repetition(key, Path(crn) / CRN_COUNTS))
+    n = next_repetition(key, directory / COUNTS)
+    return noise_draw(seed, key, n, str(directory.resolve()))
+
+
+def read_variant(directory: Path) -> dict[str, float | str]:
+    """The run directory's ``landscape.toml`` (``kind`` smooth | flat, ``value``)."""
+    path = directory / VARIANT_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"kind": "smooth"}
+    except tomllib.TOMLDecodeError as exc:
+        raise LandscapeError(f"{VARIANT_FILE}: not TOML ({exc})") from exc
+    kind = data.get("kind", "smooth")
+    if kind not in ("smooth", "flat"):
+        raise LandscapeError(f"{VARIANT_FILE}: kind {kind!r}, expected 'smooth' or 'flat'")
+    if kind == "flat" and not isinstance(data.get("value"), int | float):
+        raise LandscapeError(f"{VARIANT_FILE}: a flat landscape needs a numeric 'value'")
+    return data
 
 
 def main() -> int:
@@ -175,6 +238,7 @@ def main() -> int:
     try:
         config = read_knobs(cwd / "knobs.py")
         surrogate = Surrogate.load(HERE / "surrogate.json")
+        variant = read_variant(cwd)
     except LandscapeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -184,11 +248,14 @@ def main() -> int:
         print(f"FAIL: {why}", file=sys.stderr)
         return 1
     x = surrogate.features([config])
-    if surrogate.crash_probability(x)[0] > 0.5:
+    if variant["kind"] == "flat":
+        mean = float(variant["value"])
+    elif surrogate.crash_probability(x)[0] > 0.5:
         print("FAIL: training loss diverged (a region where real runs diverged)", file=sys.stderr)
         return 1
-    mean = float(surrogate.mean(x)[0])
-    val_bpb = mean + surrogate.noise_sd * float(_noise_rng(config, cwd).standard_normal())
+    else:
+        mean = float(surrogate.mean(x)[0])
+    val_bpb = mean + surrogate.noise_sd * _noise(config, cwd)
     budget = float(os.environ.get("LABSWARM_TIME_BUDGET", "3") or 3)
     print(f"landscape: surrogate mean {mean:.6f}, noise sd {surrogate.noise_sd:.6f}")
     print("---")

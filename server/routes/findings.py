@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, status
 
 from memory.models import FindingCreate, FindingPublic, Page
-from server.deps import StoreDep, Writer
+from server.deps import JsonWriter, StoreDep
 from server.errors import ERROR_RESPONSES
+from server.params import Limit, Offset, Text100, Text200
 
 router = APIRouter(prefix="/api/findings", tags=["findings"], responses=ERROR_RESPONSES)
 
@@ -16,10 +17,10 @@ router = APIRouter(prefix="/api/findings", tags=["findings"], responses=ERROR_RE
 @router.get("", response_model=Page[FindingPublic])
 def list_findings(
     store: StoreDep,
-    task: Annotated[str | None, Query(max_length=200)] = None,
-    hardware: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    task: Text200 = None,
+    hardware: Text100 = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[FindingPublic]:
     """Findings, newest first."""
     return store.query_findings(task=task, hardware=hardware, limit=limit, offset=offset)
@@ -29,7 +30,7 @@ def list_findings(
     "",
     response_model=Page[FindingPublic],
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Writer],
+    dependencies=[JsonWriter],
 )
 def add_findings(
     findings: Annotated[list[FindingCreate], Body(max_length=10_000)], store: StoreDep

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Query
 
 from memory.models import Stats, TraceQuery
 from server import __version__
-from server.deps import SettingsDep, StoreDep, Writer
+from server.deps import BodylessWriter, SettingsDep, StoreDep
 from server.errors import ERROR_RESPONSES
+from server.params import Id64, Text200
 from server.schemas import Health, IndexCount, ReindexResult, TaskList
 
 router = APIRouter(prefix="/api", tags=["meta"], responses=ERROR_RESPONSES)
 
-# how many recent experiments /api/tasks looks at besides the swarms
+# how many recent experiments /api/tasks looks at besides the swarms (the store has no
+# "distinct tasks" query yet)
 _TASK_SCAN = 1000
 
 
@@ -25,11 +27,7 @@ def health(store: StoreDep, settings: SettingsDep) -> Health:
 
 
 @router.get("/stats", response_model=Stats)
-def stats(
-    store: StoreDep,
-    task: Annotated[str | None, Query(max_length=200)] = None,
-    swarm_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> Stats:
+def stats(store: StoreDep, task: Text200 = None, swarm_id: Id64 = None) -> Stats:
     """Counts by status, keep rate, duplicates refused, experiments per hour."""
     return store.stats(task=task, swarm_id=swarm_id)
 
@@ -46,12 +44,14 @@ def tasks(store: StoreDep) -> TaskList:
     return TaskList(data=list(names), count=len(names))
 
 
-@router.post("/reindex", response_model=ReindexResult, dependencies=[Writer])
+@router.post("/reindex", response_model=ReindexResult, dependencies=[BodylessWriter])
 def reindex(
     store: StoreDep,
     full: Annotated[bool, Query(description="rebuild the whole index from SQL")] = False,
 ) -> ReindexResult:
-    """Index every row not yet in the vector index (or all rows with ``full``)."""
+    """Index every row not yet in the vector index (or all rows with ``full``). No body:
+    send ``X-Labswarm-Write: 1`` (or ``Content-Type: application/json``), which no
+    cross-site form can."""
     return ReindexResult(indexed=store.reindex(full=full))
 
 

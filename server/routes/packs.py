@@ -11,25 +11,26 @@ from starlette.concurrency import run_in_threadpool
 
 from memory.errors import InvalidInput
 from memory.models import ImportResult, Status, TraceQuery
-from memory.packs import finding_record, iter_findings, iter_traces, read_pack, trace_record
-from memory.packs import write_pack as write_pack_lines
-from server.deps import StoreDep, Writer
+from memory.packs import export_pack as write_export
+from memory.packs import read_pack
+from server.deps import PACK_MEDIA, JsonWriter, PackWriter, StoreDep
 from server.errors import ERROR_RESPONSES
+from server.params import Id64, Text100, Text200
 from server.schemas import ImportRequest
 
 router = APIRouter(prefix="/api", tags=["packs"], responses=ERROR_RESPONSES)
 
-PACK_MEDIA = "application/x-ndjson"
 _PACK_BODY = {
     "requestBody": {
         "required": True,
         "content": {PACK_MEDIA: {"schema": {"type": "string"}}},
-        "description": "a memory pack: JSONL, header line first (format: seeds/README.md)",
+        "description": "a memory pack: JSONL, header line first (format: seeds/README.md); "
+        "Content-Type application/x-ndjson or application/jsonl, anything else is 415",
     }
 }
 
 
-@router.post("/import", response_model=ImportResult, dependencies=[Writer])
+@router.post("/import", response_model=ImportResult, dependencies=[JsonWriter])
 def import_records(request: ImportRequest, store: StoreDep) -> ImportResult:
     """Import traces and findings in one transaction: all or nothing; ids already present
     are skipped, so importing the same records twice adds nothing."""
@@ -39,11 +40,12 @@ def import_records(request: ImportRequest, store: StoreDep) -> ImportResult:
 @router.post(
     "/packs",
     response_model=ImportResult,
-    dependencies=[Writer],
+    dependencies=[PackWriter],
     openapi_extra=_PACK_BODY,
 )
 async def import_pack(request: Request, store: StoreDep) -> ImportResult:
-    """Import a seed pack sent as the JSONL body (``curl --data-binary @pack.jsonl``).
+    """Import a seed pack sent as the JSONL body (``curl --data-binary @pack.jsonl -H
+    'Content-Type: application/x-ndjson'``).
     The whole pack is checked first (errors name the line), then imported in one
     transaction; importing it twice adds nothing."""
     raw = await request.body()
@@ -56,10 +58,9 @@ async def import_pack(request: Request, store: StoreDep) -> ImportResult:
 
 
 def _export_text(store: StoreDep, query: TraceQuery, name: str, findings: bool) -> str:
-    traces = [trace_record(t) for t in iter_traces(store, query)]
-    found = [finding_record(f) for f in iter_findings(store, query.task)] if findings else []
     out = io.StringIO()
-    write_pack_lines(out, name, traces, found, source=f"labswarm server ({type(store).__name__})")
+    source = f"labswarm server ({type(store).__name__})"
+    write_export(store, out, name=name, query=query, findings=findings, source=source)
     return out.getvalue()
 
 
@@ -75,9 +76,9 @@ def _export_text(store: StoreDep, query: TraceQuery, name: str, findings: bool) 
 )
 def export_pack(
     store: StoreDep,
-    task: Annotated[str | None, Query(max_length=200)] = None,
-    swarm_id: Annotated[str | None, Query(max_length=64)] = None,
-    hardware: Annotated[str | None, Query(max_length=100)] = None,
+    task: Text200 = None,
+    swarm_id: Id64 = None,
+    hardware: Text100 = None,
     status: Annotated[list[Status] | None, Query(description="repeat for several")] = None,
     findings: Annotated[bool, Query(description="include the task's findings")] = True,
     name: Annotated[
@@ -85,7 +86,7 @@ def export_pack(
     ] = None,
 ) -> Response:
     """The matching traces (oldest first) and findings as a seed pack that another
-    swarm can import (``labswarm memory import`` or ``POST /api/packs``)."""
+    swarm can import (``labswarm seed`` or ``POST /api/packs``)."""
     query = TraceQuery(task=task, swarm_id=swarm_id, hardware=hardware, status=status or None)
     pack_name = name or re.sub(r"[^A-Za-z0-9._-]+", "-", swarm_id or task or "labswarm") or "pack"
     text = _export_text(store, query, pack_name, findings)

@@ -8,6 +8,8 @@ const state = { task: "", hardware: "", offset: 0, filters: {}, plot: null, last
   timer: null, live: false };
 
 const $ = (id) => document.getElementById(id);
+// an experiment's page; ids may hold any character ("%", "#", "/"), so always encoded
+const hashOf = (id) => `#/e/${encodeURIComponent(id)}`;
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -177,7 +179,7 @@ function drawChart(progress) {
   state.plot = new uPlot(opts, data, container);
   state.plot.over.addEventListener("click", () => {
     const i = state.plot.cursor.idx;
-    if (i !== null && i !== undefined && pts[i]) location.hash = `#/e/${pts[i].id}`;
+    if (i !== null && i !== undefined && pts[i]) location.hash = hashOf(pts[i].id);
   });
   container.dataset.points = String(pts.filter((p) => p.metric !== null).length);
 }
@@ -198,13 +200,17 @@ async function loadClaims() {
 
 async function loadAgents() {
   const swarms = await api("/api/swarms", { task: state.task || undefined });
-  const ids = new Set(swarms.data.map((s) => s.id));
+  const running = new Map(swarms.data.map((s) => [s.id, s.status === "running"]));
   const agents = await api("/api/agents");
-  const mine = agents.data.filter((a) => ids.has(a.swarm_id));
-  fill($("agents-body"), mine.map((a) => el("tr", {},
-    el("td", {}, a.name), el("td", {}, a.status), el("td", {}, a.device),
-    el("td", { class: "num" }, a.experiments), el("td", { class: "hyp" }, short(a.hypothesis, 100)))),
-    "no agents");
+  const mine = agents.data.filter((a) => running.has(a.swarm_id));
+  fill($("agents-body"), mine.map((a) => {
+    // an agent whose swarm ended is stopped, whatever it reported last
+    const stopped = a.status === "stopped" || !running.get(a.swarm_id);
+    return el("tr", { class: stopped ? "agent stopped" : "agent", "data-status": stopped ? "stopped" : a.status },
+      el("td", {}, a.name), el("td", {}, stopped ? "stopped" : a.status), el("td", {}, a.device),
+      el("td", { class: "num" }, a.experiments),
+      el("td", { class: "hyp" }, stopped ? "—" : short(a.hypothesis, 100)));
+  }), "no agents");
   return swarms;
 }
 
@@ -233,7 +239,7 @@ async function loadExperiments() {
   $("prev").disabled = state.offset === 0;
   $("next").disabled = state.offset + PAGE >= page.count;
   fill($("exp-body"), page.data.map((e, i) => el("tr", {
-    class: "clickable", "data-id": e.id, onclick: () => { location.hash = `#/e/${e.id}`; },
+    class: "clickable", "data-id": e.id, onclick: () => { location.hash = hashOf(e.id); },
   }, el("td", { class: "num" }, state.offset + i + 1), el("td", { class: "num" }, fmtTime(e.created_at)),
   el("td", {}, e.agent_id || "—"), el("td", {}, badge(e.status)),
   el("td", { class: "num" }, fmtMetric(e.metric)),
@@ -254,7 +260,7 @@ async function runSearch(q) {
         el("td", {}, e ? badge(e.status) : (h.finding ? h.finding.outcome : "")),
         el("td", { class: "num" }, e ? fmtMetric(e.metric) : ""),
         el("td", { class: "hyp" }, short(h.text, 200)));
-      if (e) row.addEventListener("click", () => { location.hash = `#/e/${e.id}`; });
+      if (e) row.addEventListener("click", () => { location.hash = hashOf(e.id); });
       return row;
     }), "no results");
   } catch (err) {
@@ -311,7 +317,7 @@ function kvRows(obj, fmt) {
 }
 
 function link(e, current) {
-  return el("a", { href: `#/e/${e.id}`, class: current ? "current" : "" },
+  return el("a", { href: hashOf(e.id), class: current ? "current" : "" },
     `${e.status} ${fmtMetric(e.metric)}`);
 }
 
@@ -360,7 +366,15 @@ async function showExperiment(id) {
 
 async function route() {
   const m = location.hash.match(/^#\/e\/(.+)$/);
-  if (m) return showExperiment(decodeURIComponent(m[1]));
+  if (m) {
+    let id;
+    try {
+      id = decodeURIComponent(m[1]);
+    } catch {
+      id = m[1];  // typed by hand with a bare "%": take it literally
+    }
+    return showExperiment(id);
+  }
   $("experiment").hidden = true;
   $("home").hidden = false;
   await refreshHome();

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from optuna.trial import TrialState
 
@@ -39,18 +41,16 @@ def _record(store, task, program, status, metric=None, parent=None, knobs=None, 
     )
 
 
-def _request(task, store, base, proposer_root):
+def _request(task, store, base):
     return ProposalRequest(
         task=task,
         agent_id="s/agent-0",
         device=DEV,
         store=store,
-        root=proposer_root,
         base=base,
         base_trace=None,
         base_metric=None,
         champion=None,
-        champion_program=None,
     )
 
 
@@ -80,7 +80,7 @@ def test_edit_rewrites_only_the_changed_constants_lines(tmp_path, store):
     root = Program.read(task.root, task.editable)
     _record(store, task, root, Status.keep, 1.3, role=Role.baseline)
     prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=3)
-    proposal = prop.propose(_request(task, store, root, root))
+    proposal = prop.propose(_request(task, store, root))
     new = apply_edits(root, proposal.edits)
     before = root.get("train.py").splitlines()
     after = new.get("train.py").splitlines()
@@ -126,7 +126,7 @@ def test_never_reproposes_a_recorded_failure_or_a_claimed_program(tmp_path, stor
     _record(store, task, prog_b, Status.crash, None, base.id, {"MODE": ["a", "b"]})
     prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=1)
     for _ in range(3):  # every try: only "c" is left, the crash is never proposed again
-        proposal = prop.propose(_request(task, store, root, root))
+        proposal = prop.propose(_request(task, store, root))
         assert apply_edits(root, proposal.edits).fingerprint == prog_c.fingerprint
     claim = store.claim(
         ClaimCreate(
@@ -138,11 +138,11 @@ def test_never_reproposes_a_recorded_failure_or_a_claimed_program(tmp_path, stor
     )
     other = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=2)
     with pytest.raises(SearchExhausted):  # "c" is running elsewhere: nothing left
-        other.propose(_request(task, store, root, root))
+        other.propose(_request(task, store, root))
     store.release(claim.id)
     _record(store, task, prog_c, Status.discard, 0.5, base.id, {"MODE": ["a", "c"]})
     with pytest.raises(SearchExhausted):
-        prop.propose(_request(task, store, root, root))
+        prop.propose(_request(task, store, root))
 
 
 def test_recall_off_learns_only_from_its_own_traces(tmp_path, store):
@@ -185,3 +185,90 @@ def test_recall_off_learns_only_from_its_own_traces(tmp_path, store):
     shared.sync(store)
     states = sorted(t.state.name for t in shared.study.get_trials(deepcopy=False))
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING"]
+
+
+def test_proposals_are_pinned_for_a_fixed_seed_and_memory(tmp_path, store):
+    """The move to Optuna's public API (add_trial, tell, trial.number) changed no proposal:
+    this sequence was recorded with the implementation that used Optuna's internals."""
+    task = load_task(make_task(tmp_path / "q"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.3, role=Role.baseline)
+    _record(
+        store, task, set_knobs(root, {"LR": 0.2}), Status.keep, 0.5, base.id, {"LR": [0.1, 0.2]}
+    )
+    _record(
+        store,
+        task,
+        set_knobs(root, {"WIDTH": 64}),
+        Status.crash,
+        None,
+        base.id,
+        {"WIDTH": [16, 64]},
+    )
+    _record(
+        store,
+        task,
+        set_knobs(root, {"MODE": "b"}),
+        Status.discard,
+        1.35,
+        base.id,
+        {"MODE": ["a", "b"]},
+    )
+    _record(
+        store,
+        task,
+        set_knobs(root, {"WARMUP": 0.1}),
+        Status.discard,
+        1.4,
+        base.id,
+        {"WARMUP": [0.0, 0.1]},
+    )
+    _record(
+        store,
+        task,
+        set_knobs(root, {"USE_BIAS": True}),
+        Status.discard,
+        1.29,
+        base.id,
+        {"USE_BIAS": [False, True]},
+    )
+    lr = set_knobs(root, {"LR": 0.05})
+    store.claim(
+        ClaimCreate(
+            task=task.name, fingerprint=lr.fingerprint, parent_id=base.id, knobs={"LR": [0.1, 0.05]}
+        )
+    )
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=7)
+    got = [prop.propose(_request(task, store, root)).hypothesis for _ in range(8)]
+    assert got == [
+        "WARMUP 0.0 -> 0.225 (TPE over 8 trials)",
+        "WIDTH 16 -> 32 (TPE over 9 trials)",
+        "LR 0.1 -> 0.318 (TPE over 11 trials)",
+        "LR 0.1 -> 0.294 (TPE over 12 trials)",
+        'MODE "a" -> "c" (TPE over 13 trials)',
+        "LR 0.1 -> 0.339 (TPE over 14 trials)",
+        "WARMUP 0.0 -> 0.241 (TPE over 15 trials)",
+        'MODE "a" -> "c" (TPE over 16 trials)',
+    ]
+    # the claimed program's trial finishes when its trace arrives (study.tell by number)
+    _record(store, task, lr, Status.discard, 0.9, base.id, {"LR": [0.1, 0.05]})
+    prop.sync(store)
+    finished = [t for t in prop.study.get_trials(deepcopy=False) if t.params.get("LR") == 0.05]
+    assert [(t.state, t.value) for t in finished] == [(TrialState.COMPLETE, 0.9)]
+
+
+def test_in_distribution_uses_only_public_attributes():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from agents.proposers.builtin import in_distribution
+
+    assert in_distribution(FloatDistribution(0.025, 0.4, log=True), 0.1)
+    assert not in_distribution(FloatDistribution(0.025, 0.4, log=True), 0.5)
+    assert in_distribution(IntDistribution(10, 40, step=10), 30)
+    assert not in_distribution(IntDistribution(10, 40, step=10), 35)
+    assert in_distribution(CategoricalDistribution([4, 8, 16]), 8)
+    assert not in_distribution(CategoricalDistribution([False, True]), 1)  # a bool knob
+    assert not in_distribution(CategoricalDistribution(["a", "b"]), None)
+    source = (Path(__file__).resolve().parents[2] / "agents/proposers/builtin.py").read_text()
+    for private in ("._storage", "._study_id", "._trial_id", "._contains"):
+        assert private not in source

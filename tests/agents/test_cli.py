@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from memory import get_store
+from memory.models import Role, TraceQuery
 from tests.agents.conftest import make_task
 
 LABSWARM = str(Path(sys.executable).parent / "labswarm")
@@ -38,6 +40,9 @@ def test_run_help_lists_every_flag():
         "--memory",
         "--seed",
         "--resume",
+        "--start-from",
+        "--yes",
+        "--replicates",
     ):
         assert flag in out.stdout
 
@@ -70,29 +75,92 @@ def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path):
 
 
 def test_bad_flags_are_refused_with_a_message(tmp_path):
-    out = subprocess.run(
-        [LABSWARM, "run", "--budget", "-3", "--memory", str(tmp_path / "m")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 1 and "--budget must be positive" in out.stderr
-    out = subprocess.run(
-        [
-            LABSWARM,
-            "run",
-            "--devices",
-            "tpu",
-            "--memory",
-            str(tmp_path / "m"),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    def run(*flags: str) -> subprocess.CompletedProcess:
+        cmd = [LABSWARM, "run", "--memory", str(tmp_path / "m"), "--runs-dir", str(tmp_path / "r")]
+        return subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=120)
+
+    out = run("--budget", "-3")
+    assert out.returncode == 2 and "argument --budget: must be positive" in out.stderr
+    out = run("--replicates", "1")
+    assert out.returncode == 2 and "argument --replicates: must be at least 2" in out.stderr
+    assert "the noise is the spread of repeated runs" in out.stderr
+    out = run("--max-experiments", "zero")
+    assert out.returncode == 2 and "not a number: 'zero'" in out.stderr
+    out = run("--yes")
+    assert out.returncode == 2 and "--yes only confirms a --start-from diff" in out.stderr
+    out = run("--devices", "tpu")
     assert out.returncode == 1 and "'tpu' is not a GPU index" in out.stderr
+    assert not any((tmp_path / "r").glob("*")), "no swarm was started"
+
+
+def test_labswarm_memory_is_where_run_writes(tmp_path):
+    """``LABSWARM_MEMORY`` names the store when ``--memory`` is not given."""
+    landscape = Path(__file__).resolve().parents[2] / "benchmarks" / "landscape"
+    mem = tmp_path / "from-env"
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash", "LABSWARM_MEMORY": str(mem)}
+    cmd = [
+        LABSWARM,
+        "run",
+        "--task",
+        str(landscape),
+        "--max-experiments",
+        "2",
+        "--agents",
+        "1",
+        "--devices",
+        "cpu:1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-live",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not (tmp_path / ".labswarm").exists(), "not the default store"
+    store = get_store(mem, embedder="hash")
+    try:
+        traces = store.query_traces(TraceQuery(task="trainer-landscape", limit=100)).data
+        assert len([t for t in traces if t.role == Role.baseline]) == 2
+        assert len([t for t in traces if t.role == Role.experiment]) == 2
+    finally:
+        store.close()
+
+
+ONE_BOOL = """\
+FLAG = False
+
+print("---")
+print("val_loss:", 0.9 if FLAG else 1.0)
+"""
+
+
+def test_a_swarm_with_nothing_to_run_says_why_and_fails(tmp_path):
+    task = make_task(tmp_path / "t", ONE_BOOL, name="one-bool")
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
+    cmd = [
+        LABSWARM,
+        "run",
+        "--task",
+        str(task),
+        "--memory",
+        str(tmp_path / "mem"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--agents",
+        "1",
+        "--devices",
+        "cpu:1",
+        "--budget",
+        "1",
+        "--max-experiments",
+        "2",
+        "--no-live",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert first.returncode == 0, first.stderr[-2000:]  # FLAG = True ran
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert again.returncode == 1
+    assert "agent-0 stopped: search exhausted" in again.stderr
+    assert "no experiment run" in again.stderr
 
 
 def test_seed_pack_is_imported_before_a_short_swarm(tmp_path):

@@ -67,3 +67,14 @@ def test_failures_and_tampering_are_never_keeps():
     assert judge(crash, 1.0, 0.0, "minimize").status == Status.crash
     tout = RunResult(status="timeout", returncode=-9, metric=None, error="killed")
     assert judge(tout, 1.0, 0.0, "minimize").status == Status.timeout
+
+
+def test_a_baseline_replicate_is_judged_ran_or_not():
+    from agents.judge import judge_replicate
+
+    assert judge_replicate(_ok(1.3)).status == Status.keep
+    crashed = RunResult(status="crash", returncode=1, metric=None, error="exit code 1")
+    assert judge_replicate(crashed).status == Status.crash
+    assert judge_replicate(_ok(1.3), ["prepare.py"]).status == Status.invalid
+    cut = RunResult(status="interrupted", returncode=None, metric=None, error="stopped")
+    assert judge_replicate(cut).status == Status.interrupted

@@ -11,7 +11,7 @@ PRINT = 'print("training...")'
 
 
 def test_each_fault_gets_its_status_and_the_swarm_goes_on(tmp_path, store):
-    task_dir = make_task(tmp_path / "quad", timeout=2)
+    task_dir = make_task(tmp_path / "quad", timeout=8)  # a loaded machine still starts a run in 8 s
     proposals = [
         edit_proposal("exception", SLEEP, 'raise RuntimeError("injected failure")'),
         edit_proposal("nan", PRINT, 'loss = float("nan")'),

@@ -67,7 +67,6 @@ def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, sto
         budget=1,
         max_experiments=1,
         max_refusals=2,
-        replicates=1,
         runs_dir=str(tmp_path / "runs"),
     )
     Swarm(config, store, proposer_factory=factory).run()
@@ -89,3 +88,18 @@ def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, sto
     if len(traces) > 1 and traces[0].status == Status.invalid:
         reason = traces[0].error.split(": ", 1)[1][:60]
         assert reason in transcript[1]["user"], "the refusal went back to the model"
+
+
+def test_a_missing_optional_dependency_names_what_to_install():
+    from agents.proposers.llm import MissingDependency, _require
+
+    with pytest.raises(
+        MissingDependency, match=r"labswarm_no_such_module: pip install 'labswarm\[llm\]'"
+    ):
+        _require(
+            ("json", "labswarm_no_such_module"), "--model 'hf:x'", "pip install 'labswarm[llm]'"
+        )
+    # langchain-mistralai is not a dependency of labswarm
+    assert importlib.util.find_spec("langchain_mistralai") is None
+    with pytest.raises(MissingDependency, match="provider's LangChain package"):
+        make_chat_model("mistralai:mistral-small")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -20,8 +21,9 @@ def _swarm(tmp_path: Path, store, task_dir: Path, factory, agents: int = 1) -> S
     return Swarm(config, store, proposer_factory=factory)
 
 
-def _logs(swarm: Swarm) -> list[Path]:
-    return sorted((swarm.directory / "agents").glob("*/logs/*.log"))
+def _experiment_logs(swarm: Swarm) -> list[Path]:
+    logs = (swarm.directory / "agents").glob("*/logs/*.log")
+    return sorted(p for p in logs if not p.name.startswith("baseline-"))
 
 
 def test_agent_b_never_runs_a_program_agent_a_already_ran(tmp_path, store):
@@ -43,41 +45,70 @@ def test_agent_b_never_runs_a_program_agent_a_already_ran(tmp_path, store):
     b = _swarm(tmp_path, store, task_dir, fixed_factory({"agent-0": b_props}))
     b.run()
     b_traces = store.query_traces(
-        TraceQuery(task="quad", agent_id=f"{b.swarm_id}/agent-0", sort="created_at")
+        TraceQuery(
+            task="quad",
+            agent_id=f"{b.swarm_id}/agent-0",
+            role=[Role.experiment],
+            sort="created_at",
+        )
     ).data
     dup, new = b_traces
     assert dup.status == Status.duplicate and dup.fingerprint == ran_by_a[0].fingerprint
     assert ran_by_a[0].id in dup.error and dup.duration_s is None
     assert new.status in RAN_STATUSES
-    # B spent no device on the duplicate: one run log (the new program), baselines reused
-    assert [p.stem for p in _logs(b)] == [new.id]
+    # B spent no device on the duplicate: one experiment log (the new program)
+    assert [p.stem for p in _experiment_logs(b)] == [new.id]
+    # ... and measured its own noise: another swarm's baselines are not its own
+    b_baselines = store.query_traces(
+        TraceQuery(task="quad", swarm_id=b.swarm_id, role=[Role.baseline])
+    ).data
+    assert len(b_baselines) == 2 and all(t.status == Status.keep for t in b_baselines)
 
 
-class SlowStart(FixedProposer):
-    """Proposes like FixedProposer, a little after the other agent."""
+class AfterClaim(FixedProposer):
+    """Proposes like FixedProposer, once another agent holds a claim (polls memory)."""
 
     def propose(self, request):
-        time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        while not request.store.active_claims(request.task.name):
+            assert time.monotonic() < deadline, "the other agent never claimed"
+            time.sleep(0.02)
         return super().propose(request)
 
 
 def test_claims_keep_two_agents_from_running_the_same_program_at_once(tmp_path, store):
+    # agent-0's run waits for a flag file (in its workspace, which a sandboxed run sees)
+    # that the test writes once agent-1 was refused, and agent-1 proposes only once agent-0
+    # holds its claim: no thread timing decides the order
     task_dir = make_task(tmp_path / "quad")
-    same = edit_proposal("slow same", SLEEP, "time.sleep(3)")
+    wait = 'while not os.path.exists("go.flag"): time.sleep(0.02)'
+    same = edit_proposal("slow same", SLEEP, wait)
     made = {}
 
     def factory(task, root, device, name, seed):
-        cls = FixedProposer if name == "agent-0" else SlowStart
+        cls = FixedProposer if name == "agent-0" else AfterClaim
         made[name] = cls([same.model_copy(deep=True)])
         return made[name]
 
     swarm = _swarm(tmp_path, store, task_dir, factory, agents=2)
-    swarm.run()
+    flag = swarm.directory / "agents" / "agent-0" / "work" / "go.flag"
+    runner = threading.Thread(target=swarm.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 120
+        query = TraceQuery(task="quad", status=[Status.duplicate])
+        while not store.query_traces(query).data:
+            assert runner.is_alive() and time.monotonic() < deadline, "agent-1 never refused"
+            time.sleep(0.05)
+    finally:
+        flag.write_text("go")
+        runner.join()
     traces = store.query_traces(TraceQuery(task="quad", swarm_id=swarm.swarm_id)).data
     slow = [t for t in traces if t.hypothesis == "slow same"]
     ran = [t for t in slow if t.status in RAN_STATUSES]
     refused = [t for t in slow if t.status == Status.duplicate]
     assert len(ran) == 1 and len(refused) == 1
+    assert ran[0].status in (Status.keep, Status.discard), "the flag let the run finish"
     assert ran[0].agent_id.endswith("agent-0") and refused[0].agent_id.endswith("agent-1")
     assert "claim" in refused[0].error.lower() and refused[0].duration_s is None
     assert store.active_claims("quad") == []

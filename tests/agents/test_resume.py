@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.workspace import live_members
 from memory import get_store
 from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import make_task
@@ -23,8 +24,10 @@ import time
 
 LR = 0.1
 
-if LR != 0.1:  # experiments sleep while QUAD_SLEEP is set: the swarm is killed meanwhile
-    time.sleep(float(os.environ.get("QUAD_SLEEP", "0")))
+# experiments sleep while the flag file exists: the swarm is killed meanwhile (a run gets
+# an allow-listed environment, so a file, not a variable, tells it)
+if LR != 0.1 and os.path.exists(FLAG_PATH):
+    time.sleep(300)
 print("---")
 print(f"val_loss: {(math.log(LR) - math.log(0.3)) ** 2:.6f}")
 """
@@ -33,18 +36,20 @@ LABSWARM = str(Path(sys.executable).parent / "labswarm")
 
 
 def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """A member of the group still runs (a zombie does not: init reaps it in its own time,
+    and ``killpg(pgid, 0)`` would still succeed on it)."""
+    return bool(live_members(pgid))
 
 
 @pytest.mark.slow
 def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
-    task_dir = make_task(tmp_path / "slow", SLOW, name="slow")
+    flag = tmp_path / "sleep.flag"
+    flag.write_text("sleep")
+    task_dir = make_task(tmp_path / "slow", SLOW.replace("FLAG_PATH", repr(str(flag))), name="slow")
     mem, runs = tmp_path / "mem", tmp_path / "runs"
-    env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
+    # unsandboxed: a sandboxed run dies with the swarm (bwrap --die-with-parent); these
+    # runs outlive the kill -9, so the resume must reap them
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash", "LABSWARM_SANDBOX": "off"}
     args = [
         LABSWARM,
         "run",
@@ -66,7 +71,7 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
     ]
     proc = subprocess.Popen(
         args,
-        env={**env, "QUAD_SLEEP": "300"},
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -90,6 +95,7 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
         proc.wait()
     assert all(_alive(g) for g in pgids), "runs outlive a kill -9 until the resume reaps them"
 
+    flag.unlink()  # the resumed runs finish
     store = get_store(mem, embedder="hash")
     before = {t.id for t in store.query_traces(TraceQuery(task="slow", limit=100)).data}
     assert len(store.active_claims("slow")) == 2

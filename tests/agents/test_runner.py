@@ -103,3 +103,57 @@ def test_stop_event_interrupts_a_run(tmp_path):
     r = run_program(task, task.root, DEV, 60, tmp_path / "run.log", stop=stop)
     assert r.status == "interrupted"
     assert _gone(int((task.root / "child.pid").read_text()))
+
+
+PATTERN = """\
+[metric]
+name = "accuracy"
+direction = "maximize"
+pattern = 'eval accuracy = ([-+0-9.eEnaif]+)'
+"""
+
+
+def _pattern_task(tmp_path: Path, train: str):
+    root = make_task(tmp_path / "p", train)
+    toml = root / "task.toml"
+    text = toml.read_text()
+    start, end = text.index("[metric]"), text.index("[budget]")
+    toml.write_text(text[:start] + PATTERN + "\n" + text[end:])
+    return load_task(root)
+
+
+def test_a_pattern_reads_the_last_match_in_stdout_and_stderr(tmp_path):
+    task = _pattern_task(
+        tmp_path,
+        "import sys\nprint('eval accuracy = 0.5')\n"
+        "print('eval accuracy = 0.912', file=sys.stderr)\n"
+        "print('---')\nprint('params: 12')\n",
+    )
+    r = run_program(task, task.root, DEV, 3, tmp_path / "run.log")
+    assert r.status == "ok" and r.metric == 0.912, r.error
+    assert r.summary == {"params": 12.0, "accuracy": 0.912}, "the summary is still kept"
+
+
+def test_a_pattern_match_that_is_not_a_finite_number_is_a_crash(tmp_path):
+    task = _pattern_task(tmp_path, "print('eval accuracy = 0.5')\nprint('eval accuracy = nan')\n")
+    r = run_program(task, task.root, DEV, 3, tmp_path / "a.log")
+    assert r.status == "crash" and "NaN" in r.error
+    task = _pattern_task(tmp_path / "b", "print('eval accuracy = 1e')\n")
+    r = run_program(task, task.root, DEV, 3, tmp_path / "b.log")
+    assert r.status == "crash" and "[metric].pattern is not a number: '1e'" in r.error
+    task = _pattern_task(tmp_path / "c", "print('eval accuracy = 0.7')\nraise SystemExit(3)\n")
+    r = run_program(task, task.root, DEV, 3, tmp_path / "c.log")
+    assert r.status == "crash" and r.returncode == 3 and r.metric is None
+
+
+def test_a_program_that_ignores_the_run_variables_still_runs(tmp_path):
+    task = _pattern_task(tmp_path, "print('eval accuracy = 0.75')\n")
+    r = run_program(task, task.root, DEV, 3, tmp_path / "run.log")
+    assert r.status == "ok" and r.metric == 0.75
+
+
+def test_a_missing_interpreter_is_a_crash_naming_it(tmp_path):
+    task = _task(tmp_path, "print(1)\n")
+    r = run_program(task, task.root, DEV, 3, tmp_path / "r.log", python="/no/such/python")
+    assert r.status == "crash" and r.metric is None
+    assert "/no/such/python" in r.error  # bwrap's execvp error, or Popen's

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from agents.library import metric_of
 from memory import get_store
 from memory.models import RAN_STATUSES, Role, Status, TraceQuery
 
@@ -61,7 +60,9 @@ def test_two_agent_swarm_on_the_builtin_task(tmp_path):
         # each experiment is judged by the rule: keep iff better than its base by > noise
         for t in experiments:
             base = store.get_trace(t.parent_id)
-            base_metric = metric_of(store, t.task, base.fingerprint, t.hardware, 2.0)
+            base_metric = store.program_metric(
+                t.task, base.fingerprint, t.hardware, 2.0, swarm_id=t.swarm_id
+            )
             if t.status in (Status.keep, Status.discard):
                 assert (t.status == Status.keep) == (base_metric - t.metric > noise)
         champ = store.champion("shakespeare-gpt")

@@ -95,3 +95,103 @@ def test_missing_directory_or_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(TaskError, match="no task.toml"):
         load_task(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("lines", "field", "why"),
+    [
+        ('[metric]\npattern = "val loss"', "metric.pattern", "exactly one group"),
+        ('[metric]\npattern = "(a)(b)"', "metric.pattern", "exactly one group"),
+        ('[metric]\npattern = "val ([0-9"', "metric.pattern", "not a regular expression"),
+        ("[metric]\npattern = 3", "metric.pattern", "valid string"),
+        ("[metric]\nunit = 'bpb'", "metric.unit", "unknown field"),
+        ("[budget]\ncpu = 0", "budget.cpu", "greater than 0"),
+        ("[budget]\ntimeout = -1", "budget.timeout", "greater than or equal to 0"),
+        ("[budget]\ncpu = true", "budget.cpu", "valid number"),
+        ('[budget]\nenv = "HF_TOKEN"', "budget.env", "looks like a secret"),
+        ('[env]\nOPENAI_API_KEY = "x"', "env.OPENAI_API_KEY", "looks like a secret"),
+        ('[env]\nLABSWARM_TOKEN = "x"', "env.LABSWARM_TOKEN", "looks like a secret"),
+        ('[env]\nDB_PASSWORD = "x"', "env.DB_PASSWORD", "looks like a secret"),
+        ('[env]\nMY_SECRET_SAUCE = "x"', "env.MY_SECRET_SAUCE", "looks like a secret"),
+        ("[env]\nNESTED = {a = 1}", "env.NESTED", "string, number or boolean"),
+        ('[sandbox]\nnetwork = "yes"', "sandbox.network", "valid boolean"),
+        ("[sandbox]\nwritable = ['/']", "sandbox.writable", "unknown field"),
+        ("setup = 5", "setup", "string or a list of strings"),
+        ("setup = []", "setup", "must not be empty"),
+        ('setup = "unclosed \'quote"', "setup", "shell line"),
+        ('notes = "missing.md"', "notes", "does not exist"),
+        ('knobs = ["1x"]', "knobs", "not a Python identifier"),
+        ('protected = ["train.py"]', "protected", "both editable and protected"),
+        ('protected = ["../*"]', "protected", "inside the task directory"),
+        ('protected = ["/etc/*"]', "protected", "inside the task directory"),
+        ('editable = ["train.py", 7]', "editable", "valid string"),
+        ('name = "  "', "name", "must not be empty"),
+    ],
+)
+def test_every_field_is_validated_and_named(tmp_path, lines, field, why):
+    root = make_task(tmp_path / "t")
+    toml = root / "task.toml"
+    table, _, line = lines.rpartition("\n")
+    text = toml.read_text()
+    if table == "[budget]":  # the fixture sets every budget key: replace it
+        key = line.split("=")[0].strip()
+        text = "\n".join(ln for ln in text.splitlines() if not ln.startswith(f"{key} ="))
+    if table:  # put the line into its table (added if the task has none)
+        text = text.replace(table, f"{table}\n{line}", 1) if table in text else text + lines
+    else:  # a top-level line goes first (a duplicate key would be a TOML error instead)
+        key = line.split("=")[0].strip()
+        text = "\n".join(ln for ln in text.splitlines() if not ln.startswith(f"{key} ="))
+        text = f"{line}\n{text}"
+    toml.write_text(text)
+    with pytest.raises(TaskError) as err:
+        load_task(root)
+    assert str(err.value).startswith(f"{toml}: field '{field}': "), str(err.value)
+    assert why in str(err.value)
+
+
+def test_pattern_setup_sandbox_and_env_load_with_their_defaults_in_one_place(tmp_path):
+    plain = load_task(make_task(tmp_path / "plain"))
+    assert plain.metric_pattern is None and plain.setup == () and plain.network is False
+    assert plain.budget_env == "LABSWARM_TIME_BUDGET" and plain.setup_timeout == 3600
+    assert plain.setup_argv("/py") == []
+    root = make_task(
+        tmp_path / "t",
+        extra='setup = ["{python}", "prepare.py", "--fast"]\n'
+        "[sandbox]\nnetwork = true\n[env]\nFLAG = true\nN = 3\nRATE = 0.5\n",
+    )
+    toml = root / "task.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            'direction = "minimize"', "direction = \"minimize\"\npattern = 'val loss (\\S+)'"
+        )
+    )
+    task = load_task(root)
+    assert task.metric_pattern == r"val loss (\S+)"
+    assert task.setup_argv("/py") == ["/py", "prepare.py", "--fast"]
+    assert task.network is True
+    assert task.env == {"FLAG": "true", "N": "3", "RATE": "0.5"}
+    shell = make_task(tmp_path / "s", extra="setup = \"{python} -c 'print(1)'\"\n")
+    assert load_task(shell).setup_argv("/py") == ["/py", "-c", "print(1)"]
+
+
+def test_the_built_in_task_and_the_fixture_validate_as_task_specs():
+    from agents.task import TaskSpec
+
+    assert set(TaskSpec.model_fields) == {
+        "name", "description", "editable", "protected", "run", "setup", "notes", "knobs",
+        "metric", "budget", "sandbox", "env",
+    }  # fmt: skip
+    fixture = load_task(Path(__file__).parent / "fixtures" / "thirdparty")
+    assert fixture.metric_pattern and fixture.setup
+
+
+def test_a_notes_or_editable_link_out_of_the_task_is_refused(tmp_path):
+    root = make_task(tmp_path / "t", extra='notes = "notes.md"\n')
+    secret = tmp_path / "outside-notes.txt"
+    secret.write_text("text from outside the task")
+    (root / "notes.md").symlink_to(secret)
+    with pytest.raises(TaskError, match="field 'notes': 'notes.md' is a link to a file outside"):
+        load_task(root)
+    (root / "notes.md").unlink()
+    (root / "notes.md").write_text("inside")
+    assert load_task(root).notes == "inside"

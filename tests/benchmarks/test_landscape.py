@@ -145,19 +145,43 @@ def test_bad_runs_line_is_named_and_file_kept(tmp_path: Path) -> None:
 
 
 def test_shipped_surrogate_is_the_fit_of_the_shipped_runs() -> None:
-    """Refit with scikit-learn: the export is that fit, and numpy predicts what sklearn does."""
+    """Refit with scikit-learn: the shipped export is that fit (same data, same kernel
+    hyperparameters, same predictions), and numpy predicts what scikit-learn does.
+
+    Tolerances hold across machines (BLAS and the L-BFGS-B optimiser differ in the last
+    digits; the GP's dual coefficients ``alpha`` differ by up to ~1e-4 relative between
+    machines, so they are not compared directly):
+    - the data (encoded knobs, targets) must be the same runs: rtol 1e-9 (float noise only);
+    - hyperparameters: rtol 1e-3. L-BFGS-B stops at a relative fall of the log marginal
+      likelihood of about 2e-9, which pins the hyperparameters to ~1e-4 relative at worst
+      (refits here agree to 2e-8); a surrogate fitted to other runs differs by far more;
+    - predictions of the shipped surrogate and the refit at 200 random points: atol 5e-3,
+      6 % of the replicate noise sd (0.084). A 1e-3 relative change of every hyperparameter
+      moves them by 1.1e-3 at most; float noise is ~1e-12;
+    - numpy's export against scikit-learn's own predict, one fitted model: atol 1e-9 (only
+      summation order differs).
+    """
     export, gp, knn = fit_landscape.fit(RUNS)
-    assert np.allclose(export["gp"]["alpha"], SURROGATE["gp"]["alpha"], rtol=1e-6, atol=1e-9)
-    assert np.allclose(export["gp"]["length_scale"], SURROGATE["gp"]["length_scale"])
-    s = evaluate.Surrogate(export)
+    shipped, refit = SURROGATE["gp"], export["gp"]
+    assert np.allclose(shipped["X"], refit["X"], rtol=1e-9, atol=1e-12)
+    assert np.isclose(shipped["y_mean"], refit["y_mean"], rtol=1e-9)
+    assert np.isclose(shipped["y_std"], refit["y_std"], rtol=1e-9)
+    assert np.isclose(shipped["alpha_diag"], refit["alpha_diag"], rtol=1e-9)
+    assert np.allclose(shipped["length_scale"], refit["length_scale"], rtol=1e-3, atol=0)
+    assert np.isclose(shipped["amplitude"], refit["amplitude"], rtol=1e-3, atol=0)
+    assert SURROGATE["crash"]["y"] == export["crash"]["y"]
+    assert np.allclose(SURROGATE["crash"]["X"], export["crash"]["X"], rtol=1e-9, atol=1e-12)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(200, len(space.DIMS)))
-    assert np.allclose(s.mean(x), gp.predict(x), rtol=1e-9, atol=1e-9)
-    length = np.asarray(export["gp"]["length_scale"])
+    assert np.allclose(evaluate.Surrogate(SURROGATE).mean(x), gp.predict(x), rtol=0, atol=5e-3)
+    s = evaluate.Surrogate(export)
+    assert np.allclose(s.mean(x), gp.predict(x), rtol=0, atol=1e-9)
+    length = np.asarray(refit["length_scale"])
     probs = knn.predict_proba(x / length)
     crash_col = list(knn.classes_).index(1) if 1 in knn.classes_ else None
     expected = probs[:, crash_col] if crash_col is not None else np.zeros(len(x))
-    assert np.allclose(s.crash_probability(x), expected)
+    # the same vote, two summation orders: float noise only
+    assert np.allclose(s.crash_probability(x), expected, rtol=0, atol=1e-9)
 
 
 def test_probes_are_the_lowest_safe_and_spread_out() -> None:
@@ -168,11 +192,12 @@ def test_probes_are_the_lowest_safe_and_spread_out() -> None:
     assert len(picks) == 6
     x = s.features(picks)
     mean = s.mean(x)
-    assert np.all(np.diff(mean) >= 0)  # best first
+    # recomputed here in another batch and order than the picker did: allow float noise
+    assert np.all(np.diff(mean) >= -1e-9)  # best first
     assert np.all(s.crash_probability(x) <= 0.5)
     scaled = x / s.length
     gaps = [np.linalg.norm(scaled[i] - scaled[j]) for i in range(6) for j in range(i)]
-    assert min(gaps) >= 1.0
+    assert min(gaps) >= 1.0 - 1e-9
     rng = np.random.default_rng(1)
     others = s.mean(s.features([build_landscape.sample_config(rng) for _ in range(500)]))
     assert mean.max() < np.quantile(others, 0.1)  # far better than a random configuration

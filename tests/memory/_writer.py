@@ -1,5 +1,8 @@
 """A writer process for the multi-process test: ``python -m tests.memory._writer URL NAME N``.
 
+URL is a shared backend (PostgreSQL + a Chroma server): an embedded directory has one
+owner process, so a second writer on one would be refused (``StoreInUse``).
+
 Adds N traces and races for the shared claims ``race-0..19``; prints a JSON line with the
 ids it wrote and the claims it won.
 """

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agents.cli import main
-from memory import get_store
+from memory import Status, TraceQuery, get_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,9 +66,12 @@ def test_seed_search_show_stats_reindex(
     code, out, _ = run(capsys, "memory", "reindex", "--full", "--memory", mem)
     assert code == 0 and "indexed 166 rows; the index holds 166 items for 166 SQL rows" in out
 
-    with get_store(mem) as store:
-        champ = store.champion("autoresearch")
-    assert champ is not None
+    with get_store(mem) as store:  # the pack's best keep (evidence: never the champion)
+        best = store.query_traces(
+            TraceQuery(task="autoresearch", status=[Status.keep], sort="best", limit=1)
+        )
+        assert store.champion("autoresearch") is None
+    champ = best.data[0]
     code, out, _ = run(capsys, "show", champ.id, "--memory", mem)
     assert code == 0 and "warmdown 0.7 to 0.75" in out and "0.969686" in out
     assert "ancestors   22" in out

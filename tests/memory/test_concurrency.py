@@ -1,5 +1,6 @@
 """Concurrent writers lose nothing: threads on one embedded store, processes on PostgreSQL +
-a Chroma server. Claims race and exactly one writer wins each fingerprint.
+a Chroma server. Claims race and exactly one writer wins each fingerprint. (An embedded
+directory has one owner process; a second process is refused: tests/memory/test_lock.py.)
 
 The hashing embedder is used here: these tests check storage under contention, and the
 real model would only add minutes of CPU.

@@ -205,6 +205,82 @@ def test_seen_and_champion(store: Store) -> None:
     assert store.champion("nothing") is None
 
 
+def _keep(store: Store, tid: str, metric: float | None, **kw: object) -> None:
+    """A trace of task ``champ`` (a keep on cpu by swarm s1 unless ``kw`` says otherwise)."""
+    data: dict[str, object] = {
+        "task": "champ",
+        "hardware": "cpu",
+        "swarm_id": "s1",
+        "status": Status.keep,
+    }
+    data.update(kw)
+    store.add_trace(trace(id=tid, metric=metric, **data))
+
+
+def test_champion_per_budget(store: Store) -> None:
+    _keep(store, "b60", 0.90, resources={"budget_s": 60})  # the column filled from resources
+    _keep(store, "b300", 0.50, budget_s=300.0)
+    _keep(store, "nob", 0.10)  # no recorded budget
+    store.add_trace(trace(id="crash60", task="champ", status=Status.crash, budget_s=60.0))
+    assert store.get_trace("b60").budget_s == 60.0 and store.get_trace("nob").budget_s is None
+    assert ids(store.query_traces(TraceQuery(budget_s=60, sort="created_at"))) == [
+        "b60",
+        "crash60",
+    ]
+    assert store.champion("champ").id == "nob"  # type: ignore[union-attr]
+    assert store.champion("champ", "cpu", 60).id == "b60"  # type: ignore[union-attr]
+    assert store.champion("champ", "cpu", 300.0).id == "b300"  # type: ignore[union-attr]
+    assert store.champion("champ", "cpu", 120) is None  # no-budget traces never match
+
+
+def test_budget_column_and_resources_must_agree() -> None:
+    with pytest.raises(ValueError, match="budget_s"):
+        trace(budget_s=30.0, resources={"budget_s": 60})
+
+
+def test_champion_is_trusted_only(store: Store) -> None:
+    _keep(store, "own", 0.90)
+    _keep(store, "base", 0.95, role=Role.baseline)  # a baseline run here is trusted
+    _keep(store, "seed", 0.10, role=Role.seed, source="pack karpathy")
+    _keep(store, "imported", 0.20, source="https://example.org/run")  # not run here
+    _keep(store, "nometric", None)
+    trusted = store.query_traces(TraceQuery(task="champ", trusted=True, sort="created_at"))
+    assert ids(trusted) == ["own", "base", "nometric"]
+    assert store.query_traces(TraceQuery(task="champ")).count == 5  # no filter by default
+    assert store.champion("champ").id == "own"  # type: ignore[union-attr]
+    assert store.champion("champ", "cpu").id == "own"  # type: ignore[union-attr]
+
+
+def test_champion_per_swarm_and_hardware(store: Store) -> None:
+    _keep(store, "s1cpu", 0.50)
+    _keep(store, "s2cpu", 0.30, swarm_id="s2")
+    _keep(store, "s1gpu", 0.10, hardware="1xH100")
+    assert store.champion("champ").id == "s1gpu"  # type: ignore[union-attr]
+    assert store.champion("champ", "cpu").id == "s2cpu"  # type: ignore[union-attr]
+    assert store.champion("champ", "cpu", swarm_id="s1").id == "s1cpu"  # type: ignore[union-attr]
+    assert store.champion("champ", "1xH100", swarm_id="s2") is None
+    assert store.champion("champ", swarm_id="s3") is None
+    assert store.champion("other-task") is None
+
+
+def test_program_metric(store: Store) -> None:
+    same = {"fingerprint": "fp-prog", "budget_s": 60.0}
+    _keep(store, "r1", 0.50, **same)
+    _keep(store, "r2", 0.70, status=Status.discard, **same)
+    _keep(store, "r3", None, status=Status.crash, **same)
+    _keep(store, "gpu", 0.10, hardware="1xH100", **same)
+    _keep(store, "b300", 0.20, fingerprint="fp-prog", budget_s=300.0)
+    _keep(store, "seed", 0.01, role=Role.seed, source="pack p", **same)
+    _keep(store, "s2", 0.90, swarm_id="s2", **same)
+    # mean of a float sum: approx, not ==
+    assert store.program_metric("champ", "fp-prog", "cpu", 60) == pytest.approx(0.70)
+    assert store.program_metric("champ", "fp-prog", "cpu", 60, swarm_id="s1") == pytest.approx(0.60)
+    assert store.program_metric("champ", "fp-prog", "cpu") == pytest.approx(0.575)
+    assert store.program_metric("champ", "fp-prog", "1xH100", 60) == pytest.approx(0.10)
+    assert store.program_metric("champ", "fp-prog", "cpu", 120) is None
+    assert store.program_metric("champ", "fp-other", "cpu") is None
+
+
 def test_lineage(store: Store) -> None:
     store.add_trace(trace(id="root", created_at=at(0)))
     store.add_trace(trace(id="kid", parent_id="root", created_at=at(1)))
@@ -343,10 +419,12 @@ def test_claim_refused_when_already_ran(store: Store) -> None:
     with pytest.raises(AlreadyRan, match="ran"):
         store.claim(ClaimCreate(task="gpt", fingerprint="p3"))
     assert store.claim(ClaimCreate(task="gpt", fingerprint="p4")).fingerprint == "p4"
+    # the model refuses these itself; unchecked copies must be refused by the store too
+    bad = ClaimCreate.model_construct
     with pytest.raises(InvalidInput, match="ttl_seconds"):
-        store.claim(ClaimCreate(task="gpt", fingerprint="p5", ttl_seconds=0))
+        store.claim(bad(task="gpt", fingerprint="p5", ttl_seconds=0))
     with pytest.raises(InvalidInput, match="ttl_seconds"):  # would overflow a datetime
-        store.claim(ClaimCreate(task="gpt", fingerprint="p5", ttl_seconds=1e300))
+        store.claim(bad(task="gpt", fingerprint="p5", ttl_seconds=1e300))
     assert [c.fingerprint for c in store.active_claims("gpt")] == ["p4"]
 
 

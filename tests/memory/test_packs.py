@@ -1,5 +1,6 @@
 """Packs: the shipped Karpathy pack, bad files (nothing imported, message says file:line),
-idempotent import, and export -> import round trips.
+idempotent import, and export -> import round trips; packs are evidence (security review
+findings 10, 11, 13 and 3.x): strict types, no NaN, no baselines, always a source.
 
     .venv/bin/pytest tests/memory/test_packs.py -q
 """
@@ -92,8 +93,10 @@ def test_import_twice_adds_nothing(store: Store, karpathy_pack: Path) -> None:
     again = import_pack(store, karpathy_pack)
     assert (again.added_traces, again.added_findings, again.skipped) == (0, 0, 126)
     assert everything(store) == before
-    champ = store.champion("autoresearch", "1xH100")
-    assert champ is not None and champ.fingerprint == "438a26e"
+    # imported traces are evidence: never the champion, but the best keep is there
+    assert store.champion("autoresearch", "1xH100") is None
+    best = store.query_traces(TraceQuery(task="autoresearch", status=[Status.keep], sort="best"))
+    assert best.data[0].fingerprint == "438a26e"
 
 
 BAD_CASES = [
@@ -253,15 +256,30 @@ def _varied(store: Store) -> None:
 def test_round_trip_export_import(store: Store, tmp_path: Path, hash_embedder: Embedder) -> None:
     _varied(store)
     out = tmp_path / "swarm.jsonl"
-    assert export_pack(store, out, name="swarm") == 4
+    assert export_pack(store, out, name="swarm", source="lab A") == 4
     with get_store(tmp_path / "fresh", embedder=hash_embedder) as fresh:
         result = import_pack(fresh, out)
         assert (result.added_traces, result.added_findings) == (3, 1)
-        assert everything(fresh) == everything(store)
+        # everything as stored, except what makes an import evidence: the pack's source
+        # on traces that had none, and the baseline exported as a seed
+        want = [
+            t.model_copy(
+                update={
+                    "source": t.source or "lab A",
+                    "role": Role.seed if t.role == Role.baseline else t.role,
+                }
+            )
+            for t in everything(store)
+        ]
+        assert everything(fresh) == want
+        assert import_pack(fresh, out).skipped == 4  # and importing it again adds nothing
         got = fresh.query_findings().data[0]
-        want = store.query_findings().data[0]
-        assert got.model_dump(exclude={"created_at"}) == want.model_dump(exclude={"created_at"})
+        want_f = store.query_findings().data[0]
+        assert got.model_dump(exclude={"created_at"}) == want_f.model_dump(exclude={"created_at"})
         assert fresh.index_count() == 4
+    before = everything(store)
+    assert import_pack(store, out).skipped == 4  # back into its own store: the same records
+    assert everything(store) == before
 
 
 def test_export_a_filter(store: Store, tmp_path: Path) -> None:
@@ -270,3 +288,100 @@ def test_export_a_filter(store: Store, tmp_path: Path) -> None:
     n = export_pack(store, out, name="sw", query=TraceQuery(swarm_id="sw"), findings=False)
     pack = load_pack(out)
     assert n == 2 and [t.id for t in pack.traces] == ["base", "kid"] and pack.findings == []
+
+
+# ---------------------------------------------------------------------------
+# packs are evidence: strict, finite, no baselines, always a source
+# ---------------------------------------------------------------------------
+
+HEADER = '{"labswarm_pack": 1, "name": "p"}\n'
+TRACE = {
+    "type": "trace",
+    "task": "gpt",
+    "fingerprint": "fp",
+    "status": "keep",
+    "metric": 1.5,
+    "source": "my notes",
+    "hardware": "cpu",
+}
+
+
+def pack_of(tmp_path: Path, *records: dict | str, header: str = HEADER) -> Path:
+    rows = [header] + [r if isinstance(r, str) else json.dumps(r) + "\n" for r in records]
+    return write(tmp_path / "p.jsonl", rows)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"metric": True}, "field 'metric' must be a number or null, got true/false"),
+        ({"metric": "1.5"}, "field 'metric' must be a number or null, got a string"),
+        ({"memory_gb": False}, "field 'memory_gb' must be a number or null"),
+        ({"knobs": [1, 2]}, "field 'knobs' must be an object, got an array"),
+        ({"hypothesis": 3}, "field 'hypothesis' must be a string, got an integer"),
+        ({"role": "baseline"}, "field 'role': a pack cannot declare role 'baseline'"),
+        ({"created_at": "0001-01-01T00:00:00+14:00"}, "field 'created_at'"),
+        ({"resources": {"deep": json.loads("[" * 300 + "]" * 300)}}, "deeper than 32"),
+        ({"hypothesis": "a\x00b"}, "NUL"),
+    ],
+)
+def test_pack_values_are_strict(store: Store, tmp_path: Path, change: dict, message: str) -> None:
+    good = dict(TRACE, fingerprint="fp0")
+    bad = pack_of(tmp_path, good, dict(TRACE, **change))
+    with pytest.raises(InvalidInput) as info:
+        import_pack(store, bad)
+    assert str(info.value).startswith(f"{bad}:3: ")
+    assert message in str(info.value)
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_pack_with_bare_nan_is_refused(store: Store, tmp_path: Path, constant: str) -> None:
+    line = json.dumps(TRACE).replace("1.5", constant) + "\n"
+    bad = pack_of(tmp_path, line)
+    with pytest.raises(InvalidInput, match=rf"p\.jsonl:2: {constant} is not a number"):
+        import_pack(store, bad)
+    assert store.count() == 0
+
+
+def test_too_deep_pack_line_is_a_file_line_error(store: Store, tmp_path: Path) -> None:
+    deep = '{"type": "trace", "resources": ' + "[" * 200_000 + "]" * 200_000 + "}\n"
+    bad = pack_of(tmp_path, TRACE, deep)
+    with pytest.raises(InvalidInput, match=r"p\.jsonl:3: nested too deeply"):
+        import_pack(store, bad)
+    assert store.count() == 0
+
+
+def test_finding_outcome_is_checked(store: Store, tmp_path: Path) -> None:
+    finding = {"type": "finding", "change": "c", "outcome": "<img>", "source": "s", "hardware": ""}
+    bad = pack_of(tmp_path, finding)
+    with pytest.raises(InvalidInput, match=r"p\.jsonl:2: field 'outcome'"):
+        import_pack(store, bad)
+
+
+def test_imported_traces_always_have_a_source(store: Store, tmp_path: Path) -> None:
+    anonymous = dict(TRACE, source="")
+    named = pack_of(
+        tmp_path, anonymous, header='{"labswarm_pack": 1, "name": "p", "source": "lab B"}\n'
+    )
+    assert import_pack(store, named).added_traces == 1
+    (t,) = everything(store)
+    assert t.source == "lab B"
+    assert import_pack(store, named).skipped == 1  # idempotent
+    unnamed = write(
+        tmp_path / "notes.jsonl", [HEADER, json.dumps(dict(anonymous, task="x")) + "\n"]
+    )
+    import_pack(store, unnamed)
+    assert {t.task: t.source for t in everything(store)} == {
+        "gpt": "lab B",
+        "x": "pack:notes.jsonl",
+    }
+    assert all(t.source for t in everything(store))
+
+
+def test_shipped_packs_import(store: Store, karpathy_pack: Path) -> None:
+    result = import_pack(store, COMMUNITY_PACK)
+    assert (result.added_findings, result.skipped) == (40, 0)
+    assert import_pack(store, karpathy_pack).added_traces == 126
+    assert all(t.source for t in everything(store))
+    assert import_pack(store, COMMUNITY_PACK).skipped == 40

@@ -87,6 +87,7 @@ def own_traces() -> list[ExperimentCreate]:
                 hardware=hardware,
                 created_at=T0 + timedelta(minutes=6 * i),
                 duration_s=300.0,
+                budget_s=600.0 if tid == "warm" else 300.0,
             )
         )
     return traces

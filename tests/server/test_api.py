@@ -130,17 +130,44 @@ def test_champion_is_the_best_keep_per_hardware(api: httpx.Client) -> None:
     assert cpu["id"] == "depth"
 
 
-def test_champion_of_the_pack_is_its_best_keep(api: httpx.Client) -> None:
+def test_pack_traces_never_become_the_champion(api: httpx.Client) -> None:
+    # the pack's keeps are evidence (role seed, a source): no champion until re-run here
     for task in {r["task"] for r in everything(api)} - {LINEAGE_TASK}:
         keeps = everything(api, task=task, status="keep")
-        keeps = [k for k in keeps if k["metric"] is not None]
-        if not keeps:
-            continue
-        direction = keeps[0]["direction"]
-        pick = min if direction == "minimize" else max
-        best = pick(k["metric"] for k in keeps)
-        champion = api.get("/api/champion", params={"task": task}).json()
-        assert champion["metric"] == best and champion["status"] == "keep"
+        assert keeps and all(k["role"] == "seed" or k["source"] for k in keeps)
+        response = api.get("/api/champion", params={"task": task})
+        assert response.status_code == 404, response.text
+        assert everything(api, task=task, trusted="true") == []
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, "warm"),  # the best keep of all: 0.955
+        ({"budget": 300}, "depth"),  # "warm" ran with 600 s
+        ({"budget": 600}, "warm"),
+        ({"hardware": "1xH100", "budget": 300}, "lr-up"),  # "depth" ran on cpu
+        ({"hardware": "cpu"}, "depth"),
+        ({"budget": 60}, None),
+        ({"hardware": "tpu"}, None),
+    ],
+)
+def test_champion_is_the_best_trusted_keep_on_hardware_and_budget(
+    api: httpx.Client, params: dict[str, Any], expected: str | None
+) -> None:
+    response = api.get("/api/champion", params={"task": LINEAGE_TASK, **params})
+    if expected is None:
+        assert response.status_code == 404 and response.json()["error"] == "not_found"
+        return
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == expected
+
+
+def test_experiments_filter_by_budget_and_trust(api: httpx.Client) -> None:
+    ids = [r["id"] for r in everything(api, task=LINEAGE_TASK, budget_s=600)]
+    assert ids == ["warm"]
+    trusted = everything(api, task=LINEAGE_TASK, trusted="true")
+    assert len(trusted) == len(RUNS)
 
 
 def test_champion_of_unknown_task_is_404_with_a_message(api: httpx.Client) -> None:

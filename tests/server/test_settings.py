@@ -16,7 +16,6 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from server.app import store_target
 from server.settings import Settings, is_loopback
 from tests.backends import Services, free_port
 
@@ -76,18 +75,51 @@ def test_serve_command_refuses_unsafe_binding(tmp_path: Path) -> None:
     assert not (tmp_path / "m").exists()  # refused before opening anything
 
 
-def test_store_target_adds_the_chroma_server() -> None:
-    pg = "postgresql://postgres@127.0.0.1:5432/db"
-    settings = Settings(memory=pg, chroma="http://127.0.0.1:8000")
-    assert store_target(settings) == f"{pg}?chroma=http%3A%2F%2F127.0.0.1%3A8000"
-    assert store_target(Settings(memory="/data/m")) == "/data/m"
-    with pytest.raises(ValueError, match="chroma"):
-        store_target(Settings(memory="/data/m", chroma="http://127.0.0.1:8000"))
+def test_server_settings_are_the_process_settings() -> None:
+    # one settings class: the server's module only re-exports memory's
+    import memory.settings
+
+    assert Settings is memory.settings.Settings
+    assert Settings(chroma_url="http://127.0.0.1:8000").chroma_url == "http://127.0.0.1:8000"
 
 
-def run_serve(memory: list[str], port: int) -> subprocess.Popen:
+@pytest.mark.parametrize("raw", [" abc", "abc ", "abc\n", "\tabc"])
+def test_token_with_surrounding_whitespace_is_refused(raw: str) -> None:
+    # a header value never carries it, so such a token could never match: refuse at start
+    with pytest.raises(ValidationError, match="whitespace"):
+        Settings(token=raw)
+
+
+def test_serve_refuses_a_token_with_whitespace_at_start(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [LABSWARM, "serve", "--memory", str(tmp_path / "m"), "--port", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"LABSWARM_EMBEDDER": "hash", "LABSWARM_TOKEN": "tok "},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "whitespace" in result.stderr
+    assert not (tmp_path / "m").exists()  # refused before opening anything
+
+
+def test_read_token_file_drops_only_the_trailing_newline(tmp_path: Path) -> None:
+    from agents.cli.serve import read_token_file
+
+    (tmp_path / "t1").write_text("file-token\n")
+    assert read_token_file(tmp_path / "t1") == "file-token"
+    (tmp_path / "t2").write_text(" spaced\n")
+    with pytest.raises(ValidationError, match="whitespace"):  # kept, then refused
+        Settings(token=read_token_file(tmp_path / "t2"))
+    with pytest.raises(SystemExit, match="no-such-file"):
+        read_token_file(tmp_path / "no-such-file")
+
+
+def run_serve(memory: list[str], port: int, token: list[str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [LABSWARM, "serve", *memory, "--port", str(port), "--token", "cli-token"],
+        [LABSWARM, "serve", *memory, "--port", str(port)]
+        + (token if token is not None else ["--token", "cli-token"]),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -116,7 +148,10 @@ def check_serving(proc: subprocess.Popen, port: int) -> str:
         headers = {"Authorization": "Bearer cli-token"}
         assert httpx.post(f"{url}/api/experiments", json=body, headers=headers).status_code == 201
         assert httpx.get(f"{url}/api/experiments", params={"task": task}).json()["count"] == 1
-        hits = httpx.get(f"{url}/api/search", params={"q": "anything", "task": task}).json()
+        # traces only: findings without a task apply to every task, and the session's
+        # shared database may hold some from other tests
+        params = {"q": "anything", "task": task, "kinds": "trace"}
+        hits = httpx.get(f"{url}/api/search", params=params).json()
         assert hits["count"] == 1
         assert httpx.get(f"{url}/").text.startswith("<!doctype html>")
     finally:
@@ -134,6 +169,25 @@ def test_serve_command_serves_and_writes_with_token(tmp_path: Path) -> None:
     port = free_port()
     out = check_serving(run_serve(["--memory", str(tmp_path / "m")], port), port)
     assert str(tmp_path / "m") in out
+    assert "--token is visible" in out  # the warning: the token shows in `ps`
+    assert "Uvicorn running on" in out  # uvicorn logs at the default level, info
+
+
+def test_serve_command_reads_the_token_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("cli-token\n")  # as `echo cli-token > token` writes it
+    port = free_port()
+    proc = run_serve(
+        ["--memory", str(tmp_path / "m"), "--log-level", "warning"],
+        port,
+        ["--token-file", str(token_file)],
+    )
+    cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+    out = check_serving(proc, port)
+    assert b"cli-token" not in cmdline  # not in the process list
+    assert "--token is visible" not in out
+    # --log-level reaches uvicorn: at "warning" its "Uvicorn running on" info line is gone
+    assert "Uvicorn running on" not in out
 
 
 @pytest.mark.postgres

@@ -122,10 +122,11 @@ def test_claim_release_cycle(api: httpx.Client) -> None:
     assert taken.status_code == 409 and taken.json()["error"] == "already_claimed"
     listed = api.get("/api/claims", params={"task": TASK}).json()
     assert [c["id"] for c in listed["data"]] == [claim.json()["id"]]
-    released = api.post(f"/api/claims/{claim.json()['id']}/release", headers=AUTH)
+    bodyless = AUTH | {"X-Labswarm-Write": "1"}  # a write without a body names itself
+    released = api.post(f"/api/claims/{claim.json()['id']}/release", headers=bodyless)
     assert released.status_code == 200 and released.json()["released_at"] is not None
     assert api.get("/api/claims", params={"task": TASK}).json()["count"] == 0
-    missing = api.post("/api/claims/no-such-claim/release", headers=AUTH)
+    missing = api.post("/api/claims/no-such-claim/release", headers=bodyless)
     assert missing.status_code == 404 and "no-such-claim" in missing.json()["message"]
 
 

@@ -1,0 +1,199 @@
+"""Writing an agent's traces: runs (experiments and baseline replicates), refusals, and the
+agent's status row.
+
+Every run, whatever made it, becomes a trace through :func:`trace_from_run`; every trace is
+written through :func:`write_trace`, which is idempotent by id (a resumed ``record`` never
+adds a trace twice).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.devices import Device
+from agents.execute import Outcome, SetupFailed
+from agents.judge import Verdict
+from agents.task import Task
+from memory.base import Store
+from memory.errors import NotFound
+from memory.models import AgentCreate, ExperimentCreate, Role, Status, new_id
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_KEEP = 6  # refusal reasons kept for the proposer
+
+
+def memory_gb(summary: dict[str, Any]) -> float | None:
+    """``peak_memory_mb`` of a run's summary in GB (None if absent or not a number)."""
+    peak = summary.get("peak_memory_mb")
+    if isinstance(peak, bool) or not isinstance(peak, int | float):
+        return None
+    return round(peak / 1024, 4)
+
+
+def storable(resources: dict[str, Any]) -> dict[str, Any]:
+    """``resources`` as memory accepts them: a NaN or infinite number becomes its text
+    (a run may print ``val_loss: nan``; memory keeps only finite numbers)."""
+    return {
+        key: str(value) if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in resources.items()
+    }
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who writes a trace: the swarm, the agent, its device, and the run budget."""
+
+    task: Task
+    swarm_id: str
+    agent_id: str
+    device: Device
+    budget: float
+
+    def trace(self, status: Status, **fields: Any) -> ExperimentCreate:
+        """A trace of this author; ``fields`` fill the rest (``resources`` get the budget)."""
+        resources = storable({"budget_s": self.budget, **fields.pop("resources", {})})
+        return ExperimentCreate(
+            task=self.task.name,
+            swarm_id=self.swarm_id,
+            agent_id=self.agent_id,
+            metric_name=self.task.metric_name,
+            direction=self.task.direction,
+            device=self.device.name,
+            hardware=self.device.hardware,
+            status=status,
+            budget_s=self.budget,
+            resources=resources,
+            **fields,
+        )
+
+
+def trace_from_run(
+    author: Author,
+    outcome: Outcome,
+    verdict: Verdict,
+    *,
+    trace_id: str,
+    role: Role,
+    parent_id: str | None,
+    hypothesis: str,
+    fingerprint: str,
+    diff: str = "",
+    knobs: dict[str, Any] | None = None,
+) -> ExperimentCreate:
+    """The trace of one finished (or cut-off) run, judged ``verdict``."""
+    result = outcome.result
+    ran_ok = verdict.status in (Status.keep, Status.discard)
+    return author.trace(
+        verdict.status,
+        id=trace_id,
+        role=role,
+        parent_id=parent_id,
+        hypothesis=hypothesis,
+        fingerprint=fingerprint,
+        diff=diff,
+        knobs=knobs or {},
+        metric=result.metric,  # a tampered run's metric is kept as evidence of its claim
+        memory_gb=memory_gb(result.summary),
+        resources=outcome.resources,
+        log_tail=result.log_tail,
+        error="" if ran_ok else verdict.reason,
+        started_at=outcome.started_at,
+        finished_at=outcome.finished_at,
+        duration_s=result.duration_s,
+    )
+
+
+def write_trace(store: Store, trace: ExperimentCreate) -> bool:
+    """Add ``trace`` unless a trace with its id exists. True if it was added."""
+    if trace.id is not None:
+        try:
+            store.get_trace(trace.id)
+            return False
+        except NotFound:
+            pass
+    store.add_trace(trace)
+    return True
+
+
+def set_agent(
+    store: Store,
+    author: Author,
+    name: str,
+    status: str,
+    *,
+    base_id: str | None,
+    experiments: int,
+    hypothesis: str = "",
+) -> None:
+    """The agent's row in memory (what the dashboard shows)."""
+    store.upsert_agent(
+        AgentCreate(
+            id=author.agent_id,
+            swarm_id=author.swarm_id,
+            name=name,
+            device=author.device.name,
+            status=status,
+            base_id=base_id,
+            hypothesis=hypothesis,
+            experiments=experiments,
+        )
+    )
+
+
+def refusal(
+    author: Author,
+    status: Status,
+    reason: str,
+    *,
+    parent_id: str | None,
+    hypothesis: str,
+    fingerprint: str,
+    diff: str = "",
+    knobs: dict[str, Any] | None = None,
+    log_tail: str = "",
+) -> ExperimentCreate:
+    """The trace of a proposal refused before any run (``invalid`` or ``duplicate``)."""
+    return author.trace(
+        status,
+        id=new_id(),
+        role=Role.experiment,
+        parent_id=parent_id,
+        hypothesis=hypothesis,
+        fingerprint=fingerprint,
+        diff=diff,
+        knobs=knobs or {},
+        log_tail=log_tail,
+        error=reason,
+    )
+
+
+def unapplied_fingerprint(text: str) -> str:
+    """Fingerprint of a proposal that never became a program: a digest of its text."""
+    return "unapplied-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def setup_failure(author: Author, failure: SetupFailed, home: Path) -> ExperimentCreate:
+    """The ``crash`` trace of a failed setup step. Its fingerprint names the setup
+    (``setup-<digest>``), never the program, so the program is not marked as seen."""
+    command = " ".join(author.task.setup)
+    digest = hashlib.sha256(command.encode()).hexdigest()[:40]
+    result = failure.result
+    resources = result.stored_resources(home)
+    return author.trace(
+        Status.crash,
+        id=new_id(),
+        role=Role.experiment,
+        hypothesis=f"setup: {command}",
+        fingerprint=f"setup-{digest}",
+        log_tail=result.log_tail,
+        error=f"the task's setup step failed ({result.status}): {result.error}; "
+        f"log: {resources.get('log', '')}",
+        resources=resources,
+        duration_s=result.duration_s,
+    )

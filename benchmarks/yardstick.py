@@ -1,0 +1,583 @@
+"""The yardstick: labswarm against one shared Optuna study and random search, on true values.
+
+Runs every arm (``yardstick_arms.py``: the real labswarm swarm in four arms, Optuna with N
+workers on one study, Optuna with one worker, random search) on three landscapes
+(``benchmarks/landscape``: smooth; ``landscape-crash``: a real divergence region inside the
+search box; ``landscape-flat``: a constant plus noise), with the same total experiments,
+the same search space and common random numbers, over many seeds; then writes
+``benchmarks/results/report.md`` (tables, paired tests), ``true_vs_experiments.png`` and
+``results.json``. Every finished arm-and-seed is appended to ``raw.jsonl`` first, so an
+interrupted run resumes (``--resume``) and ``--report-only`` rebuilds the report from it.
+
+Run from the repository root::
+
+    python benchmarks/yardstick.py                 # defaults: N = 8, 80 experiments, 30 seeds
+    python benchmarks/yardstick.py --quick         # 2 workers, 4 experiments, 2 seeds (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "landscape"))
+
+import evaluate  # noqa: E402  (benchmarks/landscape)
+import numpy as np  # noqa: E402
+import yardstick_arms as arms_mod  # noqa: E402
+import yardstick_measures as ym  # noqa: E402
+import yardstick_report as rep  # noqa: E402
+
+log = logging.getLogger("yardstick")
+
+RESULTS = HERE / "results"
+LANDSCAPES = {
+    "smooth": HERE / "landscape",
+    "crash": HERE / "landscape-crash",
+    "flat": HERE / "landscape-flat",
+}
+TARGET_QUANTILE = 0.01  # the target: the true value 1 % of uniform draws of the box beat
+TARGET_DRAWS = 20000
+
+
+def true_values(task_dir: Path, configs: list[dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free value and crash flag of each configuration, as evaluate.py computes them
+    (in chunks: the distance arrays of 20,000 points would take 400 MB at once)."""
+    surrogate = evaluate.Surrogate.load(task_dir / "surrogate.json")
+    variant = evaluate.read_variant(task_dir)
+    refused = np.array([evaluate.refused_by_trainer(c) is not None for c in configs])
+    if variant["kind"] == "flat":
+        return np.full(len(configs), float(variant["value"])), refused
+    means, crash = [], []
+    for i in range(0, len(configs), 1000):
+        x = surrogate.features(configs[i : i + 1000])
+        means.append(surrogate.mean(x))
+        crash.append(surrogate.crash_probability(x) > 0.5)
+    return np.concatenate(means), refused | np.concatenate(crash)
+
+
+def sample_box(task_dir: Path, n: int, seed: int = 0) -> list[dict[str, float]]:
+    """``n`` uniform draws of the task's search space (log floats uniform in the log),
+    rounded as proposals are, with the start values of knobs outside the space."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    task = arms_mod.load_task(task_dir)
+    space = arms_mod.search_space(task)
+    start = evaluate.read_knobs(task_dir / "knobs.py")
+    rng = np.random.default_rng(seed)
+    cols: dict[str, list[float]] = {}
+    for name, dist in space.items():
+        if isinstance(dist, FloatDistribution):
+            lo, hi = dist.low, dist.high
+            raw = (
+                np.exp(rng.uniform(math.log(lo), math.log(hi), n))
+                if dist.log
+                else rng.uniform(lo, hi, n)
+            )
+            cols[name] = [float(arms_mod.round_value(float(v))) for v in raw]
+        elif isinstance(dist, IntDistribution):
+            steps = (dist.high - dist.low) // dist.step
+            cols[name] = [float(dist.low + dist.step * k) for k in rng.integers(0, steps + 1, n)]
+        elif isinstance(dist, CategoricalDistribution):
+            cols[name] = [float(dist.choices[k]) for k in rng.integers(0, len(dist.choices), n)]
+    return [{k: cols[k][i] if k in cols else float(start[k]) for k in start} for i in range(n)]
+
+
+def landscape_facts(task_dir: Path) -> dict[str, Any]:
+    """Start value, target, and the box's crash share: computed from the landscape and its
+    search box alone, before any arm runs (the target is never tuned to the arms)."""
+    start = evaluate.read_knobs(task_dir / "knobs.py")
+    start_true, _ = true_values(task_dir, [start])
+    draws = sample_box(task_dir, TARGET_DRAWS)
+    values, crashed = true_values(task_dir, draws)
+    flat = evaluate.read_variant(task_dir)["kind"] == "flat"
+    ok = values[~crashed]
+    return {
+        "start_true": float(start_true[0]),
+        "target": None if flat else float(np.quantile(ok, TARGET_QUANTILE)),
+        "box_crash_share": float(crashed.mean()),
+        "box_best": float(ok.min()),
+        "box_median": float(np.median(ok)),
+    }
+
+
+# -- raw results -----------------------------------------------------------------------
+
+
+def to_json(a: arms_mod.ArmSeed) -> str:
+    return json.dumps(asdict(a))
+
+
+def from_json(line: str) -> arms_mod.ArmSeed:
+    data = json.loads(line)
+    data["runs"] = [arms_mod.Run(**r) for r in data["runs"]]
+    return arms_mod.ArmSeed(**data)
+
+
+def commands_file(raw: Path) -> Path:
+    """The commands (with their start times) that appended to ``raw``."""
+    return raw.with_suffix(".commands")
+
+
+def recorded_commands(raw: Path) -> list[str]:
+    path = commands_file(raw)
+    if not path.exists():
+        return ["(unknown)"]
+    return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def load_raw(path: Path) -> list[arms_mod.ArmSeed]:
+    """The recorded arm-seeds of ``path``, or of its gzipped copy ``path.gz`` (how the
+    shipped results keep it small)."""
+    import gzip
+
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+    elif path.with_name(path.name + ".gz").exists():
+        text = gzip.decompress(path.with_name(path.name + ".gz").read_bytes()).decode("utf-8")
+    else:
+        return []
+    return [from_json(ln) for ln in text.splitlines() if ln.strip()]
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}: {cpu}, {os.cpu_count()} CPUs"
+
+
+def versions() -> str:
+    parts = [f"Python {platform.python_version()}"]
+    for pkg in ("labswarm", "optuna", "numpy", "scipy"):
+        try:
+            parts.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{pkg} not installed")
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=HERE, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        parts.append(f"commit {commit}{' + uncommitted changes' if dirty else ''}")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ", ".join(parts)
+
+
+def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, total: int) -> str:
+    """Issue 12's targets, measured (never asserted)."""
+    rows = []
+    smooth = by_land.get("smooth", {})
+    ra = {x.seed: x for x in smooth.get("labswarm-shared", [])}
+    rb = {x.seed: x for x in smooth.get("optuna-shared", [])}
+    common = sorted(set(ra) & set(rb))
+    if common:
+        ta = [ym.handed_curve(ra[s], total)[-1] for s in common]
+        tb = [ym.handed_curve(rb[s], total)[-1] for s in common]
+        p = ym.paired(ta, tb)
+        # "at least as good": met when labswarm's median is no worse; missed when it is
+        # worse and the paired test says so; otherwise not shown either way
+        verdict = (
+            "met"
+            if p.median_diff <= 0
+            else "missed"
+            if p.p < 0.05
+            else "not shown (worse, not significant)"
+        )
+        rows.append(
+            [
+                f"labswarm-shared's true value after {total} at least as good as "
+                "optuna-shared's (smooth landscape, paired)",
+                f"{np.median(ta):.3f} vs {np.median(tb):.3f} (median difference "
+                f"{p.median_diff:+.3f}, Wilcoxon p = {p.p:.2g}, {len(common)} seeds)",
+                verdict + ("" if len(common) >= 30 else f" ({len(common)} < 30 seeds)"),
+            ]
+        )
+        target = facts["smooth"]["target"]
+        ea = [ym.experiments_to_reach(ym.handed_curve(ra[s], total), target) for s in common]
+        eb = [ym.experiments_to_reach(ym.handed_curve(rb[s], total), target) for s in common]
+        ma = float(np.median([v if v is not None else total + 1 for v in ea]))
+        mb = float(np.median([v if v is not None else total + 1 for v in eb]))
+
+        def shown(x: float) -> str:
+            return f"> {total}" if x > total else f"{x:g}"
+
+        rows.append(
+            [
+                f"labswarm-shared reaches the target {target:.3f} in no more experiments (median)",
+                f"{shown(ma)} vs {shown(mb)}",
+                "met" if ma <= mb else "missed",
+            ]
+        )
+    flat = by_land.get("flat", {}).get("labswarm-shared", [])
+    if flat:
+        judged = [ym.judge_errors(a) for a in flat]
+        fk = sum(j[1] for j in judged if j)
+        n = sum(len(a.experiments) for a in flat)
+        share = ym.fraction(fk, n)
+        rows.append(
+            [
+                "false keeps on the flat landscape ≤ 5 % of experiments (labswarm-shared)",
+                f"{fk}/{n} = {100 * share:.1f} %",
+                "met" if share <= 0.05 else "missed",
+            ]
+        )
+    dups = [
+        (land, arm, sum(ym.duplicate_runs(a) for a in res.get(arm, [])))
+        for land, res in by_land.items()
+        for arm in ("labswarm-shared", "labswarm-no-recall", "optuna-shared")
+        if res.get(arm)
+    ]
+    if dups:
+        total_dups = sum(d for _, _, d in dups)
+        rows.append(
+            [
+                "0 duplicate runs in shared arms",
+                "; ".join(f"{land} {arm}: {d}" for land, arm, d in dups),
+                "met" if total_dups == 0 else "missed",
+            ]
+        )
+    return rep.table(["goal (issue 12)", "measured", "verdict"], rows)
+
+
+def write_report(
+    out: Path,
+    raw: list[arms_mod.ArmSeed],
+    facts: dict[str, dict[str, Any]],
+    args: argparse.Namespace,
+    started: datetime,
+    elapsed_s: float,
+) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    total = args.experiments
+    arms = args.arm_list
+    by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]] = {}
+    for a in raw:
+        by_land.setdefault(a.landscape, {}).setdefault(a.arm, []).append(a)
+    for res in by_land.values():
+        for lst in res.values():
+            lst.sort(key=lambda a: a.seed)
+    lands = [name for name in LANDSCAPES if name in by_land]
+    surrogate = json.loads((LANDSCAPES["smooth"] / "surrogate.json").read_text(encoding="utf-8"))
+    prov = surrogate["provenance"]
+    seeds_run = {land: {arm: len(by_land[land].get(arm, [])) for arm in arms} for land in lands}
+    lines = [
+        "# The yardstick: labswarm vs one shared Optuna study vs random search, on true values",
+        "",
+        f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')} (this invocation took "
+        f"{elapsed_s / 60:.1f} min)",
+        f"- machine: {machine()}",
+        f"- versions: {versions()}",
+        f"- command: `{args.command}`",
+        "- the runs were recorded by: " + "; ".join(f"`{c}`" for c in recorded_commands(args.raw)),
+        f"- arms: {', '.join(arms)}; N = {args.workers} workers (agents) per parallel arm; "
+        f"{total} experiments per arm and seed in all (labswarm's 2 baseline replicates are "
+        "not counted); the search space is the task's, from labswarm's "
+        "`distribution_for`/`tunable_knobs`; Optuna arms use `TPESampler(constant_liar=True, "
+        f"n_startup_trials={arms_mod.N_STARTUP_TRIALS})` (random: `RandomSampler`) with one "
+        "`load_study` per worker thread on one journal file, and run the same evaluator "
+        "subprocess with the same environment as labswarm's runs",
+        "- memory embedder of the labswarm arms: "
+        + (
+            "as the recorded commands say (`--embedder`; without it, the default MiniLM)"
+            if args.report_only
+            else args.embedder or "the default (MiniLM unless LABSWARM_EMBEDDER says otherwise)"
+        )
+        + " "
+        "(the builtin proposer never reads semantic hits, so the embedder cannot change a "
+        "decision; it changes the overhead)",
+        "- common random numbers: a run's noise depends only on the seed, the configuration "
+        "and how many times it ran before in that arm and seed",
+        "- seeds that ran: "
+        + "; ".join(
+            f"{land}: " + ", ".join(f"{arm} {n}" for arm, n in seeds_run[land].items())
+            for land in lands
+        ),
+        f"- the surrogate: {prov['runs']} real 3 s CPU runs of trainer/train.py "
+        f"({prov['crashed']} diverged), noise sd {surrogate['noise_sd']:.4f}, 5-fold CV RMSE "
+        f"{prov.get('cv_rmse', float('nan')):.3f}; 'true value' is its noise-free mean, "
+        "true only inside this benchmark",
+        "",
+        "## Landscapes and targets (computed before any arm ran)",
+        "",
+        f"The target of each landscape is the true value that {100 * TARGET_QUANTILE:g} % of "
+        f"{TARGET_DRAWS} uniform random configurations of its search box (seed 0) beat: a "
+        "property of the landscape and its box only, never of the arms' results.",
+        "",
+        rep.table(
+            [
+                "landscape",
+                "task",
+                "start true value",
+                "target",
+                "box: crash share",
+                "box: median / best true value",
+            ],
+            [
+                [
+                    land,
+                    f"`{LANDSCAPES[land].relative_to(HERE.parent)}`",
+                    f"{facts[land]['start_true']:.3f}",
+                    rep.f(facts[land]["target"]),
+                    f"{100 * facts[land]['box_crash_share']:.1f} %",
+                    f"{facts[land]['box_median']:.3f} / {facts[land]['box_best']:.3f}",
+                ]
+                for land in lands
+            ],
+        ),
+        "",
+        "## Goals (issue 12; measured, never asserted)",
+        "",
+        goals(by_land, facts, total),
+        "",
+        "![true value vs experiments](true_vs_experiments.png)",
+        "",
+    ]
+    for land in lands:
+        metric = ym.Metric(LANDSCAPES[land])
+        lines += [
+            f"## Landscape `{land}`",
+            "",
+            rep.arm_tables(arms, by_land[land], total, facts[land]["target"], metric),
+            "",
+            "#### Paired tests across seeds (Wilcoxon signed-rank, two-sided)",
+            "",
+            rep.paired_table(by_land[land], total, facts[land]["target"]),
+            "",
+        ]
+    errors = [(a.landscape, a.arm, a.seed, e) for a in raw for e in a.errors]
+    mismatch = [
+        (a.landscape, a.arm, a.seed)
+        for a in raw
+        if a.arm in ("labswarm-shared", "labswarm-single", "labswarm-no-recall")
+        and (c := ym.final_candidate(a, total)) is not None
+        and a.champion_id is not None
+        and c.id != a.champion_id
+    ]
+    lines += [
+        "## Checks",
+        "",
+        f"- labswarm's champion as memory names it (`Store.champion`) equals the configuration "
+        f"this report hands over in every single-memory labswarm arm and seed: "
+        f"{'yes' if not mismatch else 'NO: ' + ', '.join(map(str, mismatch))}",
+        f"- worker/agent errors: {len(errors)}",
+        "",
+    ]
+    lines += [f"  - {land} {arm} seed {seed}: {e}" for land, arm, seed, e in errors[:50]]
+    rep.plot(
+        [(land, by_land[land], facts[land]["target"]) for land in lands],
+        arms,
+        total,
+        out / "true_vs_experiments.png",
+    )
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary: dict[str, Any] = {"command": args.command, "date": started.isoformat()}
+    summary["landscapes"] = facts
+    summary["arms"] = {
+        land: {
+            arm: {
+                "seeds": [a.seed for a in lst],
+                "handed_true_final": [ym.handed_curve(a, total)[-1] for a in lst],
+                "best_observed": [ym.best_observed(a, total) for a in lst],
+                "experiments": [len(a.experiments) for a in lst],
+                "duplicates": [ym.duplicate_runs(a) for a in lst],
+                "crashes": [ym.crashes(a) for a in lst],
+                "judge": [ym.judge_errors(a) for a in lst],
+            }
+            for arm, lst in res.items()
+        }
+        for land, res in by_land.items()
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return path
+
+
+# -- main ------------------------------------------------------------------------------
+
+
+def _record(a: arms_mod.ArmSeed, args: argparse.Namespace) -> None:
+    log.info(
+        "%s %s seed %d: %d experiments, handed true %.3f, %.1f s",
+        a.landscape,
+        a.arm,
+        a.seed,
+        len(a.experiments),
+        ym.handed_curve(a, args.experiments)[-1],
+        a.wall_s,
+    )
+    with args.raw.open("a", encoding="utf-8") as fh:
+        fh.write(to_json(a) + "\n")
+
+
+def run_all(
+    todo: list[tuple[str, str, int]], args: argparse.Namespace, facts: dict, work: Path
+) -> None:
+    """Run every (landscape, arm, seed), ``--jobs`` at a time (separate processes)."""
+
+    def job(land: str, arm: str, seed: int) -> tuple[Any, ...]:
+        return (
+            arm,
+            land,
+            LANDSCAPES[land],
+            seed,
+            args.workers,
+            args.experiments,
+            work,
+            facts[land]["start_true"],
+            args.embedder,
+        )
+
+    if args.jobs == 1:
+        for item in todo:
+            _record(arms_mod.run_arm(*job(*item)), args)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(arms_mod.run_arm, *job(*item)) for item in todo]
+        for fut in as_completed(futures):
+            _record(fut.result(), args)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", type=int, default=8, help="N: agents / Optuna workers")
+    p.add_argument("--experiments", type=int, default=80, help="total experiments per arm")
+    p.add_argument("--seeds", type=int, default=30, help="seeds per landscape")
+    p.add_argument(
+        "--landscape-seeds",
+        default="",
+        help="per-landscape seed counts overriding --seeds, e.g. crash=10,flat=10",
+    )
+    p.add_argument("--landscapes", default=",".join(LANDSCAPES))
+    p.add_argument("--arms", default=",".join(arms_mod.ARMS))
+    p.add_argument("--embedder", default=None, help="labswarm memory embedder (minilm | hash)")
+    p.add_argument("--jobs", type=int, default=1, help="arm-seeds run at once (processes)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 workers, 4 experiments, 2 seeds, hash embedder unless --embedder (tests)",
+    )
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--raw", type=Path, default=None, help="default: OUT/raw.jsonl")
+    p.add_argument("--resume", action="store_true", help="skip arm-seeds already in --raw")
+    p.add_argument("--report-only", action="store_true", help="rebuild the report from --raw")
+    p.add_argument("--keep", type=Path, default=None, help="keep workspaces/memories here")
+    args = p.parse_args(argv)
+    args.command = "python " + " ".join(
+        shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]
+    )
+    if args.quick:
+        args.workers, args.experiments, args.seeds = 2, 4, 2
+        args.embedder = args.embedder or "hash"
+    args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()]
+    for a in args.arm_list:
+        if a not in arms_mod.ARMS:
+            p.error(f"--arms: unknown arm {a!r} (expected {', '.join(arms_mod.ARMS)})")
+    args.land_list = [x.strip() for x in args.landscapes.split(",") if x.strip()]
+    for x in args.land_list:
+        if x not in LANDSCAPES:
+            p.error(f"--landscapes: unknown landscape {x!r} (expected {', '.join(LANDSCAPES)})")
+    if min(args.workers, args.experiments, args.seeds, args.jobs) < 1:
+        p.error("--workers, --experiments, --seeds and --jobs must be at least 1")
+    if args.experiments % args.workers:
+        p.error(f"--experiments {args.experiments} must divide by --workers {args.workers}")
+    args.seed_counts = {x: args.seeds for x in args.land_list}
+    for item in filter(None, (s.strip() for s in args.landscape_seeds.split(","))):
+        name, _, count = item.partition("=")
+        if name not in args.seed_counts or not count.isdigit():
+            p.error(f"--landscape-seeds: {item!r} is not LANDSCAPE=COUNT for a chosen landscape")
+        args.seed_counts[name] = int(count)
+    args.raw = args.raw or args.out / "raw.jsonl"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("agents", "memory", "httpx", "chromadb", "optuna", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    facts = {land: landscape_facts(LANDSCAPES[land]) for land in args.land_list}
+    for land, fa in facts.items():
+        log.info("landscape %s: %s", land, fa)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        gz = args.raw.with_name(args.raw.name + ".gz")
+        if not args.resume:
+            args.raw.unlink(missing_ok=True)
+            gz.unlink(missing_ok=True)
+            commands_file(args.raw).unlink(missing_ok=True)
+        elif gz.exists() and not args.raw.exists():  # continue the shipped, gzipped data
+            import gzip
+
+            args.raw.write_bytes(gzip.decompress(gz.read_bytes()))
+        with commands_file(args.raw).open("a", encoding="utf-8") as fh:
+            fh.write(f"{started.strftime('%Y-%m-%d %H:%M UTC')}: {args.command}\n")
+        done = {(a.landscape, a.arm, a.seed) for a in load_raw(args.raw)}
+        work = args.keep or Path(tempfile.mkdtemp(prefix="labswarm_yardstick_"))
+        work.mkdir(parents=True, exist_ok=True)
+        todo = [
+            (land, arm, seed)
+            for seed in range(max(args.seed_counts.values()))
+            for land in args.land_list
+            if seed < args.seed_counts[land]
+            for arm in args.arm_list
+            if (land, arm, seed) not in done
+        ]
+        try:
+            run_all(todo, args, facts, work)
+        finally:
+            if args.keep is None:
+                shutil.rmtree(work, ignore_errors=True)
+    raw = [
+        a for a in load_raw(args.raw) if a.landscape in args.land_list and a.arm in args.arm_list
+    ]
+    path = write_report(args.out, raw, facts, args, started, time.perf_counter() - t0)
+    print(path.read_text(encoding="utf-8"))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

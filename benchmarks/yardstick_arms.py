@@ -1,0 +1,487 @@
+"""The yardstick's arms: the real labswarm swarm and plain Optuna, on one landscape task.
+
+Every arm gets the same total number of experiments, the same search space (the task's,
+as labswarm's builtin proposer derives it: ``distribution_for`` over ``tunable_knobs``),
+the same run command with the same environment (``benchmarks/<landscape>/evaluate.py`` as
+a subprocess in a private copy of the task directory), and the same noise: every arm and
+seed gets its own ``LANDSCAPE_CRN_DIR`` and ``LANDSCAPE_SEED = seed``, so the same
+configuration at the same repetition draws the same noise in every arm (common random
+numbers, see ``landscape/evaluate.py``).
+
+- ``labswarm-shared``: N agents, one memory (labswarm's default).
+- ``labswarm-isolated``: N one-agent swarms, each its own memory.
+- ``labswarm-single``: one agent doing every experiment.
+- ``labswarm-no-recall``: N agents, one memory, ``SwarmConfig(recall=False)`` (each agent
+  recalls and learns only from its own traces; claims and the duplicate refusal stay
+  shared) -- the one labswarm ablation switch that exists today.
+- ``optuna-shared``: one Optuna study in a journal file shared by N worker threads, each
+  with its own ``load_study`` and ``TPESampler(constant_liar=True)`` with the builtin's
+  ``n_startup_trials``; nothing of labswarm runs.
+- ``optuna-sequential``: the same with one worker.
+- ``random``: the same N workers with ``RandomSampler``.
+
+Each arm-and-seed becomes an :class:`ArmSeed`: its runs in the order they ended, each with
+its configuration, observed metric and true (noise-free) value read from the run's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.program import Program
+from agents.proposers.builtin import distribution_for, tunable_knobs
+from agents.swarm import Swarm, SwarmConfig
+from agents.task import Task, load_task
+from memory import get_store
+from memory.base import Store
+from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQuery
+
+log = logging.getLogger(__name__)
+
+LABSWARM_ARMS = ("labswarm-shared", "labswarm-isolated", "labswarm-single", "labswarm-no-recall")
+OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
+ARMS = LABSWARM_ARMS + OPTUNA_ARMS
+N_STARTUP_TRIALS = 5  # the builtin proposer's TPESampler(n_startup_trials=5)
+
+CONFIG_PREFIX = "landscape config: "
+TRUE_RE = re.compile(r"^landscape: surrogate mean ([-+0-9.eE]+)", re.MULTILINE)
+METRIC_RE = re.compile(r"^val_bpb: ([-+0-9.eEnaif]+)\s*$", re.MULTILINE)
+
+
+@dataclass
+class Run:
+    """One evaluation of the landscape: an experiment or a baseline replicate."""
+
+    id: str
+    worker: str
+    config: dict[str, float] | None
+    ok: bool  # finished with a metric (else crashed or timed out)
+    observed: float | None  # the metric the run printed (noise included)
+    true: float | None  # the surrogate mean the run printed (noise-free)
+    started: float  # epoch seconds
+    ended: float
+    duration: float
+    baseline: bool = False
+    candidate: bool = False  # could be handed to the user (a keep; an Optuna COMPLETE)
+    kept: bool | None = None  # labswarm's judge: keep (True) or discard (False)
+    base_id: str | None = None  # the program it changed (labswarm)
+
+
+@dataclass
+class ArmSeed:
+    """One arm at one seed on one landscape: its runs in the order they ended."""
+
+    arm: str
+    landscape: str
+    seed: int
+    runs: list[Run]
+    wall_s: float
+    start_true: float  # the true value of the task's unmodified configuration
+    errors: list[str] = field(default_factory=list)
+    champion_id: str | None = None  # what memory calls the champion (labswarm arms)
+
+    @property
+    def experiments(self) -> list[Run]:
+        return [r for r in self.runs if not r.baseline]
+
+
+def search_space(task: Task) -> dict[str, Any]:
+    """The task's search space as labswarm's builtin proposer builds it on a CPU."""
+    root = Program.read(task.root, task.editable)
+    return {k.name: distribution_for(k) for k in tunable_knobs(task, root, "cpu")}
+
+
+def round_value(value: Any) -> Any:
+    """A sampled value as it is written into knobs.py: floats to 3 significant digits
+    (as the builtin proposer rounds its proposals), everything else unchanged."""
+    if isinstance(value, float):
+        return 0.0 if value == 0 else float(f"{value:.3g}")
+    return value
+
+
+def parse_log(text: str) -> tuple[dict[str, float] | None, float | None, float | None]:
+    """Configuration, true value and observed metric printed by the landscape evaluator."""
+    import json
+
+    config = None
+    for line in text.splitlines():
+        if line.startswith(CONFIG_PREFIX):
+            try:
+                config = json.loads(line[len(CONFIG_PREFIX) :])
+            except json.JSONDecodeError:
+                config = None
+    m_true = TRUE_RE.search(text)
+    tail = text.split("\n---\n")[-1] if "\n---\n" in text else ""
+    m_obs = METRIC_RE.search(tail)
+    true = float(m_true.group(1)) if m_true else None
+    obs = float(m_obs.group(1)) if m_obs else None
+    return config, true, obs
+
+
+def prepare_task(task_dir: Path, root: Path, seed: int) -> Path:
+    """A copy of the landscape task for one arm and seed whose ``[env]`` carries the noise
+    variables (``LANDSCAPE_SEED``, ``LANDSCAPE_CRN_DIR``).
+
+    The task's ``[env]`` is how a run gets variables: labswarm builds a run's environment
+    from an allow-list plus the task's ``[env]``, so this is the one channel that reaches
+    labswarm's runs and the Optuna workers' runs alike.
+    """
+    import tomllib
+
+    task = root / "task"
+    crn = root / "crn"
+    crn.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(task_dir, task, ignore=shutil.ignore_patterns("__pycache__", ".landscape_*"))
+    toml = task / "task.toml"
+    text = toml.read_text(encoding="utf-8")
+    tables = re.findall(r"^\[([^\]]+)\]\s*$", text, flags=re.MULTILINE)
+    if not tables or tables[-1] != "env":
+        raise ValueError(f"{task_dir / 'task.toml'}: [env] must be the last table")
+    text = text.rstrip("\n") + f'\nLANDSCAPE_SEED = "{seed}"\nLANDSCAPE_CRN_DIR = "{crn}"\n'
+    tomllib.loads(text)  # still valid TOML
+    toml.write_text(text, encoding="utf-8")
+    return task
+
+
+# -- labswarm arms ---------------------------------------------------------------------
+
+
+def _all_traces(store: Store, task: str, swarm_id: str) -> list[ExperimentPublic]:
+    out: list[ExperimentPublic] = []
+    while True:
+        page = store.query_traces(
+            TraceQuery(task=task, swarm_id=swarm_id, sort="created_at", limit=1000, offset=len(out))
+        )
+        out.extend(page.data)
+        if len(page.data) < 1000:
+            return out
+
+
+def _trace_run(t: ExperimentPublic) -> Run:
+    config, true, _ = parse_log(t.log_tail or "")
+    started = t.started_at.timestamp() if t.started_at else t.created_at.timestamp()
+    ended = (t.finished_at or t.created_at).timestamp()
+    ok = t.status in (Status.keep, Status.discard) and t.metric is not None
+    return Run(
+        id=t.id,
+        worker=t.agent_id or "",
+        config=config,
+        ok=ok,
+        observed=t.metric if ok else None,
+        true=true if ok else None,
+        started=started,
+        ended=ended,
+        duration=t.duration_s or 0.0,
+        baseline=t.role == Role.baseline,
+        # memory's champion: the best trusted keep (baselines replicates are keeps)
+        candidate=ok and t.status == Status.keep and t.role != Role.seed and not t.source,
+        kept=(t.status == Status.keep) if ok and t.role == Role.experiment else None,
+        base_id=t.parent_id,
+    )
+
+
+def _swarm(
+    task_dir: Path,
+    store: Store,
+    runs_dir: Path,
+    agents: int,
+    per_agent: int,
+    seed: int,
+    recall: bool,
+) -> tuple[list[ExperimentPublic], list[str], str | None]:
+    """One embedded swarm; its ran traces, errors, and memory's champion id."""
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=agents,
+        devices="cpu:1",
+        max_experiments=per_agent,
+        seed=seed,
+        runs_dir=str(runs_dir),
+        python=sys.executable,
+        max_refusals=16,
+        recall=recall,
+    )
+    swarm = Swarm(config, store)
+    result = swarm.run()
+    traces = _all_traces(store, swarm.task.name, swarm.swarm_id)
+    champion = store.champion(swarm.task.name)
+    return traces, list(result.errors), champion.id if champion else None
+
+
+def _interleave(groups: list[list[Run]]) -> list[Run]:
+    """Experiments of separate swarms as if run side by side: each swarm's i-th, then
+    the (i+1)-th...; baselines first."""
+    base = [r for g in groups for r in g if r.baseline]
+    exps = [[r for r in g if not r.baseline] for g in groups]
+    out = sorted(base, key=lambda r: r.ended)
+    for i in range(max((len(e) for e in exps), default=0)):
+        out.extend(e[i] for e in exps if i < len(e))
+    return out
+
+
+def run_labswarm(
+    arm: str,
+    landscape: str,
+    task_dir: Path,
+    seed: int,
+    n_agents: int,
+    total: int,
+    work: Path,
+    start_true: float,
+    embedder: str | None,
+) -> ArmSeed:
+    """A labswarm arm at ``seed``: the real swarm(s), builtin proposer, embedded memory."""
+    root = work / f"{landscape}-{arm}-s{seed}"
+    task = prepare_task(task_dir, root, seed)
+    plans: list[tuple[int, int, bool]] = {
+        "labswarm-shared": [(n_agents, total // n_agents, True)],
+        "labswarm-no-recall": [(n_agents, total // n_agents, False)],
+        "labswarm-single": [(1, total, True)],
+        "labswarm-isolated": [(1, total // n_agents, True)] * n_agents,
+    }[arm]
+    # The runs of one arm and seed share a repetition counter outside their workspaces
+    # (common random numbers); labswarm's sandbox makes everything but the workspace
+    # read-only, so the labswarm arms run unsandboxed, like the Optuna arms' runs.
+    env = {"LABSWARM_SANDBOX": "off"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    t0 = time.perf_counter()
+    groups: list[list[Run]] = []
+    errors: list[str] = []
+    champions: list[str | None] = []
+    try:
+        for j, (agents, per_agent, recall) in enumerate(plans):
+            store = get_store(root / f"memory-{j}", embedder=embedder)
+            try:
+                traces, errs, champ = _swarm(
+                    task, store, root / f"runs-{j}", agents, per_agent, seed * 100 + j, recall
+                )
+            finally:
+                store.close()
+            ran = [t for t in traces if t.status in RAN_STATUSES]
+            groups.append(sorted((_trace_run(t) for t in ran), key=lambda r: r.ended))
+            errors.extend(errs)
+            champions.append(champ)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    wall = time.perf_counter() - t0
+    runs = _interleave(groups) if len(groups) > 1 else groups[0]
+    champion = champions[0] if len(champions) == 1 else None
+    return ArmSeed(arm, landscape, seed, runs, wall, start_true, errors, champion)
+
+
+# -- Optuna arms -----------------------------------------------------------------------
+
+_ASSIGN = r"^({name}\s*=\s*)([^#\n]*?)(\s*#.*)?$"
+
+
+def write_knobs(workspace: Path, editable: str, values: dict[str, Any]) -> None:
+    """Set the knobs' values in the workspace's editable file (one line each)."""
+    path = workspace / editable
+    text = path.read_text(encoding="utf-8")
+    for name, value in values.items():
+        pattern = re.compile(_ASSIGN.format(name=re.escape(name)), re.MULTILINE)
+
+        def assign(m: re.Match[str], v: Any = value) -> str:
+            return f"{m.group(1)}{v!r}{m.group(3) or ''}"
+
+        text, n = pattern.subn(assign, text)
+        if n != 1:
+            raise ValueError(f"{editable}: {name} is assigned {n} times, expected once")
+    path.write_text(text, encoding="utf-8")
+
+
+def run_env(task: Task) -> dict[str, str]:
+    """The variables labswarm gives a CPU run of ``task`` (agents/runner.py), the task's
+    ``[env]`` (with the landscape's noise variables) included: what the evaluator reads is
+    the same in every arm."""
+    budget = f"{task.default_budget('cpu'):g}"
+    env = dict(os.environ)
+    env.update(task.env)
+    env.update(
+        {
+            task.budget_env: budget,
+            "LABSWARM_TIME_BUDGET": budget,
+            "LABSWARM_DEVICE": "cpu",
+            "CUDA_VISIBLE_DEVICES": "",
+            "LABSWARM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def evaluate_in(task: Task, workspace: Path, env: dict[str, str]) -> tuple[str, float, float]:
+    """Run the task's command in ``workspace``; its output, start time and duration."""
+    argv = task.argv(sys.executable)
+    started = time.time()
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=workspace,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=task.hard_timeout(task.default_budget("cpu")),
+        )
+        out = proc.stdout if proc.returncode == 0 else f"{proc.stdout}\nexit {proc.returncode}"
+    except subprocess.TimeoutExpired as exc:
+        out = str(exc.stdout or "") + "\ntimeout"
+    return out, started, time.perf_counter() - t0
+
+
+def run_optuna(
+    arm: str,
+    landscape: str,
+    task_dir: Path,
+    seed: int,
+    n_workers: int,
+    total: int,
+    work: Path,
+    start_true: float,
+) -> ArmSeed:
+    """An Optuna arm: ``n_workers`` threads, each its own ``load_study`` on one journal
+    file, asking, running the evaluator, telling, until ``total`` trials were asked."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if arm == "optuna-sequential":
+        n_workers = 1
+    root = work / f"{landscape}-{arm}-s{seed}"
+    task = load_task(prepare_task(task_dir, root, seed))
+    space = search_space(task)
+    env = run_env(task)
+    journal = str(root / "study.journal")
+    study_name = f"{landscape}-{arm}-s{seed}"
+    optuna.create_study(
+        study_name=study_name,
+        storage=JournalStorage(JournalFileBackend(journal)),
+        direction=task.direction,
+    )
+    lock = threading.Lock()
+    asked = 0
+    runs: list[Run] = []
+    errors: list[str] = []
+
+    def worker(i: int) -> None:
+        nonlocal asked
+        workspace = root / f"worker-{i}"
+        shutil.copytree(task.root, workspace, ignore=shutil.ignore_patterns("__pycache__"))
+        sampler: optuna.samplers.BaseSampler = (
+            optuna.samplers.RandomSampler(seed=seed * 100 + i)
+            if arm == "random"
+            else optuna.samplers.TPESampler(
+                seed=seed * 100 + i, n_startup_trials=N_STARTUP_TRIALS, constant_liar=True
+            )
+        )
+        study = optuna.load_study(
+            study_name=study_name,
+            storage=JournalStorage(JournalFileBackend(journal)),
+            sampler=sampler,
+        )
+        while True:
+            with lock:
+                if asked >= total:
+                    return
+                asked += 1
+            trial = study.ask(space)
+            trial.set_user_attr("worker", i)
+            values = {n: round_value(v) for n, v in trial.params.items()}
+            write_knobs(workspace, task.editable[0], values)
+            out, started, duration = evaluate_in(task, workspace, env)
+            config, true, observed = parse_log(out)
+            ok = observed is not None and true is not None
+            if ok:
+                study.tell(trial, observed)
+            else:
+                study.tell(trial, state=TrialState.FAIL)
+            run = Run(
+                id=f"{study_name}-{trial.number}",
+                worker=f"worker-{i}",
+                config=config,
+                ok=ok,
+                observed=observed,
+                true=true,
+                started=started,
+                ended=started + duration,
+                duration=duration,
+                candidate=ok,
+            )
+            with lock:
+                runs.append(run)
+
+    def guarded(i: int) -> None:
+        try:
+            worker(i)
+        except Exception as exc:  # a worker's failure is reported, not hidden
+            log.exception("%s worker %d", study_name, i)
+            with lock:
+                errors.append(f"worker-{i}: {type(exc).__name__}: {exc}")
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    runs.sort(key=lambda r: r.ended)
+    return ArmSeed(arm, landscape, seed, runs, wall, start_true, errors)
+
+
+def journal_workers(journal: Path) -> dict[str, set[int]]:
+    """Per study in an Optuna arm's journal file, the workers whose trials it holds."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    out: dict[str, set[int]] = {}
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        out[summary.study_name] = {int(t.user_attrs["worker"]) for t in study.trials}
+    return out
+
+
+def run_arm(
+    arm: str,
+    landscape: str,
+    task_dir: Path,
+    seed: int,
+    n_workers: int,
+    total: int,
+    work: Path,
+    start_true: float,
+    embedder: str | None = None,
+) -> ArmSeed:
+    """Run ``arm`` at ``seed`` with ``total`` experiments in all."""
+    if arm in LABSWARM_ARMS:
+        return run_labswarm(
+            arm, landscape, task_dir, seed, n_workers, total, work, start_true, embedder
+        )
+    if arm in OPTUNA_ARMS:
+        return run_optuna(arm, landscape, task_dir, seed, n_workers, total, work, start_true)
+    raise ValueError(f"arm {arm!r}: expected one of {', '.join(ARMS)}")

@@ -1,0 +1,266 @@
+"""The yardstick's measures: computed from an arm's runs, the same way for every arm.
+
+- *handed true value after k*: the true (noise-free) value of the configuration the arm
+  would hand its user after its first k experiments, in the order they ended: labswarm's
+  champion (memory's rule: the best trusted ``keep``, baseline replicates included; for the
+  isolated arm the best of its swarms' champions), Optuna's best trial (the best COMPLETE
+  value). Before any candidate exists, the task's unmodified configuration.
+- *experiments to reach the target*: the first k whose handed true value is at or below the
+  landscape's target (declared before the arms run); None when never.
+- *best observed*: the lowest metric observed among the baselines and the experiments.
+  Biased low: the minimum of noisy draws.
+- *false keep*: a labswarm keep whose true value is not better than its base's true value;
+  *missed gain*: a discard whose true value is better than its base's.
+- *duplicate run*: an experiment whose configuration had already run in the arm and seed.
+- *run inside a failed region*: an experiment within distance 1 (knobs encoded to [0, 1],
+  divided by the surrogate's length scales) of an earlier crashed experiment of the arm.
+- *overhead per experiment*: per worker, the gap between the end of a run and the start of
+  its next one (proposal, bookkeeping, workspace: everything but the run).
+- *experiments per hour*: experiments / (last end - first start).
+
+Every landscape minimises its metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from yardstick_arms import ArmSeed, Run
+
+FAILED_REGION_RADIUS = 1.0
+BOOTSTRAP = 2000
+
+
+def _key(config: dict[str, float] | None) -> str | None:
+    return json.dumps({k: float(v) for k, v in config.items()}, sort_keys=True) if config else None
+
+
+def _better(r: Run, best: Run | None) -> bool:
+    """A candidate with a lower observed metric than the current pick (minimise)."""
+    if not r.candidate or r.observed is None:
+        return False
+    return best is None or best.observed is None or r.observed < best.observed
+
+
+def handed_curve(a: ArmSeed, total: int) -> list[float]:
+    """True value of the configuration handed to the user after k = 0..total experiments."""
+
+    def value(best: Run | None) -> float:
+        return float(best.true) if best is not None and best.true is not None else a.start_true
+
+    best: Run | None = None
+    for r in a.runs:
+        if r.baseline and _better(r, best):
+            best = r
+    curve = [value(best)]
+    for r in a.experiments[:total]:
+        if _better(r, best):
+            best = r
+        curve.append(value(best))
+    while len(curve) < total + 1:
+        curve.append(curve[-1])
+    return curve
+
+
+def final_candidate(a: ArmSeed, total: int) -> Run | None:
+    """The run whose configuration the arm hands over after ``total`` experiments."""
+    pool = [r for r in a.runs if r.baseline] + a.experiments[:total]
+    cands = [r for r in pool if r.candidate and r.observed is not None]
+    return min(cands, key=lambda r: r.observed) if cands else None  # type: ignore[arg-type, return-value]
+
+
+def experiments_to_reach(curve: Sequence[float], target: float) -> int | None:
+    """First k with curve[k] <= target, or None when the arm never got there."""
+    for k, value in enumerate(curve):
+        if value <= target:
+            return k
+    return None
+
+
+def best_observed(a: ArmSeed, total: int) -> float:
+    pool = [r for r in a.runs if r.baseline] + a.experiments[:total]
+    values = [r.observed for r in pool if r.ok and r.observed is not None]
+    return min(values) if values else math.nan
+
+
+def judge_errors(a: ArmSeed) -> tuple[int, int, int] | None:
+    """(keeps, false keeps, missed gains) of a judged (labswarm) arm, else None."""
+    judged = [r for r in a.experiments if r.kept is not None]
+    if not judged:
+        return None if not any(r.base_id for r in a.runs) else (0, 0, 0)
+    by_id = {r.id: r for r in a.runs}
+    keeps = false = missed = 0
+    for r in judged:
+        base = by_id.get(r.base_id or "")
+        if base is None or base.true is None or r.true is None:
+            continue
+        if r.kept:
+            keeps += 1
+            false += r.true >= base.true
+        else:
+            missed += r.true < base.true
+    return keeps, false, missed
+
+
+def false_keep_curve(a: ArmSeed, total: int) -> list[int]:
+    """False keeps among the first k = 0..total experiments."""
+    by_id = {r.id: r for r in a.runs}
+    curve = [0]
+    for r in a.experiments[:total]:
+        base = by_id.get(r.base_id or "")
+        false = (
+            r.kept is True
+            and base is not None
+            and base.true is not None
+            and r.true is not None
+            and r.true >= base.true
+        )
+        curve.append(curve[-1] + int(false))
+    while len(curve) < total + 1:
+        curve.append(curve[-1])
+    return curve
+
+
+def duplicate_runs(a: ArmSeed) -> int:
+    seen = {_key(r.config) for r in a.runs if r.baseline}
+    dups = 0
+    for r in a.experiments:
+        k = _key(r.config)
+        if k is not None and k in seen:
+            dups += 1
+        seen.add(k)
+    return dups
+
+
+def crashes(a: ArmSeed) -> int:
+    return sum(1 for r in a.experiments if not r.ok)
+
+
+class Metric:
+    """The landscape's distance: encoded knobs divided by the surrogate's length scales."""
+
+    def __init__(self, landscape: Path) -> None:
+        if str(landscape) not in sys.path:
+            sys.path.insert(0, str(landscape))
+        import space
+
+        data = json.loads((landscape / "surrogate.json").read_text(encoding="utf-8"))
+        self.space = space
+        self.length = np.asarray(data["gp"]["length_scale"], dtype=float)
+
+    def point(self, config: dict[str, float]) -> np.ndarray:
+        x = np.clip(np.asarray(self.space.encode(config), dtype=float), 0.0, 1.0)
+        return x / self.length
+
+
+def failed_region_runs(a: ArmSeed, metric: Metric) -> int:
+    """Experiments within FAILED_REGION_RADIUS of an earlier crashed experiment."""
+    crashed: list[np.ndarray] = []
+    count = 0
+    for r in a.experiments:
+        if r.config is None:
+            continue
+        p = metric.point(r.config)
+        if any(float(np.linalg.norm(p - q)) <= FAILED_REGION_RADIUS for q in crashed):
+            count += 1
+        if not r.ok:
+            crashed.append(p)
+    return count
+
+
+def overheads(a: ArmSeed) -> list[float]:
+    """Per worker: start of a run minus the end of the worker's previous run (seconds)."""
+    by_worker: dict[str, list[Run]] = {}
+    for r in a.experiments:
+        by_worker.setdefault(r.worker, []).append(r)
+    out = []
+    for runs in by_worker.values():
+        runs.sort(key=lambda r: r.started)
+        for prev, nxt in zip(runs, runs[1:], strict=False):
+            out.append(max(nxt.started - (prev.started + prev.duration), 0.0))
+    return out
+
+
+def experiments_per_hour(a: ArmSeed) -> float:
+    exps = a.experiments
+    if len(exps) < 2:
+        return math.nan
+    span = max(r.ended for r in exps) - min(r.started for r in exps)
+    return len(exps) / span * 3600 if span > 0 else math.nan
+
+
+# -- statistics ------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Median, spread (p25-p75) and a bootstrap 95 % CI of the median over seeds."""
+
+    median: float
+    p25: float
+    p75: float
+    lo: float
+    hi: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float], seed: int = 0) -> Summary:
+        v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
+        if v.size == 0:
+            return cls(math.nan, math.nan, math.nan, math.nan, math.nan, 0)
+        rng = np.random.default_rng(seed)
+        boot = np.median(rng.choice(v, size=(BOOTSTRAP, v.size), replace=True), axis=1)
+        return cls(
+            float(np.median(v)),
+            float(np.percentile(v, 25)),
+            float(np.percentile(v, 75)),
+            float(np.percentile(boot, 2.5)),
+            float(np.percentile(boot, 97.5)),
+            int(v.size),
+        )
+
+
+def median_ci_band(curves: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap 95 % CI of the median over seeds (rows), at every k (columns)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, curves.shape[0], size=(BOOTSTRAP, curves.shape[0]))
+    boot = np.median(curves[idx], axis=1)
+    return np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
+
+
+@dataclass
+class Paired:
+    """A paired comparison of two arms over the seeds both ran."""
+
+    n: int
+    median_diff: float  # median over seeds of (a - b)
+    a_better: int  # seeds where a is lower (better)
+    b_better: int
+    p: float  # Wilcoxon signed-rank, two-sided (1.0 when every difference is 0)
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> Paired:
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.size == 0:
+        return Paired(0, math.nan, 0, 0, math.nan)
+    nonzero = d[d != 0]
+    p = 1.0 if nonzero.size == 0 else float(wilcoxon(nonzero).pvalue)
+    return Paired(int(d.size), float(np.median(d)), int((d < 0).sum()), int((d > 0).sum()), p)
+
+
+def fraction(num: float, den: float) -> float:
+    return num / den if den else math.nan
+
+
+def mean(values: Sequence[float]) -> float:
+    v = [x for x in values if not math.isnan(x)]
+    return statistics.fmean(v) if v else math.nan

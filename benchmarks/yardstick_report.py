@@ -1,0 +1,269 @@
+"""Tables and plots of the yardstick: ``benchmarks/results/report.md``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yardstick_measures as ym
+from yardstick_arms import ArmSeed
+
+# Pairs compared seed by seed (a vs b; a negative difference means a is better).
+PAIRS = (
+    ("labswarm-shared", "optuna-shared"),
+    ("labswarm-shared", "random"),
+    ("labswarm-shared", "labswarm-isolated"),
+    ("labswarm-shared", "labswarm-single"),
+    ("labswarm-shared", "labswarm-no-recall"),
+    ("optuna-shared", "optuna-sequential"),
+    ("optuna-shared", "random"),
+)
+
+
+def f(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def checkpoints(total: int) -> list[int]:
+    """10/20/40/80 at 80 experiments; the same fractions of any other total."""
+    return sorted({max(1, round(total * q)) for q in (0.125, 0.25, 0.5, 1.0)})
+
+
+def summary_cell(s: ym.Summary, digits: int = 3) -> str:
+    if s.n == 0:
+        return "n/a"
+    return (
+        f"{f(s.median, digits)} [{f(s.lo, digits)}, {f(s.hi, digits)}] "
+        f"({f(s.p25, digits)}–{f(s.p75, digits)})"
+    )
+
+
+def reach_values(curves: Sequence[Sequence[float]], target: float) -> list[int | None]:
+    return [ym.experiments_to_reach(c, target) for c in curves]
+
+
+def reach_cell(values: Sequence[int | None], total: int) -> str:
+    if not values:
+        return "n/a"
+    censored = [v if v is not None else total + 1 for v in values]
+    s = ym.Summary.of(censored)
+    reached = sum(v is not None for v in values)
+
+    def shown(x: float) -> str:
+        return f"> {total}" if x > total else f"{x:g}"
+
+    return f"{shown(s.median)} [{shown(s.lo)}, {shown(s.hi)}] (reached {reached}/{len(values)})"
+
+
+def arm_tables(
+    arms: Sequence[str],
+    results: dict[str, list[ArmSeed]],
+    total: int,
+    target: float | None,
+    metric: ym.Metric,
+) -> str:
+    """The per-landscape tables: handed true value, reach, judge, waste, cost."""
+    ks = checkpoints(total)
+    true_rows, reach_rows, judge_rows, cost_rows = [], [], [], []
+    for arm in arms:
+        seeds = results.get(arm, [])
+        if not seeds:
+            continue
+        curves = [ym.handed_curve(a, total) for a in seeds]
+        true_rows.append(
+            [arm, len(seeds)] + [summary_cell(ym.Summary.of([c[k] for c in curves])) for k in ks]
+        )
+        reach = (
+            reach_cell(reach_values(curves, target), total)
+            if target is not None
+            else "n/a (flat: every configuration is at the target)"
+        )
+        observed = ym.Summary.of([ym.best_observed(a, total) for a in seeds])
+        reach_rows.append([arm, reach, summary_cell(observed)])
+        n_exp = sum(len(a.experiments) for a in seeds)
+        judged = [ym.judge_errors(a) for a in seeds]
+        if all(j is None for j in judged):
+            keeps = false = missed = "— (no judge)"
+        else:
+            k = sum(j[0] for j in judged if j)
+            fk = sum(j[1] for j in judged if j)
+            mg = sum(j[2] for j in judged if j)
+            keeps = str(k)
+            false = f"{fk} ({100 * ym.fraction(fk, n_exp):.1f} % of experiments)"
+            missed = str(mg)
+        judge_rows.append(
+            [
+                arm,
+                f"{n_exp / len(seeds):.1f}",
+                keeps,
+                false,
+                missed,
+                sum(ym.duplicate_runs(a) for a in seeds),
+                sum(ym.failed_region_runs(a, metric) for a in seeds),
+                sum(ym.crashes(a) for a in seeds),
+            ]
+        )
+        gaps = ym.Summary.of([g for a in seeds for g in ym.overheads(a)])
+        per_hour = ym.Summary.of([ym.experiments_per_hour(a) for a in seeds])
+        wall = ym.Summary.of([a.wall_s for a in seeds])
+        cost_rows.append([arm, summary_cell(gaps), summary_cell(per_hour, 0), f(wall.median, 1)])
+    target_text = f"{target:.3f}" if target is not None else "n/a"
+    return "\n".join(
+        [
+            "#### True value of the configuration handed to the user, after k experiments",
+            "",
+            "median [bootstrap 95 % CI of the median] (p25–p75) over seeds; lower is better",
+            "",
+            table(["arm", "seeds"] + [f"after {k}" for k in ks], true_rows),
+            "",
+            f"#### Experiments to reach the target true value {target_text}; best observed",
+            "",
+            "median [95 % CI] of the experiments at which the handed configuration's true "
+            "value first reaches the target (a seed that never does counts as more than "
+            f"{total}); best observed metric after {total}: BIASED low (the minimum of noisy "
+            "draws), shown for comparison with earlier reports only",
+            "",
+            table(
+                ["arm", "experiments to reach the target", f"best observed after {total} (biased)"],
+                reach_rows,
+            ),
+            "",
+            "#### Judge and waste (totals over seeds)",
+            "",
+            table(
+                [
+                    "arm",
+                    "experiments/seed",
+                    "keeps",
+                    "false keeps",
+                    "missed gains",
+                    "duplicate runs",
+                    "runs inside already-failed regions",
+                    "crashes",
+                ],
+                judge_rows,
+            ),
+            "",
+            "#### Cost",
+            "",
+            table(
+                [
+                    "arm",
+                    "overhead s/experiment, median [CI] (p25–p75)",
+                    "experiments/hour, median [CI] (p25–p75)",
+                    "wall s per seed, median",
+                ],
+                cost_rows,
+            ),
+        ]
+    )
+
+
+def paired_table(results: dict[str, list[ArmSeed]], total: int, target: float | None) -> str:
+    """Paired comparisons over the seeds both arms ran."""
+    rows = []
+    for a, b in PAIRS:
+        ra = {x.seed: x for x in results.get(a, [])}
+        rb = {x.seed: x for x in results.get(b, [])}
+        common = sorted(set(ra) & set(rb))
+        if not common:
+            continue
+        ca = [ym.handed_curve(ra[s], total) for s in common]
+        cb = [ym.handed_curve(rb[s], total) for s in common]
+        p_true = ym.paired([c[-1] for c in ca], [c[-1] for c in cb])
+        row = [
+            f"{a} − {b}",
+            p_true.n,
+            f"{p_true.median_diff:+.3f}",
+            f"{p_true.a_better}/{p_true.b_better}",
+            f"{p_true.p:.2g}",
+        ]
+        if target is not None:
+            ea = [v if v is not None else total + 1 for v in reach_values(ca, target)]
+            eb = [v if v is not None else total + 1 for v in reach_values(cb, target)]
+            p_reach = ym.paired(ea, eb)
+            row += [
+                f"{p_reach.median_diff:+g}",
+                f"{p_reach.a_better}/{p_reach.b_better}",
+                f"{p_reach.p:.2g}",
+            ]
+        else:
+            row += ["n/a (flat)"] * 3
+        rows.append(row)
+    return table(
+        [
+            "a − b",
+            "seeds",
+            f"true value after {total}: median difference",
+            "seeds a better / b better",
+            "Wilcoxon p",
+            "experiments to target: median difference",
+            "seeds a sooner / b sooner",
+            "Wilcoxon p",
+        ],
+        rows,
+    )
+
+
+def plot(
+    panels: Sequence[tuple[str, dict[str, list[ArmSeed]], float | None]],
+    arms: Sequence[str],
+    total: int,
+    path: Path,
+) -> None:
+    """True value of the handed configuration vs experiments: median and 95 % CI band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), dpi=110)
+    axes = np.atleast_1d(axes)
+    ks = np.arange(total + 1)
+    for ax, (name, results, target) in zip(axes, panels, strict=True):
+        if target is None:  # flat: every true value is the same; show the judge instead
+            for arm in arms:
+                seeds = results.get(arm, [])
+                if not seeds or not arm.startswith("labswarm"):
+                    continue
+                fk = np.array([ym.false_keep_curve(a, total) for a in seeds], dtype=float)
+                lo, hi = ym.median_ci_band(fk)
+                (line,) = ax.plot(ks, np.median(fk, axis=0), label=f"{arm} (n={len(seeds)})")
+                ax.fill_between(ks, lo, hi, alpha=0.15, color=line.get_color())
+            ax.set_title(f"{name}: false keeps (every keep is false here)")
+            ax.set_xlabel("experiments (all workers together)")
+            ax.set_ylabel("false keeps so far")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            continue
+        low, start = math.inf, -math.inf
+        for arm in arms:
+            seeds = results.get(arm, [])
+            if not seeds:
+                continue
+            curves = np.array([ym.handed_curve(a, total) for a in seeds], dtype=float)
+            lo, hi = ym.median_ci_band(curves)
+            (line,) = ax.plot(ks, np.median(curves, axis=0), label=f"{arm} (n={len(seeds)})")
+            ax.fill_between(ks, lo, hi, alpha=0.15, color=line.get_color())
+            low = min(low, float(lo.min()))
+            start = max(start, seeds[0].start_true)
+        ax.axhline(target, color="black", lw=0.8, ls="--", label=f"target {target:.3f}")
+        if math.isfinite(low):  # a first random trial can be far worse than the start
+            ax.set_ylim(min(low, target) - 0.05, start + 0.25)
+        ax.set_title(name)
+        ax.set_xlabel("experiments (all workers together)")
+        ax.set_ylabel("true value of the handed configuration")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

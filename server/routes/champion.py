@@ -1,0 +1,85 @@
+"""The champion of a task and the progress chart's data (the running best)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from memory.errors import NotFound
+from memory.models import ExperimentPublic, TraceQuery, running_best
+from server.deps import StoreDep
+from server.errors import ERROR_RESPONSES
+from server.params import Budget, Id128, TaskName, Text200
+from server.schemas import ProgressPage, ProgressPoint
+
+router = APIRouter(prefix="/api", tags=["champion"], responses=ERROR_RESPONSES)
+
+PROGRESS_MAX_POINTS = 10_000  # the chart's first runs; later ones are flagged truncated
+
+
+@router.get("/champion", response_model=ExperimentPublic)
+def get_champion(
+    store: StoreDep,
+    task: TaskName,
+    hardware: Text200 = None,
+    budget: Budget = None,
+    swarm_id: Id128 = None,
+) -> ExperimentPublic:
+    """The champion of ``task`` (``Store.champion``): the best trusted kept experiment
+    with a finite metric, on ``hardware``, with run budget ``budget`` (seconds) and from
+    ``swarm_id`` when given; never a seed or an imported trace. 404 if none."""
+    best = store.champion(task, hardware, budget, swarm_id=swarm_id)
+    if best is None:
+        where = f" on hardware {hardware!r}" if hardware else ""
+        within = f" with a budget of {budget:g} s" if budget is not None else ""
+        raise NotFound(f"no trusted kept experiment with a metric for task {task!r}{where}{within}")
+    return best
+
+
+@router.get("/progress", response_model=ProgressPage)
+def get_progress(
+    store: StoreDep, task: TaskName, hardware: Text200 = None, swarm_id: Id128 = None
+) -> ProgressPage:
+    """Every run of ``task`` in order with the running best among keeps
+    (``memory.models.running_best``): the data of the progress chart (autoresearch's
+    progress.png)."""
+    rows: list[ExperimentPublic] = []
+    total = 0
+    while len(rows) < PROGRESS_MAX_POINTS:
+        page = store.query_traces(
+            TraceQuery(
+                task=task,
+                hardware=hardware,
+                swarm_id=swarm_id,
+                sort="created_at",
+                limit=1000,
+                offset=len(rows),
+            )
+        )
+        total = page.count
+        rows.extend(page.data)
+        if not page.data or len(rows) >= total:
+            break
+    direction = rows[-1].direction if rows else "minimize"
+    metric_name = rows[-1].metric_name if rows else "val_bpb"
+    points = [
+        ProgressPoint(
+            id=row.id,
+            index=index,
+            created_at=row.created_at,
+            status=row.status,
+            metric=row.metric,
+            best=step.best,
+            is_best=step.is_best,
+            hypothesis=row.hypothesis[:300],
+            agent_id=row.agent_id,
+        )
+        for index, (row, step) in enumerate(zip(rows, running_best(rows, direction), strict=True))
+    ]
+    return ProgressPage(
+        data=points,
+        count=len(points),
+        task=task,
+        metric_name=metric_name,
+        direction=direction,
+        truncated=total > len(points),
+    )

@@ -1,0 +1,142 @@
+"""The agent graph on its own (LangGraph template style): ``agents.graph.builder`` compiled
+with a checkpointer and a real :class:`AgentContext` over an embedded store and a tiny task,
+driven node by node -- no ``Swarm``."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agents.baseline import Seat, measure_noise
+from agents.context import AgentContext
+from agents.devices import cpu_devices
+from agents.execute import Bench, Outcome
+from agents.graph import builder
+from agents.library import ProgramLibrary
+from agents.program import Program
+from agents.proposers.base import Proposal
+from agents.state import Recalled, checkpoint_serde
+from agents.task import load_task
+from agents.tracing import Author
+from agents.workspace import Workspace, protected_hashes
+from memory.models import Role, Status, TraceQuery
+from tests.agents.conftest import FixedProposer, edit_proposal, make_task
+
+SWARM = "graph-test"
+LR_UP = ("LR = 0.1  # step size", "LR = 0.3  # step size")
+
+
+def _context(tmp_path: Path, store, proposals: list[Proposal], **limits) -> AgentContext:
+    task = load_task(make_task(tmp_path / "quad"))
+    root = Program.read(task.root, task.editable)
+    device = cpu_devices(1, threads=1)[0]
+    bench = Bench(
+        task=task,
+        workspace=Workspace(task, tmp_path / "agent-0" / "work"),
+        device=device,
+        budget=1,
+        logs_dir=tmp_path / "agent-0" / "logs",
+        home=tmp_path,
+        expected=protected_hashes(task),
+        stop=threading.Event(),
+    )
+    author = Author(task, SWARM, f"{SWARM}/agent-0", device, 1)
+    baseline = measure_noise(
+        store, root, [Seat("agent-0", author, bench)], replicates=2, stop=bench.stop
+    )
+    return AgentContext(
+        store=store,
+        proposer=FixedProposer(proposals),
+        bench=bench,
+        library=ProgramLibrary(store, root, SWARM),
+        swarm_id=SWARM,
+        agent_name="agent-0",
+        noise=baseline.noise,
+        **limits,
+    )
+
+
+def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
+    ctx = _context(tmp_path, store, [edit_proposal("LR up", *LR_UP)], max_experiments=1)
+    baseline_id = (
+        store.query_traces(TraceQuery(task="quad", role=[Role.baseline], sort="created_at"))
+        .data[0]
+        .id
+    )
+    graph = builder.compile(checkpointer=InMemorySaver(serde=checkpoint_serde()))
+    config = {"configurable": {"thread_id": ctx.agent_id}}
+
+    graph.invoke({"base_id": baseline_id}, config, context=ctx)
+
+    state = graph.get_state(config).values
+    assert state["stop_reason"] == "finished 1 experiments" and state["experiments"] == 1
+    trace = store.get_trace(state["last_trace_id"])
+    assert trace.status == Status.keep and trace.parent_id == baseline_id
+    assert trace.hypothesis == "LR up" and trace.knobs == {"LR": [0.1, 0.3]}
+    assert trace.resources["budget_s"] == 1 and trace.resources["log"].endswith(".log")
+    assert not Path(trace.resources["log"]).is_absolute(), "no absolute path in memory"
+    assert trace.memory_gb == round(12.5 / 1024, 4)
+    assert state["base_id"] == trace.id, "a keep becomes the agent's base"
+    assert isinstance(state["recalled"], Recalled) and state["recalled"].base.id == baseline_id
+    assert store.active_claims("quad") == []
+    nodes = [s.next[0] for s in graph.get_state_history(config) if s.next][::-1]
+    assert nodes[:7] == ["__start__", "recall", "propose", "check", "run", "judge", "record"]
+    assert nodes[7:] == ["recall"], "then recall finds the limit and ends"
+    request = ctx.proposer.requests[0]  # type: ignore[attr-defined]
+    assert request.base_trace.id == baseline_id and request.base_metric is not None
+
+
+def test_a_refused_proposal_goes_back_to_propose_with_the_reason(tmp_path, store):
+    bad = edit_proposal("not in the file", "NOT THERE", "x = 1")
+    ctx = _context(tmp_path, store, [bad, edit_proposal("LR up", *LR_UP)], max_experiments=1)
+    baseline_id = (
+        store.query_traces(TraceQuery(task="quad", role=[Role.baseline], sort="created_at"))
+        .data[0]
+        .id
+    )
+    graph = builder.compile(checkpointer=InMemorySaver(serde=checkpoint_serde()))
+    config = {"configurable": {"thread_id": ctx.agent_id}}
+    graph.invoke({"base_id": baseline_id}, config, context=ctx)
+    invalid = store.query_traces(TraceQuery(task="quad", status=[Status.invalid])).data
+    assert len(invalid) == 1 and invalid[0].error.startswith("invalid edit:")
+    assert invalid[0].duration_s is None, "refused before any run"
+    second = ctx.proposer.requests[1]  # type: ignore[attr-defined]
+    assert any("does not occur" in reason for reason in second.feedback)
+
+
+def test_the_sqlite_checkpoint_reads_the_typed_state_back(tmp_path, store, caplog):
+    """What a resume relies on: a checkpoint written before ``run`` holds the typed
+    models, and a new process's saver reads them back as those models."""
+    ctx = _context(tmp_path, store, [edit_proposal("LR up", *LR_UP)], max_experiments=1)
+    baseline_id = (
+        store.query_traces(TraceQuery(task="quad", role=[Role.baseline], sort="created_at"))
+        .data[0]
+        .id
+    )
+    path = tmp_path / "checkpoints.sqlite"
+    config = {"configurable": {"thread_id": ctx.agent_id}}
+    conn = sqlite3.connect(path, check_same_thread=False)
+    graph = builder.compile(
+        checkpointer=SqliteSaver(conn, serde=checkpoint_serde()), interrupt_after=["run"]
+    )
+    graph.invoke({"base_id": baseline_id}, config, context=ctx)
+    conn.close()
+
+    caplog.set_level(logging.WARNING)
+    conn = sqlite3.connect(path, check_same_thread=False)
+    saver = SqliteSaver(conn, serde=checkpoint_serde())
+    state = builder.compile(checkpointer=saver).get_state(config)
+    conn.close()
+    assert state.next == ("judge",)
+    values = state.values
+    assert isinstance(values["recalled"], Recalled) and values["recalled"].base.id == baseline_id
+    assert isinstance(values["proposal"], Proposal) and values["proposal"].hypothesis == "LR up"
+    outcome = values["outcome"]
+    assert isinstance(outcome, Outcome) and outcome.result.status == "ok"
+    assert outcome.result.metric is not None and outcome.tampered == []
+    assert not [r for r in caplog.records if "msgpack" in r.getMessage().lower()]

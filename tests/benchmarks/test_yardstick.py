@@ -1,0 +1,233 @@
+"""The yardstick: its quick run fills every table with every arm on every landscape, the
+noise is common to all arms, the Optuna arm shares one study, the flat landscape is flat,
+the crash landscape crashes where real runs diverged, and the measures on hand-made runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import evaluate  # noqa: E402  (benchmarks/landscape on sys.path via conftest)
+import fit_landscape  # noqa: E402
+import pytest
+import space  # noqa: E402
+import yardstick  # noqa: E402
+import yardstick_arms as arms  # noqa: E402
+import yardstick_measures as ym  # noqa: E402
+
+from tests.benchmarks.conftest import BENCH, LANDSCAPE, REPO
+
+CRASH = BENCH / "landscape-crash"
+FLAT = BENCH / "landscape-flat"
+CONFIG_KNOBS = dict(
+    MATRIX_LR=0.05, EMBED_LR=0.3, HEAD_LR=0.02, DEPTH_CPU=4, WIDTH_CPU=192,
+    WARMDOWN_RATIO=0.5, LOGIT_SOFTCAP=15,
+)  # fmt: skip
+
+
+def write_knobs(task: Path, config: dict[str, float]) -> None:
+    lines = [f"{name} = {config[name]!r}" for name in space.NAMES]
+    (task / "knobs.py").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def evaluate_task(task: Path) -> tuple[float | None, float | None, str]:
+    """Run the task's evaluator as the arms do (the task's [env] applied)."""
+    t = arms.load_task(task)
+    out, _, _ = arms.evaluate_in(t, task, arms.run_env(t))
+    _, true, observed = arms.parse_log(out)
+    return true, observed, out
+
+
+def test_quick_run_fills_every_table(tmp_path: Path) -> None:
+    out, keep = tmp_path / "results", tmp_path / "work"
+    cmd = [sys.executable, str(BENCH / "yardstick.py"), "--quick", "--jobs", "2",
+           "--out", str(out), "--keep", str(keep)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert re.search(r"- date: \d{4}-\d\d-\d\d \d\d:\d\d UTC", report)
+    assert "yardstick.py --quick" in report and "optuna 5" in report
+    for land in yardstick.LANDSCAPES:
+        section = report.split(f"## Landscape `{land}`")[1].split("\n## ")[0]
+        rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln]
+        for arm in arms.ARMS:
+            # true value, reach, judge, cost
+            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 4, (land, arm)
+        empty = [ln for ln in rows if re.search(r"\|\s*(n/a|nan)?\s*\|", ln)]
+        assert not empty, (land, empty)
+        assert section.count("| labswarm-shared − optuna-shared |") == 1
+    assert "| 0 duplicate runs in shared arms |" in report
+    assert "false keeps on the flat landscape" in report
+    assert "equals the configuration this report hands over" in report and ": yes" in report
+    raw = yardstick.load_raw(out / "raw.jsonl")
+    assert {(a.landscape, a.arm, a.seed) for a in raw} == {
+        (land, arm, s) for land in yardstick.LANDSCAPES for arm in arms.ARMS for s in (0, 1)
+    }
+    assert all(len(a.experiments) == 4 and not a.errors for a in raw)
+    assert (out / "true_vs_experiments.png").stat().st_size > 10000
+    # common random numbers through the real swarm: every labswarm arm's two baseline
+    # replicates of one seed drew the same two values
+    for land in yardstick.LANDSCAPES:
+        for seed in (0, 1):
+            # (sorted: two agents' replicates may finish in either order)
+            draws = {
+                tuple(sorted([r.observed for r in a.runs if r.baseline][:2]))  # type: ignore[type-var]
+                for a in raw
+                if a.landscape == land and a.seed == seed and a.arm in arms.LABSWARM_ARMS
+            }
+            assert len(draws) == 1, (land, seed, draws)
+    # the optuna-shared arm is one study holding trials from every worker
+    journal = keep / "smooth-optuna-shared-s0" / "study.journal"
+    assert arms.journal_workers(journal) == {"smooth-optuna-shared-s0": {0, 1}}
+
+
+def test_same_configuration_same_repetition_same_noise_in_two_arms(tmp_path: Path) -> None:
+    a = arms.prepare_task(LANDSCAPE, tmp_path / "arm-a", seed=3)
+    b = arms.prepare_task(LANDSCAPE, tmp_path / "arm-b", seed=3)
+    other_seed = arms.prepare_task(LANDSCAPE, tmp_path / "arm-c", seed=4)
+    for task in (a, b, other_seed):
+        write_knobs(task, CONFIG_KNOBS)
+    first_a, first_b = evaluate_task(a), evaluate_task(b)
+    second_a, second_b = evaluate_task(a), evaluate_task(b)
+    assert first_a[1] == first_b[1] and second_a[1] == second_b[1]  # repetition 0, 1
+    assert first_a[1] != second_a[1]  # a replicate is a new draw
+    assert first_a[0] == second_a[0] == first_b[0]  # one true value
+    assert evaluate_task(other_seed)[1] != first_a[1]
+    # a workspace elsewhere (another path) of arm a continues arm a's repetitions
+    ws = tmp_path / "elsewhere" / "agent-7"
+    ws.parent.mkdir()
+    shutil.copytree(a, ws)
+    third_a = evaluate_task(ws)
+    fresh = arms.prepare_task(LANDSCAPE, tmp_path / "arm-d", seed=3)
+    write_knobs(fresh, CONFIG_KNOBS)
+    draws = [evaluate_task(fresh)[1] for _ in range(3)]
+    assert draws == [first_a[1], second_a[1], third_a[1]]
+
+
+def test_concurrent_evaluators_never_share_a_repetition(tmp_path: Path) -> None:
+    task = arms.prepare_task(LANDSCAPE, tmp_path / "arm", seed=0)
+    workspaces = []
+    for i in range(6):
+        ws = tmp_path / f"worker-{i}"
+        shutil.copytree(task, ws)
+        write_knobs(ws, CONFIG_KNOBS)
+        workspaces.append(ws)
+    with ThreadPoolExecutor(6) as pool:
+        values = list(pool.map(lambda ws: evaluate_task(ws)[1], workspaces))
+    counts = json.loads((tmp_path / "arm" / "crn" / evaluate.CRN_COUNTS).read_text())
+    assert list(counts.values()) == [6]
+    key = evaluate.config_key({k: float(v) for k, v in CONFIG_KNOBS.items()})
+    true = evaluate_task(workspaces[0])[0]
+    noise_sd = json.loads((LANDSCAPE / "surrogate.json").read_text())["noise_sd"]
+    expected = sorted(true + noise_sd * evaluate.noise_draw(0, key, n) for n in range(6))
+    # the log prints 6 decimals of the true and the observed value: 1e-6 each
+    assert sorted(values) == pytest.approx(expected, abs=2e-6)
+
+
+def test_flat_landscape_true_value_is_constant(tmp_path: Path) -> None:
+    draws = yardstick.sample_box(FLAT, 500, seed=1)
+    values, crashed = yardstick.true_values(FLAT, draws)
+    assert len({float(v) for v in values}) == 1 and not crashed.any()
+    task = arms.prepare_task(FLAT, tmp_path / "flat", seed=0)
+    seen = []
+    for cfg in draws[:3]:
+        write_knobs(task, cfg)
+        true, observed, out = evaluate_task(task)
+        assert true == values[0] and observed is not None and observed != true, out
+        seen.append(observed)
+    assert len(set(seen)) == 3  # noise, nothing else
+    assert yardstick.landscape_facts(FLAT)["target"] is None
+
+
+def _inside(space_: dict, config: dict[str, float]) -> bool:
+    from optuna.distributions import CategoricalDistribution
+
+    for name, dist in space_.items():
+        v = config[name]
+        if isinstance(dist, CategoricalDistribution):
+            if v not in [float(c) for c in dist.choices]:
+                return False
+        elif not dist.low <= v <= dist.high:
+            return False
+    return True
+
+
+def test_crash_landscape_crashes_where_its_recorded_runs_diverged(tmp_path: Path) -> None:
+    box = arms.search_space(arms.load_task(CRASH))
+    runs = fit_landscape.load_runs(LANDSCAPE / "runs.jsonl")
+    diverged = [r["config"] for r in runs if r["status"] == "crash" and _inside(box, r["config"])]
+    assert len(diverged) >= 3  # the box holds real divergences (task.toml says which)
+    task = arms.prepare_task(CRASH, tmp_path / "crash", seed=0)
+    for cfg in diverged:
+        write_knobs(task, cfg)
+        true, observed, out = evaluate_task(task)
+        assert observed is None and "FAIL: training loss diverged" in out, cfg
+    # and the box is not all crash: the start runs, and ~9.5 % of uniform draws crash
+    facts = yardstick.landscape_facts(CRASH)
+    assert 0.05 <= facts["box_crash_share"] <= 0.2
+    write_knobs(task, evaluate.read_knobs(CRASH / "knobs.py"))
+    assert evaluate_task(task)[1] is not None
+    # the smooth landscape's box holds none of them
+    smooth = arms.search_space(arms.load_task(LANDSCAPE))
+    inside = [r for r in runs if r["status"] == "crash" and _inside(smooth, r["config"])]
+    assert not inside
+
+
+DEFAULT = {name: float(space.DEFAULTS[name]) for name in space.NAMES}
+
+
+def _run(i: int, worker: str = "w0", **kw: object) -> arms.Run:
+    config = dict(DEFAULT, MATRIX_LR=0.01 * (i + 1))
+    base = dict(
+        id=f"r{i}", worker=worker, config=config, ok=True, observed=4.0, true=4.0,
+        started=10.0 * i, ended=10.0 * i + 2, duration=2.0,
+    )  # fmt: skip
+    base.update(kw)
+    return arms.Run(**base)  # type: ignore[arg-type]
+
+
+def test_measures_on_hand_made_runs() -> None:
+    cfg = DEFAULT
+    runs = [
+        _run(0, baseline=True, candidate=True, observed=4.0, true=3.9, config=cfg),
+        # a keep that is truly worse than its base: a false keep, but the champion
+        _run(1, candidate=True, kept=True, base_id="r0", observed=3.7, true=3.95),
+        _run(2, kept=False, base_id="r1", observed=3.8, true=3.6),  # a missed gain
+        _run(3, ok=False, observed=None, true=None, config=dict(cfg, HEAD_LR=0.5)),
+        _run(4, kept=False, base_id="r1", config=dict(cfg, HEAD_LR=0.51), true=4.2),
+        _run(5, candidate=True, kept=True, base_id="r1", observed=3.5, true=3.5, config=cfg),
+    ]
+    a = arms.ArmSeed("labswarm-shared", "smooth", 0, runs, 1.0, start_true=3.9)
+    assert ym.handed_curve(a, 6) == [3.9, 3.95, 3.95, 3.95, 3.95, 3.5, 3.5]
+    assert ym.experiments_to_reach(ym.handed_curve(a, 6), 3.6) == 5
+    assert ym.experiments_to_reach(ym.handed_curve(a, 6), 3.4) is None
+    assert ym.final_candidate(a, 6).id == "r5"  # type: ignore[union-attr]
+    assert ym.best_observed(a, 6) == 3.5
+    assert ym.judge_errors(a) == (2, 1, 1)
+    assert ym.false_keep_curve(a, 6) == [0, 1, 1, 1, 1, 1, 1]
+    assert ym.duplicate_runs(a) == 1  # r5 reruns the baseline's configuration
+    assert ym.crashes(a) == 1
+    assert ym.failed_region_runs(a, ym.Metric(LANDSCAPE)) == 1  # r4 next to r3's crash
+    assert ym.overheads(a) == [8.0] * 4  # starts 10 s apart, runs of 2 s
+    optuna_like = arms.ArmSeed("random", "smooth", 0, runs[2:4], 1.0, start_true=3.9)
+    assert ym.handed_curve(optuna_like, 1) == [3.9, 3.9]  # no candidate yet: the start
+    assert ym.judge_errors(arms.ArmSeed("random", "smooth", 0, [_run(1)], 1.0, 3.9)) is None
+    p = ym.paired([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 3.0, 4.0, 5.0, 6.0, 7.5])
+    assert (p.n, p.a_better, p.b_better, p.median_diff) == (6, 6, 0, -1.0)
+    assert p.p == pytest.approx(0.03125)  # exact two-sided signed-rank, 6 of 6 negative
+    assert ym.paired([1.0, 2.0], [1.0, 2.0]).p == 1.0
+
+
+def test_bad_arguments_are_refused() -> None:
+    cmd = [sys.executable, str(BENCH / "yardstick.py"), "--workers", "3", "--experiments", "4"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--experiments 4 must divide by --workers 3" in proc.stderr
+    cmd = [sys.executable, str(BENCH / "yardstick.py"), "--landscape-seeds", "bumpy=3"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "'bumpy=3' is not LANDSCAPE=COUNT" in proc.stderr

@@ -1,0 +1,390 @@
+"""Schema migrations: a memory written by the last release (0.1.0, commit 2ce97fd) opens with
+this code, is upgraded in place and loses nothing; a new memory is created at the head; a
+memory from a newer labswarm is refused; concurrent first opens migrate exactly once.
+
+The old memory is written by the released code itself: ``git archive 2ce97fd memory`` is
+unpacked into a temporary directory and a subprocess runs with it first on ``sys.path``.
+
+    .venv/bin/pytest tests/memory/test_migrations.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlmodel import SQLModel
+
+from memory import BackendUnavailable, Role, Status, Store, get_store
+from memory import migrations as mig
+from memory._sql import make_engine
+from tests.backends import ChromaServer, PostgresDatabase
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = "2ce97fd"  # labswarm 0.1.0
+HEAD = "0002"
+
+# ---------------------------------------------------------------------------
+# the released code, and what it writes
+# ---------------------------------------------------------------------------
+
+# Runs under the RELEASED memory package (0.1.0 API only). argv: target store, task, out file.
+OLD_WRITER = textwrap.dedent(
+    """
+    import json, sys
+    from datetime import UTC, datetime
+    import memory
+    assert memory.__file__.startswith(sys.argv[4]), memory.__file__  # the old code, not ours
+    from memory import (AgentCreate, ClaimCreate, ExperimentCreate, FindingCreate,
+                        SwarmCreate, get_store)
+
+    target, task, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    t0 = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)
+    store = get_store(target, embedder="hash")
+    store.upsert_swarm(SwarmCreate(id="sw1", task=task, name="old swarm", hardware="cpu",
+                                   config={"agents": 2, "budget": 60}))
+    store.upsert_agent(AgentCreate(swarm_id="sw1", name="agent-0", device="cpu[0]",
+                                   status="running", base_id="t1",
+                                   hypothesis="tune the warmdown", experiments=3))
+    common = dict(task=task, swarm_id="sw1", agent_id="sw1/agent-0", hardware="cpu",
+                  device="cpu[0]")
+    traces = [
+        dict(id="t1", role="baseline", fingerprint="fp1", status="keep", metric=1.0,
+             hypothesis="baseline replicate of the unmodified program",
+             resources={"budget_s": 60, "peak_memory_mb": 512.5}, memory_gb=0.5,
+             started_at=t0, finished_at=t0, duration_s=61.5, log_tail="step 10 loss 2.0"),
+        dict(id="t2", parent_id="t1", fingerprint="fp2", status="keep", metric=0.95,
+             hypothesis="raise the matrix learning rate",
+             diff="--- a/train.py\\n+++ b/train.py\\n-MATRIX_LR = 0.04\\n+MATRIX_LR = 0.05\\n",
+             knobs={"MATRIX_LR": [0.04, 0.05]}, resources={"budget_s": 60.0}),
+        dict(id="t3", parent_id="t2", fingerprint="fp3", status="discard", metric=0.99,
+             hypothesis="shorter warmdown schedule", resources={}),
+        dict(id="t4", parent_id="t2", fingerprint="fp4", status="crash",
+             hypothesis="double the model depth", error="CUDA out of memory",
+             resources={"budget_s": "300"}),
+        dict(id="t5", fingerprint="fp5", status="timeout", direction="minimize",
+             hypothesis="bigger batch with gradient accumulation",
+             resources={"budget_s": 300, "nested": {"a": [1, 2]}}),
+    ]
+    for t in traces:
+        store.add_trace(ExperimentCreate(**(common | t)))
+    seed = ExperimentCreate(id="s1", task=task, role="seed", fingerprint="fps",
+                            status="keep", metric=0.9, source="pack karpathy-h100",
+                            hypothesis="rotary embedding base frequency sweep")
+    findings = [
+        FindingCreate(id="f1", task=task, change="remove the value embeddings",
+                      outcome="discard", before=0.98, after=0.99, hardware="1xH100",
+                      source="https://example.org/log", pack="community"),
+        FindingCreate(id="f2", task="", change="softcap the logits at fifteen",
+                      outcome="keep", source="a person"),
+    ]
+    store.import_records([seed], findings)
+    live = store.claim(ClaimCreate(id="c1", task=task, fingerprint="fp-live",
+                                   swarm_id="sw1", agent_id="sw1/agent-0",
+                                   hypothesis="warmup ratio sweep", knobs={"WARMUP": [0, 1]}))
+    store.claim(ClaimCreate(id="c2", task=task, fingerprint="fp-done"))
+    done = store.release("c2")
+    dump = lambda m: m.model_dump(mode="json")
+    ids = [t["id"] for t in traces] + ["s1"]
+    json.dump({
+        "traces": [dump(store.get_trace(i)) for i in ids],
+        "findings": [dump(f) for f in store.query_findings(limit=100).data],
+        "claims": {"live": dump(live), "released": dump(done)},
+        "swarms": [dump(s) for s in store.list_swarms()],
+        "agents": [dump(a) for a in store.list_agents()],
+    }, open(out, "w"))
+    store.close()
+    """
+)
+
+# budget_s each trace must have after the upgrade (a string or a missing value is no budget)
+EXPECTED_BUDGET = {"t1": 60.0, "t2": 60.0, "t3": None, "t4": None, "t5": 300.0, "s1": None}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The released ``memory`` package, unpacked from git history."""
+    root = tmp_path_factory.mktemp("release")
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", RELEASE, "memory"], capture_output=True
+    )
+    if archive.returncode != 0:
+        pytest.fail(
+            f"git archive {RELEASE} failed ({archive.stderr.decode().strip()}): this test "
+            "needs the git history of the release (a full clone, not a shallow one or an "
+            "unpacked tarball); run `git fetch --unshallow` and retry"
+        )
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    assert (root / "memory" / "_sql.py").exists()
+    return root
+
+
+def write_with_release(release: Path, target: str, task: str, out: Path) -> dict[str, Any]:
+    """Run the released code on ``target``; returns what it read back after writing."""
+    script = out.with_suffix(".py")
+    script.write_text(OLD_WRITER)
+    env = os.environ | {"PYTHONPATH": str(release), "LABSWARM_EMBEDDER": "hash"}
+    done = subprocess.run(
+        [sys.executable, str(script), target, task, str(out), str(release)],
+        cwd=release,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(out.read_text()))
+
+
+@pytest.fixture(scope="module")
+def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Chroma server of this module's own (the old code's hashed collections stay here)."""
+    server = ChromaServer(tmp_path_factory.mktemp("chroma") / "data")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg() -> Iterator[PostgresDatabase]:
+    db = PostgresDatabase()
+    try:
+        yield db
+    finally:
+        db.drop()
+
+
+def version_of(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return mig.current(conn)
+
+
+# ---------------------------------------------------------------------------
+# checks
+# ---------------------------------------------------------------------------
+
+
+def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
+    """Every record the released code read back is read back the same by this code."""
+    for before in old["traces"]:
+        after = store.get_trace(before["id"]).model_dump(mode="json")
+        assert after.pop("budget_s") == EXPECTED_BUDGET[before["id"]], before["id"]
+        assert after == before, before["id"]
+    findings = {f.id: f.model_dump(mode="json") for f in store.query_findings(limit=100).data}
+    assert findings == {f["id"]: f for f in old["findings"]}
+    live = [c.model_dump(mode="json") for c in store.active_claims(task)]
+    assert live == [old["claims"]["live"]]
+    # releasing is idempotent and returns the stored claim: the released one is intact
+    assert store.release("c2").model_dump(mode="json") == old["claims"]["released"]
+    assert [s.model_dump(mode="json") for s in store.list_swarms()] == old["swarms"]
+    assert [a.model_dump(mode="json") for a in store.list_agents()] == old["agents"]
+    # the claim lock rows came along: the live fingerprint is still held
+    from memory import AlreadyClaimed, ClaimCreate
+
+    with pytest.raises(AlreadyClaimed):
+        store.claim(ClaimCreate(task=task, fingerprint="fp-live"))
+    # searchable: every trace and finding is found by its own words (hashing embedder)
+    for before in old["traces"]:
+        hits = store.search(before["hypothesis"], kinds=("trace",), task=task, limit=3)
+        assert before["id"] in [h.id for h in hits], before["hypothesis"]
+    for before in old["findings"]:
+        hits = store.search(before["change"], kinds=("finding",), task=task, limit=3)
+        assert before["id"] in [h.id for h in hits], before["change"]
+    # the new column answers SQL queries, and the champion is trusted only
+    from memory import TraceQuery
+
+    assert {t.id for t in store.query_traces(TraceQuery(task=task, budget_s=60)).data} == {
+        "t1",
+        "t2",
+    }
+    champ = store.champion(task, "cpu", 60)
+    assert champ is not None and champ.id == "t2"  # the seed (0.9) is evidence only
+    assert store.champion(task, "cpu", 30) is None
+
+
+def upgrade_and_check(release: Path, target: str, db_url: str, tmp_path: Path) -> None:
+    task = f"mig-{uuid.uuid4().hex[:8]}"
+    old = write_with_release(release, target, task, tmp_path / "old.json")
+    engine = make_engine(db_url)
+    try:
+        assert version_of(engine) is None  # 0.1.0 had no alembic_version
+        assert_same_schema(engine, built_by_revision(engine, "0001"))
+        with get_store(target, embedder="hash") as store:
+            assert version_of(engine) == HEAD
+            assert_intact(store, old, task)
+        with get_store(target, embedder="hash") as store:  # a second open is a no-op
+            assert version_of(engine) == HEAD
+            assert store.count() == len(old["traces"])
+        assert mig.upgrade(engine) == HEAD  # nothing left to do
+        assert_head_matches_models(engine)
+    finally:
+        engine.dispose()
+
+
+def schema(engine: Engine) -> dict[str, Any]:
+    """Tables, columns (name, type, nullable), primary keys and indexes, comparable."""
+    insp = inspect(engine)
+    out: dict[str, Any] = {}
+    for table in sorted(set(insp.get_table_names()) - {"alembic_version"}):
+        out[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
+            "pk": insp.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in insp.get_indexes(table)
+            ),
+        }
+    if engine.dialect.name == "postgresql":
+        out["enums"] = sorted((e["name"], tuple(e["labels"])) for e in insp.get_enums())  # type: ignore[attr-defined]
+    return out
+
+
+def built_by_revision(like: Engine, revision: str) -> dict[str, Any]:
+    """The schema that revision ``revision`` builds in a new database of ``like``'s kind."""
+    if like.dialect.name == "sqlite":
+        path = Path(str(like.url.database)).with_name(f"rev-{revision}.sqlite")
+        fresh = create_engine(f"sqlite:///{path}")
+        drop = None
+    else:
+        drop = PostgresDatabase()
+        fresh = create_engine(drop.url)
+    try:
+        with fresh.begin() as conn:
+            command.upgrade(mig.alembic_config(conn), revision)
+        return schema(fresh)
+    finally:
+        fresh.dispose()
+        if drop is not None:
+            drop.drop()
+
+
+def assert_same_schema(engine: Engine, expected: dict[str, Any]) -> None:
+    assert schema(engine) == expected
+
+
+def assert_head_matches_models(engine: Engine) -> None:
+    """The head revision builds exactly the tables the SQLModel classes define (a column
+    added to ``memory/models.py`` without a migration fails here)."""
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == [], diff
+    if engine.dialect.name == "postgresql":  # autogenerate does not compare enum labels
+        enums = dict(schema(engine)["enums"])
+        assert enums["status"] == tuple(s.value for s in Status)
+        assert enums["role"] == tuple(r.value for r in Role)
+
+
+# ---------------------------------------------------------------------------
+# tests
+# ---------------------------------------------------------------------------
+
+
+def test_released_embedded_memory_upgrades_intact(release: Path, tmp_path: Path) -> None:
+    home = tmp_path / "mem"
+    upgrade_and_check(release, str(home), f"sqlite:///{home / 'memory.sqlite'}", tmp_path)
+
+
+@pytest.mark.postgres
+def test_released_team_memory_upgrades_intact(
+    release: Path, pg: PostgresDatabase, chroma: str, tmp_path: Path
+) -> None:
+    upgrade_and_check(release, f"{pg.url}?chroma={chroma}", pg.url, tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_new_memory_is_created_at_head_and_refused_when_newer(kind: str, tmp_path: Path) -> None:
+    db = PostgresDatabase() if kind == "postgres" else None
+    url = db.url if db is not None else f"sqlite:///{tmp_path / 'new.sqlite'}"
+    engine = make_engine(url)
+    try:
+        assert mig.upgrade(engine) == "none"
+        assert version_of(engine) == HEAD
+        assert_head_matches_models(engine)
+        assert mig.upgrade(engine) == HEAD  # opening twice: nothing to do
+        with engine.begin() as conn:  # as if a newer labswarm had migrated it
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+        with pytest.raises(BackendUnavailable) as info:
+            mig.upgrade(engine)
+        assert "9999_future" in str(info.value) and "upgrade labswarm" in str(info.value)
+        assert version_of(engine) == "9999_future"  # nothing was changed
+    finally:
+        engine.dispose()
+        if db is not None:
+            db.drop()
+
+
+def test_partial_labswarm_tables_are_refused(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'odd.sqlite'}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE experiment (id TEXT PRIMARY KEY)"))
+        with pytest.raises(BackendUnavailable, match="not a memory this labswarm can upgrade"):
+            mig.upgrade(engine)
+        assert version_of(engine) is None
+    finally:
+        engine.dispose()
+
+
+# Each process waits for the same wall-clock instant, then opens (migrates) the database.
+RACER = textwrap.dedent(
+    """
+    import sys, time
+    from memory import migrations
+    from memory._sql import make_engine
+    url, start = sys.argv[1], float(sys.argv[2])
+    time.sleep(max(0.0, start - time.time()))
+    engine = make_engine(url)
+    print(migrations.upgrade(engine))
+    engine.dispose()
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_concurrent_first_opens_migrate_once(kind: str, tmp_path: Path) -> None:
+    """Whatever the interleaving, exactly one process finds the database new and migrates
+    it; the others wait for its lock and find it at the head."""
+    db = PostgresDatabase() if kind == "postgres" else None
+    url = db.url if db is not None else f"sqlite:///{tmp_path / 'race.sqlite'}"
+    try:
+        start = time.time() + 4.0  # after every interpreter has started
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, url, str(start)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        results = [p.communicate(timeout=120) for p in procs]
+        for p, (_, err) in zip(procs, results, strict=True):
+            assert p.returncode == 0, err[-3000:]
+        befores = sorted(out.strip() for out, _ in results)
+        assert befores == [HEAD, HEAD, "none"]
+        engine = make_engine(url)
+        try:
+            assert version_of(engine) == HEAD
+            assert_head_matches_models(engine)
+        finally:
+            engine.dispose()
+    finally:
+        if db is not None:
+            db.drop()
