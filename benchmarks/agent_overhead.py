@@ -25,21 +25,27 @@ from langgraph.runtime import Runtime
 
 from agents.context import AgentContext
 from agents.devices import cpu_devices
+from agents.execute import Bench, Outcome
 from agents.knobs import set_knobs
 from agents.library import ProgramLibrary
 from agents.nodes import check, judge_node, propose, recall, record
 from agents.program import Program, diff
 from agents.proposers.builtin import BuiltinProposer, _round, tunable_knobs
+from agents.runner import RunResult
 from agents.task import load_task
-from agents.workspace import Workspace
+from agents.workspace import Workspace, protected_hashes
 from memory import get_store
-from memory.models import ExperimentCreate, Role, Status, TraceQuery, new_id
+from memory.models import ExperimentCreate, Role, Status, TraceQuery, new_id, utcnow
 
 BUDGET = 300.0
+# The filled traces belong to the benchmark's swarm: champion, program metrics and program
+# rebuilding trust only a swarm's own runs, as in a long-running swarm with this history.
+SWARM_ID = "bench-overhead"
 
 
 def fill(store, task, root: Program, hardware: str, n: int, seed: int = 0) -> str:
-    """``n`` traces with real knob changes and lineage; returns the baseline's id."""
+    """``n`` traces with real knob changes and lineage, all of :data:`SWARM_ID`;
+    returns the baseline's id."""
     rng = random.Random(seed)
     knobs = tunable_knobs(task, root, "cpu")
     from agents.proposers.builtin import distribution_for
@@ -58,6 +64,8 @@ def fill(store, task, root: Program, hardware: str, n: int, seed: int = 0) -> st
             hypothesis="baseline",
             hardware=hardware,
             resources={"budget_s": BUDGET},
+            swarm_id=SWARM_ID,
+            agent_id=f"{SWARM_ID}/baseline",
         )
     ]
     statuses = [Status.discard] * 14 + [Status.keep] * 3 + [Status.crash, Status.timeout]
@@ -104,6 +112,8 @@ def fill(store, task, root: Program, hardware: str, n: int, seed: int = 0) -> st
                 hardware=hardware,
                 error="exit code 1: RuntimeError" if status == Status.crash else "",
                 resources={"budget_s": BUDGET},
+                swarm_id=SWARM_ID,
+                agent_id=f"{SWARM_ID}/agent-{i % 4 + 1}",
             )
         )
         if status == Status.keep:
@@ -145,19 +155,24 @@ def main() -> int:
         TraceQuery(task=task.name, role=[Role.baseline], sort="created_at", limit=1)
     ).data[0]
 
-    swarm_id = "bench-" + new_id()[:6]
-    ctx = AgentContext(
+    home = Path(tmp.name)
+    bench = Bench(
         task=task,
+        workspace=Workspace(task, home / "work"),
+        device=device,
+        budget=BUDGET,
+        logs_dir=home / "logs",
+        home=home,
+        expected=protected_hashes(task),
+    )
+    ctx = AgentContext(
         store=store,
         proposer=BuiltinProposer(task, root, "cpu", device.hardware, seed=1),
-        workspace=Workspace(task, Path(tmp.name) / "work"),
-        device=device,
-        library=ProgramLibrary(store, root),
-        swarm_id=swarm_id,
+        bench=bench,
+        library=ProgramLibrary(store, root, SWARM_ID),
+        swarm_id=SWARM_ID,
         agent_name="agent-0",
-        budget=BUDGET,
         noise=0.01,
-        logs_dir=Path(tmp.name) / "logs",
     )
     runtime = Runtime(context=ctx)
     state: dict = {"base_id": base.id, "experiments": 0}
@@ -181,18 +196,18 @@ def main() -> int:
             t = time.perf_counter()
         else:  # a synthetic outcome stands in for the training run
             base_metric = state.get("base_metric") or 1.8
-            state["outcome"] = {
-                "status": "ok",
-                "returncode": 0,
-                "metric": base_metric + rng.gauss(0.0, 0.02),
-                "summary": {"val_bpb": 1.8},
-                "duration_s": BUDGET,
-                "log_tail": "",
-                "error": "",
-                "log_path": "",
-                "tampered": [],
-            }
-            state["started_at"] = None
+            state["outcome"] = Outcome(
+                result=RunResult(
+                    status="ok",
+                    returncode=0,
+                    metric=base_metric + rng.gauss(0.0, 0.02),
+                    summary={"val_bpb": 1.8},
+                    duration_s=BUDGET,
+                ),
+                resources={},
+                started_at=utcnow(),
+                finished_at=utcnow(),
+            )
             state.update(judge_node(state, runtime))
             t = time.perf_counter()
             state.update(record(state, runtime))

@@ -5,28 +5,10 @@ Read once per process with :func:`get_settings` and passed down; no other module
 ``os.environ`` for a ``LABSWARM_*`` process setting. An explicit argument (a ``--memory``
 flag, a ``get_store(target)``) always wins over the environment.
 
-Run variables are a different thing: ``LABSWARM_TIME_BUDGET``, ``LABSWARM_DEVICE``,
-``LABSWARM_THREADS``, ``LABSWARM_SEED`` are what labswarm *sets* for each run it starts,
-and what a task's program (``trainer/``) reads; they are documented in docs/tasks.md.
-
-====================  =====================================================================
-variable              meaning
-====================  =====================================================================
-LABSWARM_MEMORY       the store every command uses without ``--memory`` (``memory.resolve``)
-LABSWARM_HOME         the embedded store's directory when no store is named (``./.labswarm``)
-LABSWARM_CHROMA_URL   the Chroma server for a ``postgresql://`` store without ``?chroma=``
-LABSWARM_EMBEDDER     ``minilm`` (default) or ``hash`` (tests and benchmarks only)
-LABSWARM_CACHE_DIR    cache for converted local LLM weights (``~/.cache/labswarm``)
-LABSWARM_TOKEN        bearer token: the server requires it for writes, the HTTP store sends it
-LABSWARM_HOST         address ``labswarm serve`` binds (127.0.0.1)
-LABSWARM_PORT         port ``labswarm serve`` binds (8765)
-LABSWARM_OPEN_WRITES  serve without a token but with writes (loopback only)
-LABSWARM_MAX_BODY_BYTES  larger request bodies get 413
-LABSWARM_MAX_TASKS    distinct task names one memory accepts (64; each costs Chroma collections)
-LABSWARM_LOG_LEVEL    log level of ``labswarm serve``
-LABSWARM_SANDBOX      ``auto`` (bubblewrap when it works), ``off``, ``require`` (agents/sandbox.py)
-LABSWARM_TRUSTED_HOSTS  extra Host names ``labswarm serve`` answers (comma-separated)
-====================  =====================================================================
+The table of every variable, with its default, is docs/settings.md (one place;
+``tests/test_docs.py`` checks it names every field below). Run variables are a different
+thing: ``LABSWARM_TIME_BUDGET``, ``LABSWARM_DEVICE``, ``LABSWARM_THREADS`` are what labswarm
+*sets* for each run it starts and a task's program reads (docs/tasks.md).
 """
 
 from __future__ import annotations
