@@ -118,9 +118,10 @@ def run_env(
 ) -> dict[str, str]:
     """The environment a run gets (see the module docstring).
 
-    ``sandbox_dir``: the run is sandboxed in that workspace; its home is read-only, so
-    caches that follow ``XDG_CACHE_HOME``/``TRITON_CACHE_DIR`` go to a private directory
-    in the workspace (unless the task's ``[env]`` says otherwise).
+    ``sandbox_dir``: the run is sandboxed in that workspace; its home and ``/tmp`` are
+    read-only, so temporary files (``TMPDIR``) and caches that follow ``XDG_CACHE_HOME``/
+    ``TRITON_CACHE_DIR`` go to a private directory in the workspace (unless the task's
+    ``[env]`` says otherwise).
     """
     parent = os.environ if environ is None else environ
     env = {k: v for k, v in parent.items() if _passes(k)}
@@ -128,7 +129,7 @@ def run_env(
         private = Path(sandbox_dir).resolve() / PRIVATE_DIR
         env["XDG_CACHE_HOME"] = str(private / "cache")
         env["TRITON_CACHE_DIR"] = str(private / "triton")
-        env["TMPDIR"] = "/tmp"  # the sandbox's own, empty /tmp
+        env["TMPDIR"] = str(private / "tmp")  # /tmp itself is read-only in the sandbox
     env.update({k: v for k, v in task.env.items() if not is_secret_name(k)})
     env[task.budget_env] = f"{budget:g}"
     env["LABSWARM_TIME_BUDGET"] = f"{budget:g}"
@@ -271,7 +272,7 @@ def _execute(
     sandboxed = _resolve_sandbox(sandbox)
     env = run_env(task, device, budget, sandbox_dir=workdir if sandboxed else None)
     if sandboxed:
-        for sub in ("cache", "triton"):
+        for sub in ("cache", "triton", "tmp"):
             (Path(workdir) / PRIVATE_DIR / sub).mkdir(parents=True, exist_ok=True)
         argv = wrap(argv, workdir, gpu=device.kind == "cuda", network=task.network)
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,8 @@
 """The run sandbox: bubblewrap (``bwrap``) where the machine allows it.
 
-A sandboxed run sees the whole file system read-only, a private empty ``/tmp``, a minimal
+A sandboxed run sees the whole file system read-only (``/tmp`` too: a task, a checkout or
+an interpreter may live there, so it is not hidden; the run's ``TMPDIR`` is a private
+directory in its workspace), a minimal
 ``/dev`` (the real one on a GPU, so the driver stays reachable), its own ``/proc``, and no
 network unless the task asks for it. Only its workspace is writable. Whether ``bwrap``
 works is probed once per process (``bwrap --ro-bind / / true``); where it does not, runs
@@ -82,11 +84,11 @@ def sandbox_enabled(mode: SandboxMode) -> bool:
 
 
 def wrap(argv: list[str], workdir: Path, *, gpu: bool, network: bool) -> list[str]:
-    """``argv`` run by bubblewrap with only ``workdir`` (and a private /tmp) writable."""
+    """``argv`` run by bubblewrap with only ``workdir`` writable."""
     work = str(Path(workdir).resolve())
     cmd = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/"]
     cmd += ["--dev-bind", "/dev", "/dev"] if gpu else ["--dev", "/dev"]
-    cmd += ["--proc", "/proc", "--tmpfs", "/tmp", "--bind", work, work, "--chdir", work]
+    cmd += ["--proc", "/proc", "--bind", work, work, "--chdir", work]
     if not network:
         cmd.append("--unshare-net")
     cmd += ["--die-with-parent", "--"]

@@ -4,7 +4,8 @@
 real raylet with its own worker processes, all bound to 127.0.0.1; each worker node
 declares one GPU (a count Ray schedules by: there is no GPU behind it, so each agent
 detects a CPU device on its node). The agents run the landscape task (runs take
-milliseconds) or a small task whose runs sleep, so that a run is in flight when a node is
+milliseconds) or a small task whose next run a test can hold (it waits while a file
+``hold`` exists in its workspace), so that a run is surely in flight when a node is
 removed or the driver is stopped.
 
 What this cannot simulate: separate filesystems (the nodes share this machine's; the
@@ -46,9 +47,11 @@ WORKER_NODES = 3
 # the machine's outward address; this variable makes Ray use 127.0.0.1 everywhere).
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
-# A run that takes over half a second: long enough to be caught in flight.
+# A run of half a second, held while a file "hold" exists in its workspace: a test holds
+# one agent's next run to remove its node (or stop the driver) while it is surely in flight.
 SLOW_TRAIN = """\
 import math
+import os
 import time
 
 # ---- knobs ----
@@ -56,7 +59,11 @@ LR = 0.1  # step size
 WIDTH = 16  # power of two
 # ---- end knobs ----
 
-time.sleep(0.6)
+if os.path.exists("hold"):
+    print("held", flush=True)
+while os.path.exists("hold"):
+    time.sleep(0.05)
+time.sleep(0.5)
 loss = (math.log(LR) - math.log(0.3)) ** 2 + (math.log2(WIDTH) - 5) ** 2 / 10
 print("---")
 print(f"val_loss: {loss:.6f}")
@@ -145,8 +152,6 @@ def check_swarm(
         assert len(mine) == experiments or name in lost
         assert row.device == swarm.board[name].device, "memory and live view agree on where"
         assert all("#" in _node(t.device) for t in mine), "every trace names its node"
-        if mine:  # the newest ran where the agent is now (older ones maybe on a lost node)
-            assert max(mine, key=lambda t: t.created_at).device == row.device
     nodes = [_node(row.device) for row in rows.values()]
     assert len(set(nodes)) == len(nodes), f"agents share a node: {nodes}"
     return traces
@@ -209,6 +214,27 @@ def _in_flight(nodes: Path, agent: str) -> bool:
     return False
 
 
+def _hold(nodes: Path, agent: str, driver: Any = None) -> Path:
+    """Hold ``agent``'s next run and wait until it started (held: it cannot end); the
+    hold file, to delete once the node is gone."""
+    _wait(lambda: _in_flight(nodes, agent), 150, f"{agent}'s first experiment", driver)
+    (home,) = nodes.glob(f"labswarm-cluster/*/{agent}")
+    hold = home / "work" / "hold"
+    hold.write_text("")
+
+    def held() -> bool:  # a run that printed "held" waits until the file goes
+        if not (home / "work" / ".labswarm-run.json").exists():
+            return False
+        for log in (home / "logs").glob("*.log"):
+            text = log.read_text(errors="replace")
+            if text.startswith("held") and "---" not in text:
+                return True
+        return False
+
+    _wait(held, 120, f"{agent} holding an experiment", driver)
+    return hold
+
+
 def _processes_under(root: Path) -> list[int]:
     """Pids of processes whose working directory lies under ``root``."""
     found = []
@@ -248,11 +274,13 @@ def test_a_node_removed_mid_run_loses_no_trace_and_the_swarm_finishes(
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         nodes = tmp_path / "nodes"
-        _wait(lambda: _in_flight(nodes, "agent-0"), 120, "agent-0 running an experiment")
+        _wait(lambda: swarm.baseline_id is not None, 120, "the noise measured")
+        hold = _hold(nodes, "agent-0")
         placement = swarm._agents["agent-0"].placement
         assert placement is not None
         (victim,) = [n for n in cluster.worker_nodes if n.node_id == placement.node_id]
         cluster.remove_node(victim, allow_graceful=False)
+        hold.unlink()
         thread.join(timeout=150)
         assert not thread.is_alive() and errors == []
         result = swarm.result
@@ -275,15 +303,17 @@ def test_an_agent_ray_cannot_place_again_is_given_up_and_the_others_finish(
     task = make_task(tmp_path / "slow", SLOW_TRAIN, name="slow-quad", budget=2, timeout=30)
     store = get_store(tmp_path / "memory", embedder="hash")
     try:  # three agents on the three GPU nodes: no spare for the one whose node goes
-        swarm = _swarm(tmp_path, cluster, store, task=task, agents=3, experiments=2, lost_after=2.0)
+        swarm = _swarm(tmp_path, cluster, store, task=task, agents=3, experiments=2, lost_after=8.0)
         thread = threading.Thread(target=swarm.run, daemon=True)
         thread.start()
         nodes = tmp_path / "nodes"
-        _wait(lambda: _in_flight(nodes, "agent-0"), 120, "agent-0 running an experiment")
+        _wait(lambda: swarm.baseline_id is not None, 120, "the noise measured")
+        hold = _hold(nodes, "agent-0")
         placement = swarm._agents["agent-0"].placement
         assert placement is not None
         (victim,) = [n for n in cluster.worker_nodes if n.node_id == placement.node_id]
         cluster.remove_node(victim, allow_graceful=False)
+        hold.unlink()
         thread.join(timeout=150)
         assert not thread.is_alive()
         result = swarm.result
@@ -314,14 +344,17 @@ def test_ctrl_c_on_the_driver_stops_every_agent_and_leaves_no_run_behind(
     task = make_task(tmp_path / "slow", SLOW_TRAIN, name="slow-quad", budget=2, timeout=30)
     driver = _driver(tmp_path, cluster, task, "--max-experiments", "50")
     nodes = tmp_path / "nodes"
+    hold: Path | None = None
     try:
-        _wait(lambda: _in_flight(nodes, "agent-0"), 150, "an experiment in flight", driver)
+        hold = _hold(nodes, "agent-0", driver)
         driver.send_signal(signal.SIGINT)
         driver.wait(timeout=90)
     finally:
         if driver.poll() is None:
             driver.kill()
             driver.wait()
+        if hold is not None:
+            hold.unlink()
     log = (tmp_path / "driver.log").read_text(errors="replace")
     _wait(lambda: _processes_under(nodes.resolve()) == [], 10, "runs to end")
     store = get_store(tmp_path / "memory", embedder="hash")
@@ -341,13 +374,16 @@ def test_resume_after_the_driver_was_killed_continues_the_swarm(
     task = make_task(tmp_path / "slow", SLOW_TRAIN, name="slow-quad", budget=2, timeout=30)
     driver = _driver(tmp_path, cluster, task, "--max-experiments", "2")
     nodes = tmp_path / "nodes"
+    hold: Path | None = None
     try:
-        _wait(lambda: _in_flight(nodes, "agent-0"), 150, "an experiment in flight", driver)
+        hold = _hold(nodes, "agent-0", driver)
         driver.kill()  # no cleanup at all: the actors die with their owner
         driver.wait()
     finally:
         if driver.poll() is None:
             driver.kill()
+        if hold is not None:
+            hold.unlink()
     _wait(lambda: _processes_under(nodes.resolve()) == [], 30, "the guards to kill the runs")
     store = get_store(tmp_path / "memory", embedder="hash")
     try:

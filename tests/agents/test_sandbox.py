@@ -30,7 +30,8 @@ needs_bwrap = pytest.mark.skipif(bool(sandbox.probe()), reason=sandbox.probe() o
 
 @pytest.fixture
 def outside_tmp() -> Iterator[Path]:
-    """A task root outside /tmp (a sandboxed run gets its own /tmp, which would hide it)."""
+    """A task root outside pytest's tmp_path, like a real checkout (the workspace is
+    tmp_path, the one writable place)."""
     path = Path(tempfile.mkdtemp(prefix="labswarm-test-", dir="/var/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -60,7 +61,10 @@ attempt("task root", lambda: open({task_file!r}, "a").write("# tampered\\n"))
 attempt("home", lambda: open(os.path.expanduser({home_file!r}), "w").write("x"))
 attempt("network", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=3))
 open("inside.txt", "w").write("the workspace is writable")
-open({tmp_file!r}, "w").write("so is a private /tmp")
+attempt("/tmp", lambda: open({tmp_file!r}, "w").write("x"))
+import tempfile
+with tempfile.NamedTemporaryFile(dir=None) as fh:
+    print("TMPDIR file in the workspace:", fh.name.startswith(os.getcwd()))
 print("---")
 print("val_loss: 1.0")
 """
@@ -92,7 +96,9 @@ def test_a_sandboxed_run_writes_only_its_workspace_and_has_no_network(
     assert (root / "prepare.py").read_text() == "VALUE = 1\n", "the original is unchanged"
     assert not Path(home_file).expanduser().exists()
     assert (ws.path / "inside.txt").is_file()
-    assert not Path(tmp_file).exists(), "the run's /tmp is its own"
+    assert "/tmp refused: [Errno 30] Read-only file system" in text
+    assert not Path(tmp_file).exists()
+    assert "TMPDIR file in the workspace: True" in text, "temporary files go to the workspace"
 
     # the control: the same program unsandboxed reaches the network (so the test can fail)
     (root / "train.py").write_text(escape.replace(repr(str(root / "prepare.py")), "'x.txt'"))
