@@ -153,12 +153,18 @@ def _run_in_thread(swarm: AnySwarm, live: bool, console: Any) -> list[BaseExcept
     from agents.view import LiveView
 
     errors: list[BaseException] = []
+    # Wait on an event, not on Thread.join: on Python 3.11 a Ctrl-C that interrupts
+    # join(timeout) leaves the thread looking dead to later joins while it still runs, and
+    # the process would exit before the agents record their runs as interrupted.
+    finished = threading.Event()
 
     def target() -> None:
         try:
             swarm.run()
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
+        finally:
+            finished.set()
 
     runner = threading.Thread(target=target, name="swarm")
 
@@ -170,15 +176,16 @@ def _run_in_thread(swarm: AnySwarm, live: bool, console: Any) -> list[BaseExcept
     try:
         if live:
             with LiveView(swarm, console):
-                while runner.is_alive():
-                    runner.join(timeout=0.5)
+                while not finished.wait(timeout=0.5):
+                    pass
         else:
-            while runner.is_alive():
-                runner.join(timeout=0.5)
+            while not finished.wait(timeout=0.5):
+                pass
     except KeyboardInterrupt:
         console.print("stopping: runs in flight are killed and recorded as interrupted")
         swarm.stop()
-        runner.join()
+        while not finished.wait(timeout=0.5):
+            pass
     finally:
         signal.signal(signal.SIGTERM, previous)
     return errors

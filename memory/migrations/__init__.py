@@ -29,14 +29,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.pool import NullPool
+# Alembic announces every plugin (on import) and step at INFO, which a CLI at INFO would
+# print each time a memory opens; what this module does is logged here in its own words.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
-from memory.errors import BackendUnavailable
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+from memory.errors import BackendUnavailable  # noqa: E402
 
 log = logging.getLogger(__name__)
 

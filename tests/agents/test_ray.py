@@ -235,6 +235,15 @@ def _hold(nodes: Path, agent: str, driver: Any = None) -> Path:
     return hold
 
 
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie does not)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except OSError:
+        return False
+    return text[text.rfind(")") + 2 :].split()[:1] not in (["Z"], ["X"])
+
+
 def _processes_under(root: Path) -> list[int]:
     """Pids of processes whose working directory lies under ``root``."""
     found = []
@@ -280,6 +289,8 @@ def test_a_node_removed_mid_run_loses_no_trace_and_the_swarm_finishes(
         assert placement is not None
         (victim,) = [n for n in cluster.worker_nodes if n.node_id == placement.node_id]
         cluster.remove_node(victim, allow_graceful=False)
+        # release the held run only once its agent is gone: it then ends unrecorded
+        _wait(lambda: not _running(placement.pid), 30, "the agent's process to end")
         hold.unlink()
         thread.join(timeout=150)
         assert not thread.is_alive() and errors == []
@@ -313,6 +324,8 @@ def test_an_agent_ray_cannot_place_again_is_given_up_and_the_others_finish(
         assert placement is not None
         (victim,) = [n for n in cluster.worker_nodes if n.node_id == placement.node_id]
         cluster.remove_node(victim, allow_graceful=False)
+        # release the held run only once its agent is gone: it then ends unrecorded
+        _wait(lambda: not _running(placement.pid), 30, "the agent's process to end")
         hold.unlink()
         thread.join(timeout=150)
         assert not thread.is_alive()
@@ -382,9 +395,10 @@ def test_resume_after_the_driver_was_killed_continues_the_swarm(
     finally:
         if driver.poll() is None:
             driver.kill()
-        if hold is not None:
-            hold.unlink()
+    # the held run ends only by its guard (the agent died with the driver), never recorded
     _wait(lambda: _processes_under(nodes.resolve()) == [], 30, "the guards to kill the runs")
+    if hold is not None:
+        hold.unlink()
     store = get_store(tmp_path / "memory", embedder="hash")
     try:
         assert store.active_claims("slow-quad"), "the killed driver left its claims"

@@ -132,3 +132,49 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
         assert len(swarms) == 1 and swarms[0].status == "finished"
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_records_the_runs_in_flight_as_interrupted_before_exiting(tmp_path):
+    """SIGINT on ``labswarm run``: the process waits for its agents, which kill their runs
+    and record them ``interrupted`` with their claims released (a Ctrl-C that interrupted
+    ``Thread.join`` once let the process exit first)."""
+    flag = tmp_path / "sleep.flag"
+    flag.write_text("sleep")
+    task_dir = make_task(tmp_path / "slow", SLOW.replace("FLAG_PATH", repr(str(flag))), name="slow")
+    mem, runs = tmp_path / "mem", tmp_path / "runs"
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
+    args = [LABSWARM, "run", "--task", str(task_dir), "--memory", str(mem)]
+    args += ["--runs-dir", str(runs), "--agents", "2", "--devices", "cpu", "--budget", "1"]
+    args += ["--max-experiments", "2", "--no-live"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            pidfiles = list(runs.glob("*/agents/*/work/.labswarm-run.json"))
+            logs = [p for p in runs.glob("*/agents/*/logs/*.log") if "baseline" not in p.name]
+            if len(logs) == 2 and len(pidfiles) == 2:
+                break
+            assert proc.poll() is None, "the swarm ended before its runs were in flight"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no experiment in flight within 90 s")
+        in_flight = {p.stem for p in logs}
+        pgids = [json.loads(p.read_text())["pgid"] for p in pidfiles]
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "stopping" in out.decode(errors="replace")
+    assert not any(_alive(g) for g in pgids), "no run outlives the swarm"
+    store = get_store(mem, embedder="hash")
+    try:
+        traces = store.query_traces(TraceQuery(task="slow", limit=100)).data
+        interrupted = {t.id for t in traces if t.status == Status.interrupted}
+        assert interrupted == in_flight, "every run in flight is recorded before the exit"
+        assert store.active_claims("slow") == []
+        assert {a.status for a in store.list_agents()} == {"stopped"}
+    finally:
+        store.close()

@@ -23,6 +23,9 @@ from tests.server.conftest import AUTH
 from tests.server.http_backend import TOKEN, serve_store
 
 TASK = "cross-site"
+# Generous: the first request to a fresh uvicorn on a loaded 2-core machine took over the
+# default 5 s once; what is checked is the answer, not its speed.
+http = httpx.Client(timeout=60)
 EVIL = "https://evil.example"
 COMMUNITY_PACK = Path(__file__).resolve().parents[2] / "seeds" / "autoresearch-community.jsonl"
 
@@ -72,15 +75,15 @@ def test_cross_site_simple_posts_to_packs_are_refused(
     # exactly what a <form> or a no-cors fetch on any web page sends: no preflight
     before = stored(store)
     browser = {"Origin": EVIL, "Sec-Fetch-Site": "cross-site", "Content-Type": content_type}
-    response = httpx.post(f"{open_url}/api/packs", content=pack_text(), headers=browser)
+    response = http.post(f"{open_url}/api/packs", content=pack_text(), headers=browser)
     assert response.status_code == 403, response.text
     assert "cross-site" in response.json()["message"]
     # an older browser without Sec-Fetch-Site: the Origin alone refuses it
     no_fetch_meta = {"Origin": EVIL, "Content-Type": content_type}
-    response = httpx.post(f"{open_url}/api/packs", content=pack_text(), headers=no_fetch_meta)
+    response = http.post(f"{open_url}/api/packs", content=pack_text(), headers=no_fetch_meta)
     assert response.status_code == 403 and EVIL in response.json()["message"]
     # without Origin and without the header: nothing proves it is not a web page
-    response = httpx.post(
+    response = http.post(
         f"{open_url}/api/packs", content=pack_text(), headers={"Content-Type": content_type}
     )
     assert response.status_code == 403 and "X-Labswarm-Write" in response.json()["message"]
@@ -93,7 +96,7 @@ def test_packs_need_their_content_type_even_with_the_write_header(
     before = stored(store)
     for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
         headers = {"X-Labswarm-Write": "1", "Content-Type": content_type}
-        response = httpx.post(f"{open_url}/api/packs", content=pack_text(), headers=headers)
+        response = http.post(f"{open_url}/api/packs", content=pack_text(), headers=headers)
         assert response.status_code == 415, response.text
         body = response.json()
         assert body["error"] == "unsupported_media_type"
@@ -101,7 +104,7 @@ def test_packs_need_their_content_type_even_with_the_write_header(
     assert stored(store) == before
     for content_type in ("application/x-ndjson", "application/jsonl; charset=utf-8"):
         headers = {"X-Labswarm-Write": "1", "Content-Type": content_type}
-        response = httpx.post(f"{open_url}/api/packs", content=pack_text(), headers=headers)
+        response = http.post(f"{open_url}/api/packs", content=pack_text(), headers=headers)
         assert response.status_code == 200, response.text
     assert stored(store) == (before[0], before[1] + 1)  # the same finding: imported once
 
@@ -116,7 +119,7 @@ def test_open_writes_need_the_header_or_the_same_origin(open_url: str, store: St
         {"Origin": "null"},  # a sandboxed frame or a file:// page
     ]
     for headers in refused:
-        response = httpx.post(url, json=trace("refused"), headers=headers)
+        response = http.post(url, json=trace("refused"), headers=headers)
         assert response.status_code == 403, (headers, response.text)
         assert response.json()["error"] == "forbidden"
     assert store.count() == 0
@@ -126,7 +129,7 @@ def test_open_writes_need_the_header_or_the_same_origin(open_url: str, store: St
         {"Sec-Fetch-Site": "same-origin"},
     ]
     for n, headers in enumerate(accepted):
-        response = httpx.post(url, json=trace(f"ok-{n}"), headers=headers)
+        response = http.post(url, json=trace(f"ok-{n}"), headers=headers)
         assert response.status_code == 201, (headers, response.text)
     assert store.count() == len(accepted)
 
@@ -135,21 +138,21 @@ def test_reindex_needs_a_json_body_or_the_header(
     open_url: str, token_url: str, store: Store
 ) -> None:
     # open mode: the bare cross-site POST of the review, and a form, are refused
-    bare = httpx.post(f"{open_url}/api/reindex", params={"full": "true"})
+    bare = http.post(f"{open_url}/api/reindex", params={"full": "true"})
     assert bare.status_code == 403
-    form = httpx.post(
+    form = http.post(
         f"{open_url}/api/reindex?full=true",
         content=b"a=b",
         headers={"Origin": EVIL, "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert form.status_code == 403
-    ok = httpx.post(f"{open_url}/api/reindex", headers={"X-Labswarm-Write": "1"})
+    ok = http.post(f"{open_url}/api/reindex", headers={"X-Labswarm-Write": "1"})
     assert ok.status_code == 200 and ok.json() == {"indexed": 0}
     # token mode: the token is not enough for a body-less write without either
-    bare = httpx.post(f"{token_url}/api/reindex", headers=AUTH)
+    bare = http.post(f"{token_url}/api/reindex", headers=AUTH)
     assert bare.status_code == 415 and "X-Labswarm-Write" in bare.json()["message"]
     for extra in ({"X-Labswarm-Write": "1"}, {"Content-Type": "application/json"}):
-        response = httpx.post(f"{token_url}/api/reindex", headers=AUTH | extra)
+        response = http.post(f"{token_url}/api/reindex", headers=AUTH | extra)
         assert response.status_code == 200, response.text
 
 
@@ -195,26 +198,26 @@ def test_http_store_writes_to_an_open_server(open_url: str, store: Store) -> Non
 def test_unknown_host_is_refused(open_url: str) -> None:
     port = open_url.rsplit(":", 1)[1]
     for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
-        response = httpx.get(f"{open_url}/api/health", headers={"Host": host})
+        response = http.get(f"{open_url}/api/health", headers={"Host": host})
         assert response.status_code == 400, host
         assert response.json()["error"] == "bad_host"
         assert "LABSWARM_TRUSTED_HOSTS" in response.json()["message"]
-        write = httpx.post(
+        write = http.post(
             f"{open_url}/api/experiments",
             json=trace("rebound"),
             headers={"Host": host, "X-Labswarm-Write": "1"},
         )
         assert write.status_code == 400
     for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
-        response = httpx.get(f"{open_url}/api/health", headers={"Host": host})
+        response = http.get(f"{open_url}/api/health", headers={"Host": host})
         assert response.status_code == 200, host
 
 
 def test_trusted_hosts_setting_adds_names(store: Store) -> None:
     with serve_store(store, token=TOKEN, trusted_hosts=["memory.lab.example"]) as url:
-        named = httpx.get(f"{url}/api/health", headers={"Host": "memory.lab.example:8765"})
+        named = http.get(f"{url}/api/health", headers={"Host": "memory.lab.example:8765"})
         assert named.status_code == 200
-        other = httpx.get(f"{url}/api/health", headers={"Host": "other.example"})
+        other = http.get(f"{url}/api/health", headers={"Host": "other.example"})
         assert other.status_code == 400
 
 
@@ -246,7 +249,7 @@ def test_trusted_host_list() -> None:
 def test_405_lists_the_allowed_methods(
     token_url: str, method: str, path: str, allowed: str
 ) -> None:
-    response = httpx.request(method, f"{token_url}{path}", headers=AUTH)
+    response = http.request(method, f"{token_url}{path}", headers=AUTH)
     assert response.status_code == 405
     assert response.headers["allow"] == allowed
     assert response.json()["error"] == "method_not_allowed"
