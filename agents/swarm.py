@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agents.baseline import Baseline, BaselineError, Seat, measure_noise
 from agents.board import AgentBoard, apply_event
@@ -141,6 +141,50 @@ def start_program(store: Store, task: Task, trace_id: str) -> tuple[Program, str
     except LineageError as exc:
         raise SwarmError(f"--start-from {trace_id}: {exc}") from None
     return program, diff(original, program)
+
+
+class BoardOwner(Protocol):
+    """What :func:`measure_on_board` needs of a swarm (embedded or on a cluster)."""
+
+    store: Store
+    root: Program
+    config: SwarmConfig
+    stop_event: threading.Event
+    root_diff: str
+    board: dict[str, AgentBoard]
+    board_lock: threading.Lock
+    noise: float
+    baseline_id: str | None
+
+
+def measure_on_board(owner: BoardOwner, seats: list[Seat]) -> Baseline:
+    """Measure the noise with replicate runs on ``seats`` (:func:`agents.baseline.
+    measure_noise`), showing them on the owner's board; store the noise and the baseline
+    on the owner. A failure is a :class:`SwarmError`."""
+
+    def started(name: str) -> None:
+        with owner.board_lock:
+            b = owner.board[name]
+            b.status, b.hypothesis, b.run_started = "baseline", "baseline run", time.time()
+
+    try:
+        baseline = measure_noise(
+            owner.store,
+            owner.root,
+            seats,
+            replicates=owner.config.replicates,
+            stop=owner.stop_event,
+            diff=owner.root_diff,
+            origin=owner.config.start_from or "",
+            on_start=started,
+        )
+    except (BaselineError, TaskRootChanged) as exc:
+        raise SwarmError(str(exc)) from None
+    owner.noise, owner.baseline_id = baseline.noise, baseline.baseline_id
+    with owner.board_lock:
+        for b in owner.board.values():
+            b.status, b.run_started, b.base_metric = "idle", None, baseline.metric
+    return baseline
 
 
 class Swarm:
@@ -293,30 +337,7 @@ class Swarm:
     def measure_noise(self, benches: dict[str, Bench], names: list[str]) -> Baseline:
         """Replicate runs of the root program (see :mod:`agents.baseline`), stored here."""
         seats = [Seat(n, self.author(n, benches[n].device), benches[n]) for n in names]
-
-        def started(name: str) -> None:
-            with self.board_lock:
-                b = self.board[name]
-                b.status, b.hypothesis, b.run_started = "baseline", "baseline run", time.time()
-
-        try:
-            baseline = measure_noise(
-                self.store,
-                self.root,
-                seats,
-                replicates=self.config.replicates,
-                stop=self.stop_event,
-                diff=self.root_diff,
-                origin=self.config.start_from or "",
-                on_start=started,
-            )
-        except (BaselineError, TaskRootChanged) as exc:
-            raise SwarmError(str(exc)) from None
-        self.noise, self.baseline_id = baseline.noise, baseline.baseline_id
-        with self.board_lock:
-            for b in self.board.values():
-                b.status, b.run_started, b.base_metric = "idle", None, baseline.metric
-        return baseline
+        return measure_on_board(self, seats)
 
     # -- resume -------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from agents.baseline import BaselineError, Seat, measure_noise
+from agents.baseline import BaselineError, Seat
 from agents.board import AgentBoard, apply_event
 from agents.cluster.actor import (
     AgentEnd,
@@ -67,6 +67,7 @@ from agents.swarm import (
     _latest_swarm,
     _read_meta,
     _resumed_config,
+    measure_on_board,
     start_program,
 )
 from agents.task import load_task
@@ -347,28 +348,7 @@ class ClusterSwarm:
             bench = RemoteBench(agent.actor, self.budget, logs / "logs", wait)
             seats.append(Seat(name, self._author(name), cast(Bench, bench)))
 
-        def started(name: str) -> None:
-            with self.board_lock:
-                b = self.board[name]
-                b.status, b.hypothesis, b.run_started = "baseline", "baseline run", time.time()
-
-        try:
-            baseline = measure_noise(
-                self.store,
-                self.root,
-                seats,
-                replicates=self.config.replicates,
-                stop=self.stop_event,
-                diff=self.root_diff,
-                origin=self.config.start_from or "",
-                on_start=started,
-            )
-        except BaselineError as exc:
-            raise SwarmError(str(exc)) from None
-        self.noise, self.baseline_id = baseline.noise, baseline.baseline_id
-        with self.board_lock:
-            for b in self.board.values():
-                b.status, b.run_started, b.base_metric = "idle", None, baseline.metric
+        measure_on_board(self, seats)
 
     def _home(self, name: str) -> str:
         base = self.cluster.node_dir or "<node tmp>"
