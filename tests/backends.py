@@ -7,7 +7,8 @@ yields an EMPTY store and cleans up after it:
 - ``team``: PostgreSQL (a fresh database for the test session, dropped afterwards) +
   a ``chroma run`` server on a free loopback port, stopped by PID at the end; each store
   starts from emptied tables and collections;
-- ``http``: added when ``tests/server/http_backend.py`` defines ``make_http(env)``.
+- ``http``: the labswarm server on uvicorn over an embedded store, through the HTTP store
+  (``tests/server/http_backend.py``).
 
 Services (PostgreSQL database, Chroma server) start lazily on first use, once per
 session: ``Services.close()`` (called by the session fixture in ``tests/conftest.py``)
@@ -17,7 +18,6 @@ drops and stops them.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shutil
 import socket
@@ -34,6 +34,7 @@ from pathlib import Path
 
 from memory import Store, get_store
 from memory.embed import Embedder
+from tests.server.http_backend import make_http
 
 PG_ADMIN_URL = os.environ.get(
     "LABSWARM_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -178,10 +179,5 @@ def make_team(env: BackendEnv) -> Iterator[Store]:
 BACKENDS: dict[str, Callable[[BackendEnv], AbstractContextManager[Store]]] = {
     "embedded": make_embedded,
     "team": make_team,
+    "http": make_http,  # the same contract through the labswarm server on uvicorn
 }
-
-# The server engineer's HTTP backend runs this same contract suite through uvicorn.
-if (Path(__file__).parent / "server" / "http_backend.py").exists():
-    _http = importlib.import_module("tests.server.http_backend")
-    if hasattr(_http, "make_http"):
-        BACKENDS["http"] = _http.make_http
