@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,19 @@ from agents.judge import Verdict
 from agents.task import Task
 from memory.base import Store
 from memory.errors import NotFound
-from memory.models import AgentCreate, ExperimentCreate, Role, Status, new_id
+from memory.models import (
+    AgentCreate,
+    ExperimentCreate,
+    Role,
+    Status,
+    new_id,
+    storable,
+    storable_text,
+)
+
+# Text a program printed (or a proposer wrote) that a trace keeps: memory refuses NUL bytes
+# and lone surrogates, so they are cleaned here rather than losing the trace.
+_PRINTED_TEXT = ("hypothesis", "diff", "log_tail", "error")
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +47,6 @@ def memory_gb(summary: dict[str, Any]) -> float | None:
     return round(peak / 1024, 4)
 
 
-def storable(resources: dict[str, Any]) -> dict[str, Any]:
-    """``resources`` as memory accepts them: a NaN or infinite number becomes its text
-    (a run may print ``val_loss: nan``; memory keeps only finite numbers)."""
-    return {
-        key: str(value) if isinstance(value, float) and not math.isfinite(value) else value
-        for key, value in resources.items()
-    }
-
-
 @dataclass(frozen=True)
 class Author:
     """Who writes a trace: the swarm, the agent, its device, and the run budget."""
@@ -56,8 +58,13 @@ class Author:
     budget: float
 
     def trace(self, status: Status, **fields: Any) -> ExperimentCreate:
-        """A trace of this author; ``fields`` fill the rest (``resources`` get the budget)."""
+        """A trace of this author; ``fields`` fill the rest (``resources`` get the budget).
+        What a program printed is made storable (``memory.models.storable``): a NaN
+        becomes its text, NUL bytes and lone surrogates are replaced."""
         resources = storable({"budget_s": self.budget, **fields.pop("resources", {})})
+        for key in _PRINTED_TEXT:
+            if isinstance(fields.get(key), str):
+                fields[key] = storable_text(fields[key])
         return ExperimentCreate(
             task=self.task.name,
             swarm_id=self.swarm_id,

@@ -108,3 +108,24 @@ def test_too_few_replicates_are_refused(tmp_path, store):
     task_dir = make_task(tmp_path / "t")
     with pytest.raises(SwarmError, match="at least 2 runs"):
         Swarm(_config(tmp_path, task_dir, agents=1, replicates=1), store)
+
+
+def test_a_run_that_prints_nul_bytes_and_nan_is_still_recorded(tmp_path, store):
+    # memory refuses NUL bytes and non-finite numbers at its edge; what a program prints is
+    # made storable when the trace is written, so the run is recorded, not the agent lost
+    train = (
+        "import sys\nLR = 0.1  # step size\n"
+        'sys.stdout.write("binary junk: \\x00\\x00 done\\n")\n'
+        'print("---")\nprint(f"val_loss: {LR}")\nprint("grad_norm: nan")\n'
+    )
+    task_dir = make_task(tmp_path / "t", train)
+    factory = fixed_factory({"agent-0": [edit_proposal("LR up", *LR_UP)]})
+    swarm = Swarm(
+        _config(tmp_path, task_dir, agents=1, max_experiments=1), store, proposer_factory=factory
+    )
+    result = swarm.run()
+    assert result.errors == []
+    (run,) = store.query_traces(TraceQuery(task="quad", role=[Role.experiment])).data
+    assert run.status in (Status.keep, Status.discard) and run.metric == 0.3
+    assert "binary junk:  done" in run.log_tail and "\x00" not in run.log_tail
+    assert run.resources["grad_norm"] == "nan"
