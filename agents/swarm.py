@@ -143,6 +143,35 @@ def start_program(store: Store, task: Task, trace_id: str) -> tuple[Program, str
     return program, diff(original, program)
 
 
+@dataclass
+class SwarmHome:
+    """Who a swarm is and where it lives: a new id and directory, or those of the swarm
+    being resumed (its saved config, with the limits a resume may extend)."""
+
+    config: SwarmConfig
+    swarm_id: str
+    directory: Path
+    meta: dict[str, Any]
+    resuming: bool
+
+    @classmethod
+    def open(cls, config: SwarmConfig, resume: str | None) -> SwarmHome:
+        runs = Path(config.runs_dir)
+        if resume:
+            directory = _latest_swarm(runs) if resume == "latest" else runs / resume
+            meta = _read_meta(directory, resume)
+            home = cls(_resumed_config(meta, config), str(meta["swarm_id"]), directory, meta, True)
+        else:
+            swarm_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + new_id()[:6]
+            home = cls(config, swarm_id, runs / swarm_id, {}, False)
+        if home.config.replicates < MIN_REPLICATES:
+            raise SwarmError(
+                f"replicates: {home.config.replicates} is too few; the noise is the spread "
+                f"of at least {MIN_REPLICATES} runs of the same program"
+            )
+        return home
+
+
 class BoardOwner(Protocol):
     """What :func:`measure_on_board` needs of a swarm (embedded or on a cluster)."""
 
@@ -202,23 +231,9 @@ class Swarm:
         self.stop_event = threading.Event()
         self.board: dict[str, AgentBoard] = {}
         self.board_lock = threading.Lock()
-        runs = Path(config.runs_dir)
-        if resume:
-            self.directory = _latest_swarm(runs) if resume == "latest" else runs / resume
-            self.meta = _read_meta(self.directory, resume)
-            self.config = _resumed_config(self.meta, config)
-            self.swarm_id = str(self.meta["swarm_id"])
-        else:
-            self.config = config
-            self.swarm_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + new_id()[:6]
-            self.directory = runs / self.swarm_id
-            self.meta = {}
-        self.resuming = bool(resume)
-        if self.config.replicates < MIN_REPLICATES:
-            raise SwarmError(
-                f"replicates: {self.config.replicates} is too few; the noise is the spread "
-                f"of at least {MIN_REPLICATES} runs of the same program"
-            )
+        home = SwarmHome.open(config, resume)
+        self.config, self.swarm_id, self.directory = home.config, home.swarm_id, home.directory
+        self.meta, self.resuming = home.meta, home.resuming
         self.task = load_task(self.config.task)
         self.devices = plan_devices(self.config.agents, self.config.devices)
         kinds = {d.kind for d in self.devices}

@@ -30,7 +30,6 @@ import secrets
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,15 +57,12 @@ from agents.cluster.packing import pack_task
 from agents.cluster.recover import agent_progress, settle_claims
 from agents.devices import Device
 from agents.execute import Bench, Outcome
-from agents.judge import MIN_REPLICATES
 from agents.program import Program
 from agents.swarm import (
     SwarmConfig,
     SwarmError,
+    SwarmHome,
     SwarmResult,
-    _latest_swarm,
-    _read_meta,
-    _resumed_config,
     measure_on_board,
     start_program,
 )
@@ -74,7 +70,7 @@ from agents.task import load_task
 from agents.tracing import Author, set_agent
 from agents.workspace import protected_hashes
 from memory.base import Store
-from memory.models import SwarmCreate, new_id
+from memory.models import SwarmCreate
 
 log = logging.getLogger(__name__)
 
@@ -135,23 +131,9 @@ class ClusterSwarm:
         self.stop_event = threading.Event()
         self.board: dict[str, AgentBoard] = {}
         self.board_lock = threading.Lock()
-        runs = Path(config.runs_dir)
-        if resume:
-            self.directory = _latest_swarm(runs) if resume == "latest" else runs / resume
-            self.meta: dict[str, Any] = _read_meta(self.directory, resume)
-            self.config = _resumed_config(self.meta, config)
-            self.swarm_id = str(self.meta["swarm_id"])
-        else:
-            self.config = config
-            self.swarm_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + new_id()[:6]
-            self.directory = runs / self.swarm_id
-            self.meta = {}
-        self.resuming = bool(resume)
-        if self.config.replicates < MIN_REPLICATES:
-            raise SwarmError(
-                f"replicates: {self.config.replicates} is too few; the noise is the spread "
-                f"of at least {MIN_REPLICATES} runs of the same program"
-            )
+        home = SwarmHome.open(config, resume)
+        self.config, self.swarm_id, self.directory = home.config, home.swarm_id, home.directory
+        self.meta, self.resuming = home.meta, home.resuming
         self.want_gpu, self.cpus = share(self.config.devices)
         self.task = load_task(self.config.task)
         self.expected: dict[str, str] = self.meta.get("protected") or protected_hashes(self.task)
