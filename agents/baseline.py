@@ -1,11 +1,14 @@
 """Noise measurement: replicate runs of the swarm's root program on the agents' devices.
 
-Each replicate runs through the same path as every experiment (:meth:`Bench.execute`),
-is judged "ran / did not run" (:func:`agents.judge.judge_replicate`) and recorded by
-:func:`agents.tracing.trace_from_run` with ``role=baseline``; the first replicate is the
-root of every agent's lineage. Only this swarm's own replicates count (a resumed swarm
-reuses them); a baseline from a pack, another swarm or another installation never sets the
-noise. The rule is in :mod:`agents.judge`.
+Each replicate runs through the same path as every experiment (:meth:`Bench.execute`), with
+its own ``LABSWARM_SEED``, is judged "ran / did not run" (:func:`agents.judge.judge_replicate`)
+and recorded by :func:`agents.tracing.trace_from_run` with ``role=baseline``; the first
+replicate is the root of every agent's lineage. Only this swarm's own replicates count (a
+resumed swarm reuses them); a baseline from a pack, another swarm or another installation
+never sets the noise. The noise is the sd memory pools over this swarm's repeated programs
+(:meth:`memory.base.Store.noise`; at the start: these replicates). Identical replicates
+stop the swarm with :func:`agents.judge.identical_message` unless the task declares a floor.
+The rule is in :mod:`agents.judge`.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from dataclasses import dataclass
 from statistics import fmean
 
 from agents.execute import Bench
-from agents.judge import judge_replicate, noise_from
+from agents.judge import NoNoise, judge_replicate, noise_used
 from agents.program import Program
+from agents.runner import run_seed
 from agents.tracing import Author, trace_from_run, write_trace
 from memory.base import Store
 from memory.models import ExperimentPublic, Role, Status, TraceQuery, new_id
@@ -41,7 +45,7 @@ class Seat:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The measured noise and the replicates it comes from (oldest first)."""
+    """The measured noise (sd, at least the task's floor) and the replicates (oldest first)."""
 
     noise: float
     replicates: list[ExperimentPublic]
@@ -84,7 +88,7 @@ def run_replicate(
 ) -> ExperimentPublic:
     """Replicate ``number`` (from 1) of ``root`` on ``seat``, recorded as a baseline."""
     trace_id = new_id()
-    outcome = seat.bench.execute(root, f"baseline-{trace_id}")
+    outcome = seat.bench.execute(root, f"baseline-{trace_id}", seed=run_seed(trace_id))
     verdict = judge_replicate(outcome.result, outcome.tampered)
     what = f"the program of trace {origin}" if origin else "the unmodified program"
     trace = trace_from_run(
@@ -135,10 +139,12 @@ def measure_noise(
     diff: str = "",
     origin: str = "",
     on_start: Callable[[str], None] | None = None,
+    floor: float | None = None,
 ) -> Baseline:
     """Run the missing replicates of ``root`` in parallel, one per seat, and return the
     noise. ``diff`` (against the task's program) and ``origin`` (a trace id) describe a
-    root chosen with ``--start-from``; ``on_start(agent name)`` is told of each run."""
+    root chosen with ``--start-from``; ``on_start(agent name)`` is told of each run;
+    ``floor`` is the task's declared noise floor (``[noise].min``)."""
     first = seats[0].author
     have = existing_baselines(
         store,
@@ -173,6 +179,23 @@ def measure_noise(
             traces.append(item)
         have += traces
     chosen = have[:replicates]
-    noise = noise_from([t.metric for t in chosen if t.metric is not None])
-    log.info("noise %.6g from %d baseline run(s)", noise, len(chosen))
-    return Baseline(noise=noise, replicates=chosen)
+    estimate = store.noise(
+        first.task.name, first.device.hardware, first.budget, swarm_id=first.swarm_id
+    )
+    try:
+        noise = noise_used(estimate, floor)
+    except NoNoise as exc:
+        raise BaselineError(str(exc)) from None
+    if noise is None:
+        raise BaselineError("the baseline replicates measured no noise")
+    if noise.floored and estimate is not None and estimate.identical:
+        log.warning(
+            "noise: the %d replicates are identical -- the program ignores LABSWARM_SEED; "
+            "judging with the task's declared floor [noise].min = %.6g",
+            estimate.n,
+            noise.sd,
+        )
+    elif noise.floored:
+        log.warning("noise: the measured sd is below the task's declared floor %.6g", noise.sd)
+    log.info("noise sd %.6g from %d run(s), %d df", noise.sd, noise.n, noise.df)
+    return Baseline(noise=noise.sd, replicates=chosen)

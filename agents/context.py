@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agents.devices import Device
 from agents.execute import Bench
+from agents.judge import Rules
 from agents.library import ProgramLibrary
 from agents.proposers.base import Proposer
 from agents.task import Task
@@ -29,7 +30,8 @@ class AgentContext:
     library: ProgramLibrary  # programs this swarm may run
     swarm_id: str
     agent_name: str
-    noise: float
+    noise: float  # the swarm's noise sd when it started (the judge re-reads memory's)
+    rules: Rules = field(default_factory=Rules)
     max_experiments: int | None = None
     deadline: float | None = None  # time.time() after which no new run starts
     max_refusals: int = DEFAULT_MAX_REFUSALS

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from agents.devices import Device
 from agents.program import Program
-from agents.runner import RunResult, run_program
+from agents.runner import RunResult, run_program, run_seed
 from agents.task import Task
 from agents.workspace import TaskRootChanged, Workspace, check_task_root
 from memory.models import utcnow
@@ -85,8 +85,11 @@ class Bench:
         if result is not None and result.status != "ok":
             raise SetupFailed(result, log_path)
 
-    def execute(self, program: Program, log_name: str) -> Outcome:
-        """Run ``program`` here (see the module docstring); never raises for a bad program."""
+    def execute(self, program: Program, log_name: str, *, seed: int | None = None) -> Outcome:
+        """Run ``program`` here (see the module docstring); never raises for a bad program.
+
+        ``seed`` is the run's ``LABSWARM_SEED`` (default: :func:`agents.runner.run_seed` of
+        ``log_name``, so every log name -- a trace id -- gets its own)."""
         self.check_root()
         self.ensure_setup()
         ws = self.workspace
@@ -102,6 +105,7 @@ class Bench:
             stop=self.stop,
             on_start=ws.write_pidfile,
             python=self.python,
+            seed=run_seed(log_name) if seed is None else seed,
         )
         ws.clear_pidfile()
         tampered = ws.tampered()

@@ -1,8 +1,13 @@
 """One researcher agent as a LangGraph ``StateGraph``::
 
     recall -> propose -> check -> run -> judge -> record -> recall ...
-                 ^         |
-                 +-refused-+   (duplicate / invalid / too close to a recorded failure)
+                 ^         |                 |  ^
+                 +-refused-+       candidate v  | (stage 2)
+                                          confirm
+    refused: duplicate / invalid / too close to a recorded failure
+    candidate: a first run that passed the screen (or a suspect one) runs again with
+    another seed before the verdict is final (agents.judge)
+    record -> remeasure -> recall: a kept program runs rules.remeasure more times first
 
 Memory, proposer, workspace and device reach the nodes through the runtime context
 (:class:`agents.context.AgentContext`). Compile with a checkpointer whose serializer is
@@ -20,7 +25,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.context import AgentContext
-from agents.nodes import check, judge_node, propose, recall, record, run
+from agents.nodes import check, confirm, judge_node, propose, recall, record, remeasure, run
 from agents.state import AgentState, InputState
 
 
@@ -45,20 +50,33 @@ def after_check(
     return "propose"
 
 
+def after_judge(state: AgentState) -> Literal["confirm", "record"]:
+    return "confirm" if state.get("pending") else "record"
+
+
+def after_record(state: AgentState) -> Literal["remeasure", "recall"]:
+    # state only: a resume's update_state(as_node="record") runs this without a context
+    return "remeasure" if state.get("remeasure_due") else "recall"
+
+
 builder = StateGraph(AgentState, context_schema=AgentContext, input_schema=InputState)
 builder.add_node("recall", recall)
 builder.add_node("propose", propose)
 builder.add_node("check", check)
 builder.add_node("run", run)
 builder.add_node("judge", judge_node)
+builder.add_node("confirm", confirm)
+builder.add_node("remeasure", remeasure)
 builder.add_node("record", record)
 builder.add_edge(START, "recall")
 builder.add_conditional_edges("recall", after_recall)
 builder.add_conditional_edges("propose", after_propose)
 builder.add_conditional_edges("check", after_check)
 builder.add_edge("run", "judge")
-builder.add_edge("judge", "record")
-builder.add_edge("record", "recall")
+builder.add_conditional_edges("judge", after_judge)
+builder.add_edge("confirm", "judge")
+builder.add_conditional_edges("record", after_record)
+builder.add_edge("remeasure", "recall")
 
 
 def compile_graph(

@@ -1,57 +1,162 @@
-"""Judging a run against its base, with the noise measured on this hardware.
+"""Judging a run against its base, with the noise measured on this hardware class and budget.
 
-**Noise.** Before its first proposals a swarm runs the unmodified base program
-``replicates`` times (default 2) on its own devices and records each run with
-``role=baseline``. The noise is the spread of those metrics, ``max - min`` (with two
-replicates, the one observed run-to-run difference), never below ``min_noise``.
-Replicates already in memory for the same program and hardware class are reused.
+**Seeds.** Every run gets its own ``LABSWARM_SEED`` (:func:`agents.runner.run_seed`), so two
+runs of one program differ the way two honest repetitions of an experiment do.
 
-**Baselines.** A replicate of the unmodified base is judged only "ran / did not run"
-(:func:`judge_replicate`): ``keep`` when it ran and printed a finite metric, otherwise the
-same failure status an experiment would get.
+**Noise.** The noise is a standard deviation: the within-program spread pooled over every
+program this swarm ran at least twice on this hardware class and budget
+(:meth:`memory.base.Store.noise`) -- at first the ``replicates`` (default 3) baseline runs of
+the root, then every candidate's run and its confirmation, so the estimate grows and spreads
+over the swarm's whole time. A task may declare a floor (``[noise].min`` in ``task.toml``).
+Replicates that come out identical mean the program ignores its seed: without a declared
+floor the swarm refuses to judge (:class:`NoNoise`).
 
-**The rule.** A run whose protected files changed is ``invalid``; a run killed at the
-hard timeout is ``timeout``; a non-zero exit, NaN or missing metric is ``crash``. Otherwise
-the run is a ``keep`` only if it beats its base's metric by *more than* the noise::
+**The keep rule** (one-sided test at level :data:`ALPHA`, two stages)::
 
-    improvement = base - metric   (minimize)      metric - base   (maximize)
-    keep  <=>  improvement > noise
+    gain(x)  = base_mean - x  (minimize)   x - base_mean  (maximize)
+    margin(k) = t(1 - ALPHA, df) * sd * sqrt(1/k + 1/base_n)
 
-and ``discard`` otherwise (inside the noise, or worse). The base's metric is the mean of
-every finished run of the base program on this hardware class (so a baseline counts
-all its replicates).
+1. *Screen*: a first run whose gain is at most ``screen * sd`` is a ``discard``. One that
+   gains more is a *candidate*.
+2. *Confirm*: the candidate's program runs again with another seed; it is a ``keep`` only if
+   the mean of its two runs gains more than ``margin(2)`` over the base's mean.
+
+``df`` is the noise estimate's degrees of freedom (runs minus programs); with a declared
+floor in force the floor is taken as known (normal quantile). Stage 2 alone is a level-
+``ALPHA`` test, and stage 1 only removes keeps, so a change with no effect is kept at most
+``ALPHA`` of the time whatever the screen; the screen trades confirmation runs for power
+(``benchmarks/keep_rule.py`` measures both; docs/judging.md has the numbers). Without
+confirmation (``confirm=False``, an ablation) a single run is kept when it gains more than
+``margin(1)``.
+
+**Re-measure.** The two runs of a kept program were selected for being good (the winner's
+curse), so the agent that kept it runs it ``remeasure`` (default 1) more times with fresh
+seeds before building on it: the new base's mean is less lucky, later gains are measured
+against a fairer bar, and the noise estimate grows as the champion moves.
+
+**Sanity gate.** A metric outside the task's plausible range (``[metric].min``/``max``) or a
+gain of more than ``suspect_sd`` noise sds in one step is *suspect*: it is re-run (even
+without confirmation) before it can be kept, and a program outside the range in either run
+is ``invalid``.
+
+**Failures.** A run whose protected files changed, or that the runner found faking its
+metric (:attr:`agents.runner.RunResult.invalid`), is ``invalid``; a run killed at the hard
+timeout is ``timeout``; a non-zero exit, NaN or missing metric is ``crash``. A baseline
+replicate is judged only "ran / did not run" (:func:`judge_replicate`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import NormalDist, fmean
 
 from agents.runner import RunResult
-from memory.models import Status
+from memory.models import NoiseEstimate, RunStats, Status
 
-DEFAULT_REPLICATES = 2
-MIN_REPLICATES = 2  # the noise is the spread of at least two runs
+DEFAULT_REPLICATES = 3
+MIN_REPLICATES = 2  # a spread needs at least two runs of one program
+ALPHA = 0.05  # the most often a change with no effect may be kept
+DEFAULT_SCREEN = 1.0  # stage 1: a candidate gains more than this many noise sds
+DEFAULT_SUSPECT_SD = 8.0  # a one-step gain beyond this many noise sds is re-run first
+DEFAULT_REMEASURE = 1  # extra runs of a newly kept program, so its mean is not only lucky
 
 
-def noise_from(metrics: Sequence[float], min_noise: float = 0.0) -> float:
-    """Spread (max - min) of replicate metrics, at least ``min_noise``."""
-    if len(metrics) < 2:
-        return min_noise
-    return max(max(metrics) - min(metrics), min_noise)
+class NoNoise(RuntimeError):
+    """The noise cannot be measured (identical replicates and no declared floor)."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How runs are judged: the swarm's settings and the task's declared limits."""
+
+    confirm: bool = True
+    screen: float = DEFAULT_SCREEN
+    remeasure: int = DEFAULT_REMEASURE
+    alpha: float = ALPHA
+    suspect_sd: float = DEFAULT_SUSPECT_SD
+    metric_min: float | None = None
+    metric_max: float | None = None
+    noise_floor: float | None = None
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The noise a verdict uses: sd, the runs and degrees of freedom behind it, and
+    whether the task's declared floor replaced a smaller measurement."""
+
+    sd: float
+    n: int
+    df: int
+    floored: bool = False
+
+    def quantile(self, alpha: float) -> float:
+        """The one-sided critical value: Student's t with ``df``, normal when floored."""
+        if self.floored or self.df <= 0:
+            return NormalDist().inv_cdf(1 - alpha)
+        from scipy.stats import t as student_t
+
+        return float(student_t.ppf(1 - alpha, self.df))
+
+    def margin(self, runs: int, base_runs: int, alpha: float = ALPHA) -> float:
+        """How much better than the base's mean the mean of ``runs`` runs must be."""
+        return self.quantile(alpha) * self.sd * math.sqrt(1 / runs + 1 / max(base_runs, 1))
+
+
+def noise_used(estimate: NoiseEstimate | None, floor: float | None) -> Noise | None:
+    """The noise to judge with: the measured sd, at least the declared ``floor``; ``None``
+    when there is neither. Raises :class:`NoNoise` for identical replicates and no floor."""
+    measured = estimate.sd if estimate is not None else None
+    n = estimate.n if estimate is not None else 0
+    df = estimate.df if estimate is not None else 0
+    if estimate is not None and estimate.identical and floor is None:
+        raise NoNoise(identical_message(n))
+    if floor is not None and (measured is None or measured < floor):
+        return Noise(sd=floor, n=n, df=df, floored=True)
+    if measured is None or measured <= 0:
+        return None
+    return Noise(sd=measured, n=n, df=df)
+
+
+def identical_message(n: int) -> str:
+    return (
+        f"the {n} replicate runs of the same program gave identical metrics: the program "
+        "ignores LABSWARM_SEED (or fixes its own seed and counts iterations), so its noise "
+        "cannot be measured. Make it seed its randomness from LABSWARM_SEED, or declare the "
+        "noise floor as [noise] min = <sd> in task.toml; keeps are not judged until then"
+    )
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """A judged status, why, and what it was judged against (the trace records all)."""
+
     status: Status
     reason: str
     improvement: float | None = None
+    pending: bool = False  # a candidate: re-run before the verdict is final
+    suspect: str = ""  # why the sanity gate holds it (empty: it does not)
+    base_metric: float | None = None
+    base_n: int | None = None
+    judged_metric: float | None = None
+    judged_n: int | None = None
+    noise_sd: float | None = None
+    noise_n: int | None = None
+    threshold: float | None = None
+
+
+def gain(metric: float, base_metric: float, direction: str) -> float:
+    """How much better ``metric`` is than ``base_metric`` (negative: worse)."""
+    return base_metric - metric if direction == "minimize" else metric - base_metric
 
 
 def _failure(result: RunResult, tampered: Sequence[str]) -> Verdict | None:
     """The status of a run that did not produce a trustworthy metric, or None if it did."""
     if tampered:
         return Verdict(Status.invalid, f"the run changed protected file(s): {', '.join(tampered)}")
+    if result.invalid:
+        return Verdict(Status.invalid, result.invalid)
     if result.status == "interrupted":
         return Verdict(Status.interrupted, result.error)
     if result.status == "timeout":
@@ -66,32 +171,170 @@ def judge_replicate(result: RunResult, tampered: Sequence[str] = ()) -> Verdict:
     return _failure(result, tampered) or Verdict(Status.keep, "baseline replicate ran")
 
 
-def judge(
+def _out_of_range(metric: float, rules: Rules) -> str:
+    low, high = rules.metric_min, rules.metric_max
+    if (low is not None and metric < low) or (high is not None and metric > high):
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        return f"{metric:.6g} is outside the plausible range [{lo}, {hi}]"
+    return ""
+
+
+def _verdict(
+    status: Status,
+    reason: str,
+    base: RunStats,
+    noise: Noise | None,
+    *,
+    improvement: float | None = None,
+    judged: Sequence[float] = (),
+    threshold: float | None = None,
+    pending: bool = False,
+    suspect: str = "",
+) -> Verdict:
+    """A verdict that records what it was judged against."""
+    return Verdict(
+        status,
+        reason,
+        improvement,
+        pending=pending,
+        suspect=suspect,
+        base_metric=base.mean,
+        base_n=base.n,
+        judged_metric=fmean(judged) if judged else None,
+        judged_n=len(judged) if judged else None,
+        noise_sd=noise.sd if noise else None,
+        noise_n=noise.n if noise else None,
+        threshold=threshold,
+    )
+
+
+def judge_first(
     result: RunResult,
-    base_metric: float | None,
-    noise: float,
+    base: RunStats,
+    noise: Noise | None,
     direction: str,
+    rules: Rules,
     tampered: Sequence[str] = (),
 ) -> Verdict:
-    """The status of one experiment (see the module docstring for the rule)."""
+    """Stage 1: a failure, a ``discard``, or a pending candidate (``pending=True``). Without
+    confirmation, the final single-run verdict (suspect runs still go to a re-run)."""
     failed = _failure(result, tampered)
     if failed is not None:
         return failed
     assert result.metric is not None  # _failure returned a crash otherwise
-    if base_metric is None:
-        return Verdict(Status.discard, "the base has no metric to compare with")
-    if direction == "minimize":
-        improvement = base_metric - result.metric
-    else:
-        improvement = result.metric - base_metric
-    if improvement > noise:
-        return Verdict(
-            Status.keep,
-            f"better than the base by {improvement:.6g} (noise {noise:.6g})",
-            improvement,
+    x = [result.metric]
+    suspect = _out_of_range(result.metric, rules)
+    if base.mean is None or noise is None:
+        if suspect:
+            why = f"suspect ({suspect}): re-run before judging"
+            return _verdict(
+                Status.discard, why, base, noise, judged=x, pending=True, suspect=suspect
+            )
+        why = "the base has no metric" if base.mean is None else "no noise estimate"
+        return _verdict(Status.discard, f"{why} to compare with", base, noise, judged=x)
+    g = gain(result.metric, base.mean, direction)
+    if not suspect and g > rules.suspect_sd * noise.sd:
+        suspect = f"a gain of {g / noise.sd:.1f} noise sds in one step"
+    if suspect:
+        why = f"suspect ({suspect}): re-run before judging"
+        return _verdict(
+            Status.discard,
+            why,
+            base,
+            noise,
+            improvement=g,
+            judged=x,
+            pending=True,
+            suspect=suspect,
         )
-    if improvement > 0:
-        why = f"better by {improvement:.6g}, inside the noise {noise:.6g}"
-    else:
-        why = f"not better than the base ({-improvement:.6g} worse)"
-    return Verdict(Status.discard, why, improvement)
+    if not rules.confirm:
+        margin = noise.margin(1, base.n, rules.alpha)
+        if g > margin:
+            why = _keep_reason(g, 1, base, margin, noise)
+            return _verdict(
+                Status.keep, why, base, noise, improvement=g, judged=x, threshold=margin
+            )
+        why = _discard_reason(g, 1, margin)
+        return _verdict(Status.discard, why, base, noise, improvement=g, judged=x, threshold=margin)
+    screen = rules.screen * noise.sd
+    if g > screen:
+        why = f"candidate: better by {g:.6g} (screen {screen:.6g}); confirming with another seed"
+        return _verdict(
+            Status.discard,
+            why,
+            base,
+            noise,
+            improvement=g,
+            judged=x,
+            threshold=screen,
+            pending=True,
+        )
+    why = _discard_reason(g, 1, screen, "the screen")
+    return _verdict(Status.discard, why, base, noise, improvement=g, judged=x, threshold=screen)
+
+
+def judge_confirmed(
+    first: RunResult,
+    second: RunResult,
+    base: RunStats,
+    noise: Noise | None,
+    direction: str,
+    rules: Rules,
+    tampered: Sequence[str] = (),
+) -> tuple[Verdict, Verdict]:
+    """Stage 2: the verdicts of a candidate's first run and of its confirmation run."""
+    assert first.metric is not None, "only a run with a metric is a candidate"
+    failed = _failure(second, tampered)
+    if failed is not None:
+        if failed.status == Status.interrupted:
+            why = "not confirmed: the swarm stopped during its confirmation run"
+        else:
+            why = f"not confirmed: its confirmation run failed ({failed.status.value})"
+        return _verdict(Status.discard, why, base, noise, judged=[first.metric]), failed
+    assert second.metric is not None
+    runs = [first.metric, second.metric]
+    outside = [o for o in (_out_of_range(x, rules) for x in runs) if o]
+    if outside:
+        why = f"implausible metric in {len(outside)} of 2 runs: {outside[0]}"
+        both = _verdict(Status.invalid, why, base, noise, judged=runs)
+        return both, both
+    if base.mean is None or noise is None:
+        why = "the base has no metric" if base.mean is None else "no noise estimate"
+        v = _verdict(Status.discard, f"{why} to compare with", base, noise, judged=runs)
+        return v, v
+    g = gain(fmean(runs), base.mean, direction)
+    margin = noise.margin(2, base.n, rules.alpha)
+    status = Status.keep if g > margin else Status.discard
+    why = _keep_reason(g, 2, base, margin, noise) if g > margin else _discard_reason(g, 2, margin)
+    v = _verdict(status, why, base, noise, improvement=g, judged=runs, threshold=margin)
+    return v, replace(v, improvement=gain(second.metric, base.mean, direction))
+
+
+def _keep_reason(g: float, runs: int, base: RunStats, margin: float, noise: Noise) -> str:
+    what = "its run" if runs == 1 else f"the mean of its {runs} runs"
+    return (
+        f"{what} beat the base's mean ({base.n} runs) by {g:.6g} > {margin:.6g} "
+        f"(noise sd {noise.sd:.6g} from {noise.n} runs)"
+    )
+
+
+def _discard_reason(g: float, runs: int, margin: float, against: str = "the margin") -> str:
+    what = "its run" if runs == 1 else f"the mean of its {runs} runs"
+    if g <= 0:
+        return f"{what} was not better than the base ({-g:.6g} worse)"
+    return f"{what} was better by {g:.6g}, not more than {against} {margin:.6g}"
+
+
+def clearly_better(a: RunStats, b: RunStats, noise: Noise | None, direction: str) -> bool:
+    """True if program ``a`` beats program ``b`` by more than the keep rule's margin (their
+    means and runs; with no noise estimate, by anything): when an agent moves onto the
+    champion, and when a failure measured on ``b`` is stale."""
+    if a.mean is None:
+        return False
+    if b.mean is None:
+        return True
+    g = gain(a.mean, b.mean, direction)
+    if noise is None:
+        return g > 0
+    return g > noise.margin(max(a.n, 1), b.n)

@@ -1,4 +1,5 @@
-"""The nodes of one agent's iteration: recall -> propose -> check -> run -> judge -> record.
+"""The nodes of one agent's iteration: recall -> propose -> check -> run -> judge -> record
+(a candidate goes judge -> confirm -> judge -> record: :mod:`agents.judge`).
 
 Each node reads the state, reaches memory, proposer, workspace and device through the
 runtime context, and returns the state keys it changes. ``check`` records refusals
@@ -14,7 +15,17 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.context import AgentContext
-from agents.judge import Verdict, judge
+from agents.execute import Outcome
+from agents.judge import (
+    Noise,
+    NoNoise,
+    Verdict,
+    clearly_better,
+    judge_confirmed,
+    judge_first,
+    judge_replicate,
+    noise_used,
+)
 from agents.knobs import knob_changes
 from agents.program import EditError, Program, apply_edits, diff
 from agents.proposers.base import (
@@ -23,9 +34,11 @@ from agents.proposers.base import (
     ProposalRequest,
     SearchExhausted,
 )
+from agents.runner import run_seed
 from agents.state import AgentState, Recalled
 from agents.tracing import (
     FEEDBACK_KEEP,
+    judged_fields,
     refusal,
     set_agent,
     trace_from_run,
@@ -38,9 +51,9 @@ from memory.models import (
     ExperimentCreate,
     ExperimentPublic,
     Role,
+    RunStats,
     Status,
     TraceQuery,
-    better,
     new_id,
 )
 
@@ -71,11 +84,54 @@ def _base_program(ctx: AgentContext, state: AgentState) -> Program:
     return base
 
 
-def _metric(ctx: AgentContext, fingerprint: str) -> float | None:
-    """Mean metric of this swarm's runs of a program on this hardware class and budget."""
-    return ctx.store.program_metric(
+def _stats(ctx: AgentContext, fingerprint: str) -> RunStats:
+    """Mean and runs of this swarm's finished runs of a program on this hardware and budget."""
+    return ctx.store.program_stats(
         ctx.task.name, fingerprint, ctx.device.hardware, ctx.budget, swarm_id=ctx.swarm_id
     )
+
+
+def _noise(ctx: AgentContext) -> Noise | None:
+    """The noise to judge with now: pooled over this swarm's repeated programs on this
+    hardware and budget, at least the task's declared floor (``None``: none yet)."""
+    estimate = ctx.store.noise(
+        ctx.task.name, ctx.device.hardware, ctx.budget, swarm_id=ctx.swarm_id
+    )
+    try:
+        return noise_used(estimate, ctx.rules.noise_floor)
+    except NoNoise:
+        return None
+
+
+FAILED = (Status.crash, Status.timeout, Status.discard, Status.invalid)
+
+
+def stale_failures(
+    ctx: AgentContext,
+    traces: list[ExperimentPublic],
+    champion: RunStats,
+    noise: Noise | None,
+) -> list[str]:
+    """Ids of failures in ``traces`` measured on a base the champion now beats by more than
+    the noise: "failed on an older base", which a proposer may try again."""
+    out: list[str] = []
+    bases: dict[str, RunStats] = {}
+    for t in traces:
+        if t.status not in FAILED or t.role != Role.experiment or not t.parent_id:
+            continue
+        if t.base_metric is not None:
+            base = RunStats(mean=t.base_metric, n=t.base_n or 1, sd=None)
+        else:
+            if t.parent_id not in bases:
+                try:
+                    parent = ctx.store.get_trace(t.parent_id)
+                except NotFound:
+                    continue
+                bases[t.parent_id] = _stats(ctx, parent.fingerprint)
+            base = bases[t.parent_id]
+        if clearly_better(champion, base, noise, ctx.task.direction):
+            out.append(t.id)
+    return out
 
 
 def _no_log_tail(trace: ExperimentPublic) -> ExperimentPublic:
@@ -107,20 +163,22 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         return {"stop_reason": stop}
     task, hw = ctx.task.name, ctx.device.hardware
     base = ctx.store.get_trace(state["base_id"])
-    base_metric = _metric(ctx, base.fingerprint)
+    base_stats = _stats(ctx, base.fingerprint)
+    noise = _noise(ctx)
     # Recall off (a benchmark arm): only this agent's own traces, no shared champion.
     own = None if ctx.recall else ctx.agent_id
     champion = (
         ctx.store.champion(task, hw, ctx.budget, swarm_id=ctx.swarm_id) if ctx.recall else None
     )
     update: dict[str, Any] = {}
+    champ_stats = base_stats
     if champion is not None and champion.id != base.id:
-        champ_metric = _metric(ctx, champion.fingerprint)
-        ahead = champ_metric is not None and better(champ_metric, base_metric, ctx.task.direction)
+        champ_stats = _stats(ctx, champion.fingerprint)
+        ahead = clearly_better(champ_stats, base_stats, noise, ctx.task.direction)
         if ahead and ctx.library.for_trace(champion) is not None:
             log.info("%s: moves onto the champion %s", ctx.agent_name, champion.id)
-            ctx.emit("moved", base_id=champion.id, metric=champ_metric)
-            base, base_metric = champion, champ_metric
+            ctx.emit("moved", base_id=champion.id, metric=champ_stats.mean)
+            base, base_stats = champion, champ_stats
             update["base_id"] = champion.id
     related: dict[str, ExperimentPublic] = {}
     query = TraceQuery(task=task, parent_id=base.id, agent_id=own, limit=RELATED_BY_BASE)
@@ -135,20 +193,23 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         elif hit.finding is not None:
             findings.append(hit.finding)
     claims = ctx.store.active_claims(task) if ctx.recall else []
+    best = champ_stats if champ_stats.mean is not None else base_stats
     ctx.emit(
         "recall",
         base_id=base.id,
-        base_metric=base_metric,
-        champion_metric=champion.metric if champion else None,
+        base_metric=base_stats.mean,
+        champion_metric=champ_stats.mean if champion else None,
     )
     update.update(
         base_fingerprint=base.fingerprint,
-        base_metric=base_metric,
+        base_metric=base_stats.mean,
+        base_n=base_stats.n,
         champion_id=champion.id if champion else None,
         recalled=Recalled(
             base=_no_log_tail(base),
             champion=_no_log_tail(champion) if champion else None,
             related=[_no_log_tail(t) for t in related.values()],
+            stale=stale_failures(ctx, list(related.values()), best, noise),
             findings=findings,
             claims=[c for c in claims if c.agent_id != ctx.agent_id],
         ),
@@ -180,6 +241,7 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         champion=recalled.champion,
         related=recalled.related,
         findings=recalled.findings,
+        stale=recalled.stale,
         claims=recalled.claims,
         feedback=list(state.get("feedback", [])),
         recall=ctx.recall,
@@ -240,12 +302,15 @@ def _unapplied(ctx: AgentContext, state: AgentState, reason: str, text: str) -> 
 
 
 def near_failure(state: AgentState, changes: dict[str, Any]) -> str:
-    """A recorded crash/timeout on the same base with (nearly) the same knob changes."""
+    """A recorded crash/timeout on the same base with (nearly) the same knob changes (a
+    failure the champion has outgrown -- stale -- does not count)."""
     recalled = state.get("recalled")
     if not changes or recalled is None:
         return ""
     for t in recalled.related:
         if t.parent_id != state.get("base_id") or t.status not in (Status.crash, Status.timeout):
+            continue
+        if t.id in recalled.stale:
             continue
         if set(t.knobs) != set(changes):
             continue
@@ -271,7 +336,9 @@ def _refusal(
 ) -> dict[str, Any] | None:
     """The refusal of a candidate that already ran or is too close to a failure, or None."""
     proposal = state.get("proposal")
-    seen = ctx.store.seen(ctx.task.name, candidate.fingerprint)
+    seen = ctx.store.seen(
+        ctx.task.name, candidate.fingerprint, hardware=ctx.device.hardware, budget=ctx.budget
+    )
     if seen is not None:
         metric = f", {ctx.task.metric_name} {seen.metric:.6g}" if seen.metric is not None else ""
         why = f"this program already ran as trace {seen.id} ({seen.status.value}{metric})"
@@ -306,7 +373,10 @@ def _claim(
                 parent_id=state.get("base_id"),
                 hypothesis=hypothesis,
                 knobs=common["knobs"],
-                ttl_seconds=ctx.timeout + 120,
+                hardware=ctx.device.hardware,
+                budget_s=ctx.budget,
+                # held through the run and its confirmation
+                ttl_seconds=2 * ctx.timeout + 120,
             )
         )
     except (AlreadyClaimed, AlreadyRan) as exc:
@@ -363,48 +433,129 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 
 def run(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Run the candidate in the agent's workspace on its device."""
+    """Run the candidate in the agent's workspace on its device (seed from its trace id)."""
     ctx = runtime.context
     proposal = state.get("proposal")
     hypothesis = proposal.hypothesis if proposal else ""
     _status(ctx, "running", state, hypothesis)
     ctx.emit("running", hypothesis=hypothesis, started=time.time())
-    outcome = ctx.bench.execute(Program.of(state["candidate"]), str(state["trace_id"]))
-    return {"outcome": outcome}
+    trace_id = str(state["trace_id"])
+    outcome = ctx.bench.execute(Program.of(state["candidate"]), trace_id, seed=run_seed(trace_id))
+    return {"outcome": outcome, "confirm_id": None, "confirm_outcome": None}
+
+
+def confirm(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Run the candidate again with another seed (its confirmation run)."""
+    ctx = runtime.context
+    proposal = state.get("proposal")
+    hypothesis = f"confirming: {proposal.hypothesis if proposal else ''}"
+    _status(ctx, "running", state, hypothesis)
+    ctx.emit("running", hypothesis=hypothesis, started=time.time())
+    confirm_id = state.get("confirm_id") or new_id()
+    outcome = ctx.bench.execute(
+        Program.of(state["candidate"]), confirm_id, seed=run_seed(confirm_id)
+    )
+    return {"confirm_id": confirm_id, "confirm_outcome": outcome}
+
+
+def _verdict_state(verdict: Verdict) -> dict[str, Any]:
+    """A verdict as checkpointable state (what the trace will record)."""
+    return {
+        "status": verdict.status.value,
+        "reason": verdict.reason,
+        "judged": judged_fields(verdict),
+    }
 
 
 def judge_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Status from the run and the base's metric with the noise."""
+    """The verdict (:mod:`agents.judge`): stage 1 after the run -- a failure, a discard or a
+    pending candidate -- and stage 2 after the confirmation run."""
     ctx = runtime.context
     outcome = state.get("outcome")
     assert outcome is not None, "run comes before judge"
-    verdict = judge(
-        outcome.result, state.get("base_metric"), ctx.noise, ctx.task.direction, outcome.tampered
+    base = RunStats(mean=state.get("base_metric"), n=state.get("base_n") or 0, sd=None)
+    noise = _noise(ctx)
+    direction = ctx.task.direction
+    second = state.get("confirm_outcome")
+    if second is None:
+        verdict = judge_first(outcome.result, base, noise, direction, ctx.rules, outcome.tampered)
+        return {**_verdict_state(verdict), "pending": verdict.pending}
+    first, again = judge_confirmed(
+        outcome.result, second.result, base, noise, direction, ctx.rules, second.tampered
     )
-    return {"status": verdict.status.value, "reason": verdict.reason}
+    confirmation = _verdict_state(again)
+    return {
+        **_verdict_state(first),
+        "pending": False,
+        "confirm_status": confirmation["status"],
+        "confirm_reason": confirmation["reason"],
+    }
+
+
+def _run_trace(
+    ctx: AgentContext,
+    state: AgentState,
+    outcome: Outcome,
+    verdict: Verdict,
+    *,
+    trace_id: str,
+    role: Role,
+    parent_id: str | None,
+    hypothesis: str,
+) -> ExperimentCreate:
+    judged = state.get("judged", {})
+    return trace_from_run(
+        ctx.author,
+        outcome,
+        verdict,
+        trace_id=trace_id,
+        role=role,
+        parent_id=parent_id,
+        hypothesis=hypothesis,
+        fingerprint=state["fingerprint"],
+        diff=state.get("diff", "") if role == Role.experiment else "",
+        knobs=state.get("knobs", {}) if role == Role.experiment else {},
+        judged=judged,
+    )
 
 
 def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Write the trace, release the claim; a keep becomes the agent's base."""
+    """Write the trace (and its confirmation's), release the claim; a keep becomes the
+    agent's base."""
     ctx = runtime.context
     outcome = state.get("outcome")
     assert outcome is not None, "run comes before record"
     proposal = state.get("proposal")
+    hypothesis = proposal.hypothesis if proposal else ""
     status = Status(state["status"])
     trace_id = str(state["trace_id"])
-    trace = trace_from_run(
-        ctx.author,
+    trace = _run_trace(
+        ctx,
+        state,
         outcome,
         Verdict(status, state.get("reason", "")),
         trace_id=trace_id,
         role=Role.experiment,
         parent_id=state.get("base_id"),
-        hypothesis=proposal.hypothesis if proposal else "",
-        fingerprint=state["fingerprint"],
-        diff=state.get("diff", ""),
-        knobs=state.get("knobs", {}),
+        hypothesis=hypothesis,
     )
     write_trace(ctx.store, trace)
+    runs = 1
+    second = state.get("confirm_outcome")
+    confirm_id = state.get("confirm_id")
+    if second is not None and confirm_id:
+        again = _run_trace(
+            ctx,
+            state,
+            second,
+            Verdict(Status(state["confirm_status"]), state.get("confirm_reason", "")),
+            trace_id=confirm_id,
+            role=Role.confirmation,
+            parent_id=trace_id,
+            hypothesis=f"confirmation of {trace_id}: {hypothesis}",
+        )
+        write_trace(ctx.store, again)
+        runs = 2
     ctx.emit("recorded", status=status.value, trace_id=trace_id, metric=trace.metric, ran=True)
     if state.get("claim_id"):
         try:
@@ -412,15 +563,71 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         except NotFound:
             pass
     update: dict[str, Any] = {
-        "experiments": state.get("experiments", 0) + 1,
+        "experiments": state.get("experiments", 0) + runs,
         "last_trace_id": trace_id,
         "claim_id": None,
         "candidate": {},
         "outcome": None,
+        "confirm_id": None,
+        "confirm_outcome": None,
         "feedback": [],
     }
     if status == Status.keep:
         update["base_id"] = trace_id
+    update["remeasure_due"] = status == Status.keep and ctx.rules.remeasure > 0
     log.info("%s: %s %s (%s)", ctx.agent_name, status.value, trace_id, state.get("reason", ""))
+    _status(ctx, "idle", {**state, **update})  # type: ignore[typeddict-item]
+    return update
+
+
+def remeasure_id(trace_id: str, number: int) -> str:
+    """The id of re-measure run ``number`` (from 1) of kept trace ``trace_id`` (fixed, so a
+    resumed agent never runs one twice)."""
+    return f"{trace_id}-r{number}"
+
+
+def remeasure(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Run a newly kept program ``rules.remeasure`` more times with fresh seeds (recorded as
+    confirmations of it), so the base's mean is not only its two selected runs."""
+    ctx = runtime.context
+    kept = ctx.store.get_trace(str(state["last_trace_id"]))
+    program = ctx.library.for_trace(kept)
+    if program is None:
+        raise RuntimeError(f"cannot rebuild the program of kept trace {kept.id}")
+    done = 0
+    for number in range(1, ctx.rules.remeasure + 1):
+        run_id = remeasure_id(kept.id, number)
+        try:
+            ctx.store.get_trace(run_id)
+            continue  # recorded before a resume
+        except NotFound:
+            pass
+        if ctx.stop.is_set():
+            break
+        hypothesis = f"re-measure {number} of {kept.id} (now a base): {kept.hypothesis}"
+        _status(ctx, "running", state, hypothesis)
+        ctx.emit("running", hypothesis=hypothesis, started=time.time())
+        outcome = ctx.bench.execute(program, run_id, seed=run_seed(run_id))
+        verdict = judge_replicate(outcome.result, outcome.tampered)
+        trace = trace_from_run(
+            ctx.author,
+            outcome,
+            verdict,
+            trace_id=run_id,
+            role=Role.confirmation,
+            parent_id=kept.id,
+            hypothesis=hypothesis,
+            fingerprint=kept.fingerprint,
+        )
+        write_trace(ctx.store, trace)
+        ran = verdict.status != Status.interrupted
+        ctx.emit(
+            "recorded", status=verdict.status.value, trace_id=run_id, metric=trace.metric, ran=ran
+        )
+        done += ran
+    update: dict[str, Any] = {
+        "experiments": state.get("experiments", 0) + done,
+        "remeasure_due": False,
+    }
     _status(ctx, "idle", {**state, **update})  # type: ignore[typeddict-item]
     return update

@@ -9,16 +9,25 @@ paths, the trainer's ``LABSWARM_CORPUS``/``LABSWARM_CACHE_DIR``, the task's ``[e
     LABSWARM_DEVICE                                    "cpu" or "cuda"
     CUDA_VISIBLE_DEVICES                               the one GPU (cuda), "" (cpu)
     LABSWARM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS the CPU thread share
+    LABSWARM_SEED                                      this run's seed (:func:`run_seed`)
+    LABSWARM_RESULT                                    the file a protected evaluator
+                                                       appends its result line to
 
 Secret-looking variables (:func:`agents.task.is_secret_name`) are never passed on, and
 their values in this process's environment are redacted from everything a run returns.
 
 The metric is the last match of the task's ``[metric].pattern`` in the output (stdout and
-stderr), or else the ``key: value`` summary after the last line that is exactly ``---``.
+stderr), or else the ``key: value`` summary after the last line that is exactly ``---``;
+only one summary block may carry the metric (a second one, printed after the real one, makes
+the run invalid). When the task declares ``[metric].harness = true``, the value its protected
+evaluator appended to ``$LABSWARM_RESULT`` is the metric, and the printed one must agree
+with it (:func:`harness_verdict`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
@@ -57,6 +66,22 @@ PASS_THROUGH = frozenset(
     }
 )
 PRIVATE_DIR = ".labswarm"  # inside a workspace: the sandboxed run's caches
+SEED_ENV = "LABSWARM_SEED"
+RESULT_ENV = "LABSWARM_RESULT"
+# Two printed forms of one value agree within printing precision (6 significant decimals).
+PRINT_REL_TOL = 1e-5
+PRINT_ABS_TOL = 1e-6
+
+
+def run_seed(trace_id: str) -> int:
+    """The seed of the run recorded as ``trace_id``: the first 32 bits of its SHA-256,
+    masked to ``[0, 2**31 - 1]`` -- distinct per run, the same on a re-run of that trace."""
+    return int(hashlib.sha256(trace_id.encode("utf-8")).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def result_path(workdir: Path, log_name: str) -> Path:
+    """The file ``$LABSWARM_RESULT`` names for one run: in the workspace's private dir."""
+    return Path(workdir).resolve() / PRIVATE_DIR / f"result-{log_name}.json"
 
 
 @dataclass
@@ -72,6 +97,11 @@ class RunResult:
     log_tail: str = ""
     error: str = ""
     log_path: str = ""  # absolute, for local use only: never stored (stored_resources)
+    seed: int | None = None  # the LABSWARM_SEED the run got (None: none was set)
+    # Non-empty: the run broke a rule of the metric (a second summary, a harness result
+    # missing or disagreeing, a non-causal model); the reason in words. Such a run has
+    # status "crash" and no metric, so a reader that ignores this field never keeps it.
+    invalid: str = ""
 
     def stored_resources(self, base: Path | None = None) -> dict[str, Any]:
         """What a record may keep: the summary, the exit code, and the log's name relative
@@ -115,8 +145,13 @@ def run_env(
     *,
     sandbox_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    seed: int | None = None,
+    result_file: Path | None = None,
 ) -> dict[str, str]:
     """The environment a run gets (see the module docstring).
+
+    ``seed`` becomes ``LABSWARM_SEED`` and ``result_file`` ``LABSWARM_RESULT`` (each only
+    when given: a set-up step gets neither).
 
     ``sandbox_dir``: the run is sandboxed in that workspace; its home and ``/tmp`` are
     read-only, so temporary files (``TMPDIR``) and caches that follow ``XDG_CACHE_HOME``/
@@ -141,6 +176,10 @@ def run_env(
     env["MKL_NUM_THREADS"] = threads
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    if seed is not None:
+        env[SEED_ENV] = str(seed)
+    if result_file is not None:
+        env[RESULT_ENV] = str(result_file)
     return env
 
 
@@ -197,6 +236,81 @@ def parse_summary(text: str) -> dict[str, float | str]:
         except ValueError:
             summary[key] = value
     return summary
+
+
+def summary_blocks(text: str, name: str) -> int:
+    """How many summary blocks carry ``name``: ``---`` lines followed (before the next
+    ``---`` line) by a ``name: value`` line, as :func:`parse_summary` reads them."""
+    count, open_block, counted = 0, False, False
+    for line in text.splitlines():
+        if line.strip() == "---":
+            open_block, counted = True, False
+            continue
+        key, sep, _ = line.partition(":")
+        if open_block and not counted and sep and key.strip() == name:
+            count += 1
+            counted = True
+    return count
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The result lines a protected evaluator appended to ``path`` (none if it is absent).
+
+    Raises ``ValueError`` naming the line for a line that is not a JSON object with a
+    ``metric`` and either a ``value`` or an ``error``."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    lines: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            obj = None
+        if not (isinstance(obj, dict) and "metric" in obj and ("value" in obj or "error" in obj)):
+            raise ValueError(f"line {number} is not a result line: {line[:200]!r}")
+        lines.append(obj)
+    return lines
+
+
+def harness_verdict(
+    name: str, printed: float, results: list[dict[str, Any]]
+) -> tuple[float | None, str]:
+    """``(metric, "")`` or ``(None, why the run is invalid)`` for a task whose protected
+    evaluator reports ``name`` (``[metric].harness``): exactly one result line, not an error,
+    naming ``name``, whose value the printed one matches within printing precision
+    (relative 1e-5 or absolute 1e-6). The metric is the harness value, never the printed one."""
+    errors = [str(r["error"]) for r in results if "error" in r]
+    if errors:
+        return None, errors[0]
+    if not results:
+        return None, (
+            f"the protected evaluation wrote no result (${RESULT_ENV} is empty): the program "
+            f"printed {name} {printed:g} without the task's evaluator scoring it"
+        )
+    if len(results) > 1:
+        values = ", ".join(f"{r.get('value')!r}" for r in results[:5])
+        return None, (
+            f"the protected evaluation ran {len(results)} times ({values}); a run must "
+            "evaluate once"
+        )
+    result = results[0]
+    if result.get("metric") != name:
+        return None, (
+            f"the protected evaluation reported {result.get('metric')!r}, not the task's {name!r}"
+        )
+    value = result.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, f"the protected evaluation's value is not a number: {value!r}"
+    value = float(value)
+    if not math.isclose(printed, value, rel_tol=PRINT_REL_TOL, abs_tol=PRINT_ABS_TOL):
+        return None, (
+            f"printed {name} {printed!r} disagrees with the protected evaluation's {value!r}"
+        )
+    return value, ""
 
 
 def match_metric(pattern: str, text: str) -> str | None:
@@ -267,10 +381,19 @@ def _execute(
     on_start: Callable[[int], None] | None,
     sandbox: SandboxMode | None,
     redact: Redactor,
+    seed: int | None = None,
+    result_file: Path | None = None,
 ) -> RunResult:
     """Run ``argv`` to its end, the timeout or a stop; the result has no metric yet."""
     sandboxed = _resolve_sandbox(sandbox)
-    env = run_env(task, device, budget, sandbox_dir=workdir if sandboxed else None)
+    env = run_env(
+        task,
+        device,
+        budget,
+        sandbox_dir=workdir if sandboxed else None,
+        seed=seed,
+        result_file=result_file,
+    )
     if sandboxed:
         for sub in ("cache", "triton", "tmp"):
             (Path(workdir) / PRIVATE_DIR / sub).mkdir(parents=True, exist_ok=True)
@@ -295,6 +418,7 @@ def _execute(
                 metric=None,
                 error=redact(f"cannot start {argv[0]!r}: {exc}"),
                 log_path=str(log_path),
+                seed=seed,
             )
         pgid = proc.pid
         if on_start:
@@ -323,6 +447,7 @@ def _execute(
         duration_s=round(time.monotonic() - started, 3),
         log_tail=tail,
         log_path=str(log_path),
+        seed=seed,
     )
     if reason == "timeout":
         result.status = "timeout"
@@ -349,13 +474,19 @@ def run_program(
     on_start: Callable[[int], None] | None = None,
     python: str | None = None,
     sandbox: SandboxMode | None = None,
+    seed: int | None = None,
 ) -> RunResult:
     """Run the task command in ``workdir``; never raises for a failing program.
 
-    ``sandbox``: ``auto``/``off``/``require``; None reads the ``LABSWARM_SANDBOX`` setting.
+    ``seed``: the run's ``LABSWARM_SEED`` (None: not set). ``LABSWARM_RESULT`` names
+    :func:`result_path` for this log's name, removed before the run. ``sandbox``:
+    ``auto``/``off``/``require``; None reads the ``LABSWARM_SANDBOX`` setting.
     """
     timeout = task.hard_timeout(budget) if timeout is None else timeout
     redact = Redactor(workdir)
+    results_file = result_path(workdir, Path(log_path).stem)
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.unlink(missing_ok=True)
     result = _execute(
         task.argv(python),
         task,
@@ -368,11 +499,22 @@ def run_program(
         on_start=on_start,
         sandbox=sandbox,
         redact=redact,
+        seed=seed,
+        result_file=results_file,
     )
     if result.returncode is None or result.status in ("timeout", "interrupted"):
         return result
     text = log_path.read_text(encoding="utf-8", errors="replace")
     result.summary = redact.summary(parse_summary(text))
+    harness: list[dict[str, Any]] = []
+    if task.metric_harness:
+        try:
+            harness = read_results(results_file)
+        except ValueError as exc:
+            return _invalid(result, redact(f"the protected evaluation's result file: {exc}"))
+        errors = [str(r["error"]) for r in harness if "error" in r]
+        if errors:  # a failed check (a non-causal model) is invalid even if it exited 1
+            return _invalid(result, redact(errors[0]))
     if result.status != "ok":
         return result
     name = task.metric_name
@@ -390,6 +532,13 @@ def run_program(
         result.summary.setdefault(name, value)
         where = "[metric].pattern"
     else:
+        blocks = summary_blocks(text, name)
+        if blocks > 1:
+            return _invalid(
+                result,
+                f"the output holds {blocks} summary blocks ('---' then '{name}: ...'); only "
+                f"one may carry the metric (the last says {name} {result.summary.get(name)!r})",
+            )
         value = result.summary.get(name)
         where = "the summary"
         if value is None:
@@ -402,8 +551,22 @@ def run_program(
     elif not math.isfinite(value):
         result.status = "crash"
         result.error = f"'{name}' is {value} (NaN or infinite)"
+    elif task.metric_harness:
+        metric, why = harness_verdict(name, value, harness)
+        if why:
+            return _invalid(result, redact(why))
+        result.metric = metric
     else:
         result.metric = value
+    return result
+
+
+def _invalid(result: RunResult, why: str) -> RunResult:
+    """Mark ``result`` invalid for ``why``: no metric, status ``crash``, the reason as error."""
+    result.status = "crash"
+    result.metric = None
+    result.invalid = why
+    result.error = why
     return result
 
 

@@ -25,9 +25,12 @@ class Recalled(BaseModel):
     base: ExperimentPublic
     """The trace the agent builds on."""
     champion: ExperimentPublic | None = None
-    """This swarm's best trusted keep on this hardware class and budget."""
+    """This swarm's champion on this hardware class and budget (best mean of >= 2 runs)."""
     related: list[ExperimentPublic] = []
     """Traces near the base: its children (failures too) and similar ones by meaning."""
+    stale: list[str] = []
+    """Ids of related failures measured on a base the champion now beats by more than the
+    noise ("failed on an older base": a proposer may try them again)."""
     findings: list[FindingPublic] = []
     """Prior findings similar to the base's hypothesis."""
     claims: list[ClaimPublic] = []
@@ -69,6 +72,8 @@ class AgentState(InputState, total=False):
     """Fingerprint of the base program."""
     base_metric: float | None
     """Mean metric of the base program on this hardware class and budget."""
+    base_n: int
+    """Runs behind ``base_metric``."""
     champion_id: str | None
     """This swarm's champion on this hardware class and budget when last recalled."""
     recalled: Recalled | None
@@ -101,8 +106,23 @@ class AgentState(InputState, total=False):
     """The judged status of the current candidate."""
     reason: str
     """Why it got that status."""
+    judged: dict[str, Any]
+    """What the verdict was judged against (base mean and n, noise sd and n, threshold, the
+    mean and n of the candidate's runs): recorded on its traces."""
+    pending: bool
+    """The first run passed the screen (or is suspect): it runs again before the verdict."""
+    confirm_id: str | None
+    """Trace id of the confirmation run."""
+    confirm_outcome: Outcome | None
+    """The confirmation run's result."""
+    confirm_status: str
+    """The confirmation run's own status (a failure, or the pair's verdict)."""
+    confirm_reason: str
+    """Why."""
+    remeasure_due: bool
+    """The run just recorded was kept: re-measure it before going on."""
     experiments: int
-    """Runs this agent finished (keep/discard/crash/timeout/invalid after a run)."""
+    """Device runs this agent finished, confirmation runs included."""
     last_trace_id: str | None
     """The agent's last recorded trace."""
     stop_reason: str

@@ -38,7 +38,13 @@ from agents.board import AgentBoard, apply_event
 from agents.context import DEFAULT_MAX_REFUSALS, AgentContext
 from agents.devices import Device, plan_devices
 from agents.execute import Bench, SetupFailed
-from agents.judge import DEFAULT_REPLICATES, MIN_REPLICATES
+from agents.judge import (
+    DEFAULT_REMEASURE,
+    DEFAULT_REPLICATES,
+    DEFAULT_SCREEN,
+    MIN_REPLICATES,
+    Rules,
+)
 from agents.library import LineageError, ProgramLibrary, rebuild_for_review
 from agents.program import Program, diff
 from agents.proposers.base import Proposer
@@ -84,6 +90,24 @@ class SwarmConfig:
     # baseline). Only set after the operator reviewed its diff (labswarm run --start-from).
     start_from: str | None = None
     cache_dir: str | None = None  # where local LLM weights are converted (LABSWARM_CACHE_DIR)
+    # The keep rule (agents.judge): re-run a candidate with another seed before keeping it
+    # (False: an ablation that judges one run), and the first run's screen in noise sds.
+    confirm: bool = True
+    screen: float = DEFAULT_SCREEN
+    remeasure: int = DEFAULT_REMEASURE  # extra runs of each newly kept program
+
+
+def judge_rules(config: SwarmConfig, task: Task) -> Rules:
+    """The keep rule's settings for a swarm: its config, and the task's declared plausible
+    range and noise floor."""
+    return Rules(
+        confirm=config.confirm,
+        screen=config.screen,
+        remeasure=config.remeasure,
+        metric_min=task.metric_min,
+        metric_max=task.metric_max,
+        noise_floor=task.noise_min,
+    )
 
 
 ProposerFactory = Callable[[Task, Program, Device, str, int], Proposer]
@@ -178,6 +202,7 @@ class BoardOwner(Protocol):
     store: Store
     root: Program
     config: SwarmConfig
+    task: Task
     stop_event: threading.Event
     root_diff: str
     board: dict[str, AgentBoard]
@@ -206,6 +231,7 @@ def measure_on_board(owner: BoardOwner, seats: list[Seat]) -> Baseline:
             diff=owner.root_diff,
             origin=owner.config.start_from or "",
             on_start=started,
+            floor=owner.task.noise_min,
         )
     except (BaselineError, TaskRootChanged) as exc:
         raise SwarmError(str(exc)) from None
@@ -479,6 +505,7 @@ class Swarm:
                 swarm_id=self.swarm_id,
                 agent_name=name,
                 noise=self.noise,
+                rules=judge_rules(self.config, self.task),
                 max_experiments=self.config.max_experiments,
                 deadline=deadline,
                 max_refusals=self.config.max_refusals,

@@ -105,11 +105,15 @@ class _Table(BaseModel):
 
 
 class MetricSpec(_Table):
-    """``[metric]``: which number a run produces and which way is better."""
+    """``[metric]``: which number a run produces, which way is better, the range a real
+    value can fall in, and whether a protected evaluator reports it (``harness``)."""
 
     name: str
     direction: Literal["minimize", "maximize"] = "minimize"
     pattern: str | None = None  # a regex with one group over the run's output
+    min: Annotated[float, Field(allow_inf_nan=False)] | None = None  # plausible range
+    max: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    harness: bool = False  # the protected evaluator appends the value to $LABSWARM_RESULT
 
     @field_validator("name")
     @classmethod
@@ -151,6 +155,14 @@ class BudgetSpec(_Table):
         return value
 
 
+class NoiseSpec(_Table):
+    """``[noise]``: what the task declares about its run-to-run noise."""
+
+    # A floor under the measured standard deviation (metric units), e.g. for a program
+    # whose repetitions come out identical.
+    min: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+
+
 class SandboxSpec(_Table):
     """``[sandbox]``: what a sandboxed run may reach besides its workspace."""
 
@@ -170,6 +182,7 @@ class TaskSpec(_Table):
     knobs: Paths = []
     metric: MetricSpec
     budget: BudgetSpec = BudgetSpec()
+    noise: NoiseSpec = NoiseSpec()
     sandbox: SandboxSpec = SandboxSpec()
     env: dict[EnvName, EnvValue] = {}
 
@@ -231,6 +244,13 @@ class TaskSpec(_Table):
                 raise ValueError(f"protected: {rel!r} is both editable and protected")
         return self
 
+    @model_validator(mode="after")
+    def _metric_range(self) -> TaskSpec:
+        low, high = self.metric.min, self.metric.max
+        if low is not None and high is not None and not low < high:
+            raise ValueError(f"metric.max: must be greater than metric.min ({low:g}), got {high:g}")
+        return self
+
 
 def _why(error: Any) -> str:
     """One pydantic error as the end of a TaskError message."""
@@ -282,6 +302,10 @@ class Task:
     metric_name: str
     direction: Literal["minimize", "maximize"]
     metric_pattern: str | None  # None: the `---` summary
+    metric_min: float | None  # the plausible range of the metric (None: unbounded)
+    metric_max: float | None
+    metric_harness: bool  # a protected evaluator writes the value to $LABSWARM_RESULT
+    noise_min: float | None  # declared floor of the run-to-run standard deviation
     budget_env: str
     budget_cpu: float
     budget_cuda: float
@@ -308,6 +332,10 @@ class Task:
             metric_name=spec.metric.name,
             direction=spec.metric.direction,
             metric_pattern=spec.metric.pattern,
+            metric_min=spec.metric.min,
+            metric_max=spec.metric.max,
+            metric_harness=spec.metric.harness,
+            noise_min=spec.noise.min,
             budget_env=spec.budget.env,
             budget_cpu=spec.budget.cpu,
             budget_cuda=spec.budget.cuda,

@@ -92,10 +92,14 @@ def trace_from_run(
     fingerprint: str,
     diff: str = "",
     knobs: dict[str, Any] | None = None,
+    judged: dict[str, Any] | None = None,
 ) -> ExperimentCreate:
-    """The trace of one finished (or cut-off) run, judged ``verdict``."""
+    """The trace of one finished (or cut-off) run, judged ``verdict``: with its seed, the
+    verdict's reason and what it was judged against (``judged``: base_metric, base_n,
+    judged_metric, judged_n, noise_sd, noise_n, threshold; default: the verdict's own)."""
     result = outcome.result
     ran_ok = verdict.status in (Status.keep, Status.discard)
+    against = judged if judged is not None else judged_fields(verdict)
     return author.trace(
         verdict.status,
         id=trace_id,
@@ -110,10 +114,26 @@ def trace_from_run(
         resources=outcome.resources,
         log_tail=result.log_tail,
         error="" if ran_ok else verdict.reason,
+        reason=verdict.reason,
+        seed=result.seed,
+        **against,
         started_at=outcome.started_at,
         finished_at=outcome.finished_at,
         duration_s=result.duration_s,
     )
+
+
+def judged_fields(verdict: Verdict) -> dict[str, Any]:
+    """What ``verdict`` was judged against, as trace fields."""
+    return {
+        "base_metric": verdict.base_metric,
+        "base_n": verdict.base_n,
+        "judged_metric": verdict.judged_metric,
+        "judged_n": verdict.judged_n,
+        "noise_sd": verdict.noise_sd,
+        "noise_n": verdict.noise_n,
+        "threshold": verdict.threshold,
+    }
 
 
 def write_trace(store: Store, trace: ExperimentCreate) -> bool:

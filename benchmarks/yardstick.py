@@ -25,6 +25,7 @@ import os
 import platform
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -258,10 +259,31 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
                 "met" if share <= 0.05 else "missed",
             ]
         )
+        # Nothing on the flat landscape is better than the start: a champion whose mean is
+        # below the start's by more than the noise (one-sided 5 %, the landscape's own noise
+        # sd) is a gain claimed on noise alone; a champion other than the start at all is
+        # shown beside it.
+        sd = json.loads((LANDSCAPES["flat"] / "surrogate.json").read_text("utf-8"))["noise_sd"]
+        z = statistics.NormalDist().inv_cdf(0.95)
+        claims = [ym.claimed_gain(a, total) for a in flat]
+        beyond = sum(1 for c in claims if c and c[0] > z * sd * math.sqrt(1 / c[1] + 1 / c[2]))
+        held = ym.fraction(len(flat) - beyond, len(flat))
+        root_kept = sum(
+            1 for a in flat if (c := ym.final_candidate(a, total)) is None or c.baseline
+        )
+        rows.append(
+            [
+                f"flat landscape: the champion after {total} experiments is not better than "
+                "the start beyond noise in ≥ 95 % of seeds (labswarm-shared)",
+                f"{len(flat) - beyond}/{len(flat)} = {100 * held:.0f} % (the champion is the "
+                f"start itself in {root_kept}/{len(flat)})",
+                "met" if held >= 0.95 else "missed",
+            ]
+        )
     dups = [
         (land, arm, sum(ym.duplicate_runs(a) for a in res.get(arm, [])))
         for land, res in by_land.items()
-        for arm in ("labswarm-shared", "labswarm-no-recall", "optuna-shared")
+        for arm in ("labswarm-shared", "labswarm-no-recall", "labswarm-no-confirm", "optuna-shared")
         if res.get(arm)
     ]
     if dups:
@@ -307,9 +329,10 @@ def write_report(
         f"- command: `{args.command}`",
         "- the runs were recorded by: " + "; ".join(f"`{c}`" for c in recorded_commands(args.raw)),
         f"- arms: {', '.join(arms)}; N = {args.workers} workers (agents) per parallel arm; "
-        f"{total} experiments per arm and seed in all (labswarm's 2 baseline replicates are "
-        "not counted); the search space is the task's, from labswarm's "
-        "`distribution_for`/`tunable_knobs`; Optuna arms use `TPESampler(constant_liar=True, "
+        f"{total} experiments per arm and seed in all (labswarm's baseline replicates are not "
+        "counted; its confirmation and re-measure runs are); the search space is the task's, "
+        "from labswarm's `distribution_for`/`tunable_knobs`; Optuna arms use "
+        "`TPESampler(constant_liar=True, "
         f"n_startup_trials={arms_mod.N_STARTUP_TRIALS})` (random: `RandomSampler`) with one "
         "`load_study` per worker thread on one journal file, and run the same evaluator "
         "subprocess with the same environment as labswarm's runs",
@@ -385,10 +408,11 @@ def write_report(
     mismatch = [
         (a.landscape, a.arm, a.seed)
         for a in raw
-        if a.arm in ("labswarm-shared", "labswarm-single", "labswarm-no-recall")
-        and (c := ym.final_candidate(a, total)) is not None
+        if a.arm
+        in ("labswarm-shared", "labswarm-single", "labswarm-no-recall", "labswarm-no-confirm")
+        and (c := ym.final_candidate(a, len(a.experiments))) is not None
         and a.champion_id is not None
-        and c.id != a.champion_id
+        and not ym.same_program(a, c.id, a.champion_id)
     ]
     lines += [
         "## Checks",

@@ -13,7 +13,11 @@ numbers, see ``landscape/evaluate.py``).
 - ``labswarm-single``: one agent doing every experiment.
 - ``labswarm-no-recall``: N agents, one memory, ``SwarmConfig(recall=False)`` (each agent
   recalls and learns only from its own traces; claims and the duplicate refusal stay
-  shared) -- the one labswarm ablation switch that exists today.
+  shared).
+- ``labswarm-no-confirm``: N agents, one memory, ``SwarmConfig(confirm=False,
+  remeasure=0)``: a keep is judged on one run (the same 5 % test) and never re-run, so no
+  program gathers the two kept runs a champion needs -- the agents only climb their own
+  lineages.
 - ``optuna-shared``: one Optuna study in a journal file shared by N worker threads, each
   with its own ``load_study`` and ``TPESampler(constant_liar=True)`` with the builtin's
   ``n_startup_trials``; nothing of labswarm runs.
@@ -48,7 +52,13 @@ from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQue
 
 log = logging.getLogger(__name__)
 
-LABSWARM_ARMS = ("labswarm-shared", "labswarm-isolated", "labswarm-single", "labswarm-no-recall")
+LABSWARM_ARMS = (
+    "labswarm-shared",
+    "labswarm-isolated",
+    "labswarm-single",
+    "labswarm-no-recall",
+    "labswarm-no-confirm",
+)
 OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
 ARMS = LABSWARM_ARMS + OPTUNA_ARMS
 N_STARTUP_TRIALS = 5  # the builtin proposer's TPESampler(n_startup_trials=5)
@@ -75,6 +85,7 @@ class Run:
     candidate: bool = False  # could be handed to the user (a keep; an Optuna COMPLETE)
     kept: bool | None = None  # labswarm's judge: keep (True) or discard (False)
     base_id: str | None = None  # the program it changed (labswarm)
+    retest: bool = False  # a confirmation or re-measure run of a program (labswarm)
 
 
 @dataclass
@@ -183,10 +194,12 @@ def _trace_run(t: ExperimentPublic) -> Run:
         ended=ended,
         duration=t.duration_s or 0.0,
         baseline=t.role == Role.baseline,
-        # memory's champion: the best trusted keep (baselines replicates are keeps)
+        # memory's champion rule counts trusted kept runs: baseline replicates,
+        # experiments, confirmations and re-measures (measures._Picker groups them)
         candidate=ok and t.status == Status.keep and t.role != Role.seed and not t.source,
         kept=(t.status == Status.keep) if ok and t.role == Role.experiment else None,
         base_id=t.parent_id,
+        retest=t.role == Role.confirmation,
     )
 
 
@@ -197,9 +210,10 @@ def _swarm(
     agents: int,
     per_agent: int,
     seed: int,
-    recall: bool,
+    options: dict[str, Any],
 ) -> tuple[list[ExperimentPublic], list[str], str | None]:
-    """One embedded swarm; its ran traces, errors, and memory's champion id."""
+    """One embedded swarm (``options``: its ablation switches); its ran traces, errors,
+    and memory's champion id."""
     config = SwarmConfig(
         task=str(task_dir),
         agents=agents,
@@ -209,7 +223,7 @@ def _swarm(
         runs_dir=str(runs_dir),
         python=sys.executable,
         max_refusals=16,
-        recall=recall,
+        **options,
     )
     swarm = Swarm(config, store)
     result = swarm.run()
@@ -243,11 +257,12 @@ def run_labswarm(
     """A labswarm arm at ``seed``: the real swarm(s), builtin proposer, embedded memory."""
     root = work / f"{landscape}-{arm}-s{seed}"
     task = prepare_task(task_dir, root, seed)
-    plans: list[tuple[int, int, bool]] = {
-        "labswarm-shared": [(n_agents, total // n_agents, True)],
-        "labswarm-no-recall": [(n_agents, total // n_agents, False)],
-        "labswarm-single": [(1, total, True)],
-        "labswarm-isolated": [(1, total // n_agents, True)] * n_agents,
+    plans: list[tuple[int, int, dict[str, Any]]] = {
+        "labswarm-shared": [(n_agents, total // n_agents, {})],
+        "labswarm-no-recall": [(n_agents, total // n_agents, {"recall": False})],
+        "labswarm-no-confirm": [(n_agents, total // n_agents, {"confirm": False, "remeasure": 0})],
+        "labswarm-single": [(1, total, {})],
+        "labswarm-isolated": [(1, total // n_agents, {})] * n_agents,
     }[arm]
     # The runs of one arm and seed share a repetition counter outside their workspaces
     # (common random numbers); labswarm's sandbox makes everything but the workspace
@@ -260,11 +275,11 @@ def run_labswarm(
     errors: list[str] = []
     champions: list[str | None] = []
     try:
-        for j, (agents, per_agent, recall) in enumerate(plans):
+        for j, (agents, per_agent, options) in enumerate(plans):
             store = get_store(root / f"memory-{j}", embedder=embedder)
             try:
                 traces, errs, champ = _swarm(
-                    task, store, root / f"runs-{j}", agents, per_agent, seed * 100 + j, recall
+                    task, store, root / f"runs-{j}", agents, per_agent, seed * 100 + j, options
                 )
             finally:
                 store.close()

@@ -1,17 +1,20 @@
 """The yardstick's measures: computed from an arm's runs, the same way for every arm.
 
 - *handed true value after k*: the true (noise-free) value of the configuration the arm
-  would hand its user after its first k experiments, in the order they ended: labswarm's
-  champion (memory's rule: the best trusted ``keep``, baseline replicates included; for the
-  isolated arm the best of its swarms' champions), Optuna's best trial (the best COMPLETE
-  value). Before any candidate exists, the task's unmodified configuration.
+  would hand its user after its first k runs, in the order they ended: labswarm's
+  champion (memory's rule: the program with the best mean over at least two trusted
+  ``keep`` runs -- baseline replicates, confirmations and re-measures included; for the
+  isolated arm the best over its swarms), Optuna's best trial (the best COMPLETE value).
+  Before any candidate exists, the task's unmodified configuration. Every count of
+  experiments counts runs: a confirmation or re-measure run is one experiment.
 - *experiments to reach the target*: the first k whose handed true value is at or below the
   landscape's target (declared before the arms run); None when never.
 - *best observed*: the lowest metric observed among the baselines and the experiments.
   Biased low: the minimum of noisy draws.
 - *false keep*: a labswarm keep whose true value is not better than its base's true value;
   *missed gain*: a discard whose true value is better than its base's.
-- *duplicate run*: an experiment whose configuration had already run in the arm and seed.
+- *duplicate run*: an experiment whose configuration had already run in the arm and seed
+  (a confirmation or re-measure, a deliberate re-test, is not one).
 - *run inside a failed region*: an experiment within distance 1 (knobs encoded to [0, 1],
   divided by the surrogate's length scales) of an earlier crashed experiment of the arm.
 - *overhead per experiment*: per worker, the gap between the end of a run and the start of
@@ -34,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from yardstick_arms import ArmSeed, Run
 
+from memory.models import MIN_CHAMPION_RUNS
+
 FAILED_REGION_RADIUS = 1.0
 BOOTSTRAP = 2000
 
@@ -42,11 +47,47 @@ def _key(config: dict[str, float] | None) -> str | None:
     return json.dumps({k: float(v) for k, v in config.items()}, sort_keys=True) if config else None
 
 
-def _better(r: Run, best: Run | None) -> bool:
-    """A candidate with a lower observed metric than the current pick (minimise)."""
-    if not r.candidate or r.observed is None:
-        return False
-    return best is None or best.observed is None or r.observed < best.observed
+def _program(a: ArmSeed, r: Run) -> str:
+    """What one handed-over choice is made of: for labswarm, a program (its configuration:
+    on the landscape the knobs file is the whole program); for Optuna, one trial."""
+    return (_key(r.config) or r.id) if a.arm.startswith("labswarm") else r.id
+
+
+def _need(a: ArmSeed) -> int:
+    """Runs a program needs to be handed over: memory's champion rule for labswarm
+    (``memory.models.MIN_CHAMPION_RUNS`` kept runs), one trial for Optuna."""
+    return MIN_CHAMPION_RUNS if a.arm.startswith("labswarm") else 1
+
+
+class _Picker:
+    """The arm's pick as runs arrive: the candidate group with the best mean observed
+    value among groups with enough runs (ties: the group that ran first)."""
+
+    def __init__(self, a: ArmSeed) -> None:
+        self.a, self.need = a, _need(a)
+        self.groups: dict[str, list[Run]] = {}
+
+    def add(self, r: Run) -> None:
+        if r.candidate and r.observed is not None:
+            self.groups.setdefault(_program(self.a, r), []).append(r)
+
+    def best(self) -> Run | None:
+        best: Run | None = None
+        best_mean = math.inf
+        for runs in self.groups.values():
+            if len(runs) < self.need:
+                continue
+            m = statistics.fmean(r.observed for r in runs if r.observed is not None)
+            if m < best_mean:
+                best, best_mean = runs[0], m
+        return best
+
+
+def same_program(a: ArmSeed, run_id: str, other_id: str) -> bool:
+    """True if two runs of the arm are runs of one program (its configuration)."""
+    by_id = {r.id: r for r in a.runs}
+    one, two = by_id.get(run_id), by_id.get(other_id)
+    return one is not None and two is not None and _program(a, one) == _program(a, two)
 
 
 def handed_curve(a: ArmSeed, total: int) -> list[float]:
@@ -55,15 +96,14 @@ def handed_curve(a: ArmSeed, total: int) -> list[float]:
     def value(best: Run | None) -> float:
         return float(best.true) if best is not None and best.true is not None else a.start_true
 
-    best: Run | None = None
+    picker = _Picker(a)
     for r in a.runs:
-        if r.baseline and _better(r, best):
-            best = r
-    curve = [value(best)]
+        if r.baseline:
+            picker.add(r)
+    curve = [value(picker.best())]
     for r in a.experiments[:total]:
-        if _better(r, best):
-            best = r
-        curve.append(value(best))
+        picker.add(r)
+        curve.append(value(picker.best()))
     while len(curve) < total + 1:
         curve.append(curve[-1])
     return curve
@@ -71,9 +111,26 @@ def handed_curve(a: ArmSeed, total: int) -> list[float]:
 
 def final_candidate(a: ArmSeed, total: int) -> Run | None:
     """The run whose configuration the arm hands over after ``total`` experiments."""
-    pool = [r for r in a.runs if r.baseline] + a.experiments[:total]
-    cands = [r for r in pool if r.candidate and r.observed is not None]
-    return min(cands, key=lambda r: r.observed) if cands else None  # type: ignore[arg-type, return-value]
+    picker = _Picker(a)
+    for r in [r for r in a.runs if r.baseline] + a.experiments[:total]:
+        picker.add(r)
+    return picker.best()
+
+
+def claimed_gain(a: ArmSeed, total: int) -> tuple[float, int, int] | None:
+    """What the arm claims after ``total`` experiments: its pick's mean observed value below
+    the start's (the baseline replicates'), with the runs behind each mean; None when the
+    arm has no baselines or no pick."""
+    picker = _Picker(a)
+    for r in [r for r in a.runs if r.baseline] + a.experiments[:total]:
+        picker.add(r)
+    best = picker.best()
+    root = [r.observed for r in a.runs if r.baseline and r.candidate and r.observed is not None]
+    if best is None or not root:
+        return None
+    runs = picker.groups[_program(a, best)]
+    mean = statistics.fmean(r.observed for r in runs if r.observed is not None)
+    return statistics.fmean(root) - mean, len(runs), len(root)
 
 
 def experiments_to_reach(curve: Sequence[float], target: float) -> int | None:
@@ -133,7 +190,7 @@ def duplicate_runs(a: ArmSeed) -> int:
     dups = 0
     for r in a.experiments:
         k = _key(r.config)
-        if k is not None and k in seen:
+        if k is not None and k in seen and not r.retest:
             dups += 1
         seen.add(k)
     return dups

@@ -18,6 +18,7 @@ PAIRS = (
     ("labswarm-shared", "labswarm-isolated"),
     ("labswarm-shared", "labswarm-single"),
     ("labswarm-shared", "labswarm-no-recall"),
+    ("labswarm-shared", "labswarm-no-confirm"),
     ("optuna-shared", "optuna-sequential"),
     ("optuna-shared", "random"),
 )
@@ -104,6 +105,7 @@ def arm_tables(
             [
                 arm,
                 f"{n_exp / len(seeds):.1f}",
+                sum(1 for a in seeds for r in a.experiments if r.retest),
                 keeps,
                 false,
                 missed,
@@ -143,6 +145,7 @@ def arm_tables(
                 [
                     "arm",
                     "experiments/seed",
+                    "of them re-tests (confirmations, re-measures)",
                     "keeps",
                     "false keeps",
                     "missed gains",

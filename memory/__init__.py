@@ -21,7 +21,9 @@ from memory.errors import (
     StoreInUse,
 )
 from memory.models import (
+    MIN_CHAMPION_RUNS,
     RAN_STATUSES,
+    SEEN_STATUSES,
     AgentCreate,
     AgentPublic,
     ClaimCreate,
@@ -32,8 +34,10 @@ from memory.models import (
     FindingPublic,
     ImportResult,
     Lineage,
+    NoiseEstimate,
     Page,
     Role,
+    RunStats,
     SearchHit,
     Stats,
     Status,
@@ -44,7 +48,9 @@ from memory.models import (
 from memory.resolve import get_store
 
 __all__ = [
+    "MIN_CHAMPION_RUNS",
     "RAN_STATUSES",
+    "SEEN_STATUSES",
     "AgentCreate",
     "AgentPublic",
     "AlreadyClaimed",
@@ -63,9 +69,11 @@ __all__ = [
     "LimitExceeded",
     "Lineage",
     "MemoryError_",
+    "NoiseEstimate",
     "NotFound",
     "Page",
     "Role",
+    "RunStats",
     "SearchHit",
     "Stats",
     "Status",

@@ -10,7 +10,8 @@ A claim takes the ``claimlock`` row of its (task, fingerprint) with one statemen
 If another unexpired, unreleased claim holds the row the update does not happen, nothing
 is returned and the caller gets ``AlreadyClaimed``. Both SQLite and PostgreSQL run this
 atomically, so two processes can never hold the same fingerprint. A fingerprint with a
-finished run (``Store.seen``) raises ``AlreadyRan`` before any lock is taken.
+finished run on the claim's hardware and budget (``Store.seen``) raises ``AlreadyRan``
+before any lock is taken, and again (the same rule in SQL) once the lock is held.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ from memory._rows import validated
 from memory._sql import utc_fields
 from memory.errors import AlreadyClaimed, AlreadyRan, Conflict, NotFound
 from memory.models import (
-    RAN_STATUSES,
     Claim,
     ClaimCreate,
     ClaimLock,
     ClaimPublic,
     Experiment,
+    TraceQuery,
     check_args,
     new_id,
+    seen_query,
     utcnow,
 )
 
@@ -50,6 +52,7 @@ class ClaimsMixin:
     _session: Callable[[], Any]
     _writing: Callable[[], Any]
     seen: Callable[..., Any]
+    _trace_filters: Callable[[TraceQuery], list[Any]]
 
     def claim(self, claim: ClaimCreate) -> ClaimPublic:
         # ClaimCreate bounds ttl_seconds to (0, MAX_TTL_SECONDS] (memory.models)
@@ -62,7 +65,13 @@ class ClaimsMixin:
                 if (existing.task, existing.fingerprint) != (claim.task, claim.fingerprint):
                     raise Conflict(f"claim {claim.id}: already exists for another fingerprint")
                 return to_public_claim(existing)
-        self._refuse_if_ran(self.seen(claim.task, claim.fingerprint), claim)
+        seen = seen_query(
+            claim.task, claim.fingerprint, hardware=claim.hardware or None, budget=claim.budget_s
+        )
+        self._refuse_if_ran(
+            self.seen(claim.task, claim.fingerprint, hardware=seen.hardware, budget=seen.budget_s),
+            claim,
+        )
         now = utcnow()
         expires = now + timedelta(seconds=claim.ttl_seconds)
         with self._writing() as session:
@@ -70,14 +79,12 @@ class ClaimsMixin:
                 session.rollback()
                 raise AlreadyClaimed(self._holder_message(session, claim.task, claim.fingerprint))
             # Look again now that the lock is ours: a holder that finished between the
-            # first look and the lock wrote its trace before releasing its claim.
+            # first look and the lock wrote its trace before releasing its claim. The
+            # same rule as ``seen`` (``memory.models.seen_query``), in SQL.
             ran = session.exec(
                 select(Experiment)
-                .where(
-                    Experiment.task == claim.task,
-                    Experiment.fingerprint == claim.fingerprint,
-                    col(Experiment.status).in_(list(RAN_STATUSES)),
-                )
+                .where(*self._trace_filters(seen))
+                .order_by(col(Experiment.created_at), col(Experiment.id))
                 .limit(1)
             ).first()
             if ran is not None:
@@ -92,6 +99,8 @@ class ClaimsMixin:
                 parent_id=claim.parent_id,
                 hypothesis=claim.hypothesis,
                 knobs=claim.knobs,
+                hardware=claim.hardware,
+                budget_s=claim.budget_s,
                 created_at=now,
                 expires_at=expires,
             )
@@ -103,9 +112,11 @@ class ClaimsMixin:
     def _refuse_if_ran(ran: Any, claim: ClaimCreate) -> None:
         if ran is not None:
             status = getattr(ran.status, "value", ran.status)
+            where = f" on hardware {claim.hardware!r}" if claim.hardware else ""
+            within = f" with a budget of {claim.budget_s:g} s" if claim.budget_s is not None else ""
             raise AlreadyRan(
-                f"task {claim.task!r} already ran fingerprint {claim.fingerprint} as "
-                f"experiment {ran.id} (status {status})"
+                f"task {claim.task!r} already ran fingerprint {claim.fingerprint}{where}"
+                f"{within} as experiment {ran.id} (status {status})"
             )
 
     def _take_lock(

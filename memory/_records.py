@@ -165,7 +165,9 @@ class RecordsMixin:
             claims = session.exec(select(func.count()).select_from(Claim).where(*c_where)).one()
         by_status: dict[str, int] = {}
         exp_counts: dict[str, int] = {}
-        judged_counts: dict[str, int] = {}  # experiments and seeded traces, not baselines
+        # experiments and seeded traces: not baselines, not confirmations (a confirmed
+        # pair is one decision)
+        judged_counts: dict[str, int] = {}
         first = last = exp_first = exp_last = None
         for role, status, n, lo, hi in groups:
             key = str(getattr(status, "value", status))
@@ -176,7 +178,7 @@ class RecordsMixin:
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
             role = str(getattr(role, "value", role))
-            if role != Role.baseline.value:
+            if role not in (Role.baseline.value, Role.confirmation.value):
                 judged_counts[key] = judged_counts.get(key, 0) + int(n)
             if role == Role.experiment.value:
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)

@@ -42,6 +42,7 @@ from memory.documents import finding_document, trace_document
 from memory.embed import Embedder
 from memory.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from memory.models import (
+    UNPACKED_ROLES,
     Experiment,
     ExperimentCreate,
     ExperimentPublic,
@@ -71,12 +72,12 @@ def _refused(exc: BaseException | None) -> InvalidInput:
 
 def _imported_content(trace: Any) -> dict[str, Any]:
     """What an import compares with a stored trace of the same id: everything but what
-    makes a pack's copy evidence (its filled-in ``source``; a baseline exported as
-    ``seed``), so exporting a swarm and importing it back adds nothing and conflicts
-    with nothing."""
+    makes a pack's copy evidence (its filled-in ``source``; a baseline or confirmation
+    exported as ``seed``: ``UNPACKED_ROLES``), so exporting a swarm and importing it back
+    adds nothing and conflicts with nothing."""
     data = trace_content(trace)
     data.pop("source")
-    if data["role"] in (Role.baseline.value, Role.seed.value):
+    if data["role"] in UNPACKED_ROLES or data["role"] == Role.seed.value:
         data["role"] = Role.seed.value
     return data
 

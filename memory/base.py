@@ -23,10 +23,12 @@ from __future__ import annotations
 import abc
 import sys
 from collections.abc import Sequence
-from statistics import fmean
 
 from memory.models import (
-    RAN_STATUSES,
+    MEASURED_ROLES,
+    MEASURED_STATUSES,
+    MIN_CHAMPION_RUNS,
+    SEEN_ROLES,
     AgentCreate,
     AgentPublic,
     ClaimCreate,
@@ -37,17 +39,23 @@ from memory.models import (
     FindingPublic,
     ImportResult,
     Lineage,
+    NoiseEstimate,
     Page,
+    RunStats,
     SearchHit,
     Stats,
     Status,
     SwarmCreate,
     SwarmPublic,
     TraceQuery,
+    better,
+    pooled_noise,
+    run_stats,
+    seen_query,
 )
 
-# A metric within +-_FLOAT_MAX is finite: the champion's bounds exclude +-inf (and NaN,
-# which PostgreSQL sorts above every number and SQLite stores as NULL) in SQL.
+# A metric within +-_FLOAT_MAX is finite: these bounds exclude +-inf (and NaN, which
+# PostgreSQL sorts above every number and SQLite stores as NULL) in SQL.
 _FLOAT_MAX = sys.float_info.max
 _PAGE = 1000  # TraceQuery.limit's maximum
 
@@ -99,8 +107,10 @@ class Store(abc.ABC):
         """Claim a fingerprint for a run about to start, atomically.
 
         Raises ``AlreadyClaimed`` if an active claim holds the same (task,
-        fingerprint) and ``AlreadyRan`` if ``seen`` finds a finished run of it.
-        Expired or released claims do not count.
+        fingerprint), and ``AlreadyRan`` iff ``seen(task, fingerprint,
+        hardware=claim.hardware or None, budget=claim.budget_s)`` finds a finished run of
+        it (a claim without hardware or budget is refused by a run on any). Expired or
+        released claims do not count.
         """
 
     @abc.abstractmethod
@@ -178,19 +188,61 @@ class Store(abc.ABC):
         self.close()
 
     # -- helpers written once on top of the abstract methods -------------------
+    # (so every backend, the HTTP store included, answers them the same way)
 
-    def seen(self, task: str, fingerprint: str) -> ExperimentPublic | None:
-        """The finished run (keep/discard/crash/timeout) of this program, if any."""
-        page = self.query_traces(
+    def every_trace(self, query: TraceQuery) -> list[ExperimentPublic]:
+        """Every trace matching ``query`` (its sort, limit and offset ignored), oldest
+        first, read in pages of TraceQuery.limit's maximum."""
+        query = query.model_copy(update={"sort": "created_at", "limit": _PAGE})
+        out: list[ExperimentPublic] = []
+        while True:
+            page = self.query_traces(query.model_copy(update={"offset": len(out)}))
+            out.extend(page.data)
+            if len(page.data) < _PAGE or len(out) >= page.count:
+                return out
+
+    def seen(
+        self,
+        task: str,
+        fingerprint: str,
+        *,
+        hardware: str | None = None,
+        budget: float | None = None,
+    ) -> ExperimentPublic | None:
+        """The oldest finished run of this program, if any (``memory.models.seen_query``):
+        status keep/discard/crash (``SEEN_STATUSES``: a timeout or an interrupted run does
+        not count), role experiment or baseline (a confirmation re-runs a program on
+        purpose), on ``hardware`` and with ``budget_s == budget`` when given."""
+        page = self.query_traces(seen_query(task, fingerprint, hardware=hardware, budget=budget))
+        return page.data[0] if page.data else None
+
+    def _measured(
+        self,
+        task: str,
+        hardware: str | None,
+        budget: float | None,
+        *,
+        swarm_id: str | None,
+        fingerprint: str | None = None,
+        status: Sequence[Status] = MEASURED_STATUSES,
+    ) -> list[ExperimentPublic]:
+        """Trusted runs (``role != seed``, empty ``source``) of ``status`` with a finite
+        metric, on ``hardware``, with ``budget_s == budget`` and from ``swarm_id`` when
+        given, oldest first."""
+        return self.every_trace(
             TraceQuery(
                 task=task,
                 fingerprint=fingerprint,
-                status=list(RAN_STATUSES),
-                sort="created_at",
-                limit=1,
+                hardware=hardware,
+                budget_s=budget,
+                swarm_id=swarm_id,
+                trusted=True,
+                status=list(status),
+                role=list(MEASURED_ROLES),
+                metric_min=-_FLOAT_MAX,
+                metric_max=_FLOAT_MAX,
             )
         )
-        return page.data[0] if page.data else None
 
     def champion(
         self,
@@ -200,25 +252,47 @@ class Store(abc.ABC):
         *,
         swarm_id: str | None = None,
     ) -> ExperimentPublic | None:
-        """THE champion of ``task``: the best ``keep`` trace with a finite metric (in its
-        direction), trusted only (run here: ``role != seed``, empty ``source``), on
-        ``hardware`` and with ``budget_s == budget`` when given (a trace without a recorded
-        budget never matches a budget), from ``swarm_id`` when given. Ties: the oldest."""
-        page = self.query_traces(
-            TraceQuery(
-                task=task,
-                hardware=hardware,
-                budget_s=budget,
-                swarm_id=swarm_id,
-                trusted=True,
-                status=[Status.keep],
-                metric_min=-_FLOAT_MAX,
-                metric_max=_FLOAT_MAX,
-                sort="best",
-                limit=1,
-            )
-        )
-        return page.data[0] if page.data else None
+        """THE champion of ``task``: the program with the best MEAN metric over its
+        trusted ``keep`` runs, among programs with at least ``MIN_CHAMPION_RUNS`` (2) of
+        them, so one lucky run is never the champion.
+
+        Runs count when trusted (run here: ``role != seed``, empty ``source``), of role
+        experiment, baseline or confirmation, with a finite metric, on ``hardware`` and
+        with ``budget_s == budget`` when given (a trace without a recorded budget never
+        matches a budget), from ``swarm_id`` when given. The best mean in the runs'
+        direction wins; ties go to the program that ran first. Returned: the oldest
+        experiment or baseline trace of the winning program (a program whose counted runs
+        are all confirmations is passed over)."""
+        programs: dict[str, list[ExperimentPublic]] = {}
+        for run in self._measured(task, hardware, budget, swarm_id=swarm_id, status=(Status.keep,)):
+            programs.setdefault(run.fingerprint, []).append(run)
+        best: ExperimentPublic | None = None
+        best_mean: float | None = None
+        for runs in programs.values():  # in the order each program first ran
+            if len(runs) < MIN_CHAMPION_RUNS:
+                continue
+            head = next((r for r in runs if r.role in SEEN_ROLES), None)
+            if head is None:
+                continue
+            mean = run_stats([r.metric for r in runs if r.metric is not None]).mean
+            if mean is not None and better(mean, best_mean, head.direction):
+                best, best_mean = head, mean
+        return best
+
+    def program_stats(
+        self,
+        task: str,
+        fingerprint: str,
+        hardware: str,
+        budget: float | None = None,
+        *,
+        swarm_id: str | None = None,
+    ) -> RunStats:
+        """Mean, count and sample sd of the metrics of one program's trusted keep/discard
+        runs (any role but seed: experiment, baseline, confirmation) with a finite metric,
+        on ``hardware`` (and ``budget``, ``swarm_id`` when given)."""
+        runs = self._measured(task, hardware, budget, swarm_id=swarm_id, fingerprint=fingerprint)
+        return run_stats([r.metric for r in runs if r.metric is not None])
 
     def program_metric(
         self,
@@ -229,30 +303,30 @@ class Store(abc.ABC):
         *,
         swarm_id: str | None = None,
     ) -> float | None:
-        """Mean finite metric of the trusted finished runs (keep/discard) of one program
-        on ``hardware`` (and ``budget``, ``swarm_id`` when given); ``None`` if none."""
-        query = TraceQuery(
-            task=task,
-            fingerprint=fingerprint,
-            hardware=hardware,
-            budget_s=budget,
-            swarm_id=swarm_id,
-            trusted=True,
-            status=[Status.keep, Status.discard],
-            metric_min=-_FLOAT_MAX,
-            metric_max=_FLOAT_MAX,
-            sort="created_at",
-            limit=_PAGE,
-        )
-        values: list[float] = []
-        offset = 0
-        while True:
-            page = self.query_traces(query.model_copy(update={"offset": offset}))
-            values.extend(t.metric for t in page.data if t.metric is not None)
-            offset += len(page.data)
-            if len(page.data) < _PAGE or offset >= page.count:
-                break
-        return fmean(values) if values else None
+        """``program_stats(...).mean``: the mean metric of one program (``None`` if it has
+        no measured run)."""
+        return self.program_stats(task, fingerprint, hardware, budget, swarm_id=swarm_id).mean
+
+    def noise(
+        self,
+        task: str,
+        hardware: str | None,
+        budget: float | None,
+        *,
+        swarm_id: str | None = None,
+    ) -> NoiseEstimate:
+        """The run-to-run noise of ``task`` on ``hardware`` with run budget ``budget``
+        (from ``swarm_id`` when given): the pooled within-program standard deviation of
+        the trusted keep/discard runs (any role but seed) with a finite metric, grouped by
+        fingerprint, over the programs that ran at least twice
+        (``memory.models.pooled_noise``). ``None`` for ``hardware`` or ``budget`` pools
+        over every hardware class or budget, which mixes their differences into the noise:
+        a judge passes both."""
+        programs: dict[str, list[float]] = {}
+        for run in self._measured(task, hardware, budget, swarm_id=swarm_id):
+            if run.metric is not None:
+                programs.setdefault(run.fingerprint, []).append(run.metric)
+        return pooled_noise(programs.values())
 
     def count(self, query: TraceQuery | None = None) -> int:
         """Number of traces matching ``query`` (all traces if None)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
@@ -215,6 +215,29 @@ class Role(StrEnum):
     experiment = "experiment"  # a proposal by an agent
     baseline = "baseline"  # a replicate run of an unmodified base, to measure noise
     seed = "seed"  # imported from a pack (another swarm, a person's log)
+    # a re-run, with another seed, of an experiment's program (parent_id: that experiment;
+    # same fingerprint; status: the final verdict of the pair, or its own failure)
+    confirmation = "confirmation"
+
+
+# What makes a program "seen" (``Store.seen``, and ``AlreadyRan`` for a claim): a finished
+# run -- keep, discard or crash; a timeout or an interrupted run may be tried again -- made
+# as an experiment or a baseline (a confirmation re-runs a program on purpose).
+SEEN_STATUSES: tuple[Status, ...] = (Status.keep, Status.discard, Status.crash)
+SEEN_ROLES: tuple[Role, ...] = (Role.experiment, Role.baseline)
+# Runs whose metric is a measurement of their program (``Store.program_stats``,
+# ``Store.noise``): trusted keep/discard runs of any role but seed.
+MEASURED_STATUSES: tuple[Status, ...] = (Status.keep, Status.discard)
+MEASURED_ROLES: tuple[Role, ...] = (Role.experiment, Role.baseline, Role.confirmation)
+# The champion is a program with at least this many trusted keep runs (one lucky run is not).
+MIN_CHAMPION_RUNS = 2
+# Roles a pack may not declare (``memory.packs`` refuses them on import and writes them
+# as "seed" on export), and why: each feeds a swarm's judging, so only runs this
+# installation made itself may have them.
+UNPACKED_ROLES: dict[str, str] = {
+    Role.baseline.value: "baselines set a swarm's noise",
+    Role.confirmation.value: "confirmations decide whether a run is kept",
+}
 
 
 Direction = Literal["minimize", "maximize"]
@@ -261,6 +284,21 @@ class ExperimentBase(SQLModel):
     duration_s: float | None = None
     # the run's time budget in seconds; filled from resources["budget_s"] when not given
     budget_s: float | None = Field(default=None, index=True)
+    # -- what the verdict was judged against (migration 0003; None / "" in older rows) --
+    seed: int | None = None  # LABSWARM_SEED the run got
+    # the verdict's reason in words, for every status (``error`` stays the failure text)
+    reason: str = Field(default="", sa_type=Text, sa_column_kwargs={"server_default": ""})
+    base_metric: float | None = None  # mean metric of the base program (parent_id)
+    base_n: int | None = None  # runs behind base_metric
+    judged_metric: float | None = None  # mean metric of this program the verdict used
+    judged_n: int | None = None  # runs behind judged_metric (run + confirmation)
+    noise_sd: float | None = None  # noise standard deviation used
+    noise_n: int | None = None  # runs behind noise_sd
+    threshold: float | None = None  # margin judged_metric had to beat base_metric by
+
+
+# Judged-against fields that count runs (or are a seed): integers in 0..MAX_INT32 on input.
+COUNT_FIELDS = ("seed", "base_n", "judged_n", "noise_n")
 
 
 def recorded_budget(resources: dict[str, Any]) -> float | None:
@@ -276,6 +314,22 @@ class ExperimentCreate(ExperimentBase):
     created_at: datetime | None = None
 
     _edge = edge_checked()
+
+    @field_validator(*COUNT_FIELDS, mode="after")
+    @classmethod
+    def _count_in_range(cls, value: int | None) -> int | None:
+        """A seed or a count of runs is an integer in 0..MAX_INT32 (an INTEGER column)."""
+        if value is not None and not 0 <= value <= MAX_INT32:
+            raise ValueError(f"must lie in 0..{MAX_INT32}, got {value}")
+        return value
+
+    @field_validator("noise_sd", mode="after")
+    @classmethod
+    def _sd_not_negative(cls, value: float | None) -> float | None:
+        """A standard deviation is never negative."""
+        if value is not None and value < 0:
+            raise ValueError(f"must not be negative, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _budget_from_resources(self) -> ExperimentCreate:
@@ -318,6 +372,10 @@ class ClaimBase(SQLModel):
     parent_id: str | None = Field(default=None, max_length=64)
     hypothesis: str = Field(default="", sa_type=Text)
     knobs: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # where the run will happen (migration 0003; "" / None in older rows): a claim is
+    # refused with AlreadyRan only by a run of the program on this hardware and budget
+    hardware: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
+    budget_s: float | None = None
 
 
 class ClaimCreate(ClaimBase):
@@ -499,6 +557,82 @@ class TraceQuery(BaseModel):
     _edge = edge_checked()
 
 
+class RunStats(BaseModel):
+    """The runs of one program that measure it (``Store.program_stats``): their mean
+    metric, how many, and their sample standard deviation (``None`` below two runs)."""
+
+    mean: float | None
+    n: int
+    sd: float | None
+
+
+class NoiseEstimate(BaseModel):
+    """The run-to-run noise of a task on one hardware class and budget (``Store.noise``).
+
+    Pooled within-program standard deviation over the trusted keep/discard runs, grouped
+    by program (fingerprint), of the programs with at least two such runs:
+    ``sd = sqrt(sum_g sum_i (x_gi - mean_g)^2 / (n - groups))``; ``n`` counts the runs in
+    those groups, ``df = n - groups``. ``sd`` is ``None`` while ``df == 0`` (no program ran
+    twice). ``identical``: ``df > 0`` and every group's runs gave exactly the same metric
+    (a deterministic task: ``sd == 0``)."""
+
+    sd: float | None
+    n: int
+    df: int
+    groups: int
+    identical: bool
+
+
+def seen_query(
+    task: str, fingerprint: str, *, hardware: str | None = None, budget: float | None = None
+) -> TraceQuery:
+    """The query of ``Store.seen`` (the oldest match first), the one definition of "this
+    program already ran": status in SEEN_STATUSES, role in SEEN_ROLES, on ``hardware`` and
+    with ``budget_s == budget`` when given (a run without a recorded budget never matches a
+    budget). ``AlreadyRan`` for a claim applies the same query in SQL."""
+    return TraceQuery(
+        task=task,
+        fingerprint=fingerprint,
+        status=list(SEEN_STATUSES),
+        role=list(SEEN_ROLES),
+        hardware=hardware,
+        budget_s=budget,
+        sort="created_at",
+        limit=1,
+    )
+
+
+def run_stats(values: Sequence[float]) -> RunStats:
+    """Mean, count and sample standard deviation (n - 1; ``None`` below two values)."""
+    if not values:
+        return RunStats(mean=None, n=0, sd=None)
+    mean = math.fsum(values) / len(values)
+    if len(values) < 2:
+        return RunStats(mean=mean, n=len(values), sd=None)
+    if all(v == values[0] for v in values):
+        return RunStats(mean=values[0], n=len(values), sd=0.0)
+    ss = math.fsum((v - mean) ** 2 for v in values)
+    return RunStats(mean=mean, n=len(values), sd=math.sqrt(ss / (len(values) - 1)))
+
+
+def pooled_noise(groups: Iterable[Sequence[float]]) -> NoiseEstimate:
+    """The pooled within-program noise of ``groups`` (each one program's metrics); groups
+    of fewer than two runs carry no information about noise and are left out. See
+    ``NoiseEstimate`` for the formula."""
+    repeated = [list(g) for g in groups if len(g) >= 2]
+    n = sum(len(g) for g in repeated)
+    df = n - len(repeated)
+    if df <= 0:
+        return NoiseEstimate(sd=None, n=n, df=df, groups=len(repeated), identical=False)
+    identical = all(all(v == g[0] for v in g) for g in repeated)
+    if identical:
+        sd = 0.0
+    else:
+        ss = math.fsum((v - m) ** 2 for g in repeated for m in [math.fsum(g) / len(g)] for v in g)
+        sd = math.sqrt(ss / df)
+    return NoiseEstimate(sd=sd, n=n, df=df, groups=len(repeated), identical=identical)
+
+
 class BestSoFar(NamedTuple):
     """One point of the running best: the best kept metric so far (``None`` before the
     first keep) and whether this trace set it."""
@@ -545,7 +679,7 @@ class Lineage(BaseModel):
 class Stats(BaseModel):
     total: int
     by_status: dict[str, int]
-    keep_rate: float | None  # keeps / (keeps + discards), baselines left out
+    keep_rate: float | None  # keeps / (keeps + discards), baselines and confirmations left out
     duplicates_refused: int
     experiments_per_hour: float | None  # over first..last created_at, role=experiment
     findings: int

@@ -10,8 +10,11 @@ count that disagrees with the header raises ``InvalidInput("file:line: reason")`
 
 Packs are evidence, never trusted runs: types are strict (``"metric": true`` or ``"1.5"``
 is an error, not a coercion), ``NaN``/``Infinity`` and over-deep lines are refused, a pack
-cannot declare ``role: "baseline"``, and every imported trace gets a non-empty ``source``
-(the header's ``source``, else ``pack:<file name>``).
+cannot declare ``role: "baseline"`` or ``role: "confirmation"`` (``UNPACKED_ROLES``), and every
+imported trace gets a non-empty ``source`` (the header's ``source``, else
+``pack:<file name>``). The judged-against fields of a trace (``seed``, ``reason``,
+``base_metric`` ... ``threshold``) travel like any other field and are checked by the same
+rules as everywhere (``ExperimentCreate``: counts in 0..2**31-1, finite numbers).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from memory.base import Store
 from memory.errors import InvalidInput
 from memory.models import (
     MAX_JSON_DEPTH,
+    UNPACKED_ROLES,
     ExperimentCreate,
     ExperimentPublic,
     FindingCreate,
@@ -174,11 +178,11 @@ def _record(obj: Any, where: str, pack_name: str, source: str) -> ExperimentCrea
         raise InvalidInput(f"{where}: field 'id' must be a non-empty string")
     model = ExperimentCreate if kind == "trace" else FindingCreate
     _check_types(body, model, where)
-    if kind == "trace" and body.get("role") == "baseline":
+    role = body.get("role") if kind == "trace" else None
+    if role in UNPACKED_ROLES:
         raise InvalidInput(
-            f"{where}: field 'role': a pack cannot declare role 'baseline' (baselines set a "
-            "swarm's noise, so only replicate runs this installation made itself count; "
-            "use 'seed' or 'experiment')"
+            f"{where}: field 'role': a pack cannot declare role {role!r} ({UNPACKED_ROLES[role]}, "
+            "so only runs this installation made itself count; use 'seed' or 'experiment')"
         )
     if kind == "finding":
         body.setdefault("pack", pack_name)
@@ -271,10 +275,11 @@ def import_pack(store: Store, path: str | Path) -> ImportResult:
 
 
 def trace_record(trace: ExperimentPublic) -> dict[str, Any]:
-    """A trace as a pack record. A baseline is written as ``role: "seed"``: packs cannot
-    declare baselines (see ``_record``), and for whoever imports it, it is evidence."""
+    """A trace as a pack record, every field as stored (the judged-against fields too). A
+    baseline or a confirmation is written as ``role: "seed"``: packs cannot declare them
+    (``UNPACKED_ROLES``), and for whoever imports it, it is evidence."""
     record = {"type": "trace", **trace.model_dump(mode="json")}
-    if trace.role == Role.baseline:
+    if trace.role.value in UNPACKED_ROLES:
         record["role"] = Role.seed.value
     return record
 

@@ -14,6 +14,8 @@ Environment (all optional):
                         column (default: the embedded Shakespeare corpus in ``data/``)
   LABSWARM_CACHE_DIR    where trained BPE vocabularies and token arrays are cached
                         (default: ``$XDG_CACHE_HOME/labswarm`` or ``~/.cache/labswarm``)
+  LABSWARM_RESULT       a file ``evaluate_bpb`` appends its result to, one JSON line per call
+                        (labswarm sets it and takes the metric from there, not from stdout)
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ UNTIMED_STEPS = {"cpu": 2, "cuda": 10}
 GPU_PEAK_FLOPS = 989.5e12
 # A training loss above this many times ln(vocab) (a uniform guess) counts as divergence.
 DIVERGENCE_FACTOR = 2.0
+# The causality check before evaluation: this many validation windows, this many positions
+# t in each, and the largest change of a logit at positions <= t (times the logits' scale,
+# at least 1) that still counts as unchanged: float32 rounding is ~1e-7 of the scale, a
+# model that reads ahead moves its logits by far more.
+CAUSAL_WINDOWS = 2
+CAUSAL_POSITIONS = 4
+CAUSAL_TOLERANCE = 1e-4
+# Under bfloat16/float16 autocast (train.py on a GPU) one rounding step of a logit is ~2**-8
+# of it: the tolerance is a few of those, still far below what a leak moves.
+CAUSAL_TOLERANCE_AUTOCAST = 2**-6
+METRIC_NAME = "val_bpb"
+RESULT_ENV = "LABSWARM_RESULT"
 
 
 class CorpusError(Exception):
@@ -477,6 +491,68 @@ def train_loader(
 # ---------------------------------------------------------------------------
 
 
+class NonCausalError(RuntimeError):
+    """The model's predictions at a position depend on tokens after it (it reads ahead)."""
+
+
+@torch.no_grad()
+def causality_violation(
+    model: torch.nn.Module,
+    tokens: np.ndarray,
+    vocab_size: int,
+    seq_len: int,
+    device: torch.device,
+) -> str | None:
+    """Why ``model`` is not causal, or None if it passes the check.
+
+    Takes the first ``CAUSAL_WINDOWS`` windows of ``seq_len`` tokens; for ``CAUSAL_POSITIONS``
+    positions t spread over the window (the first included), replaces every token after t by
+    a random other token and compares the logits at positions ``<= t`` with the unperturbed
+    ones. A change beyond ``CAUSAL_TOLERANCE`` (``CAUSAL_TOLERANCE_AUTOCAST`` inside a
+    half-precision autocast) times the logits' scale (at least 1), plus eight times the
+    difference between two identical forward passes (a non-deterministic device), is a
+    violation. A model whose logits are not finite is left to the metric.
+    """
+    stream = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
+    width = min(seq_len, len(stream))
+    if width < 2 or vocab_size < 2:
+        return None
+    n = max(1, min(CAUSAL_WINDOWS, len(stream) // width))
+    x = torch.stack([stream[i * width : (i + 1) * width] for i in range(n)]).to(device)
+    reference = model(x).float()
+    if not bool(torch.isfinite(reference).all()):
+        return None
+    floor = (model(x).float() - reference).abs().max().item()
+    half = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) in (
+        torch.bfloat16,
+        torch.float16,
+    )
+    relative = CAUSAL_TOLERANCE_AUTOCAST if half else CAUSAL_TOLERANCE
+    tolerance = relative * max(1.0, reference.abs().max().item()) + 8 * floor
+    gen = torch.Generator().manual_seed(0)
+    positions = sorted({round(p) for p in np.linspace(0, width - 2, CAUSAL_POSITIONS)})
+    for t in positions:
+        shift = torch.randint(1, vocab_size, (n, width - t - 1), generator=gen).to(device)
+        perturbed = x.clone()
+        perturbed[:, t + 1 :] = (x[:, t + 1 :] + shift) % vocab_size
+        change = (model(perturbed).float()[:, : t + 1] - reference[:, : t + 1]).abs().max()
+        if not change.item() <= tolerance:
+            return (
+                f"non-causal: predictions at position {t} changed when tokens after {t} "
+                f"changed (largest logit change {change.item():.3g}, tolerance "
+                f"{tolerance:.3g}); a model may only read earlier tokens"
+            )
+    return None
+
+
+def report_result(entry: dict[str, object]) -> None:
+    """Append ``entry`` as one JSON line to ``$LABSWARM_RESULT`` (nothing when unset)."""
+    path = os.environ.get(RESULT_ENV, "").strip()
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
 @torch.no_grad()
 def evaluate_bpb(
     model: torch.nn.Module,
@@ -493,9 +569,19 @@ def evaluate_bpb(
     is cut into consecutive, non-overlapping windows of ``seq_len`` inputs; every token but the
     first is a target exactly once, so the result does not depend on ``batch_size`` and is
     deterministic for a given model. Independent of the tokenizer: the denominator is bytes.
+
+    First the model must pass :func:`causality_violation`; one that reads ahead raises
+    :class:`NonCausalError`. Either outcome is appended to ``$LABSWARM_RESULT`` when set
+    (``{"metric": "val_bpb", "value": ...}`` or ``{"metric": "val_bpb", "error": ...}``):
+    labswarm takes the metric from there.
     """
     was_training = model.training
     model.eval()
+    problem = causality_violation(model, tokens, len(token_bytes), seq_len, device)
+    if problem is not None:
+        model.train(was_training)
+        report_result({"metric": METRIC_NAME, "error": problem})
+        raise NonCausalError(problem)
     stream = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
     token_bytes = token_bytes.to(device)
     n_targets = len(stream) - 1
@@ -523,7 +609,9 @@ def evaluate_bpb(
     nats, nbytes = total_nats.item(), total_bytes.item()
     if nbytes <= 0:
         raise ValueError("validation targets hold zero bytes")
-    return nats / (math.log(2) * nbytes)
+    bpb = nats / (math.log(2) * nbytes)
+    report_result({"metric": METRIC_NAME, "value": bpb})
+    return bpb
 
 
 def diverged(loss: float, vocab_size: int) -> bool:

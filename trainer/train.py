@@ -3,16 +3,18 @@
 This is the one file agents edit. Run from this directory::
 
     python train.py                                   # budget 300 s, device auto
-    LABSWARM_TIME_BUDGET=60 LABSWARM_DEVICE=cpu python train.py
+    LABSWARM_TIME_BUDGET=60 LABSWARM_DEVICE=cpu LABSWARM_SEED=7 python train.py
 
 The last lines of stdout are ``---`` and ``key: value`` lines (``val_bpb`` first). A NaN or
-exploding loss exits 1 at once, with no summary.
+exploding loss exits 1 at once, with no summary; so does a model that is not causal
+(``prepare.evaluate_bpb`` checks, and reports the metric to labswarm itself).
 """
 
 import time
 
 T_START = time.time()  # total_seconds counts from here, imports included
 
+import os  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -66,7 +68,9 @@ WARMUP_RATIO = 0.0  # linear LR warm-up over this fraction of the budget
 WARMDOWN_RATIO = 0.4  # linear decay to FINAL_LR_FRAC over the last fraction
 FINAL_LR_FRAC = 0.0
 
-SEED = 1337
+# The run's seed (weights, dropout, batch order): labswarm gives every run its own, so two
+# runs of one program differ the way honest repetitions do. Not a knob.
+SEED = int(os.environ.get("LABSWARM_SEED", "1337"))
 COMPILE = True  # torch.compile the model on CUDA (the first steps are off the clock)
 
 # ---------------------------------------------------------------------------

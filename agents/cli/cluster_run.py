@@ -12,6 +12,7 @@ is served to the agents over HTTP with a token generated for the swarm.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ray-workdir",
         metavar="DIR",
-        help="where agents keep their task copy, workspace and logs on each node "
-        "(default: the node's temporary directory)",
+        help="where agents keep their task copy, workspace and logs on each node, the same "
+        "path on every node (relative: to this directory; default: each node's temporary "
+        "directory)",
     )
     group.add_argument(
         "--ray-restarts",
@@ -64,8 +66,10 @@ def make_swarm(
         share(config.devices)
     except SwarmError as exc:
         args.parser.error(str(exc))
+    # a relative directory means this one's, not the one each Ray worker happens to be in
+    node_dir = str(Path(args.ray_workdir).expanduser().absolute()) if args.ray_workdir else None
     cluster = ClusterConfig(
-        address=args.ray, node_dir=args.ray_workdir, max_restarts=max(0, args.ray_restarts)
+        address=args.ray, node_dir=node_dir, max_restarts=max(0, args.ray_restarts)
     )
     target = args.memory or settings.memory
     return ClusterSwarm(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.cli import cluster_run
 from agents.cli.options import at_least, memory_arg, open_store, positive_float
-from agents.judge import DEFAULT_REPLICATES, MIN_REPLICATES
+from agents.judge import DEFAULT_REMEASURE, DEFAULT_REPLICATES, DEFAULT_SCREEN, MIN_REPLICATES
 
 if TYPE_CHECKING:
     from agents.cluster import ClusterSwarm
@@ -82,6 +82,27 @@ def add_parser(subparsers: Any) -> None:
         default=DEFAULT_REPLICATES,
         help=f"baseline runs for the noise (default {DEFAULT_REPLICATES})",
     )
+    p.add_argument(
+        "--no-confirm",
+        dest="confirm",
+        action="store_false",
+        help="keep on one run (a t-test at 5%% false keeps) instead of re-running each "
+        "candidate with another seed (an ablation: lower power, no champions)",
+    )
+    p.add_argument(
+        "--screen",
+        type=float,
+        default=DEFAULT_SCREEN,
+        help="a first run is re-run as a candidate when it beats its base by more than this "
+        f"many noise sds (default {DEFAULT_SCREEN}; see docs/judging.md)",
+    )
+    p.add_argument(
+        "--remeasure",
+        type=at_least(0, "a count of runs"),
+        default=DEFAULT_REMEASURE,
+        help="extra runs of each newly kept program before it becomes a base "
+        f"(default {DEFAULT_REMEASURE})",
+    )
     p.add_argument("--runs-dir", default="runs", help="where swarm directories go")
     p.add_argument("--no-live", action="store_true", help="log lines instead of the live view")
     cluster_run.add_arguments(p)  # --ray ...: the agents as Ray actors (agents/cluster/)
@@ -108,6 +129,9 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         model=args.model,
         base_url=args.base_url,
         replicates=args.replicates,
+        confirm=args.confirm,
+        screen=args.screen,
+        remeasure=args.remeasure,
         runs_dir=args.runs_dir,
         quick_budget=QUICK_CPU_BUDGET if quick else None,
         cache_dir=cache_dir,

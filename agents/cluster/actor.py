@@ -37,7 +37,7 @@ from agents.cluster.recover import agent_progress, settle_claims
 from agents.devices import Device, cpu_count, cpu_devices, detect_gpus, short_gpu_name
 from agents.execute import Bench, Outcome, SetupFailed
 from agents.program import Program
-from agents.swarm import RECURSION_LIMIT, SwarmConfig, default_proposer_factory
+from agents.swarm import RECURSION_LIMIT, SwarmConfig, default_proposer_factory, judge_rules
 from agents.tracing import Author, setup_failure, write_trace
 from agents.workspace import Workspace
 from memory.base import Store
@@ -232,9 +232,12 @@ class AgentWorker:
             return str(exc)
         return ""
 
-    def execute(self, budget: float, program: dict[str, str], log_name: str) -> Outcome:
-        """Run ``program`` once here (a baseline replicate); the driver records it."""
-        return self._bench(budget).execute(Program.of(program), log_name)
+    def execute(
+        self, budget: float, program: dict[str, str], log_name: str, seed: int | None = None
+    ) -> Outcome:
+        """Run ``program`` once here with ``seed`` (a baseline replicate); the driver
+        records it."""
+        return self._bench(budget).execute(Program.of(program), log_name, seed=seed)
 
     def run_agent(self, params: RunParams) -> AgentEnd:
         """Settle what an earlier incarnation left, then run the agent's graph to its end."""
@@ -268,6 +271,7 @@ class AgentWorker:
             swarm_id=spec.swarm_id,
             agent_name=spec.name,
             noise=params.noise,
+            rules=judge_rules(spec.config, self.task),
             max_experiments=params.max_experiments,
             deadline=params.deadline,
             max_refusals=params.max_refusals,

@@ -9,6 +9,12 @@ Binding ``local`` to loopback: Ray resolves 127.0.0.1 to the machine's outward a
 on Linux unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (Ray's own switch for a cluster
 that never leaves one machine), so ``local`` sets it for this process and the Ray
 processes it starts.
+
+The driver joins Ray from a working directory of its own (the swarm's directory): Ray
+puts the driver's working directory first on every worker's ``sys.path``, so a directory
+where ``labswarm run`` was started that holds a ``memory/``, ``agents/`` or ``server/``
+folder (or any module named like a library the agents import) would replace labswarm's own
+package inside the actors.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -54,23 +63,41 @@ def require_ray(address: str | None = None) -> ModuleType:
     return ray
 
 
-def connect(address: str) -> bool:
+@contextmanager
+def working_directory(path: Path | None) -> Iterator[None]:
+    """Run the block in ``path`` (None: where the process is), then return."""
+    if path is None:
+        yield
+        return
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def connect(address: str, workdir: Path | None = None) -> bool:
     """Connect this process to a cluster; True if it connected here (and must
-    ``ray.shutdown()`` at the end), False if it was connected already."""
+    ``ray.shutdown()`` at the end), False if it was connected already.
+
+    ``workdir``: the directory Ray records as the driver's (see the module docstring);
+    the process is back in its own directory when this returns."""
     ray = require_ray(address)
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     try:
-        if address == "local":
-            ray.init(
-                address="local",
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                **kwargs,
-            )
-        else:
-            ray.init(address=None if address == "auto" else address, **kwargs)
+        with working_directory(workdir):
+            if address == "local":
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    **kwargs,
+                )
+            else:
+                ray.init(address=None if address == "auto" else address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"--ray {address}: cannot connect: {exc}") from None
     return True

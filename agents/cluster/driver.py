@@ -87,9 +87,9 @@ class RemoteBench:
         self.logs_dir = logs_dir
         self.timeout = timeout  # the run's hard timeout plus time to place the actor again
 
-    def execute(self, program: Program, log_name: str) -> Outcome:
+    def execute(self, program: Program, log_name: str, *, seed: int | None = None) -> Outcome:
         ray = require_ray()
-        ref = self.actor.execute.remote(self.budget, program.as_dict(), log_name)
+        ref = self.actor.execute.remote(self.budget, program.as_dict(), log_name, seed)
         try:
             return cast(Outcome, ray.get(ref, timeout=self.timeout))
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
@@ -191,7 +191,10 @@ class ClusterSwarm:
     def _run(self) -> None:
         ray = require_ray()
         try:
-            started = connect(self.cluster.address)
+            # Ray's workers import from the driver's directory first: join from the
+            # swarm's own, never from wherever the command was started (connect.py)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            started = connect(self.cluster.address, self.directory.resolve())
         except ClusterError as exc:
             raise SwarmError(str(exc)) from None
         result = SwarmResult(self.swarm_id, self.directory, self.noise, [])

@@ -69,7 +69,12 @@ def agent_progress(store: Store, swarm_id: str, agent_id: str) -> tuple[str | No
     """The agent's base trace id (None: never recorded) and the experiments it finished."""
     row = next((a for a in store.list_agents(swarm_id) if a.id == agent_id), None)
     ran = store.query_traces(
-        TraceQuery(agent_id=agent_id, role=[Role.experiment], status=list(RAN_STATUSES), limit=1)
+        TraceQuery(
+            agent_id=agent_id,
+            role=[Role.experiment, Role.confirmation],
+            status=list(RAN_STATUSES),
+            limit=1,
+        )
     ).count
     if row is None:
         return None, ran

@@ -55,6 +55,7 @@ class ProposalRequest:
     champion: ExperimentPublic | None  # this swarm's best trusted keep
     related: list[ExperimentPublic] = field(default_factory=list)  # failures included
     findings: list[FindingPublic] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # related failures on an older base
     claims: list[ClaimPublic] = field(default_factory=list)
     feedback: list[str] = field(default_factory=list)  # why earlier tries were refused
     recall: bool = True  # False: the proposer may learn only from this agent's own traces

@@ -8,13 +8,15 @@
   on a GPU those ending in ``_CPU``.
 - **Warm start**: every trace of this task in memory becomes a trial (its knob values
   rebuilt along its lineage): keep/discard with their metric, crash/timeout as failed
-  trials. Traces from another hardware class only mark their program as seen.
+  trials; a confirmation is one more trial of its program. Traces from another hardware
+  class are left out.
 - **Pending trials**: every active claim is a running trial, so TPE's constant liar
   steers parallel agents apart.
 - **Neighbourhood moves**: each proposal changes one knob of the agent's base (two or
   three after repeated duplicates), the rest fixed (``PartialFixedSampler``).
-- **Never a seen program**: a candidate whose fingerprint memory has seen or a claim
-  holds is dropped (a failed trial) and another is sampled.
+- **Never a seen program**: a candidate that memory would refuse as already run (a
+  keep/discard/crash on this hardware class: ``Store.seen``) or that a claim holds is
+  dropped (a failed trial) and another is sampled; a timeout may be tried again.
 - **Edits** rewrite only the changed constants' lines.
 """
 
@@ -33,7 +35,15 @@ from agents.program import Edit, Program
 from agents.proposers.base import Proposal, ProposalRequest, Proposer, SearchExhausted
 from agents.task import Task
 from memory.base import Store
-from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQuery
+from memory.models import (
+    RAN_STATUSES,
+    SEEN_ROLES,
+    SEEN_STATUSES,
+    ExperimentPublic,
+    Role,
+    Status,
+    TraceQuery,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +196,7 @@ class BuiltinProposer(Proposer):
         self._lock = threading.Lock()
         self._configs: dict[str, dict[str, Any]] = {}  # trace/claim id -> full knob config
         self._synced: set[str] = set()  # trace ids already turned into trials
-        self._seen: set[str] = set()  # fingerprints of finished runs (any hardware)
+        self._seen: set[str] = set()  # programs memory would refuse here as already run
         self._pending: dict[str, int] = {}  # fingerprint -> running trial number
         self._own: set[str] = set()  # fingerprints of my proposal not yet claimed
         self._since: datetime | None = None
@@ -233,7 +243,9 @@ class BuiltinProposer(Proposer):
         self._configs[trace.id] = self._config_of(trace.parent_id, trace.knobs)
         if trace.status not in RAN_STATUSES:
             return
-        self._seen.add(trace.fingerprint)
+        same_hardware = not trace.hardware or trace.hardware == self.hardware
+        if same_hardware and trace.status in SEEN_STATUSES and trace.role in SEEN_ROLES:
+            self._seen.add(trace.fingerprint)  # what memory's "already ran" refuses
         pending = self._pending.pop(trace.fingerprint, None)
         if pending is not None:
             self._finish(pending, trace)

@@ -69,10 +69,12 @@ def data_block(title: str, items: list[str]) -> str:
     return f"## {title}\n{UNTRUSTED}\n{FENCE}memory\n{body}\n{FENCE}"
 
 
-def _trace_item(t: ExperimentPublic, metric_name: str) -> str:
+def _trace_item(t: ExperimentPublic, metric_name: str, stale: bool = False) -> str:
     metric = f"{metric_name}={t.metric:.6g}" if t.metric is not None else "no metric"
     failed = t.status in (Status.crash, Status.timeout, Status.invalid)
     label = f"FAILED ({t.status.value})" if failed else t.status.value
+    if stale:
+        label = f"{t.status.value} on an older base (the champion has moved since)"
     item = f"[{label}] {quote(t.hypothesis) or '(no hypothesis)'} -> {metric}"
     if failed and t.error:
         item += f"; error: {quote(t.error, 200)}"
@@ -123,7 +125,8 @@ def user_prompt(request: ProposalRequest) -> str:
         parts.append(f"### {path}\n{FENCE}\n{_clip(text, MAX_FILE)}\n{FENCE}")
     parts += _champion(request)
     if request.related:
-        items = [_trace_item(t, task.metric_name) for t in request.related]
+        stale = set(request.stale)
+        items = [_trace_item(t, task.metric_name, t.id in stale) for t in request.related]
         parts.append(data_block("Experiments already run near this one (do not repeat)", items))
     if request.claims:
         items = [c.hypothesis for c in request.claims]

@@ -10,14 +10,18 @@ line and exits 1 with no summary; otherwise the last lines are ``---`` and ``key
 lines, ``val_bpb`` first. The metric is the surrogate's mean plus Gaussian noise of the
 spread measured on replicate real runs.
 
-Noise (common random numbers): the draw is seeded by LANDSCAPE_SEED (default 0), the
-configuration and its *repetition* -- how many times that exact configuration was evaluated
-before under the same counter. With LANDSCAPE_CRN_DIR set (the yardstick sets one directory
-per arm and seed), the counter is ``counts.json`` there, shared by every concurrent
-evaluator through an fcntl lock, and the workspace path takes no part: the same
-configuration at the same repetition gets the same noise in every arm. Without it (a
-plain ``labswarm run``), each run directory counts for itself and its path is part of the
-seed, so replicate runs in two workspaces still differ.
+Noise: the draw is seeded by LANDSCAPE_SEED (default 0), the configuration, and one of:
+
+- with LANDSCAPE_CRN_DIR set (common random numbers; the yardstick sets one directory per
+  arm and seed): the configuration's *repetition* -- how many times that exact
+  configuration was evaluated before, counted in ``counts.json`` there, shared by every
+  concurrent evaluator through an fcntl lock. The repetition plays the role of the run
+  seed: the same configuration at the same repetition gets the same noise in every arm
+  (LABSWARM_SEED and the workspace path take no part);
+- else with LABSWARM_SEED set (every labswarm run gets its own): that seed, so two runs of
+  one configuration with different seeds differ and a re-run with the same seed repeats;
+- else (by hand): a per-directory counter and the directory's path, so replicate runs in
+  one or two directories still differ.
 
 Variants: a ``landscape.toml`` in the run directory (the task directory's copy) may say
 ``kind = "flat"`` and ``value = <constant>``: the metric is then that constant plus the
@@ -49,6 +53,7 @@ import space  # noqa: E402
 COUNTS = ".landscape_calls.json"  # per-directory evaluation counts (noise seeds)
 CRN_ENV = "LANDSCAPE_CRN_DIR"  # a shared repetition counter: common random numbers
 CRN_COUNTS = "counts.json"
+RUN_SEED_ENV = "LABSWARM_SEED"  # the run's seed, set by labswarm's runner
 VARIANT_FILE = "landscape.toml"
 
 
@@ -199,8 +204,11 @@ def next_repetition(key: str, counts_path: Path) -> int:
 
 
 def noise_draw(seed: int, key: str, repetition: int, place: str = "") -> float:
-    """The standard normal draw of one evaluation: a pure function of its arguments
-    (``place`` is empty under common random numbers, the run directory otherwise)."""
+    """The standard normal draw of one evaluation: a pure function of its arguments.
+
+    ``repetition`` is the CRN repetition, the run seed, or the directory's counter;
+    ``place`` is empty under common random numbers, ``LABSWARM_SEED`` when the repetition
+    is the run seed, the run directory otherwise (so the three rules never share a draw)."""
     text = f"{seed}|{place}|{key}|{repetition}" if place else f"{seed}|{key}|{repetition}"
     digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
     return float(np.random.default_rng(digest).standard_normal())
@@ -212,6 +220,12 @@ def _noise(config: dict[str, float], directory: Path) -> float:
     crn = os.environ.get(CRN_ENV, "")
     if crn:
         return noise_draw(seed, key, next_repetition(key, Path(crn) / CRN_COUNTS))
+    run_seed = os.environ.get(RUN_SEED_ENV, "").strip()
+    if run_seed:
+        try:
+            return noise_draw(seed, key, int(run_seed), RUN_SEED_ENV)
+        except ValueError:
+            raise LandscapeError(f"{RUN_SEED_ENV}={run_seed!r} is not an integer") from None
     n = next_repetition(key, directory / COUNTS)
     return noise_draw(seed, key, n, str(directory.resolve()))
 
@@ -255,7 +269,11 @@ def main() -> int:
         return 1
     else:
         mean = float(surrogate.mean(x)[0])
-    val_bpb = mean + surrogate.noise_sd * _noise(config, cwd)
+    try:
+        val_bpb = mean + surrogate.noise_sd * _noise(config, cwd)
+    except LandscapeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     budget = float(os.environ.get("LABSWARM_TIME_BUDGET", "3") or 3)
     print(f"landscape: surrogate mean {mean:.6f}, noise sd {surrogate.noise_sd:.6f}")
     print("---")

@@ -5,7 +5,10 @@ in ``versions/`` are the frozen history of that schema:
 
 - ``0001``: the schema of release 0.1.0 (commit 2ce97fd), tables and indexes as they were;
 - ``0002``: the ``experiment.budget_s`` column (indexed), backfilled from
-  ``resources.budget_s``.
+  ``resources.budget_s``;
+- ``0003``: what a verdict was judged against (``experiment.seed``, ``reason``,
+  ``base_metric`` ... ``threshold``), the ``confirmation`` role, and ``claim.hardware`` /
+  ``claim.budget_s``; older rows read back NULL / ``''``.
 
 :func:`upgrade` runs on every open (``memory._sql.create_schema``):
 

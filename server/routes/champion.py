@@ -1,11 +1,17 @@
-"""The champion of a task and the progress chart's data (the running best)."""
+"""The champion of a task, its noise, and the progress chart's data (the running best)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from memory.errors import NotFound
-from memory.models import ExperimentPublic, TraceQuery, running_best
+from memory.models import (
+    MIN_CHAMPION_RUNS,
+    ExperimentPublic,
+    NoiseEstimate,
+    TraceQuery,
+    running_best,
+)
 from server.deps import StoreDep
 from server.errors import ERROR_RESPONSES
 from server.params import Budget, Id128, TaskName, Text200
@@ -24,15 +30,37 @@ def get_champion(
     budget: Budget = None,
     swarm_id: Id128 = None,
 ) -> ExperimentPublic:
-    """The champion of ``task`` (``Store.champion``): the best trusted kept experiment
-    with a finite metric, on ``hardware``, with run budget ``budget`` (seconds) and from
-    ``swarm_id`` when given; never a seed or an imported trace. 404 if none."""
+    """The champion of ``task`` (``Store.champion``): the program with the best MEAN
+    metric over its trusted ``keep`` runs, among programs kept at least twice (one lucky
+    run is never the champion), on ``hardware``, with run budget ``budget`` (seconds) and
+    from ``swarm_id`` when given; never a seed or an imported trace. Answers the oldest
+    experiment (or baseline) trace of that program; 404 if no program qualifies."""
     best = store.champion(task, hardware, budget, swarm_id=swarm_id)
     if best is None:
         where = f" on hardware {hardware!r}" if hardware else ""
         within = f" with a budget of {budget:g} s" if budget is not None else ""
-        raise NotFound(f"no trusted kept experiment with a metric for task {task!r}{where}{within}")
+        raise NotFound(
+            f"no program of task {task!r}{where}{within} has {MIN_CHAMPION_RUNS} trusted "
+            "kept runs with a metric yet"
+        )
     return best
+
+
+@router.get("/noise", response_model=NoiseEstimate)
+def get_noise(
+    store: StoreDep,
+    task: TaskName,
+    hardware: Text200 = None,
+    budget: Budget = None,
+    swarm_id: Id128 = None,
+) -> NoiseEstimate:
+    """The run-to-run noise of ``task`` (``Store.noise``): the pooled within-program
+    standard deviation of the trusted keep/discard runs of every program that ran at
+    least twice, on ``hardware``, with run budget ``budget`` (seconds) and from
+    ``swarm_id`` when given (leaving out hardware or budget pools over all of them).
+    ``sd`` is null while no program has run twice; ``identical``: every repeated program
+    gave exactly the same metric. Always 200 for a valid query."""
+    return store.noise(task, hardware, budget, swarm_id=swarm_id)
 
 
 @router.get("/progress", response_model=ProgressPage)

@@ -43,6 +43,8 @@ async function api(path, params) {
 }
 
 const fmtMetric = (m) => (m === null || m === undefined ? "—" : Number(m).toFixed(6));
+const fmtSd = (x) => (x === null || x === undefined ? "—" : Number(x).toPrecision(4));
+const fmtBudget = (b) => (b === null || b === undefined ? "—" : `${Number(b)} s`);
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
 const short = (s, n) => (s && s.length > n ? s.slice(0, n - 1) + "…" : s || "");
 const badge = (status) => el("span", { class: `badge ${status}` }, status);
@@ -189,6 +191,36 @@ async function loadChart() {
   drawChart(await api("/api/progress", { task: state.task, hardware: state.hardware }));
 }
 
+// The hardware classes and budgets the task's latest 1000 trusted keep/discard runs used,
+// each with its noise (/api/noise: the pooled sd of the programs that ran at least twice).
+async function loadNoise() {
+  const body = $("noise-body");
+  const note = $("noise-note");
+  note.hidden = true;
+  if (!state.task) { fill(body, [], "no runs yet"); return; }
+  const runs = await api("/api/experiments", { task: state.task, hardware: state.hardware,
+    trusted: "true", status: ["keep", "discard"], limit: 1000 });
+  const places = new Map();
+  let unplaced = 0;
+  for (const r of runs.data) {
+    if (!r.hardware || r.budget_s === null) { unplaced += 1; continue; }
+    places.set(JSON.stringify([r.hardware, r.budget_s]), [r.hardware, r.budget_s]);
+  }
+  const sorted = [...places.values()].sort((a, b) => a[0].localeCompare(b[0]) || a[1] - b[1]);
+  const rows = await Promise.all(sorted.map(([hardware, budget]) =>
+    api("/api/noise", { task: state.task, hardware, budget }).then((n) => [hardware, budget, n])));
+  fill(body, rows.map(([hardware, budget, n]) => el("tr", { class: "noise" },
+    el("td", {}, hardware), el("td", { class: "num" }, fmtBudget(budget)),
+    el("td", { class: "num sd" }, n.sd === null ? "— (no program ran twice yet)"
+      : fmtSd(n.sd) + (n.identical ? " (identical runs: the program ignores its seed)" : "")),
+    el("td", { class: "num" }, n.n), el("td", { class: "num" }, n.df),
+    el("td", { class: "num" }, n.groups))), "no trusted kept or discarded runs");
+  if (unplaced) {
+    note.textContent = `${unplaced} run(s) without a recorded hardware class or budget are left out`;
+    note.hidden = false;
+  }
+}
+
 async function loadClaims() {
   const claims = await api("/api/claims", { task: state.task || undefined });
   $("claims-count").textContent = `(${claims.count})`;
@@ -271,7 +303,7 @@ async function runSearch(q) {
 async function refreshHome() {
   $("export").href = state.task ? `/api/export?task=${encodeURIComponent(state.task)}` : "/api/export";
   const [stats, claims, swarms] = await Promise.all([loadStats(), loadClaims(), loadAgents(),
-    loadChart(), loadExperiments()]);
+    loadChart(), loadExperiments(), loadNoise()]);
   state.lastSeen = `${stats.total}/${stats.last_at}/${claims.count}`;
   state.live = claims.count > 0 || swarms.data.some((s) => s.status === "running");
 }
@@ -316,6 +348,24 @@ function kvRows(obj, fmt) {
     : [el("tr", {}, el("td", { class: "muted" }, "none"))];
 }
 
+// What the verdict was judged against; older traces did not record it.
+function judgedFacts(e) {
+  const none = "— (not recorded)";
+  const runs = (n) => (n === null || n === undefined ? "? runs" : `${n} run${n === 1 ? "" : "s"}`);
+  const over = (m, n) => (m === null || m === undefined ? none : `${fmtMetric(m)} over ${runs(n)}`);
+  return [
+    ["base", e.parent_id ? el("a", { href: hashOf(e.parent_id) }, short(e.parent_id, 32)) : "— (root)"],
+    ["base mean", over(e.base_metric, e.base_n)],
+    ["judged mean", over(e.judged_metric, e.judged_n)],
+    ["noise sd", e.noise_sd === null || e.noise_sd === undefined ? none
+      : `${fmtSd(e.noise_sd)} (${runs(e.noise_n)})`],
+    ["threshold", e.threshold === null || e.threshold === undefined ? none : fmtMetric(e.threshold)],
+    ["seed", e.seed === null || e.seed === undefined ? none : String(e.seed)],
+    ["budget", fmtBudget(e.budget_s)],
+    ["hardware", e.hardware || "—"],
+  ];
+}
+
 function link(e, current) {
   return el("a", { href: hashOf(e.id), class: current ? "current" : "" },
     `${e.status} ${fmtMetric(e.metric)}`);
@@ -330,7 +380,8 @@ async function showExperiment(id) {
     lin = await api(`/api/experiments/${encodeURIComponent(id)}/lineage`);
   } catch (err) {
     $("e-title").textContent = err.status === 404 ? `no experiment ${id}` : err.message;
-    for (const x of ["e-facts", "e-lineage", "e-diff", "e-knobs", "e-log", "e-resources"]) $(x).replaceChildren();
+    for (const x of ["e-facts", "e-judged", "e-reason", "e-lineage", "e-diff", "e-knobs", "e-log",
+      "e-resources"]) $(x).replaceChildren();
     return;
   }
   const e = lin.experiment;
@@ -345,6 +396,8 @@ async function showExperiment(id) {
     ["memory", e.memory_gb ? `${e.memory_gb.toFixed(2)} GB` : "—"], ["fingerprint", short(e.fingerprint, 20)],
     ["source", e.source || "—"], ["direction", e.direction]];
   $("e-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("e-judged").replaceChildren(...judgedFacts(e).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("e-reason").textContent = e.reason || "(no reason recorded)";
   $("e-hypothesis").textContent = e.hypothesis || "(no hypothesis)";
   $("e-error").hidden = !e.error;
   $("e-error").textContent = e.error;

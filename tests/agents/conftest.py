@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,15 +70,49 @@ def make_task(
     budget: float = 1,
     timeout: float = 0,
     extra: str = "",
+    noise_min: float | None = None,
 ) -> Path:
-    """Write a task directory (train.py, prepare.py, data/, task.toml) and return it."""
+    """Write a task directory (train.py, prepare.py, data/, task.toml) and return it.
+    ``noise_min``: declare ``[noise] min`` (a program whose metric ignores its seed needs
+    it to be judged)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "train.py").write_text(textwrap.dedent(train), encoding="utf-8")
     (root / "prepare.py").write_text("VALUE = 1\n", encoding="utf-8")
     (root / "data").mkdir(exist_ok=True)
     (root / "data" / "corpus.txt").write_text("to be or not to be\n", encoding="utf-8")
     (root / "task.toml").write_text(
-        TASK_TOML.format(name=name, budget=budget, timeout=timeout, extra=extra), encoding="utf-8"
+        TASK_TOML.format(name=name, budget=budget, timeout=timeout, extra=extra)
+        + (f"\n[noise]\nmin = {noise_min}\n" if noise_min is not None else ""),
+        encoding="utf-8",
+    )
+    return root
+
+
+# A protected evaluator for make_harness_task: appends the value it scored to
+# $LABSWARM_RESULT, as the built-in trainer's prepare.evaluate_bpb does.
+HARNESS_EVALUATOR = """\
+import json, os
+
+def evaluate(value):
+    path = os.environ.get("LABSWARM_RESULT")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"metric": "val_loss", "value": value}) + "\\n")
+    return value
+"""
+
+
+def make_harness_task(root: Path, train: str = QUAD_TRAIN, **kw: Any) -> Path:
+    """:func:`make_task` whose protected ``prepare.py`` holds ``evaluate(value)`` (it
+    reports to ``$LABSWARM_RESULT``) and whose ``task.toml`` declares ``harness = true``.
+    ``train`` must call ``prepare.evaluate``, else its runs are invalid (no result)."""
+    make_task(root, train, **kw)
+    (root / "prepare.py").write_text(HARNESS_EVALUATOR, encoding="utf-8")
+    toml = root / "task.toml"
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(
+        text.replace('direction = "minimize"', 'direction = "minimize"\nharness = true', 1),
+        encoding="utf-8",
     )
     return root
 

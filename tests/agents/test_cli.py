@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agents.judge import DEFAULT_REPLICATES
 from memory import get_store
 from memory.models import Role, TraceQuery
 from tests.agents.conftest import make_task
@@ -119,7 +120,7 @@ def test_labswarm_memory_is_where_run_writes(tmp_path):
     store = get_store(mem, embedder="hash")
     try:
         traces = store.query_traces(TraceQuery(task="trainer-landscape", limit=100)).data
-        assert len([t for t in traces if t.role == Role.baseline]) == 2
+        assert len([t for t in traces if t.role == Role.baseline]) == DEFAULT_REPLICATES
         assert len([t for t in traces if t.role == Role.experiment]) == 2
     finally:
         store.close()
@@ -134,7 +135,7 @@ print("val_loss:", 0.9 if FLAG else 1.0)
 
 
 def test_a_swarm_with_nothing_to_run_says_why_and_fails(tmp_path):
-    task = make_task(tmp_path / "t", ONE_BOOL, name="one-bool")
+    task = make_task(tmp_path / "t", ONE_BOOL, name="one-bool", noise_min=0.01)
     env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
     cmd = [
         LABSWARM,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents.judge import DEFAULT_REPLICATES
 from agents.swarm import Swarm, SwarmConfig
 from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import edit_proposal, fixed_factory, make_task
@@ -31,7 +32,7 @@ def test_each_fault_gets_its_status_and_the_swarm_goes_on(tmp_path, store):
 
     traces = store.query_traces(TraceQuery(task="quad", sort="created_at", limit=100)).data
     baselines = [t for t in traces if t.role == Role.baseline]
-    assert len(baselines) == 2 and all(t.status == Status.keep for t in baselines)
+    assert len(baselines) == DEFAULT_REPLICATES and all(t.status == Status.keep for t in baselines)
     by_hyp = {t.hypothesis: t for t in traces if t.role == Role.experiment}
     assert set(by_hyp) == {"exception", "nan", "hang", "invalid edit", "tamper", "good"}
 
@@ -87,9 +88,10 @@ def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     console.print(summary(swarm, traces))
     text = out.getvalue()
     assert "agent-0" in text and "cpu[" in text and "champion val_loss" in text
-    assert "keep: 3" in text and "discard: 1" in text and "LR up" in text
+    # 3 baseline replicates, LR up with its confirmation and its re-measure: 6 kept runs
+    assert "keep: 6" in text and "discard: 1" in text and "LR up" in text
     tsv, png = write_outputs(swarm, traces)
     rows = tsv.read_text().splitlines()
-    assert len(rows) == 5 and rows[-1].split("\t")[3] == "discard"
+    assert len(rows) == 8 and rows[-1].split("\t")[3] == "discard"
     assert "MODE 'b'" in rows[-1] or "MODE b" in rows[-1]
     assert png.read_bytes()[:4] == b"\x89PNG"

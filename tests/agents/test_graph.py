@@ -74,9 +74,20 @@ def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
     graph.invoke({"base_id": baseline_id}, config, context=ctx)
 
     state = graph.get_state(config).values
-    assert state["stop_reason"] == "finished 1 experiments" and state["experiments"] == 1
+    # the run, its confirmation and one re-measure of the kept program
+    assert state["stop_reason"] == "finished 3 experiments" and state["experiments"] == 3
     trace = store.get_trace(state["last_trace_id"])
     assert trace.status == Status.keep and trace.parent_id == baseline_id
+    again = store.query_traces(TraceQuery(task="quad", parent_id=trace.id, sort="created_at"))
+    confirmation, remeasured = again.data
+    assert confirmation.role == remeasured.role == Role.confirmation
+    assert confirmation.fingerprint == remeasured.fingerprint == trace.fingerprint
+    assert confirmation.status == Status.keep and remeasured.id == f"{trace.id}-r1"
+    assert len({trace.seed, confirmation.seed, remeasured.seed}) == 3, "a new seed each run"
+    assert trace.judged_n == 2 and trace.judged_metric == (trace.metric + confirmation.metric) / 2
+    assert trace.base_n == 2 and trace.noise_sd == ctx.noise and trace.noise_n == 2
+    assert trace.threshold is not None and "mean of its 2 runs" in trace.reason
+    assert store.champion("quad", ctx.device.hardware, 1, swarm_id=SWARM).id == trace.id
     assert trace.hypothesis == "LR up" and trace.knobs == {"LR": [0.1, 0.3]}
     assert trace.resources["budget_s"] == 1 and trace.resources["log"].endswith(".log")
     assert not Path(trace.resources["log"]).is_absolute(), "no absolute path in memory"
@@ -85,8 +96,9 @@ def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
     assert isinstance(state["recalled"], Recalled) and state["recalled"].base.id == baseline_id
     assert store.active_claims("quad") == []
     nodes = [s.next[0] for s in graph.get_state_history(config) if s.next][::-1]
-    assert nodes[:7] == ["__start__", "recall", "propose", "check", "run", "judge", "record"]
-    assert nodes[7:] == ["recall"], "then recall finds the limit and ends"
+    assert nodes[:6] == ["__start__", "recall", "propose", "check", "run", "judge"]
+    assert nodes[6:10] == ["confirm", "judge", "record", "remeasure"]
+    assert nodes[10:] == ["recall"], "then recall finds the limit and ends"
     request = ctx.proposer.requests[0]  # type: ignore[attr-defined]
     assert request.base_trace.id == baseline_id and request.base_metric is not None
 

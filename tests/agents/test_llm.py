@@ -59,7 +59,7 @@ def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, sto
         proposers.append(LLMProposer(chat))
         return proposers[-1]
 
-    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny")
+    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
     config = SwarmConfig(
         task=str(task_dir),
         agents=1,

@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from agents.judge import DEFAULT_REPLICATES
 from agents.swarm import Swarm, SwarmConfig
 from memory.models import RAN_STATUSES, Role, Status, TraceQuery
 from tests.agents.conftest import FixedProposer, edit_proposal, fixed_factory, make_task
@@ -56,13 +57,19 @@ def test_agent_b_never_runs_a_program_agent_a_already_ran(tmp_path, store):
     assert dup.status == Status.duplicate and dup.fingerprint == ran_by_a[0].fingerprint
     assert ran_by_a[0].id in dup.error and dup.duration_s is None
     assert new.status in RAN_STATUSES
-    # B spent no device on the duplicate: one experiment log (the new program)
-    assert [p.stem for p in _experiment_logs(b)] == [new.id]
+    # B spent no device on the duplicate: the new program's logs only (its run, and its
+    # confirmation and re-measure runs when it was a candidate)
+    retests = store.query_traces(
+        TraceQuery(task="quad", swarm_id=b.swarm_id, role=[Role.confirmation])
+    ).data
+    assert all(t.parent_id == new.id for t in retests)
+    assert sorted(p.stem for p in _experiment_logs(b)) == sorted([new.id] + [t.id for t in retests])
     # ... and measured its own noise: another swarm's baselines are not its own
     b_baselines = store.query_traces(
         TraceQuery(task="quad", swarm_id=b.swarm_id, role=[Role.baseline])
     ).data
-    assert len(b_baselines) == 2 and all(t.status == Status.keep for t in b_baselines)
+    assert len(b_baselines) == DEFAULT_REPLICATES
+    assert all(t.status == Status.keep for t in b_baselines)
 
 
 class AfterClaim(FixedProposer):

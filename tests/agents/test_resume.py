@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.judge import DEFAULT_REPLICATES
 from agents.workspace import live_members
 from memory import get_store
 from memory.models import Role, Status, TraceQuery
@@ -45,7 +46,9 @@ def _alive(pgid: int) -> bool:
 def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
     flag = tmp_path / "sleep.flag"
     flag.write_text("sleep")
-    task_dir = make_task(tmp_path / "slow", SLOW.replace("FLAG_PATH", repr(str(flag))), name="slow")
+    task_dir = make_task(
+        tmp_path / "slow", SLOW.replace("FLAG_PATH", repr(str(flag))), name="slow", noise_min=0.01
+    )
     mem, runs = tmp_path / "mem", tmp_path / "runs"
     # unsandboxed: a sandboxed run dies with the swarm (bwrap --die-with-parent); these
     # runs outlive the kill -9, so the resume must reap them
@@ -116,7 +119,7 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
         traces = store.query_traces(TraceQuery(task="slow", sort="created_at", limit=100)).data
         by_id = {t.id: t for t in traces}
         assert before <= set(by_id), "every trace recorded before the kill is still there"
-        assert len([t for t in traces if t.role == Role.baseline]) == 2
+        assert len([t for t in traces if t.role == Role.baseline]) == DEFAULT_REPLICATES
         interrupted = {t.id for t in traces if t.status == Status.interrupted}
         assert interrupted == in_flight, "each cut-off run is recorded, under its own id"
         for tid in interrupted:
@@ -125,9 +128,12 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
         finished = [
             t
             for t in traces
-            if t.role == Role.experiment and t.status in (Status.keep, Status.discard)
+            if t.role in (Role.experiment, Role.confirmation)
+            and t.status in (Status.keep, Status.discard)
         ]
-        assert len(finished) == 4, "both agents went on to their 2 experiments each"
+        # both agents went on to their 2 runs each (a candidate's confirmation and a
+        # keep's re-measure count as runs and may take an agent past its limit)
+        assert len(finished) >= 4, [(t.role, t.status, t.agent_id) for t in finished]
         swarms = store.list_swarms("slow")
         assert len(swarms) == 1 and swarms[0].status == "finished"
     finally:
@@ -141,7 +147,9 @@ def test_ctrl_c_records_the_runs_in_flight_as_interrupted_before_exiting(tmp_pat
     ``Thread.join`` once let the process exit first)."""
     flag = tmp_path / "sleep.flag"
     flag.write_text("sleep")
-    task_dir = make_task(tmp_path / "slow", SLOW.replace("FLAG_PATH", repr(str(flag))), name="slow")
+    task_dir = make_task(
+        tmp_path / "slow", SLOW.replace("FLAG_PATH", repr(str(flag))), name="slow", noise_min=0.01
+    )
     mem, runs = tmp_path / "mem", tmp_path / "runs"
     env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
     args = [LABSWARM, "run", "--task", str(task_dir), "--memory", str(mem)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.judge import DEFAULT_REPLICATES
 from agents.swarm import Swarm, SwarmConfig, SwarmError
 from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import edit_proposal, fixed_factory, make_task
@@ -26,7 +27,7 @@ def test_setup_runs_once_per_workspace_before_the_first_run(tmp_path, store):
         'assert open("ready.txt").read() == "ok", "needs the setup"\n'
         'print("---")\nprint(f"val_loss: {LR}")\n'
     )
-    task_dir = make_task(tmp_path / "t", train, extra=SETUP_OK)
+    task_dir = make_task(tmp_path / "t", train, extra=SETUP_OK, noise_min=0.01)
     factory = fixed_factory({"agent-1": [edit_proposal("LR up", *LR_UP)]})
     swarm = Swarm(
         _config(tmp_path, task_dir, agents=2, max_experiments=1), store, proposer_factory=factory
@@ -34,7 +35,8 @@ def test_setup_runs_once_per_workspace_before_the_first_run(tmp_path, store):
     result = swarm.run()
     assert result.errors == []
     baselines = store.query_traces(TraceQuery(task="quad", role=[Role.baseline])).data
-    assert len(baselines) == 2 and all(t.status == Status.keep for t in baselines)
+    assert len(baselines) == DEFAULT_REPLICATES
+    assert all(t.status == Status.keep for t in baselines)
     (run,) = store.query_traces(TraceQuery(task="quad", role=[Role.experiment])).data
     assert run.status == Status.discard and run.agent_id.endswith("agent-1")
     for name in swarm.names:
@@ -101,7 +103,8 @@ def test_every_agent_is_stopped_in_memory_when_the_swarm_ends(tmp_path, store):
     assert "search exhausted" in result.stop_reasons["agent-1"]
     agents = store.list_agents(swarm.swarm_id)
     assert [a.status for a in agents] == ["stopped", "stopped"]
-    assert {a.name: a.experiments for a in agents} == {"agent-0": 1, "agent-1": 0}
+    # agent-0's keep: its run, the confirmation and one re-measure
+    assert {a.name: a.experiments for a in agents} == {"agent-0": 3, "agent-1": 0}
 
 
 def test_too_few_replicates_are_refused(tmp_path, store):
@@ -118,7 +121,7 @@ def test_a_run_that_prints_nul_bytes_and_nan_is_still_recorded(tmp_path, store):
         'sys.stdout.write("binary junk: \\x00\\x00 done\\n")\n'
         'print("---")\nprint(f"val_loss: {LR}")\nprint("grad_norm: nan")\n'
     )
-    task_dir = make_task(tmp_path / "t", train)
+    task_dir = make_task(tmp_path / "t", train, noise_min=0.01)
     factory = fixed_factory({"agent-0": [edit_proposal("LR up", *LR_UP)]})
     swarm = Swarm(
         _config(tmp_path, task_dir, agents=1, max_experiments=1), store, proposer_factory=factory

@@ -126,6 +126,13 @@ def test_missing_directory_or_file(tmp_path):
         ('protected = ["/etc/*"]', "protected", "inside the task directory"),
         ('editable = ["train.py", 7]', "editable", "valid string"),
         ('name = "  "', "name", "must not be empty"),
+        ('[metric]\nmin = "low"', "metric.min", "valid number"),
+        ("[metric]\nmax = nan", "metric.max", "finite number"),
+        ("[metric]\nharness = 1", "metric.harness", "valid boolean"),
+        ("[noise]\nmin = 0", "noise.min", "greater than 0"),
+        ("[noise]\nmin = -0.01", "noise.min", "greater than 0"),
+        ("[noise]\nmin = inf", "noise.min", "finite number"),
+        ("[noise]\nsd = 0.1", "noise.sd", "unknown field"),
     ],
 )
 def test_every_field_is_validated_and_named(tmp_path, lines, field, why):
@@ -179,7 +186,7 @@ def test_the_built_in_task_and_the_fixture_validate_as_task_specs():
 
     assert set(TaskSpec.model_fields) == {
         "name", "description", "editable", "protected", "run", "setup", "notes", "knobs",
-        "metric", "budget", "sandbox", "env",
+        "metric", "budget", "noise", "sandbox", "env",
     }  # fmt: skip
     fixture = load_task(Path(__file__).parent / "fixtures" / "thirdparty")
     assert fixture.metric_pattern and fixture.setup
@@ -195,3 +202,38 @@ def test_a_notes_or_editable_link_out_of_the_task_is_refused(tmp_path):
     (root / "notes.md").unlink()
     (root / "notes.md").write_text("inside")
     assert load_task(root).notes == "inside"
+
+
+def test_metric_range_harness_and_noise_floor_load_and_default_to_unset(tmp_path):
+    plain = load_task(make_task(tmp_path / "plain"))
+    assert plain.metric_min is None and plain.metric_max is None
+    assert plain.metric_harness is False and plain.noise_min is None
+    root = make_task(tmp_path / "t", extra="[noise]\nmin = 0.002\n")
+    toml = root / "task.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            'direction = "minimize"', 'direction = "minimize"\nmin = 0\nmax = 8.5\nharness = true'
+        )
+    )
+    task = load_task(root)
+    assert (task.metric_min, task.metric_max) == (0.0, 8.5)
+    assert task.metric_harness is True and task.noise_min == 0.002
+    builtin = load_task(None)
+    assert builtin.metric_harness is True
+    assert (builtin.metric_min, builtin.metric_max) == (0.0, 8.5)
+
+
+@pytest.mark.parametrize(("low", "high"), [(1, 1), (2, 1.5)])
+def test_an_empty_metric_range_is_named_at_its_max(tmp_path, low, high):
+    root = make_task(tmp_path / "t")
+    toml = root / "task.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            'direction = "minimize"', f'direction = "minimize"\nmin = {low}\nmax = {high}'
+        )
+    )
+    with pytest.raises(TaskError) as err:
+        load_task(root)
+    assert str(err.value) == (
+        f"{toml}: field 'metric.max': must be greater than metric.min ({low:g}), got {high:g}"
+    )

@@ -13,10 +13,10 @@ import pytest
 
 from agents.devices import cpu_devices
 from agents.runner import run_program
-from agents.swarm import Swarm, SwarmConfig
+from agents.swarm import Swarm, SwarmConfig, SwarmError
 from agents.task import load_task
 from agents.workspace import Workspace
-from memory.models import Role, TraceQuery
+from memory.models import Role, Status, TraceQuery
 
 FIXTURE = Path(__file__).parent / "fixtures" / "thirdparty"
 DEV = cpu_devices(1, threads=1)[0]
@@ -98,6 +98,21 @@ def test_a_pattern_without_a_match_is_a_crash_that_says_so(task_dir, tmp_path):
 
 
 def test_a_third_party_task_runs_as_a_swarm(task_dir, tmp_path, store):
+    """The script counts iterations and draws no random numbers: its replicates come out
+    identical, so the swarm refuses to judge until the task declares a noise floor."""
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu:1",
+        max_experiments=3,
+        budget=1,
+        replicates=2,
+        runs_dir=str(tmp_path / "refused"),
+    )
+    with pytest.raises(SwarmError, match="ignores LABSWARM_SEED"):
+        Swarm(config, store).run()
+    toml = task_dir / "task.toml"
+    toml.write_text(toml.read_text() + "\n[noise]\nmin = 0.001\n")
     config = SwarmConfig(
         task=str(task_dir),
         agents=1,
@@ -110,10 +125,14 @@ def test_a_third_party_task_runs_as_a_swarm(task_dir, tmp_path, store):
     swarm = Swarm(config, store)
     result = swarm.run()
     assert result.errors == []
-    traces = store.query_traces(TraceQuery(task="thirdparty-regression", limit=100)).data
+    traces = store.query_traces(
+        TraceQuery(task="thirdparty-regression", swarm_id=swarm.swarm_id, limit=100)
+    ).data
     baselines = [t for t in traces if t.role == Role.baseline]
     experiments = [t for t in traces if t.role == Role.experiment]
-    assert len(baselines) == 2 and len(experiments) == 3
+    runs = [t for t in traces if t.role in (Role.experiment, Role.confirmation)]
+    assert len(baselines) == 2 and len(runs) >= 3 and experiments
+    assert all(t.noise_sd == 0.001 for t in experiments if t.status == Status.keep)
     for t in baselines:
         assert t.metric is not None, t.error
         assert t.metric == float(VAL_LOSS.findall(t.log_tail or "")[-1])

@@ -193,28 +193,42 @@ def _run(i: int, worker: str = "w0", **kw: object) -> arms.Run:
 
 def test_measures_on_hand_made_runs() -> None:
     cfg = DEFAULT
+    c1, c5 = dict(cfg, MATRIX_LR=0.02), dict(cfg, MATRIX_LR=0.06)
     runs = [
         _run(0, baseline=True, candidate=True, observed=4.0, true=3.9, config=cfg),
-        # a keep that is truly worse than its base: a false keep, but the champion
-        _run(1, candidate=True, kept=True, base_id="r0", observed=3.7, true=3.95),
-        _run(2, kept=False, base_id="r1", observed=3.8, true=3.6),  # a missed gain
-        _run(3, ok=False, observed=None, true=None, config=dict(cfg, HEAD_LR=0.5)),
-        _run(4, kept=False, base_id="r1", config=dict(cfg, HEAD_LR=0.51), true=4.2),
-        _run(5, candidate=True, kept=True, base_id="r1", observed=3.5, true=3.5, config=cfg),
-    ]
+        _run(1, id="r0b", baseline=True, candidate=True, observed=4.0, true=3.9, config=cfg),
+        # a keep that is truly worse than its base: a false keep; champion once confirmed
+        _run(2, id="r1", candidate=True, kept=True, base_id="r0", observed=3.7, true=3.95,
+             config=c1),
+        _run(3, id="r1c", candidate=True, retest=True, observed=3.72, true=3.95, config=c1),
+        # the root's configuration again: a duplicate run, and a missed gain
+        _run(4, id="r2", kept=False, base_id="r1", observed=3.8, true=3.9, config=cfg),
+        _run(5, id="r3", ok=False, observed=None, true=None, config=dict(cfg, HEAD_LR=0.5)),
+        _run(6, id="r4", kept=False, base_id="r1", config=dict(cfg, HEAD_LR=0.51), true=4.2),
+        _run(7, id="r5", candidate=True, kept=True, base_id="r1", observed=3.5, true=3.5,
+             config=c5),
+        _run(8, id="r5c", candidate=True, retest=True, observed=3.6, true=3.5, config=c5),
+    ]  # fmt: skip
     a = arms.ArmSeed("labswarm-shared", "smooth", 0, runs, 1.0, start_true=3.9)
-    assert ym.handed_curve(a, 6) == [3.9, 3.95, 3.95, 3.95, 3.95, 3.5, 3.5]
-    assert ym.experiments_to_reach(ym.handed_curve(a, 6), 3.6) == 5
-    assert ym.experiments_to_reach(ym.handed_curve(a, 6), 3.4) is None
-    assert ym.final_candidate(a, 6).id == "r5"  # type: ignore[union-attr]
-    assert ym.best_observed(a, 6) == 3.5
+    # one kept run is not a champion: r1 counts once its confirmation r1c is in, r5 with r5c
+    assert ym.handed_curve(a, 7) == [3.9, 3.9, 3.95, 3.95, 3.95, 3.95, 3.95, 3.5]
+    assert ym.experiments_to_reach(ym.handed_curve(a, 7), 3.6) == 7
+    assert ym.experiments_to_reach(ym.handed_curve(a, 7), 3.4) is None
+    assert ym.final_candidate(a, 7).id == "r5"  # type: ignore[union-attr]
+    assert ym.final_candidate(a, 6).id == "r1"  # type: ignore[union-attr]
+    assert ym.best_observed(a, 7) == 3.5
     assert ym.judge_errors(a) == (2, 1, 1)
-    assert ym.false_keep_curve(a, 6) == [0, 1, 1, 1, 1, 1, 1]
-    assert ym.duplicate_runs(a) == 1  # r5 reruns the baseline's configuration
+    assert ym.false_keep_curve(a, 7) == [0, 1, 1, 1, 1, 1, 1, 1]
+    assert ym.duplicate_runs(a) == 1  # r2 reruns the root; the re-tests r1c, r5c are not
     assert ym.crashes(a) == 1
     assert ym.failed_region_runs(a, ym.Metric(LANDSCAPE)) == 1  # r4 next to r3's crash
-    assert ym.overheads(a) == [8.0] * 4  # starts 10 s apart, runs of 2 s
-    optuna_like = arms.ArmSeed("random", "smooth", 0, runs[2:4], 1.0, start_true=3.9)
+    assert ym.overheads(a) == [8.0] * 6  # starts 10 s apart, runs of 2 s
+    # Optuna hands over its best single trial
+    optuna = arms.ArmSeed(
+        "random", "smooth", 0, [_run(0, candidate=True, observed=3.0, true=3.1)], 1.0, 3.9
+    )
+    assert ym.handed_curve(optuna, 1) == [3.9, 3.1]
+    optuna_like = arms.ArmSeed("random", "smooth", 0, runs[4:6], 1.0, start_true=3.9)
     assert ym.handed_curve(optuna_like, 1) == [3.9, 3.9]  # no candidate yet: the start
     assert ym.judge_errors(arms.ArmSeed("random", "smooth", 0, [_run(1)], 1.0, 3.9)) is None
     p = ym.paired([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2.0, 3.0, 4.0, 5.0, 6.0, 7.5])

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,14 +120,22 @@ def test_claim_looks_again_once_it_holds_the_lock(tmp_path: Path, monkeypatch) -
 
     store = get_store(tmp_path / "mem", embedder="hash")
     try:
-        a = store.claim(ClaimCreate(task="t", fingerprint="fp", agent_id="A"))
-        store.add_trace(ExperimentCreate(task="t", fingerprint="fp", status=Status.discard))
+        where: dict[str, Any] = {"hardware": "1xH100", "budget_s": 60.0}
+        a = store.claim(ClaimCreate(task="t", fingerprint="fp", agent_id="A", **where))
+        store.add_trace(
+            ExperimentCreate(task="t", fingerprint="fp", status=Status.discard, **where)
+        )
         store.release(a.id)
         # B's first look happened before A's trace was committed: it saw nothing
-        monkeypatch.setattr(store, "seen", lambda task, fingerprint: None)
+        monkeypatch.setattr(store, "seen", lambda task, fingerprint, **where: None)
         with pytest.raises(AlreadyRan, match="fp"):
-            store.claim(ClaimCreate(task="t", fingerprint="fp", agent_id="B"))
+            store.claim(ClaimCreate(task="t", fingerprint="fp", agent_id="B", **where))
         assert store.active_claims("t") == []  # the lock B took was rolled back
+        # the second look follows the same rule as seen(): another budget is not refused
+        later = store.claim(
+            ClaimCreate(task="t", fingerprint="fp", agent_id="B", hardware="1xH100", budget_s=30)
+        )
+        store.release(later.id)
         monkeypatch.undo()
         other = store.claim(ClaimCreate(task="t", fingerprint="fp2", agent_id="B"))
         assert [c.id for c in store.active_claims("t")] == [other.id]

@@ -1,8 +1,10 @@
-"""Schema migrations: a memory written by the last release (0.1.0, commit 2ce97fd) opens with
-this code, is upgraded in place and loses nothing; a new memory is created at the head; a
-memory from a newer labswarm is refused; concurrent first opens migrate exactly once.
+"""Schema migrations: a memory written by older code -- the last release (0.1.0, commit
+2ce97fd) and the last code at revision 0002 (commit 92b494d) -- opens with this code, is
+upgraded in place and loses nothing (the fields added since read back honestly empty); a new
+memory is created at the head; a memory from a newer labswarm is refused; the head
+downgrades; concurrent first opens migrate exactly once.
 
-The old memory is written by the released code itself: ``git archive 2ce97fd memory`` is
+The old memory is written by the old code itself: ``git archive <commit> memory`` is
 unpacked into a temporary directory and a subprocess runs with it first on ``sys.path``.
 
     .venv/bin/pytest tests/memory/test_migrations.py -q
@@ -19,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from alembic import command
@@ -28,14 +30,45 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlmodel import SQLModel
 
-from memory import BackendUnavailable, Role, Status, Store, get_store
+from memory import (
+    AlreadyClaimed,
+    AlreadyRan,
+    BackendUnavailable,
+    ClaimCreate,
+    ClaimPublic,
+    ExperimentCreate,
+    Role,
+    Status,
+    Store,
+    TraceQuery,
+    get_store,
+)
 from memory import migrations as mig
 from memory._sql import make_engine
 from tests.backends import ChromaServer, PostgresDatabase
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "2ce97fd"  # labswarm 0.1.0
-HEAD = "0002"
+# old code -> (commit of its memory package, the revision its memories are at: None = no
+# alembic_version, the revision whose schema it has)
+OLD_CODE = {
+    "0.1.0": (RELEASE, None, "0001"),
+    "0002": ("92b494d", "0002", "0002"),  # the last memory/ at revision 0002
+}
+HEAD = "0003"
+# what revision 0003 added, and the value every older row reads back with
+NEW_TRACE_FIELDS = {
+    "seed": None,
+    "reason": "",
+    "base_metric": None,
+    "base_n": None,
+    "judged_metric": None,
+    "judged_n": None,
+    "noise_sd": None,
+    "noise_n": None,
+    "threshold": None,
+}
+NEW_CLAIM_FIELDS = {"hardware": "", "budget_s": None}
 
 # ---------------------------------------------------------------------------
 # the released code, and what it writes
@@ -114,22 +147,34 @@ OLD_WRITER = textwrap.dedent(
 EXPECTED_BUDGET = {"t1": 60.0, "t2": 60.0, "t3": None, "t4": None, "t5": 300.0, "s1": None}
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The released ``memory`` package, unpacked from git history."""
-    root = tmp_path_factory.mktemp("release")
+def unpack(commit: str, root: Path) -> Path:
+    """The ``memory`` package of ``commit``, unpacked from git history into ``root``."""
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", RELEASE, "memory"], capture_output=True
+        ["git", "-C", str(REPO), "archive", commit, "memory"], capture_output=True
     )
     if archive.returncode != 0:
         pytest.fail(
-            f"git archive {RELEASE} failed ({archive.stderr.decode().strip()}): this test "
-            "needs the git history of the release (a full clone, not a shallow one or an "
-            "unpacked tarball); run `git fetch --unshallow` and retry"
+            f"git archive {commit} failed ({archive.stderr.decode().strip()}): this test "
+            "needs the git history (a full clone, not a shallow one or an unpacked "
+            "tarball); run `git fetch --unshallow` and retry"
         )
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
     assert (root / "memory" / "_sql.py").exists()
     return root
+
+
+class OldCode(NamedTuple):
+    path: Path  # holds the old ``memory`` package
+    found: str | None  # the revision its memories are at (None: no alembic_version)
+    schema_of: str  # the revision whose schema its memories have
+
+
+@pytest.fixture(scope="module", params=sorted(OLD_CODE))
+def release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> OldCode:
+    """An older ``memory`` package (each of ``OLD_CODE``), unpacked from git history."""
+    commit, found, schema_of = OLD_CODE[request.param]
+    path = unpack(commit, tmp_path_factory.mktemp(f"release-{request.param}"))
+    return OldCode(path, found, schema_of)
 
 
 def write_with_release(release: Path, target: str, task: str, out: Path) -> dict[str, Any]:
@@ -179,22 +224,30 @@ def version_of(engine: Engine) -> str | None:
 
 
 def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
-    """Every record the released code read back is read back the same by this code."""
+    """Every record the old code read back is read back the same by this code; the fields
+    added since read back honestly empty."""
     for before in old["traces"]:
         after = store.get_trace(before["id"]).model_dump(mode="json")
+        before = dict(before)
+        before.pop("budget_s", None)  # written by the 0002 code, not by 0.1.0
         assert after.pop("budget_s") == EXPECTED_BUDGET[before["id"]], before["id"]
+        assert {k: after.pop(k) for k in NEW_TRACE_FIELDS} == NEW_TRACE_FIELDS, before["id"]
         assert after == before, before["id"]
     findings = {f.id: f.model_dump(mode="json") for f in store.query_findings(limit=100).data}
     assert findings == {f["id"]: f for f in old["findings"]}
-    live = [c.model_dump(mode="json") for c in store.active_claims(task)]
+
+    def claim_dump(claim: ClaimPublic) -> dict[str, Any]:
+        data = claim.model_dump(mode="json")
+        assert {k: data.pop(k) for k in NEW_CLAIM_FIELDS} == NEW_CLAIM_FIELDS, claim.id
+        return data
+
+    live = [claim_dump(c) for c in store.active_claims(task)]
     assert live == [old["claims"]["live"]]
     # releasing is idempotent and returns the stored claim: the released one is intact
-    assert store.release("c2").model_dump(mode="json") == old["claims"]["released"]
+    assert claim_dump(store.release("c2")) == old["claims"]["released"]
     assert [s.model_dump(mode="json") for s in store.list_swarms()] == old["swarms"]
     assert [a.model_dump(mode="json") for a in store.list_agents()] == old["agents"]
     # the claim lock rows came along: the live fingerprint is still held
-    from memory import AlreadyClaimed, ClaimCreate
-
     with pytest.raises(AlreadyClaimed):
         store.claim(ClaimCreate(task=task, fingerprint="fp-live"))
     # searchable: every trace and finding is found by its own words (hashing embedder)
@@ -204,31 +257,73 @@ def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
     for before in old["findings"]:
         hits = store.search(before["change"], kinds=("finding",), task=task, limit=3)
         assert before["id"] in [h.id for h in hits], before["change"]
-    # the new column answers SQL queries, and the champion is trusted only
-    from memory import TraceQuery
-
+    # the budget column answers SQL queries
     assert {t.id for t in store.query_traces(TraceQuery(task=task, budget_s=60)).data} == {
         "t1",
         "t2",
     }
+    # the champion needs two trusted keeps of one program: t2 kept once (and the seed s1,
+    # 0.9, is evidence only), so there is none yet ...
+    assert store.champion(task, "cpu", 60) is None
+    # ... until a confirmation of t2 (the new role, in the upgraded schema) keeps it again
+    store.add_trace(
+        ExperimentCreate(
+            id="t2-confirm",
+            task=task,
+            role=Role.confirmation,
+            parent_id="t2",
+            fingerprint="fp2",
+            status=Status.keep,
+            metric=0.97,
+            hardware="cpu",
+            budget_s=60.0,
+            **JUDGED,
+        )
+    )
+    again = store.get_trace("t2-confirm")
+    assert {k: getattr(again, k) for k in JUDGED} == JUDGED
     champ = store.champion(task, "cpu", 60)
-    assert champ is not None and champ.id == "t2"  # the seed (0.9) is evidence only
+    assert champ is not None and champ.id == "t2"
     assert store.champion(task, "cpu", 30) is None
+    # an old run makes its program seen on its own hardware and budget only
+    seen = store.seen(task, "fp3", hardware="cpu")
+    assert seen is not None and seen.id == "t3"
+    assert store.seen(task, "fp3", hardware="1xH100") is None
+    assert store.seen(task, "fp5") is None  # t5 timed out: not seen
+    with pytest.raises(AlreadyRan, match="t2"):
+        store.claim(ClaimCreate(task=task, fingerprint="fp2", hardware="cpu", budget_s=60.0))
+    other = store.claim(ClaimCreate(task=task, fingerprint="fp2", hardware="cpu", budget_s=300))
+    assert (other.hardware, other.budget_s) == ("cpu", 300.0)
+    store.release(other.id)
 
 
-def upgrade_and_check(release: Path, target: str, db_url: str, tmp_path: Path) -> None:
+# what a verdict was judged against, as a judge records it (revision 0003)
+JUDGED: dict[str, Any] = {
+    "seed": 2**31 - 1,
+    "reason": "kept: better by 0.03 over 2 runs, margin 0.021",
+    "base_metric": 1.0,
+    "base_n": 1,
+    "judged_metric": 0.96,
+    "judged_n": 2,
+    "noise_sd": 0.01,
+    "noise_n": 3,
+    "threshold": 0.021,
+}
+
+
+def upgrade_and_check(release: OldCode, target: str, db_url: str, tmp_path: Path) -> None:
     task = f"mig-{uuid.uuid4().hex[:8]}"
-    old = write_with_release(release, target, task, tmp_path / "old.json")
+    old = write_with_release(release.path, target, task, tmp_path / "old.json")
     engine = make_engine(db_url)
     try:
-        assert version_of(engine) is None  # 0.1.0 had no alembic_version
-        assert_same_schema(engine, built_by_revision(engine, "0001"))
+        assert version_of(engine) == release.found  # 0.1.0 had no alembic_version
+        assert_same_schema(engine, built_by_revision(engine, release.schema_of))
         with get_store(target, embedder="hash") as store:
             assert version_of(engine) == HEAD
             assert_intact(store, old, task)
         with get_store(target, embedder="hash") as store:  # a second open is a no-op
             assert version_of(engine) == HEAD
-            assert store.count() == len(old["traces"])
+            assert store.count() == len(old["traces"]) + 1  # + the confirmation
         assert mig.upgrade(engine) == HEAD  # nothing left to do
         assert_head_matches_models(engine)
     finally:
@@ -295,14 +390,14 @@ def assert_head_matches_models(engine: Engine) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_released_embedded_memory_upgrades_intact(release: Path, tmp_path: Path) -> None:
+def test_released_embedded_memory_upgrades_intact(release: OldCode, tmp_path: Path) -> None:
     home = tmp_path / "mem"
     upgrade_and_check(release, str(home), f"sqlite:///{home / 'memory.sqlite'}", tmp_path)
 
 
 @pytest.mark.postgres
 def test_released_team_memory_upgrades_intact(
-    release: Path, pg: PostgresDatabase, chroma: str, tmp_path: Path
+    release: OldCode, pg: PostgresDatabase, chroma: str, tmp_path: Path
 ) -> None:
     upgrade_and_check(release, f"{pg.url}?chroma={chroma}", pg.url, tmp_path)
 
@@ -339,6 +434,44 @@ def test_partial_labswarm_tables_are_refused(tmp_path: Path) -> None:
         assert version_of(engine) is None
     finally:
         engine.dispose()
+
+
+_CONFIRMATION_ROW = """
+    INSERT INTO experiment (task, role, hypothesis, diff, knobs, fingerprint, status,
+        metric_name, direction, resources, log_tail, error, device, hardware, source, id,
+        created_at, indexed, reason)
+    VALUES ('t', 'confirmation', '', '', '{}', 'fp', 'keep', 'val_bpb', 'minimize', '{}', '',
+        '', '', 'cpu', '', 'c1', '2026-03-08 12:00:00+00:00', false, 'kept')
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_head_downgrades_to_0002_unless_confirmations_would_be_lost(
+    kind: str, tmp_path: Path
+) -> None:
+    db = PostgresDatabase() if kind == "postgres" else None
+    url = db.url if db is not None else f"sqlite:///{tmp_path / 'down.sqlite'}"
+    engine = make_engine(url)
+    try:
+        mig.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text(_CONFIRMATION_ROW))
+        with pytest.raises(RuntimeError, match="1 trace.*confirmation"):
+            with engine.begin() as conn:
+                command.downgrade(mig.alembic_config(conn), "0002")
+        assert version_of(engine) == HEAD  # rolled back: nothing was changed
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM experiment WHERE id = 'c1'"))
+        with engine.begin() as conn:
+            command.downgrade(mig.alembic_config(conn), "0002")
+        assert version_of(engine) == "0002"
+        assert_same_schema(engine, built_by_revision(engine, "0002"))
+        assert mig.upgrade(engine) == "0002"  # and up again
+        assert_head_matches_models(engine)
+    finally:
+        engine.dispose()
+        if db is not None:
+            db.drop()
 
 
 # Each process waits for the same wall-clock instant, then opens (migrates) the database.

@@ -1,6 +1,7 @@
 """Packs: the shipped Karpathy pack, bad files (nothing imported, message says file:line),
 idempotent import, and export -> import round trips; packs are evidence (security review
-findings 10, 11, 13 and 3.x): strict types, no NaN, no baselines, always a source.
+findings 10, 11, 13 and 3.x): strict types, no NaN, no baselines or confirmations,
+always a source; the judged-against fields travel with their traces.
 
     .venv/bin/pytest tests/memory/test_packs.py -q
 """
@@ -203,6 +204,20 @@ def test_conflicting_pack_is_refused_whole(
     assert everything(store) == before
 
 
+# what a verdict was judged against (revision 0003): carried by packs like any field
+JUDGED: dict = {
+    "seed": 2**31 - 1,
+    "reason": "discarded: worse than the base by 0.05 (screen 0.01)",
+    "base_metric": 1.25,
+    "base_n": 3,
+    "judged_metric": 1.3,
+    "judged_n": 1,
+    "noise_sd": 0.004,
+    "noise_n": 3,
+    "threshold": 0.01,
+}
+
+
 def _varied(store: Store) -> None:
     t0 = datetime(2026, 5, 1, 9, 30, 15, 123456, tzinfo=UTC)
     store.add_trace(
@@ -241,6 +256,23 @@ def _varied(store: Store) -> None:
             started_at=t0,
             finished_at=t0,
             duration_s=61.5,
+            **JUDGED,
+        )
+    )
+    store.add_trace(  # its confirmation: exported as a seed (packs cannot declare one)
+        ExperimentCreate(
+            id="kid-again",
+            task="gpt",
+            swarm_id="sw",
+            agent_id="sw/a0",
+            parent_id="kid",
+            role=Role.confirmation,
+            hypothesis="confirmation of kid: lower LR",
+            fingerprint="fp1",
+            status=Status.discard,
+            metric=1.29,
+            hardware="cpu",
+            **dict(JUDGED, seed=7, judged_metric=1.295, judged_n=2),
         )
     )
     store.add_trace(
@@ -256,29 +288,35 @@ def _varied(store: Store) -> None:
 def test_round_trip_export_import(store: Store, tmp_path: Path, hash_embedder: Embedder) -> None:
     _varied(store)
     out = tmp_path / "swarm.jsonl"
-    assert export_pack(store, out, name="swarm", source="lab A") == 4
+    assert export_pack(store, out, name="swarm", source="lab A") == 5
     with get_store(tmp_path / "fresh", embedder=hash_embedder) as fresh:
         result = import_pack(fresh, out)
-        assert (result.added_traces, result.added_findings) == (3, 1)
-        # everything as stored, except what makes an import evidence: the pack's source
-        # on traces that had none, and the baseline exported as a seed
+        assert (result.added_traces, result.added_findings) == (4, 1)
+        # everything as stored (the judged-against fields too), except what makes an
+        # import evidence: the pack's source on traces that had none, and the baseline and
+        # the confirmation exported as seeds
+        judging = (Role.baseline, Role.confirmation)
         want = [
             t.model_copy(
                 update={
                     "source": t.source or "lab A",
-                    "role": Role.seed if t.role == Role.baseline else t.role,
+                    "role": Role.seed if t.role in judging else t.role,
                 }
             )
             for t in everything(store)
         ]
         assert everything(fresh) == want
-        assert import_pack(fresh, out).skipped == 4  # and importing it again adds nothing
+        again = fresh.get_trace("kid-again")
+        assert (again.seed, again.judged_n, again.reason) == (7, 2, JUDGED["reason"])
+        assert {k: getattr(fresh.get_trace("kid"), k) for k in JUDGED} == JUDGED
+        assert fresh.get_trace("base").reason == "" and fresh.get_trace("base").seed is None
+        assert import_pack(fresh, out).skipped == 5  # and importing it again adds nothing
         got = fresh.query_findings().data[0]
         want_f = store.query_findings().data[0]
         assert got.model_dump(exclude={"created_at"}) == want_f.model_dump(exclude={"created_at"})
-        assert fresh.index_count() == 4
+        assert fresh.index_count() == 5
     before = everything(store)
-    assert import_pack(store, out).skipped == 4  # back into its own store: the same records
+    assert import_pack(store, out).skipped == 5  # back into its own store: the same records
     assert everything(store) == before
 
 
@@ -287,11 +325,16 @@ def test_export_a_filter(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "sw.jsonl"
     n = export_pack(store, out, name="sw", query=TraceQuery(swarm_id="sw"), findings=False)
     pack = load_pack(out)
-    assert n == 2 and [t.id for t in pack.traces] == ["base", "kid"] and pack.findings == []
+    assert n == 3 and pack.findings == []
+    assert [(t.id, t.role) for t in pack.traces] == [
+        ("base", Role.seed),
+        ("kid", Role.experiment),
+        ("kid-again", Role.seed),
+    ]
 
 
 # ---------------------------------------------------------------------------
-# packs are evidence: strict, finite, no baselines, always a source
+# packs are evidence: strict, finite, no baselines or confirmations, always a source
 # ---------------------------------------------------------------------------
 
 HEADER = '{"labswarm_pack": 1, "name": "p"}\n'
@@ -320,6 +363,15 @@ def pack_of(tmp_path: Path, *records: dict | str, header: str = HEADER) -> Path:
         ({"knobs": [1, 2]}, "field 'knobs' must be an object, got an array"),
         ({"hypothesis": 3}, "field 'hypothesis' must be a string, got an integer"),
         ({"role": "baseline"}, "field 'role': a pack cannot declare role 'baseline'"),
+        ({"role": "confirmation"}, "field 'role': a pack cannot declare role 'confirmation'"),
+        ({"seed": True}, "field 'seed' must be an integer or null, got true/false"),
+        ({"seed": -1}, "field 'seed': Value error, must lie in 0..2147483647, got -1"),
+        ({"base_n": 1.5}, "field 'base_n' must be an integer or null, got a number"),
+        ({"noise_n": 2**31}, "field 'noise_n': Value error, must lie in 0..2147483647"),
+        ({"judged_n": "2"}, "field 'judged_n' must be an integer or null, got a string"),
+        ({"noise_sd": -0.5}, "field 'noise_sd': Value error, must not be negative"),
+        ({"threshold": "0.1"}, "field 'threshold' must be a number or null, got a string"),
+        ({"reason": None}, "field 'reason' must be a string, got null"),
         ({"created_at": "0001-01-01T00:00:00+14:00"}, "field 'created_at'"),
         ({"resources": {"deep": json.loads("[" * 300 + "]" * 300)}}, "deeper than 32"),
         ({"hypothesis": "a\x00b"}, "NUL"),

@@ -16,6 +16,7 @@ from memory.models import (
     ClaimCreate,
     ExperimentCreate,
     FindingCreate,
+    Role,
     Status,
     SwarmCreate,
 )
@@ -133,3 +134,67 @@ def seed(store: Store) -> dict[str, int]:
         )
     )
     return pack
+
+
+# ---------------------------------------------------------------------------
+# a judged swarm (issue 13): replicates, confirmations and what each verdict used
+# ---------------------------------------------------------------------------
+
+JUDGED_TASK = "server-test-judged"
+JUDGED_SWARM = "swarm-judged"
+
+# (id, parent, role, fingerprint, status, metric, hardware, budget_s)
+JUDGED_RUNS = [
+    ("j-root", None, "baseline", "fp-root", "keep", 1.000, "1xH100", 300.0),
+    ("j-root2", None, "baseline", "fp-root", "keep", 1.004, "1xH100", 300.0),
+    ("j-root3", None, "baseline", "fp-root", "keep", 0.996, "1xH100", 300.0),
+    ("j-lr", "j-root", "experiment", "fp-lr", "keep", 0.980, "1xH100", 300.0),
+    ("j-lr+c", "j-lr", "confirmation", "fp-lr", "keep", 0.982, "1xH100", 300.0),
+    ("j-lucky", "j-root", "experiment", "fp-lucky", "keep", 0.900, "1xH100", 300.0),
+    ("j-depth", "j-root", "experiment", "fp-depth", "keep", 0.960, "cpu", 300.0),
+    ("j-depth+c", "j-depth", "confirmation", "fp-depth", "keep", 0.962, "cpu", 300.0),
+    ("j-warm", "j-lr", "experiment", "fp-warm", "keep", 0.955, "1xH100", 600.0),
+    ("j-warm+c", "j-warm", "confirmation", "fp-warm", "keep", 0.957, "1xH100", 600.0),
+    ("j-wd", "j-lr", "experiment", "fp-wd", "discard", 0.985, "1xH100", 300.0),
+]
+
+
+def judged_traces() -> list[ExperimentCreate]:
+    """The judged swarm's traces, each recording what its verdict was judged against
+    (the base's mean over ``base_n`` runs, the noise, the margin, its seed and reason)."""
+    traces = []
+    for i, (tid, parent, role, fp, status, metric, hardware, budget) in enumerate(JUDGED_RUNS):
+        judged: dict[str, object] = {"seed": 1000 + i, "reason": "baseline replicate: ran"}
+        if role != "baseline":
+            runs = 2 if tid in ("j-lr", "j-lr+c", "j-depth", "j-depth+c") else 1
+            judged = {
+                "seed": 1000 + i,
+                "reason": f"{status}: judged against {parent} over {runs} run(s)",
+                "base_metric": 1.0,
+                "base_n": 3,
+                "judged_metric": metric,
+                "judged_n": runs,
+                "noise_sd": 0.004,
+                "noise_n": 3,
+                "threshold": 0.0123,
+            }
+        traces.append(
+            ExperimentCreate(
+                id=tid,
+                task=JUDGED_TASK,
+                swarm_id=JUDGED_SWARM,
+                agent_id=f"{JUDGED_SWARM}/a0",
+                parent_id=parent,
+                role=Role(role),
+                hypothesis=f"run {tid}",
+                fingerprint=fp,
+                status=Status(status),
+                metric=metric,
+                device="cuda:0" if hardware != "cpu" else "cpu[0-3]",
+                hardware=hardware,
+                budget_s=budget,
+                created_at=T0 + timedelta(minutes=5 * i),
+                **judged,  # type: ignore[arg-type]
+            )
+        )
+    return traces

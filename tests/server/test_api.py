@@ -1,14 +1,26 @@
 """Read endpoints through a real uvicorn over the seeded store: filters, sort, pagination,
-one experiment, lineage, champion, search, claims, agents, stats, 404 and 422."""
+one experiment, lineage, champion, search, claims, agents, stats, 404 and 422; the champion
+and the noise of a judged swarm (its own small store)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.server.seeding import LINEAGE_TASK, RUNS, SWARM_ID
+from memory import get_store
+from tests.server.http_backend import TOKEN, serve_store
+from tests.server.seeding import (
+    JUDGED_SWARM,
+    JUDGED_TASK,
+    LINEAGE_TASK,
+    RUNS,
+    SWARM_ID,
+    judged_traces,
+)
 
 
 def everything(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
@@ -124,10 +136,11 @@ def test_lineage_orders_ancestors_root_first(api: httpx.Client) -> None:
     assert sorted(d["id"] for d in root["descendants"]) == sorted(r[0] for r in RUNS[1:])
 
 
-def test_champion_is_the_best_keep_per_hardware(api: httpx.Client) -> None:
-    assert api.get("/api/champion", params={"task": LINEAGE_TASK}).json()["id"] == "warm"
-    cpu = api.get("/api/champion", params={"task": LINEAGE_TASK, "hardware": "cpu"}).json()
-    assert cpu["id"] == "depth"
+def test_single_keeps_are_no_champion(api: httpx.Client) -> None:
+    # every program of the seeded swarm was kept once: none is proven (>= 2 keeps)
+    response = api.get("/api/champion", params={"task": LINEAGE_TASK})
+    assert response.status_code == 404, response.text
+    assert "has 2 trusted kept runs" in response.json()["message"]
 
 
 def test_pack_traces_never_become_the_champion(api: httpx.Client) -> None:
@@ -140,27 +153,85 @@ def test_pack_traces_never_become_the_champion(api: httpx.Client) -> None:
         assert everything(api, task=task, trusted="true") == []
 
 
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A server over a store holding only the judged swarm (``seeding.JUDGED_RUNS``)."""
+    with get_store(tmp_path_factory.mktemp("judged") / "memory", embedder="hash") as store:
+        store.import_records(judged_traces(), [])
+        with serve_store(store, token=TOKEN) as url, httpx.Client(base_url=url) as client:
+            yield client
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({}, "warm"),  # the best keep of all: 0.955
-        ({"budget": 300}, "depth"),  # "warm" ran with 600 s
-        ({"budget": 600}, "warm"),
-        ({"hardware": "1xH100", "budget": 300}, "lr-up"),  # "depth" ran on cpu
-        ({"hardware": "cpu"}, "depth"),
+        ({}, "j-warm"),  # the best mean of >= 2 keeps: 0.956 (j-lucky's 0.900 ran once)
+        ({"budget": 300}, "j-depth"),  # "j-warm" ran with 600 s
+        ({"budget": 600}, "j-warm"),
+        ({"hardware": "1xH100", "budget": 300}, "j-lr"),  # "j-depth" ran on cpu
+        ({"hardware": "cpu"}, "j-depth"),
+        ({"swarm_id": JUDGED_SWARM}, "j-warm"),
+        ({"swarm_id": "another"}, None),
         ({"budget": 60}, None),
         ({"hardware": "tpu"}, None),
     ],
 )
-def test_champion_is_the_best_trusted_keep_on_hardware_and_budget(
-    api: httpx.Client, params: dict[str, Any], expected: str | None
+def test_champion_is_the_best_mean_of_two_keeps_on_hardware_and_budget(
+    judged: httpx.Client, params: dict[str, Any], expected: str | None
 ) -> None:
-    response = api.get("/api/champion", params={"task": LINEAGE_TASK, **params})
+    response = judged.get("/api/champion", params={"task": JUDGED_TASK, **params})
     if expected is None:
         assert response.status_code == 404 and response.json()["error"] == "not_found"
         return
     assert response.status_code == 200, response.text
-    assert response.json()["id"] == expected
+    body = response.json()
+    assert body["id"] == expected and body["role"] == "experiment"  # not its confirmation
+
+
+def test_noise_is_pooled_over_repeated_programs(judged: httpx.Client) -> None:
+    params: dict[str, str | int] = {"task": JUDGED_TASK, "hardware": "1xH100", "budget": 300}
+    body = judged.get("/api/noise", params=params).json()
+    # by hand: j-root (1.0, 1.004, 0.996) and j-lr (0.980, 0.982); j-lucky, j-wd ran once
+    assert (body["n"], body["df"], body["groups"], body["identical"]) == (5, 3, 2, False)
+    assert body["sd"] == pytest.approx(math.sqrt((2 * 0.004**2 + 2 * 0.001**2) / 3))
+    everywhere = judged.get("/api/noise", params={"task": JUDGED_TASK}).json()
+    assert (everywhere["n"], everywhere["df"], everywhere["groups"]) == (9, 5, 4)
+    none = judged.get("/api/noise", params={"task": JUDGED_TASK, "hardware": "tpu"}).json()
+    assert none == {"sd": None, "n": 0, "df": 0, "groups": 0, "identical": False}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({}, "task"),
+        ({"task": ""}, "task"),
+        ({"task": "t", "budget": -1}, "budget"),
+        ({"task": "t", "budget": "inf"}, "budget"),
+        ({"task": "t", "hardware": "x" * 201}, "hardware"),
+        ({"task": "t", "swarm_id": "s\x00"}, "swarm_id"),
+    ],
+)
+def test_bad_noise_queries_are_422_naming_the_field(
+    judged: httpx.Client, params: dict[str, Any], field: str
+) -> None:
+    response = judged.get("/api/noise", params=params)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_input" and field in response.json()["message"]
+
+
+def test_judged_fields_and_confirmations_through_the_api(judged: httpx.Client) -> None:
+    confirmations = everything(judged, task=JUDGED_TASK, role="confirmation")
+    assert sorted(r["id"] for r in confirmations) == ["j-depth+c", "j-lr+c", "j-warm+c"]
+    assert all(r["parent_id"] == r["id"].removesuffix("+c") for r in confirmations)
+    one = judged.get("/api/experiments/j-lr").json()
+    assert {k: one[k] for k in ("base_metric", "base_n", "judged_n", "noise_sd", "threshold")} == {
+        "base_metric": 1.0,
+        "base_n": 3,
+        "judged_n": 2,
+        "noise_sd": 0.004,
+        "threshold": 0.0123,
+    }
+    assert one["seed"] == 1003 and one["reason"].startswith("keep: judged against j-root")
 
 
 def test_experiments_filter_by_budget_and_trust(api: httpx.Client) -> None:

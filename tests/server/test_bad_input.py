@@ -59,6 +59,8 @@ def reads_still_work(api: httpx.Client) -> None:
         ("/api/experiments", {"fingerprint": "\x00"}, "query.fingerprint"),
         ("/api/stats", {"task": "a\x00b"}, "query.task"),
         ("/api/champion", {"task": "a\x00b"}, "query.task"),
+        ("/api/noise", {"task": "a\x00b"}, "query.task"),
+        ("/api/noise", {"task": "t", "hardware": "h\x00"}, "query.hardware"),
         ("/api/progress", {"task": "a\x00b"}, "query.task"),
         ("/api/claims", {"task": "a\x00b"}, "query.task"),
         ("/api/findings", {"hardware": "h\x00"}, "query.hardware"),

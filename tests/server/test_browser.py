@@ -1,10 +1,12 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright) against a real
 uvicorn: it loads, the chart shows the seeded runs, search returns results, an experiment
-page shows its diff, and the page refreshes by itself while a swarm runs.
+page shows its diff, the page refreshes by itself while a swarm runs, the home page shows
+the noise per hardware class and budget, and a trace shows what it was judged against.
 Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from memory import get_store
 from memory.models import AgentCreate, ExperimentCreate, Status, SwarmCreate
 from tests.server.conftest import AUTH
 from tests.server.http_backend import TOKEN, serve_store
-from tests.server.seeding import LINEAGE_TASK
+from tests.server.seeding import JUDGED_TASK, LINEAGE_TASK, judged_traces
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -211,6 +213,66 @@ def test_ids_with_percent_open_and_ended_swarms_show_stopped_agents(
             page.wait_for_function(
                 "id => document.querySelector('#e-title').textContent.includes(id)", arg=parent
             )
+            assert page.errors == []
+    finally:
+        store.close()
+
+
+def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
+    page: Any, tmp_path: Path
+) -> None:
+    store = get_store(tmp_path / "memory", embedder="hash")
+    store.import_records(judged_traces(), [])
+    # a trace of an older memory: nothing of its judging was recorded
+    store.add_trace(
+        ExperimentCreate(
+            id="old", task=JUDGED_TASK, fingerprint="fp-old", status=Status.discard, metric=1.1
+        )
+    )
+    try:
+        with serve_store(store, token=TOKEN) as url:
+            page.goto(f"{url}/?task={JUDGED_TASK}")
+            page.wait_for_selector("body[data-ready='1']")
+            page.wait_for_selector("#noise-body tr.noise")
+            rows = [r.split("\t") for r in page.locator("#noise-body tr").all_inner_texts()]
+            # by hand: 1xH100/300 pools j-root's 3 replicates and j-lr's 2 runs (df 3);
+            # 1xH100/600 and cpu/300 one program run twice each (df 1)
+            h300 = math.sqrt((2 * 0.004**2 + 2 * 0.001**2) / 3)
+            pair = math.sqrt(2 * 0.001**2)
+            assert rows == [
+                ["1xH100", "300 s", f"{h300:.4g}", "5", "3", "2"],
+                ["1xH100", "600 s", f"{pair:.4g}", "2", "1", "1"],
+                ["cpu", "300 s", f"{pair:.4g}", "2", "1", "1"],
+            ]
+            assert "1 run(s) without a recorded hardware class" in page.inner_text("#noise-note")
+            # the champion: the best mean of two keeps (j-warm), not j-lucky's single 0.9
+            assert "0.955000" in page.inner_text("#stats")
+            page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
+
+            page.click("#exp-body tr[data-id='j-lr']")
+            page.wait_for_function(
+                "() => document.querySelector('#e-title').textContent.includes('j-lr')"
+            )
+            judged = page.inner_text("#e-judged")
+            for part in (
+                "j-root",
+                "1.000000 over 3 runs",
+                "0.980000 over 2 runs",
+                "0.004000 (3 runs)",
+                "0.012300",
+                "1003",
+                "300 s",
+                "1xH100",
+            ):
+                assert part in judged, (part, judged)
+            assert page.inner_text("#e-reason") == "keep: judged against j-root over 2 run(s)"
+            page.screenshot(path=str(ARTIFACTS / "judged.png"), full_page=True)
+            page.goto(f"{url}/#/e/old")
+            page.wait_for_function(
+                "() => document.querySelector('#e-title').textContent.includes('old')"
+            )
+            assert "— (not recorded)" in page.inner_text("#e-judged")
+            assert page.inner_text("#e-reason") == "(no reason recorded)"
             assert page.errors == []
     finally:
         store.close()

@@ -207,12 +207,14 @@ LAZY_CHECK = textwrap.dedent(
     from tests.server.http_backend import serve_store
     HEAVY = ("torch", "sentence_transformers", "chromadb", "transformers")
     store = get_store(sys.argv[1], embedder="hash")
-    store.add_trace(ExperimentCreate(task="t", fingerprint="f", status="keep", metric=1.0))
+    for _ in range(2):  # kept twice: a champion
+        store.add_trace(ExperimentCreate(task="t", fingerprint="f", status="keep", metric=1.0))
     before = {m for m in HEAVY if m in sys.modules}
     with serve_store(store) as url:
         for path in ("/api/health", "/api/experiments", "/api/stats", "/api/claims",
                      "/api/agents", "/api/swarms", "/api/findings", "/api/tasks",
-                     "/api/champion?task=t", "/api/progress?task=t", "/"):
+                     "/api/champion?task=t", "/api/noise?task=t", "/api/progress?task=t",
+                     "/"):
             assert httpx.get(url + path).status_code == 200, path
         first = httpx.get(url + "/api/experiments").json()["data"][0]["id"]
         assert httpx.get(url + "/api/experiments/" + first + "/lineage").status_code == 200

@@ -28,9 +28,34 @@ class Run:
         return dict(line.split(": ", 1) for line in tail if line.strip())
 
 
+def write_small_corpus(root: Path) -> Path:
+    """20 text files of 3 KB of Shakespeare in ``root`` (for ``LABSWARM_CORPUS``): 2 are
+    held out, so the evaluation scores ~6 KB instead of 128 KB (a run costs seconds)."""
+    from trainer import prepare
+
+    root.mkdir(parents=True, exist_ok=True)
+    works = prepare.load_embedded().train
+    for i in range(20):
+        (root / f"doc{i:02d}.txt").write_text(works[i][1][5000:8000], encoding="utf-8")
+    return root
+
+
 def copy_task(dest: Path) -> Path:
     """A copy of the task directory (as an agent's workspace holds it)."""
     shutil.copytree(TASK_DIR, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def edited_task(dest: Path, *replacements: tuple[str, str]) -> Path:
+    """A copy of the task directory whose ``train.py`` has each ``(old, new)`` replaced; each
+    ``old`` must occur exactly once (so a change in train.py breaks the test, not silently)."""
+    copy_task(dest)
+    train = dest / "train.py"
+    text = train.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in train.py"
+        text = text.replace(old, new)
+    train.write_text(text, encoding="utf-8")
     return dest
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -93,6 +94,76 @@ def test_evaluate_bpb_is_deterministic_for_a_real_model_and_restores_train_mode(
     b = prepare.evaluate_bpb(model, tokens, tok.token_bytes(), 100, 4, CPU)
     assert a == b
     assert model.training
+
+
+class PrefixMean(torch.nn.Module):
+    """A causal model: logits at t from the mean embedding of tokens 0..t; ``peek`` adds the
+    embedding of token t+1 (the classic lookahead leak), ``whole`` the mean of the window."""
+
+    def __init__(self, vocab: int, leak: str = "") -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(vocab, 16)
+        self.head = torch.nn.Linear(16, vocab)
+        self.leak = leak
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        e = self.embed(idx)
+        counts = torch.arange(1, idx.size(1) + 1, dtype=e.dtype)[None, :, None]
+        h = e.cumsum(1) / counts
+        if self.leak == "peek":  # token t+1 (none after the last position)
+            h = h + torch.nn.functional.pad(e[:, 1:], (0, 0, 0, 1))
+        elif self.leak == "whole":
+            h = h + e.mean(1, keepdim=True)
+        return self.head(h)
+
+
+def _val_bytes(n: int) -> np.ndarray:
+    return prepare.ByteTokenizer().encode(prepare.load_embedded().val_text(n))
+
+
+def test_the_causality_check_passes_causal_models_and_names_lookahead() -> None:
+    tokens = _val_bytes(4096)
+    for causal in (PrefixMean(256), uniform(256)):
+        assert prepare.causality_violation(causal, tokens, 256, 128, CPU) is None
+    for leak in ("peek", "whole"):
+        why = prepare.causality_violation(PrefixMean(256, leak), tokens, 256, 128, CPU)
+        assert why is not None and why.startswith(
+            "non-causal: predictions at position 0 changed when tokens after 0 changed"
+        ), why
+    # Short streams and windows longer than the stream are checked too, never skipped.
+    why = prepare.causality_violation(PrefixMean(256, "peek"), tokens[:40], 256, 128, CPU)
+    assert why is not None and "non-causal" in why
+    # Under bfloat16 autocast (train.py on a GPU) the tolerance widens to a few rounding
+    # steps: a causal model still passes, a leak is still caught.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert prepare.causality_violation(PrefixMean(256), tokens, 256, 128, CPU) is None
+        why = prepare.causality_violation(PrefixMean(256, "peek"), tokens, 256, 128, CPU)
+    assert why is not None and why.startswith("non-causal: predictions at position 0")
+
+
+def test_evaluate_bpb_reports_to_the_result_file_and_stops_a_lookahead_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = _val_bytes(4096)
+    token_bytes = prepare.ByteTokenizer().token_bytes()
+    result = tmp_path / "result.json"
+    monkeypatch.setenv(prepare.RESULT_ENV, str(result))
+    bpb = prepare.evaluate_bpb(PrefixMean(256), tokens, token_bytes, 128, 4, CPU)
+    assert json.loads(result.read_text()) == {"metric": "val_bpb", "value": bpb}
+    result.unlink()
+    model = PrefixMean(256, "peek")
+    model.train()
+    with pytest.raises(prepare.NonCausalError, match="^non-causal: predictions at position 0"):
+        prepare.evaluate_bpb(model, tokens, token_bytes, 128, 4, CPU)
+    assert model.training, "train mode is restored on the way out"
+    (line,) = result.read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["metric"] == "val_bpb" and entry["error"].startswith("non-causal: ")
+    assert "value" not in entry
+    monkeypatch.delenv(prepare.RESULT_ENV)
+    prepare.evaluate_bpb(PrefixMean(256), tokens, token_bytes, 128, 4, CPU)
+    assert len(result.read_text().splitlines()) == 1, "nothing is written when unset"
 
 
 # ---------------------------------------------------------------------------
