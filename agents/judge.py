@@ -47,17 +47,16 @@ replicate is judged only "ran / did not run" (:func:`judge_replicate`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from statistics import NormalDist, fmean
+from statistics import fmean
 
 from agents.runner import RunResult
-from memory.models import NoiseEstimate, RunStats, Status
+from memory.models import KEEP_ALPHA, NoiseEstimate, RunStats, Status, margin
 
 DEFAULT_REPLICATES = 3
 MIN_REPLICATES = 2  # a spread needs at least two runs of one program
-ALPHA = 0.05  # the most often a change with no effect may be kept
+ALPHA = KEEP_ALPHA  # the most often a change with no effect may be kept
 DEFAULT_SCREEN = 1.0  # stage 1: a candidate gains more than this many noise sds
 DEFAULT_SUSPECT_SD = 8.0  # a one-step gain beyond this many noise sds is re-run first
 DEFAULT_REMEASURE = 1  # extra runs of a newly kept program, so its mean is not only lucky
@@ -91,17 +90,10 @@ class Noise:
     df: int
     floored: bool = False
 
-    def quantile(self, alpha: float) -> float:
-        """The one-sided critical value: Student's t with ``df``, normal when floored."""
-        if self.floored or self.df <= 0:
-            return NormalDist().inv_cdf(1 - alpha)
-        from scipy.stats import t as student_t
-
-        return float(student_t.ppf(1 - alpha, self.df))
-
     def margin(self, runs: int, base_runs: int, alpha: float = ALPHA) -> float:
-        """How much better than the base's mean the mean of ``runs`` runs must be."""
-        return self.quantile(alpha) * self.sd * math.sqrt(1 / runs + 1 / max(base_runs, 1))
+        """How much better than the base's mean the mean of ``runs`` runs must be
+        (``memory.models.margin``: Student's t with ``df``, normal when floored)."""
+        return margin(self.sd, self.df, runs, base_runs, known=self.floored, alpha=alpha)
 
 
 def noise_used(estimate: NoiseEstimate | None, floor: float | None) -> Noise | None:

@@ -2,8 +2,9 @@
 
 - *handed true value after k*: the true (noise-free) value of the configuration the arm
   would hand its user after its first k runs, in the order they ended: labswarm's
-  champion (memory's rule: the program with the best mean over at least two trusted
-  ``keep`` runs -- baseline replicates, confirmations and re-measures included; for the
+  champion (memory's rule, ``memory.models.champion_of``: a program with at least two
+  trusted ``keep`` runs -- baseline replicates, confirmations and re-measures included --
+  that took the title by beating the champion before it by the keep rule's margin; for the
   isolated arm the best over its swarms), Optuna's best trial (the best COMPLETE value).
   Before any candidate exists, the task's unmodified configuration. Every count of
   experiments counts runs: a confirmation or re-measure run is one experiment.
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from yardstick_arms import ArmSeed, Run
 
-from memory.models import MIN_CHAMPION_RUNS
+from memory.models import MIN_CHAMPION_RUNS, champion_of, pooled_noise
 
 FAILED_REGION_RADIUS = 1.0
 BOOTSTRAP = 2000
@@ -60,18 +61,31 @@ def _need(a: ArmSeed) -> int:
 
 
 class _Picker:
-    """The arm's pick as runs arrive: the candidate group with the best mean observed
-    value among groups with enough runs (ties: the group that ran first)."""
+    """The arm's pick as runs arrive. labswarm: memory's champion rule
+    (``memory.models.champion_of`` over the kept runs of each program, with the noise
+    pooled over its measured runs as ``Store.noise`` does); Optuna: the best trial."""
 
     def __init__(self, a: ArmSeed) -> None:
         self.a, self.need = a, _need(a)
+        self.labswarm = a.arm.startswith("labswarm")
         self.groups: dict[str, list[Run]] = {}
+        self.measured: dict[str, list[float]] = {}
 
     def add(self, r: Run) -> None:
+        if r.ok and r.observed is not None:
+            self.measured.setdefault(_program(self.a, r), []).append(r.observed)
         if r.candidate and r.observed is not None:
             self.groups.setdefault(_program(self.a, r), []).append(r)
 
     def best(self) -> Run | None:
+        if self.labswarm:
+            key = champion_of(
+                ((k, [r.observed for r in runs if r.observed is not None])
+                 for k, runs in self.groups.items()),
+                "minimize",
+                pooled_noise(self.measured.values()),
+            )  # fmt: skip
+            return self.groups[key][0] if key is not None else None
         best: Run | None = None
         best_mean = math.inf
         for runs in self.groups.values():

@@ -180,7 +180,7 @@ class RecordsMixin:
             role = str(getattr(role, "value", role))
             if role not in (Role.baseline.value, Role.confirmation.value):
                 judged_counts[key] = judged_counts.get(key, 0) + int(n)
-            if role == Role.experiment.value:
+            if role in (Role.experiment.value, Role.confirmation.value):  # runs per hour
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)
                 exp_first = lo if exp_first is None or lo < exp_first else exp_first
                 exp_last = hi if exp_last is None or hi > exp_last else exp_last

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from memory.models import (
     MEASURED_ROLES,
     MEASURED_STATUSES,
-    MIN_CHAMPION_RUNS,
     SEEN_ROLES,
     AgentCreate,
     AgentPublic,
@@ -48,7 +47,7 @@ from memory.models import (
     SwarmCreate,
     SwarmPublic,
     TraceQuery,
-    better,
+    champion_of,
     pooled_noise,
     run_stats,
     seen_query,
@@ -252,38 +251,49 @@ class Store(abc.ABC):
         *,
         swarm_id: str | None = None,
     ) -> ExperimentPublic | None:
-        """THE champion of ``task``: the program with the best MEAN metric over its
-        trusted ``keep`` runs, among programs with at least ``MIN_CHAMPION_RUNS`` (2) of
-        them, so one lucky run is never the champion.
+        """THE champion of ``task`` (``memory.models.champion_of``): among programs with at
+        least ``MIN_CHAMPION_RUNS`` (2) trusted ``keep`` runs -- one lucky run is never the
+        champion -- the first that ran, replaced by each later one whose MEAN beats the
+        current champion's by the keep rule's margin (``memory.models.margin``, with the
+        noise pooled over the same runs, ``Store.noise``): a program better only inside
+        the noise does not take the title.
 
         Runs count when trusted (run here: ``role != seed``, empty ``source``), of role
         experiment, baseline or confirmation, with a finite metric, on ``hardware`` and
         with ``budget_s == budget`` when given (a trace without a recorded budget never
-        matches a budget), from ``swarm_id`` when given. The best mean in the runs'
-        direction wins; ties go to the program that ran first. Returned: the oldest
-        experiment or baseline trace of the winning program (a program whose counted runs
-        are all confirmations is passed over)."""
-        programs: dict[str, list[ExperimentPublic]] = {}
-        for run in self._measured(task, hardware, budget, swarm_id=swarm_id, status=(Status.keep,)):
-            programs.setdefault(run.fingerprint, []).append(run)
-        best: ExperimentPublic | None = None
-        best_mean: float | None = None
-        for runs in programs.values():  # in the order each program first ran
-            if len(runs) < MIN_CHAMPION_RUNS:
+        matches a budget), from ``swarm_id`` when given. Returned: the oldest experiment or
+        baseline trace of the champion (a program whose counted runs are all confirmations
+        is passed over)."""
+        measured = self._measured(task, hardware, budget, swarm_id=swarm_id)
+        noise_groups: dict[str, list[float]] = {}
+        kept: dict[str, list[ExperimentPublic]] = {}
+        for run in measured:
+            if run.metric is None:
                 continue
-            head = next((r for r in runs if r.role in SEEN_ROLES), None)
-            if head is None:
-                continue
-            mean = run_stats([r.metric for r in runs if r.metric is not None]).mean
-            if mean is not None and better(mean, best_mean, head.direction):
-                best, best_mean = head, mean
-        return best
+            noise_groups.setdefault(run.fingerprint, []).append(run.metric)
+            if run.status == Status.keep:
+                kept.setdefault(run.fingerprint, []).append(run)
+        heads = {
+            fp: head
+            for fp, runs in kept.items()
+            if (head := next((r for r in runs if r.role in SEEN_ROLES), None)) is not None
+        }
+        if not heads:
+            return None
+        direction = next(iter(heads.values())).direction
+        key = champion_of(
+            ((fp, [r.metric for r in runs if r.metric is not None]) for fp, runs in kept.items()
+             if fp in heads),
+            direction,
+            pooled_noise(noise_groups.values()),
+        )  # fmt: skip
+        return heads[key] if key is not None else None
 
     def program_stats(
         self,
         task: str,
         fingerprint: str,
-        hardware: str,
+        hardware: str | None,
         budget: float | None = None,
         *,
         swarm_id: str | None = None,

@@ -633,6 +633,63 @@ def pooled_noise(groups: Iterable[Sequence[float]]) -> NoiseEstimate:
     return NoiseEstimate(sd=sd, n=n, df=df, groups=len(repeated), identical=identical)
 
 
+KEEP_ALPHA = 0.05  # the keep rule's one-sided level: the most a no-effect change is kept
+
+
+def margin(
+    sd: float,
+    df: int,
+    runs: int,
+    other_runs: int,
+    *,
+    known: bool = False,
+    alpha: float = KEEP_ALPHA,
+) -> float:
+    """How much better the mean of ``runs`` runs of one program must be than the mean of
+    ``other_runs`` runs of another to count as better beyond the noise: a one-sided test at
+    level ``alpha``, ``q * sd * sqrt(1/runs + 1/other_runs)`` with ``q`` Student's t
+    quantile with ``df`` degrees of freedom (the normal one when the sd is ``known`` -- a
+    declared floor -- or ``df`` is 0). The one margin of the keep rule, of an agent's move
+    onto the champion, and of the champion itself."""
+    from statistics import NormalDist
+
+    if known or df <= 0:
+        q = NormalDist().inv_cdf(1 - alpha)
+    else:
+        from scipy.stats import t as student_t
+
+        q = float(student_t.ppf(1 - alpha, df))
+    return q * sd * math.sqrt(1 / max(runs, 1) + 1 / max(other_runs, 1))
+
+
+def champion_of(
+    programs: Iterable[tuple[str, Sequence[float]]],
+    direction: Direction,
+    noise: NoiseEstimate | None,
+) -> str | None:
+    """The champion among ``programs`` (key, kept metrics), given in the order each first
+    ran: the first with at least ``MIN_CHAMPION_RUNS`` kept runs, replaced by each later one
+    whose mean beats the current champion's by ``margin`` (with ``noise``; without a noise
+    estimate, by anything). A program that is better only inside the noise never takes the
+    title: the champion does not move on a lucky draw."""
+    champion: str | None = None
+    best_mean, best_n = 0.0, 0
+    for key, values in programs:
+        if len(values) < MIN_CHAMPION_RUNS:
+            continue
+        mean = math.fsum(values) / len(values)
+        if champion is None:
+            champion, best_mean, best_n = key, mean, len(values)
+            continue
+        gain = best_mean - mean if direction == "minimize" else mean - best_mean
+        needed = 0.0
+        if noise is not None and noise.sd:
+            needed = margin(noise.sd, noise.df, len(values), best_n)
+        if gain > needed:
+            champion, best_mean, best_n = key, mean, len(values)
+    return champion
+
+
 class BestSoFar(NamedTuple):
     """One point of the running best: the best kept metric so far (``None`` before the
     first keep) and whether this trace set it."""
@@ -681,7 +738,7 @@ class Stats(BaseModel):
     by_status: dict[str, int]
     keep_rate: float | None  # keeps / (keeps + discards), baselines and confirmations left out
     duplicates_refused: int
-    experiments_per_hour: float | None  # over first..last created_at, role=experiment
+    experiments_per_hour: float | None  # first..last created_at; experiments and confirmations
     findings: int
     active_claims: int
     first_at: datetime | None = None

@@ -39,6 +39,7 @@ Text100 = Annotated[str | None, Query(max_length=100), Clean]
 Id128 = Annotated[str | None, Query(max_length=128), Clean]
 Id64 = Annotated[str | None, Query(max_length=64), Clean]
 TaskName = Annotated[str, Query(min_length=1, max_length=200), Clean]
+FingerprintQuery = Annotated[str, Query(min_length=1, max_length=128), Clean]
 Metric = Annotated[float | None, Query(allow_inf_nan=False)]
 Budget = Annotated[
     float | None,

@@ -9,12 +9,13 @@ from memory.models import (
     MIN_CHAMPION_RUNS,
     ExperimentPublic,
     NoiseEstimate,
+    RunStats,
     TraceQuery,
     running_best,
 )
 from server.deps import StoreDep
 from server.errors import ERROR_RESPONSES
-from server.params import Budget, Id128, TaskName, Text200
+from server.params import Budget, FingerprintQuery, Id128, TaskName, Text200
 from server.schemas import ProgressPage, ProgressPoint
 
 router = APIRouter(prefix="/api", tags=["champion"], responses=ERROR_RESPONSES)
@@ -44,6 +45,21 @@ def get_champion(
             "kept runs with a metric yet"
         )
     return best
+
+
+@router.get("/program-stats", response_model=RunStats)
+def get_program_stats(
+    store: StoreDep,
+    task: TaskName,
+    fingerprint: FingerprintQuery,
+    hardware: Text200 = None,
+    budget: Budget = None,
+    swarm_id: Id128 = None,
+) -> RunStats:
+    """Mean, count and sample sd of one program's trusted keep/discard runs
+    (``Store.program_stats``) on ``hardware``, with run budget ``budget`` (seconds) and from
+    ``swarm_id`` when given: the evidence behind a champion (its mean, not one run)."""
+    return store.program_stats(task, fingerprint, hardware, budget, swarm_id=swarm_id)
 
 
 @router.get("/noise", response_model=NoiseEstimate)

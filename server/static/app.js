@@ -79,6 +79,11 @@ async function loadStats() {
     state.task ? api("/api/champion", { task: state.task, hardware: state.hardware })
       .catch(() => null) : null,
   ]);
+  // the champion is chosen by the mean of its kept runs: show that, with its n
+  const championStats = champion
+    ? await api("/api/program-stats", { task: state.task, fingerprint: champion.fingerprint,
+      hardware: state.hardware }).catch(() => null)
+    : null;
   const by = stats.by_status || {};
   const cards = [
     ["experiments", stats.total],
@@ -90,7 +95,8 @@ async function loadStats() {
       : stats.experiments_per_hour.toFixed(1)],
     ["duplicates refused", stats.duplicates_refused],
     ["findings", stats.findings],
-    ["champion", champion ? fmtMetric(champion.metric) : "—"],
+    ["champion (mean of its runs)", championStats && championStats.mean !== null
+      ? `${fmtMetric(championStats.mean)} (n=${championStats.n})` : "—"],
   ];
   $("stats").replaceChildren(...cards.map(([label, value]) =>
     el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label))));

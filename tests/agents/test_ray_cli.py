@@ -18,12 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
-from agents.judge import DEFAULT_REMEASURE, DEFAULT_REPLICATES
+from agents.judge import DEFAULT_REPLICATES
 from memory import get_store
-from memory.models import RAN_STATUSES, Role, TraceQuery
+from memory.models import Role, TraceQuery
+from tests.agents.test_ray import _processes_under, check_count, check_runs
 
 REPO = Path(__file__).resolve().parents[2]
 LANDSCAPE = REPO / "benchmarks" / "landscape"
@@ -48,19 +48,6 @@ def _marked(marker: str) -> dict[int, str]:
         except OSError:
             continue
         found[int(proc.name)] = cmd.strip()
-    return found
-
-
-def _working_under(root: Path) -> list[int]:
-    """Pids of processes whose working directory lies under ``root``."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cwd = Path(os.readlink(proc / "cwd"))
-        except OSError:
-            continue
-        if cwd == root or root in cwd.parents:
-            found.append(int(proc.name))
     return found
 
 
@@ -159,7 +146,7 @@ def test_labswarm_run_ray_local_runs_the_landscape_on_a_private_loopback_cluster
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             left = _marked(str(ray_tmp))
-            left.update({pid: "a run" for pid in _working_under(nodes.resolve())})
+            left.update({pid: "a run" for pid in _processes_under(nodes.resolve())})
             if not left:
                 break
             time.sleep(0.2)
@@ -188,36 +175,19 @@ def test_labswarm_run_ray_local_runs_the_landscape_on_a_private_loopback_cluster
         assert swarm.status == "finished" and swarm.config["ray"] == "local"
         traces = store.query_traces(TraceQuery(swarm_id=swarm.id, limit=1000)).data
         ids = [str(t.id) for t in traces]
-        assert len(ids) == len(set(ids)), "a trace arrived twice"
         # every run on the nodes left one log, named by its trace: each arrived, once
         logs = sorted(p.stem.removeprefix("baseline-") for p in nodes.rglob("logs/*.log"))
         assert logs == sorted(ids), "a run's trace is missing, or a trace has no run"
 
-        by_id = {str(t.id): t for t in traces}
         baselines = [t for t in traces if t.role == Role.baseline]
         assert len(baselines) == DEFAULT_REPLICATES
-        ran = [t for t in traces if t.role == Role.experiment and t.status in RAN_STATUSES]
-        twice = [fp for fp, n in Counter(t.fingerprint for t in ran).items() if n > 1]
-        assert twice == [], f"a program ran twice: {twice}"
-        assert baselines[0].fingerprint not in {t.fingerprint for t in ran}
-        for t in traces:  # a confirmation re-tests its parent's program on purpose
-            if t.role == Role.confirmation:
-                parent = by_id.get(str(t.parent_id))
-                assert parent is not None and parent.fingerprint == t.fingerprint, t.id
-
+        ran = check_runs(traces, baselines[0].fingerprint)
         rows = {a.name: a for a in store.list_agents(swarm.id)}
         assert sorted(rows) == [f"agent-{i}" for i in range(AGENTS)]
         for name, row in rows.items():
-            mine = [
-                t
-                for t in traces
-                if t.agent_id == f"{swarm.id}/{name}"
-                and t.role in (Role.experiment, Role.confirmation)
-                and t.status in RAN_STATUSES
-            ]
+            mine = [t for t in ran if t.agent_id == f"{swarm.id}/{name}"]
             assert row.status == "stopped" and row.experiments == len(mine)
-            # its last run may keep a program, re-measured before the agent stops
-            assert EXPERIMENTS <= len(mine) <= EXPERIMENTS + DEFAULT_REMEASURE, name
+            check_count(len(mine), EXPERIMENTS)
             assert row.device.startswith("127.0.0.1#"), f"{name} on {row.device}"
         assert store.active_claims("trainer-landscape") == [], "a claim was left behind"
     finally:

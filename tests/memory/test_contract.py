@@ -553,6 +553,17 @@ def test_stats(store: Store) -> None:
     assert store.stats(task="gpt").keep_rate == pytest.approx(2 / 4)
 
 
+def test_stats_count_a_confirmation_as_a_run_not_as_a_decision(store: Store) -> None:
+    _populate(store)
+    store.add_trace(
+        trace(id="b-again", parent_id="b", fingerprint="fp-b", role=Role.confirmation,
+              status=Status.keep, metric=0.96, created_at=at(60))
+    )  # fmt: skip
+    st = store.stats(task="gpt")
+    assert st.keep_rate == pytest.approx(2 / 3), "a confirmed pair is one keep"
+    assert st.experiments_per_hour == pytest.approx(5 / (50 / 60)), "b..b-again: 5 runs"
+
+
 def test_reindex_rebuilds_from_sql(store: Store) -> None:
     _ideas(store)
     store.add_findings([finding("f1")])

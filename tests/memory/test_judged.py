@@ -192,10 +192,13 @@ def test_champion_is_the_best_mean_and_returns_the_oldest_experiment_or_baseline
         run(store, f"b300-{i}", 0.01, budget_s=300.0, fingerprint="fp-300")
         run(store, f"s2-{i}", 0.01, swarm_id="s2", fingerprint="fp-s2")
     champ = store.champion(TASK, "cpu", 60, swarm_id="s1")
+    # b beats the root by 0.375 > t(0.95, 5) * 0.1768 = 0.356 (sd pooled over b, c, d, root)
     assert champ is not None and champ.id == "b"
     assert store.program_stats(TASK, "fp-b", "cpu", 60).mean == 0.625
     assert store.program_stats(TASK, "fp-c", "cpu", 60).mean == 0.625
-    # c gets a third keep, of 0.0: mean 0.41666 beats b; its experiment trace is returned
+    # c gets a third keep, of 0.0 (mean 0.41666), and the pooled noise grows to sd 0.2635
+    # over 6 df: b no longer beats the root by the margin (0.375 < 1.943 * 0.2635 = 0.512),
+    # c does (0.583 > 1.943 * 0.2635 * sqrt(1/3 + 1/2) = 0.467); its experiment is returned
     again(store, "c", 0.0, minutes=10)
     assert store.champion(TASK, "cpu", 60, swarm_id="s1").id == "c"  # type: ignore[union-attr]
     # the filters still choose among programs with two keeps there
@@ -205,14 +208,17 @@ def test_champion_is_the_best_mean_and_returns_the_oldest_experiment_or_baseline
     assert store.champion(TASK, "cpu", 120) is None
 
 
-def test_champion_follows_the_direction(store: Store) -> None:
-    for tid, metrics in (("lo", (0.5, 0.5)), ("hi", (0.75, 0.25)), ("top", (0.9,))):
+def test_champion_follows_the_direction_and_moves_only_beyond_the_noise(store: Store) -> None:
+    for tid, metrics in (("lo", (0.50, 0.52)), ("hi", (0.53, 0.55)), ("top", (0.9,))):
         run(store, tid, metrics[0], direction="maximize")
         for m in metrics[1:]:
             again(store, tid, m, direction="maximize")
     champ = store.champion(TASK)
-    assert champ is not None and champ.id == "lo"  # 0.5 = 0.5 (tie: lo ran first); top once
-    again(store, "hi", 1.0, direction="maximize")  # hi: mean 0.6667
+    # hi is better by 0.03, inside the margin t(0.95, 2) * 0.01414 * 1 = 0.041; top ran once
+    assert champ is not None and champ.id == "lo"
+    again(store, "hi", 0.54, direction="maximize")
+    again(store, "hi", 0.54, direction="maximize")
+    # now sd 0.01 over 4 df: margin 2.132 * 0.01 * sqrt(1/4 + 1/2) = 0.018 < 0.03
     assert store.champion(TASK).id == "hi"  # type: ignore[union-attr]
 
 

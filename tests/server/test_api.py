@@ -200,6 +200,19 @@ def test_noise_is_pooled_over_repeated_programs(judged: httpx.Client) -> None:
     assert none == {"sd": None, "n": 0, "df": 0, "groups": 0, "identical": False}
 
 
+def test_program_stats_give_the_mean_behind_a_champion(judged: httpx.Client) -> None:
+    params = {"task": JUDGED_TASK, "fingerprint": "fp-warm", "hardware": "1xH100"}
+    body = judged.get("/api/program-stats", params=params).json()
+    assert body["n"] == 2 and body["mean"] == pytest.approx(0.956)
+    assert body["sd"] == pytest.approx(math.sqrt(2 * 0.001**2))
+    root = judged.get("/api/program-stats", params={**params, "fingerprint": "fp-root"}).json()
+    assert root["n"] == 3 and root["mean"] == pytest.approx(1.0)
+    missing = judged.get("/api/program-stats", params={"task": JUDGED_TASK})
+    assert missing.status_code == 422 and "fingerprint" in missing.json()["message"]
+    none = judged.get("/api/program-stats", params={**params, "fingerprint": "nope"}).json()
+    assert none == {"mean": None, "n": 0, "sd": None}
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

@@ -61,6 +61,7 @@ def reads_still_work(api: httpx.Client) -> None:
         ("/api/champion", {"task": "a\x00b"}, "query.task"),
         ("/api/noise", {"task": "a\x00b"}, "query.task"),
         ("/api/noise", {"task": "t", "hardware": "h\x00"}, "query.hardware"),
+        ("/api/program-stats", {"task": "t", "fingerprint": "f\x00"}, "query.fingerprint"),
         ("/api/progress", {"task": "a\x00b"}, "query.task"),
         ("/api/claims", {"task": "a\x00b"}, "query.task"),
         ("/api/findings", {"hardware": "h\x00"}, "query.hardware"),

@@ -246,7 +246,7 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             ]
             assert "1 run(s) without a recorded hardware class" in page.inner_text("#noise-note")
             # the champion: the best mean of two keeps (j-warm), not j-lucky's single 0.9
-            assert "0.955000" in page.inner_text("#stats")
+            assert "0.956000 (n=2)" in page.inner_text("#stats")
             page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
 
             page.click("#exp-body tr[data-id='j-lr']")

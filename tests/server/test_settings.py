@@ -214,6 +214,7 @@ LAZY_CHECK = textwrap.dedent(
         for path in ("/api/health", "/api/experiments", "/api/stats", "/api/claims",
                      "/api/agents", "/api/swarms", "/api/findings", "/api/tasks",
                      "/api/champion?task=t", "/api/noise?task=t", "/api/progress?task=t",
+                     "/api/program-stats?task=t&fingerprint=f",
                      "/"):
             assert httpx.get(url + path).status_code == 200, path
         first = httpx.get(url + "/api/experiments").json()["data"][0]["id"]
