@@ -25,7 +25,7 @@ class Recalled(BaseModel):
     base: ExperimentPublic
     """The trace the agent builds on."""
     champion: ExperimentPublic | None = None
-    """This swarm's champion on this hardware class and budget (best mean of >= 2 runs)."""
+    """This swarm's champion on this hardware class and budget (Store.champion)."""
     related: list[ExperimentPublic] = []
     """Traces near the base: its children (failures too) and similar ones by meaning."""
     stale: list[str] = []

@@ -31,9 +31,9 @@ def get_champion(
     budget: Budget = None,
     swarm_id: Id128 = None,
 ) -> ExperimentPublic:
-    """The champion of ``task`` (``Store.champion``): the program with the best MEAN
-    metric over its trusted ``keep`` runs, among programs kept at least twice (one lucky
-    run is never the champion), on ``hardware``, with run budget ``budget`` (seconds) and
+    """The champion of ``task`` (``Store.champion``): among programs kept at least twice
+    (one lucky run is never the champion), the one whose MEAN last beat the champion
+    before it by the keep rule's margin, on ``hardware``, with run budget ``budget`` (seconds) and
     from ``swarm_id`` when given; never a seed or an imported trace. Answers the oldest
     experiment (or baseline) trace of that program; 404 if no program qualifies."""
     best = store.champion(task, hardware, budget, swarm_id=swarm_id)

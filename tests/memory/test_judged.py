@@ -1,12 +1,9 @@
 """Trusted judging in the memory (issue 13), against every backend of the contract suite
 (``tests/backends.py``: embedded, team, and the HTTP store through the server): what a
-verdict was judged against round-trips; the champion is the best MEAN of at least two keep
-runs; the noise is the pooled within-program sd; a program is "seen" only on its own
-hardware and budget, by a finished experiment or baseline; a claim's ``AlreadyRan`` follows
-the same rule.
-
-    .venv/bin/pytest tests/memory/test_judged.py -q
-"""
+verdict was judged against round-trips; the champion is a program kept at least twice
+whose MEAN beat the champion before it by the keep rule's margin; the noise is the pooled
+within-program sd; a program is "seen" only on its own hardware and budget, by a finished
+experiment or baseline; a claim's ``AlreadyRan`` follows the same rule."""
 
 from __future__ import annotations
 
@@ -150,7 +147,7 @@ def test_judged_numbers_must_be_finite(field: str, value: float) -> None:
 
 
 # ---------------------------------------------------------------------------
-# champion: the best mean of >= 2 trusted keep runs
+# champion: >= 2 trusted keep runs, and a mean that beat the champion before it
 # ---------------------------------------------------------------------------
 
 

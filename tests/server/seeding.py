@@ -153,8 +153,8 @@ JUDGED_RUNS = [
     ("j-lucky", "j-root", "experiment", "fp-lucky", "keep", 0.900, "1xH100", 300.0),
     ("j-depth", "j-root", "experiment", "fp-depth", "keep", 0.960, "cpu", 300.0),
     ("j-depth+c", "j-depth", "confirmation", "fp-depth", "keep", 0.962, "cpu", 300.0),
-    ("j-warm", "j-lr", "experiment", "fp-warm", "keep", 0.955, "1xH100", 600.0),
-    ("j-warm+c", "j-warm", "confirmation", "fp-warm", "keep", 0.957, "1xH100", 600.0),
+    ("j-warm", "j-lr", "experiment", "fp-warm", "keep", 0.940, "1xH100", 600.0),
+    ("j-warm+c", "j-warm", "confirmation", "fp-warm", "keep", 0.942, "1xH100", 600.0),
     ("j-wd", "j-lr", "experiment", "fp-wd", "discard", 0.985, "1xH100", 300.0),
 ]
 

@@ -165,7 +165,9 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({}, "j-warm"),  # the best mean of >= 2 keeps: 0.956 (j-lucky's 0.900 ran once)
+        # j-warm's mean 0.941 beats j-depth's 0.961 by more than the noise's margin
+        # (j-lucky's 0.900 ran once)
+        ({}, "j-warm"),
         ({"budget": 300}, "j-depth"),  # "j-warm" ran with 600 s
         ({"budget": 600}, "j-warm"),
         ({"hardware": "1xH100", "budget": 300}, "j-lr"),  # "j-depth" ran on cpu
@@ -176,7 +178,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         ({"hardware": "tpu"}, None),
     ],
 )
-def test_champion_is_the_best_mean_of_two_keeps_on_hardware_and_budget(
+def test_champion_is_kept_twice_and_beat_the_one_before_on_hardware_and_budget(
     judged: httpx.Client, params: dict[str, Any], expected: str | None
 ) -> None:
     response = judged.get("/api/champion", params={"task": JUDGED_TASK, **params})
@@ -203,7 +205,7 @@ def test_noise_is_pooled_over_repeated_programs(judged: httpx.Client) -> None:
 def test_program_stats_give_the_mean_behind_a_champion(judged: httpx.Client) -> None:
     params = {"task": JUDGED_TASK, "fingerprint": "fp-warm", "hardware": "1xH100"}
     body = judged.get("/api/program-stats", params=params).json()
-    assert body["n"] == 2 and body["mean"] == pytest.approx(0.956)
+    assert body["n"] == 2 and body["mean"] == pytest.approx(0.941)
     assert body["sd"] == pytest.approx(math.sqrt(2 * 0.001**2))
     root = judged.get("/api/program-stats", params={**params, "fingerprint": "fp-root"}).json()
     assert root["n"] == 3 and root["mean"] == pytest.approx(1.0)
