@@ -44,6 +44,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from agents.judge import DEFAULT_REPLICATES, MIN_REPLICATES  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 CPUS_PER_NODE = 4
 
@@ -58,6 +60,7 @@ class Bench:
     experiments: int  # runs per agent (confirmations included)
     budget: float | None  # seconds per run (None: the task's own)
     out: Path
+    replicates: int = DEFAULT_REPLICATES  # baseline runs for the noise (not measured)
 
 
 TASKS = {
@@ -137,6 +140,7 @@ def _config(bench: Bench, agents: int, experiments: int, devices: str, home: Pat
         devices=devices,
         budget=bench.budget,
         max_experiments=experiments,
+        replicates=bench.replicates,
         runs_dir=str(home / "runs"),
     )
 
@@ -196,9 +200,15 @@ def main() -> int:
         "--experiments", type=int, help="runs per agent, confirmations included (6; trainer 3)"
     )
     parser.add_argument("--budget", type=float, help="seconds per run (the task's; trainer 20)")
+    parser.add_argument(
+        "--replicates",
+        type=int,
+        default=DEFAULT_REPLICATES,
+        help=f"baseline runs for the noise, not measured (default {DEFAULT_REPLICATES})",
+    )
     parser.add_argument("--out", type=Path, help="the results file (benchmarks/results/...)")
     args = parser.parse_args()
-    bench = TASKS[args.task]
+    bench = replace(TASKS[args.task], replicates=max(MIN_REPLICATES, args.replicates))
     if args.budget is not None:
         bench = replace(bench, budget=args.budget)
     counts = [int(x) for x in (args.agents or bench.agents).split(",")]
@@ -248,6 +258,7 @@ def main() -> int:
             "load_avg_1m": round(os.getloadavg()[0], 2),
         },
         "experiments_per_agent": experiments,
+        "replicates": bench.replicates,
         "rows": rows,
         "median_overhead_ms": statistics.median(
             [r["overhead_ms"] for r in rows if "overhead_ms" in r] or [float("nan")]
