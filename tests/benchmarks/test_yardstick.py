@@ -68,7 +68,11 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
     assert {(a.landscape, a.arm, a.seed) for a in raw} == {
         (land, arm, s) for land in yardstick.LANDSCAPES for arm in arms.ARMS for s in (0, 1)
     }
-    assert all(len(a.experiments) == 4 and not a.errors for a in raw)
+    assert not any(a.errors for a in raw)
+    assert all(len(a.experiments) == 4 for a in raw if a.arm in arms.OPTUNA_ARMS)
+    # a labswarm agent finishes the candidate pair and the re-measure it started at its
+    # limit: at most 2 runs more per agent (2 agents here)
+    assert all(4 <= len(a.experiments) <= 4 + 2 * 2 for a in raw if a.arm in arms.LABSWARM_ARMS)
     assert (out / "true_vs_experiments.png").stat().st_size > 10000
     # common random numbers through the real swarm: every labswarm arm's two baseline
     # replicates of one seed drew the same two values
