@@ -63,6 +63,15 @@ class Tally:
     experiments: int = 0
     runs: int = 0
 
+    def decided(self, delta: float, kept: bool) -> None:
+        """Count one experiment's verdict: a keep of a real gain, or of a no-effect change."""
+        if delta > 0:
+            self.gain_experiments += 1
+            self.true_keeps += kept
+        else:
+            self.null_experiments += 1
+            self.false_keeps += kept
+
     def add(self, other: Tally) -> None:
         for name in vars(self):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -105,12 +114,7 @@ def lineage_new(
             groups.append(runs)
             verdict, _ = judge_confirmed(_ran(x1), _ran(x2), base, noise, "minimize", rules)
         kept = verdict.status == Status.keep
-        if delta > 0:
-            out.gain_experiments += 1
-            out.true_keeps += kept
-        else:
-            out.null_experiments += 1
-            out.false_keeps += kept
+        out.decided(delta, kept)
         if kept and moving:
             fresh = [float(v) for v in rng.normal(true_x, 1.0, rules.remeasure)]
             out.runs += len(fresh)
@@ -139,12 +143,7 @@ def lineage_old(
         out.experiments += 1
         out.runs += 1
         kept = fmean(base_runs) - x > noise
-        if delta > 0:
-            out.gain_experiments += 1
-            out.true_keeps += kept
-        else:
-            out.null_experiments += 1
-            out.false_keeps += kept
+        out.decided(delta, kept)
         if kept and moving:
             true_base, base_runs = true_x, [x]
     return out
