@@ -228,6 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         parser.error("--start-from starts a new swarm; it cannot be combined with --resume")
     if args.yes and not args.start_from:
         parser.error("--yes only confirms a --start-from diff")
+    if not 0 <= args.screen < float("inf"):
+        parser.error(f"--screen: must be a finite number of noise sds >= 0, got {args.screen}")
     settings = get_settings()
     console = Console()
     cache_dir = str(settings.cache_dir) if settings.cache_dir is not None else None

@@ -89,6 +89,10 @@ def test_bad_flags_are_refused_with_a_message(tmp_path):
     assert out.returncode == 2 and "not a number: 'zero'" in out.stderr
     out = run("--yes")
     assert out.returncode == 2 and "--yes only confirms a --start-from diff" in out.stderr
+    out = run("--screen", "-1")
+    assert out.returncode == 2 and "--screen: must be a finite number of noise sds" in out.stderr
+    out = run("--remeasure", "-1")
+    assert out.returncode == 2 and "argument --remeasure: must be at least 0" in out.stderr
     out = run("--devices", "tpu")
     assert out.returncode == 1 and "'tpu' is not a GPU index" in out.stderr
     assert not any((tmp_path / "r").glob("*")), "no swarm was started"
