@@ -582,8 +582,9 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 def remeasure_id(trace_id: str, number: int) -> str:
     """The id of re-measure run ``number`` (from 1) of kept trace ``trace_id`` (fixed, so a
-    resumed agent never runs one twice)."""
-    return f"{trace_id}-r{number}"
+    resumed agent never runs one twice; the prefix keeps it apart from the kept trace's id
+    where ids are shown shortened)."""
+    return f"r{number}-{trace_id}"
 
 
 def remeasure(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

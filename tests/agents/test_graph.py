@@ -82,7 +82,7 @@ def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
     confirmation, remeasured = again.data
     assert confirmation.role == remeasured.role == Role.confirmation
     assert confirmation.fingerprint == remeasured.fingerprint == trace.fingerprint
-    assert confirmation.status == Status.keep and remeasured.id == f"{trace.id}-r1"
+    assert confirmation.status == Status.keep and remeasured.id == f"r1-{trace.id}"
     assert len({trace.seed, confirmation.seed, remeasured.seed}) == 3, "a new seed each run"
     assert trace.judged_n == 2 and trace.judged_metric == (trace.metric + confirmation.metric) / 2
     assert trace.base_n == 2 and trace.noise_sd == ctx.noise and trace.noise_n == 2
