@@ -75,6 +75,7 @@ class SwarmConfig:
     max_experiments: int | None = None  # per agent
     hours: float | None = None
     proposer: str = "builtin"  # builtin | llm
+    moves: str = "whole"  # builtin: whole configurations | neighbour (one knob of the base)
     model: str | None = None
     base_url: str | None = None
     replicates: int = DEFAULT_REPLICATES
@@ -113,6 +114,19 @@ def judge_rules(config: SwarmConfig, task: Task) -> Rules:
 ProposerFactory = Callable[[Task, Program, Device, str, int], Proposer]
 
 
+def recorded_space(
+    config: SwarmConfig, task: Task, root: Program, device_kind: str
+) -> dict[str, dict[str, Any]]:
+    """What the builtin proposer searches, recorded with the swarm in memory (a change of
+    space between swarms shows there); ``{}`` for another proposer. A bad ``[space]``
+    declaration fails here, before any run (``TaskError`` naming the file and knob)."""
+    if config.proposer != "builtin":
+        return {}
+    from agents.proposers.builtin import describe_space, search_space
+
+    return describe_space(search_space(task, root, device_kind))
+
+
 def default_proposer_factory(config: SwarmConfig) -> ProposerFactory:
     """Builds one proposer per agent from ``config.proposer``/``model``/``base_url``."""
     if config.proposer == "builtin":
@@ -121,7 +135,9 @@ def default_proposer_factory(config: SwarmConfig) -> ProposerFactory:
         def make_builtin(
             task: Task, root: Program, device: Device, name: str, seed: int
         ) -> Proposer:
-            return BuiltinProposer(task, root, device.kind, device.hardware, seed=seed)
+            return BuiltinProposer(
+                task, root, device.kind, device.hardware, seed=seed, moves=config.moves
+            )
 
         return make_builtin
     if config.proposer == "llm":
@@ -275,6 +291,7 @@ class Swarm:
             self.root, self.root_diff = start_program(store, self.task, self.config.start_from)
         else:
             self.root = Program.read(self.task.root, self.task.editable)
+        self.space = recorded_space(self.config, self.task, self.root, kind)
         self.library = ProgramLibrary(store, self.root, self.swarm_id)
         self.names = [f"agent-{i}" for i in range(len(self.devices))]
         self.proposer_factory = proposer_factory or default_proposer_factory(self.config)
@@ -340,7 +357,12 @@ class Swarm:
                 name=self.swarm_id,
                 status=status,
                 hardware=self.hardware,
-                config={**asdict(self.config), "budget": self.budget, "noise": self.noise},
+                config={
+                    **asdict(self.config),
+                    "budget": self.budget,
+                    "noise": self.noise,
+                    "space": self.space,
+                },
             )
         )
 

@@ -163,6 +163,40 @@ class NoiseSpec(_Table):
     min: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
 
+Bound = Annotated[float | int, Field(allow_inf_nan=False)]
+Choice = bool | int | float | str
+
+
+class SpaceSpec(_Table):
+    """``[space.NAME]``: the values the builtin proposer may give one knob -- a range
+    (``low``, ``high``, optionally ``log`` or ``step``) or a list of ``choices``."""
+
+    low: Bound | None = None
+    high: Bound | None = None
+    log: bool = False
+    step: Annotated[float | int, Field(gt=0, allow_inf_nan=False)] | None = None
+    choices: list[Choice] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SpaceSpec:
+        ranged = self.low is not None or self.high is not None or self.log or self.step
+        if self.choices is not None:
+            if ranged:
+                raise ValueError("choices: give either choices or low/high (log, step), not both")
+            if len({(type(c), c) for c in self.choices}) < 2:
+                raise ValueError("choices: must list at least two different values")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("low: a range needs both low and high (or give choices)")
+        if not self.low < self.high:
+            raise ValueError(f"high: must be greater than low ({self.low:g}), got {self.high:g}")
+        if self.log and self.step is not None:
+            raise ValueError("step: a log range cannot have a step")
+        if self.log and self.low <= 0:
+            raise ValueError(f"low: a log range must start above 0, got {self.low:g}")
+        return self
+
+
 class SandboxSpec(_Table):
     """``[sandbox]``: what a sandboxed run may reach besides its workspace."""
 
@@ -183,6 +217,7 @@ class TaskSpec(_Table):
     metric: MetricSpec
     budget: BudgetSpec = BudgetSpec()
     noise: NoiseSpec = NoiseSpec()
+    space: dict[str, SpaceSpec] = {}
     sandbox: SandboxSpec = SandboxSpec()
     env: dict[EnvName, EnvValue] = {}
 
@@ -235,6 +270,14 @@ class TaskSpec(_Table):
         for knob in value:
             if not knob.isidentifier():
                 raise ValueError(f"{knob!r} is not a Python identifier")
+        return value
+
+    @field_validator("space")
+    @classmethod
+    def _space_names(cls, value: dict[str, SpaceSpec]) -> dict[str, SpaceSpec]:
+        for name in value:
+            if not name.isidentifier():
+                raise ValueError(f"{name!r} is not a knob name (a Python identifier)")
         return value
 
     @model_validator(mode="after")
@@ -306,6 +349,7 @@ class Task:
     metric_max: float | None
     metric_harness: bool  # a protected evaluator writes the value to $LABSWARM_RESULT
     noise_min: float | None  # declared floor of the run-to-run standard deviation
+    space: dict[str, SpaceSpec]  # declared knob ranges ([space.NAME]); others: the default box
     budget_env: str
     budget_cpu: float
     budget_cuda: float
@@ -336,6 +380,7 @@ class Task:
             metric_max=spec.metric.max,
             metric_harness=spec.metric.harness,
             noise_min=spec.noise.min,
+            space=dict(spec.space),
             budget_env=spec.budget.env,
             budget_cpu=spec.budget.cpu,
             budget_cuda=spec.budget.cuda,

@@ -30,7 +30,7 @@ from agents.knobs import set_knobs
 from agents.library import ProgramLibrary
 from agents.nodes import check, judge_node, propose, recall, record
 from agents.program import Program, diff
-from agents.proposers.builtin import BuiltinProposer, _round, tunable_knobs
+from agents.proposers.builtin import BuiltinProposer, _round, search_space, tunable_knobs
 from agents.runner import RunResult
 from agents.task import load_task
 from agents.workspace import Workspace, protected_hashes
@@ -48,9 +48,7 @@ def fill(store, task, root: Program, hardware: str, n: int, seed: int = 0) -> st
     returns the baseline's id."""
     rng = random.Random(seed)
     knobs = tunable_knobs(task, root, "cpu")
-    from agents.proposers.builtin import distribution_for
-
-    dists = {k.name: distribution_for(k) for k in knobs}
+    dists = search_space(task, root, "cpu")
     base_id = new_id()
     rows = [
         ExperimentCreate(

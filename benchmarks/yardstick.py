@@ -283,7 +283,7 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
     dups = [
         (land, arm, sum(ym.duplicate_runs(a) for a in res.get(arm, [])))
         for land, res in by_land.items()
-        for arm in ("labswarm-shared", "labswarm-no-recall", "labswarm-no-confirm", "optuna-shared")
+        for arm in (*arms_mod.SHARED_MEMORY_ARMS, "optuna-shared")
         if res.get(arm)
     ]
     if dups:
@@ -408,8 +408,7 @@ def write_report(
     mismatch = [
         (a.landscape, a.arm, a.seed)
         for a in raw
-        if a.arm
-        in ("labswarm-shared", "labswarm-single", "labswarm-no-recall", "labswarm-no-confirm")
+        if a.arm in (*arms_mod.SHARED_MEMORY_ARMS, "labswarm-single")
         and (c := ym.final_candidate(a, len(a.experiments))) is not None
         and a.champion_id is not None
         and not ym.same_program(a, c.id, a.champion_id)

@@ -1,14 +1,17 @@
 """The yardstick's arms: the real labswarm swarm and plain Optuna, on one landscape task.
 
 Every arm gets the same total number of experiments, the same search space (the task's,
-as labswarm's builtin proposer derives it: ``distribution_for`` over ``tunable_knobs``),
+as labswarm's builtin proposer derives it: ``agents.proposers.builtin.search_space``),
 the same run command with the same environment (``benchmarks/<landscape>/evaluate.py`` as
 a subprocess in a private copy of the task directory), and the same noise: every arm and
 seed gets its own ``LANDSCAPE_CRN_DIR`` and ``LANDSCAPE_SEED = seed``, so the same
 configuration at the same repetition draws the same noise in every arm (common random
 numbers, see ``landscape/evaluate.py``).
 
-- ``labswarm-shared``: N agents, one memory (labswarm's default).
+- ``labswarm-shared``: N agents, one memory (labswarm's default: whole-configuration
+  moves).
+- ``labswarm-neighbour``: the same with ``SwarmConfig(moves="neighbour")``: each proposal
+  changes one knob of the agent's base (the previous release's default).
 - ``labswarm-isolated``: N one-agent swarms, each its own memory.
 - ``labswarm-single``: one agent doing every experiment.
 - ``labswarm-no-recall``: N agents, one memory, ``SwarmConfig(recall=False)`` (each agent
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.program import Program
-from agents.proposers.builtin import distribution_for, tunable_knobs
+from agents.proposers.builtin import search_space as builtin_space
 from agents.swarm import Swarm, SwarmConfig
 from agents.task import Task, load_task
 from memory import get_store
@@ -54,8 +57,16 @@ log = logging.getLogger(__name__)
 
 LABSWARM_ARMS = (
     "labswarm-shared",
+    "labswarm-neighbour",
     "labswarm-isolated",
     "labswarm-single",
+    "labswarm-no-recall",
+    "labswarm-no-confirm",
+)
+# the arms whose N agents share one memory (one swarm)
+SHARED_MEMORY_ARMS = (
+    "labswarm-shared",
+    "labswarm-neighbour",
     "labswarm-no-recall",
     "labswarm-no-confirm",
 )
@@ -86,6 +97,7 @@ class Run:
     kept: bool | None = None  # labswarm's judge: keep (True) or discard (False)
     base_id: str | None = None  # the program it changed (labswarm)
     retest: bool = False  # a confirmation or re-measure run of a program (labswarm)
+    recorded: float | None = None  # when memory recorded it (labswarm; epoch seconds)
 
 
 @dataclass
@@ -108,8 +120,7 @@ class ArmSeed:
 
 def search_space(task: Task) -> dict[str, Any]:
     """The task's search space as labswarm's builtin proposer builds it on a CPU."""
-    root = Program.read(task.root, task.editable)
-    return {k.name: distribution_for(k) for k in tunable_knobs(task, root, "cpu")}
+    return builtin_space(task, Program.read(task.root, task.editable), "cpu")
 
 
 def round_value(value: Any) -> Any:
@@ -200,6 +211,7 @@ def _trace_run(t: ExperimentPublic) -> Run:
         kept=(t.status == Status.keep) if ok and t.role == Role.experiment else None,
         base_id=t.parent_id,
         retest=t.role == Role.confirmation,
+        recorded=t.created_at.timestamp(),
     )
 
 
@@ -257,13 +269,16 @@ def run_labswarm(
     """A labswarm arm at ``seed``: the real swarm(s), builtin proposer, embedded memory."""
     root = work / f"{landscape}-{arm}-s{seed}"
     task = prepare_task(task_dir, root, seed)
-    plans: list[tuple[int, int, dict[str, Any]]] = {
+    Plan = list[tuple[int, int, dict[str, Any]]]  # (agents, experiments each, options)
+    by_arm: dict[str, Plan] = {
         "labswarm-shared": [(n_agents, total // n_agents, {})],
+        "labswarm-neighbour": [(n_agents, total // n_agents, {"moves": "neighbour"})],
         "labswarm-no-recall": [(n_agents, total // n_agents, {"recall": False})],
         "labswarm-no-confirm": [(n_agents, total // n_agents, {"confirm": False, "remeasure": 0})],
         "labswarm-single": [(1, total, {})],
         "labswarm-isolated": [(1, total // n_agents, {})] * n_agents,
-    }[arm]
+    }
+    plans = by_arm[arm]
     # The runs of one arm and seed share a repetition counter outside their workspaces
     # (common random numbers); labswarm's sandbox makes everything but the workspace
     # read-only, so the labswarm arms run unsandboxed, like the Optuna arms' runs.

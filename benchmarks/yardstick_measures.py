@@ -79,12 +79,20 @@ class _Picker:
 
     def best(self) -> Run | None:
         if self.labswarm:
+            # in the order memory recorded each program's first kept run, as Store.champion
+            # reads them (a candidate's first run is recorded with its confirmation, so this
+            # order can differ from the order the runs ended)
+            order = sorted(
+                self.groups.items(),
+                key=lambda kv: min(
+                    r.recorded if r.recorded is not None else r.ended for r in kv[1]
+                ),
+            )
             key = champion_of(
-                ((k, [r.observed for r in runs if r.observed is not None])
-                 for k, runs in self.groups.items()),
+                ((k, [r.observed for r in runs if r.observed is not None]) for k, runs in order),
                 "minimize",
                 pooled_noise(self.measured.values()),
-            )  # fmt: skip
+            )
             return self.groups[key][0] if key is not None else None
         best: Run | None = None
         best_mean = math.inf

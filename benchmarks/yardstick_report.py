@@ -15,6 +15,8 @@ from yardstick_arms import ArmSeed
 PAIRS = (
     ("labswarm-shared", "optuna-shared"),
     ("labswarm-shared", "random"),
+    ("labswarm-shared", "labswarm-neighbour"),
+    ("labswarm-neighbour", "optuna-shared"),
     ("labswarm-shared", "labswarm-isolated"),
     ("labswarm-shared", "labswarm-single"),
     ("labswarm-shared", "labswarm-no-recall"),

@@ -58,6 +58,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--max-experiments", type=at_least(1), help="experiments per agent")
     p.add_argument("--hours", type=positive_float, help="stop starting runs after this many hours")
     p.add_argument("--proposer", choices=("builtin", "llm"), default="builtin")
+    p.add_argument(
+        "--moves",
+        choices=("whole", "neighbour"),
+        default="whole",
+        help="for --proposer builtin: sample every knob at once (whole, default) or change "
+        "one knob of the champion at a time (neighbour)",
+    )
     p.add_argument("--model", help="for --proposer llm: provider:model, or hf:/path/model.gguf")
     p.add_argument("--base-url", help="OpenAI-compatible server for --model (vLLM, llama.cpp)")
     memory_arg(p)
@@ -126,6 +133,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         max_experiments=QUICK_EXPERIMENTS if quick else args.max_experiments,
         hours=args.hours,
         proposer=args.proposer,
+        moves=args.moves,
         model=args.model,
         base_url=args.base_url,
         replicates=args.replicates,

@@ -64,6 +64,7 @@ from agents.swarm import (
     SwarmHome,
     SwarmResult,
     measure_on_board,
+    recorded_space,
     start_program,
 )
 from agents.task import load_task
@@ -146,6 +147,7 @@ class ClusterSwarm:
         self.devices: list[Device] = []
         self.budget: float = float(self.meta.get("budget", 0.0))
         self.hardware: str = str(self.meta.get("hardware", ""))
+        self.space: dict[str, dict[str, Any]] = {}  # set with the devices (_place)
         self.noise: float = float(self.meta.get("noise", 0.0))
         self.baseline_id: str | None = self.meta.get("baseline_id")
         self.result: SwarmResult | None = None
@@ -293,6 +295,7 @@ class ClusterSwarm:
                 self.budget = min(self.budget, self.config.quick_budget)
         if not self.hardware:
             self.hardware = self.devices[0].hardware
+        self.space = recorded_space(self.config, self.task, self.root, kind)
         for name, device in zip(self.names, self.devices, strict=True):
             self.board[name] = AgentBoard(name=name, device=device.name)
             log.info("%s on %s", name, device.name)
@@ -468,7 +471,7 @@ class ClusterSwarm:
 
     def _upsert_swarm(self, status: str) -> None:
         config = {**asdict(self.config), "budget": self.budget, "noise": self.noise}
-        config["ray"] = self.cluster.address
+        config.update(ray=self.cluster.address, space=self.space)
         self.store.upsert_swarm(
             SwarmCreate(
                 id=self.swarm_id,

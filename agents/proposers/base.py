@@ -59,6 +59,7 @@ class ProposalRequest:
     claims: list[ClaimPublic] = field(default_factory=list)
     feedback: list[str] = field(default_factory=list)  # why earlier tries were refused
     recall: bool = True  # False: the proposer may learn only from this agent's own traces
+    budget: float | None = None  # the swarm's seconds per run: runs at others are not trials
 
 
 class Proposer(abc.ABC):

@@ -1,19 +1,34 @@
 """The builtin proposer: Optuna's TPE over the task's knobs, no LLM.
 
-- **Space** (fixed per task, centred on the task's original values): floats on a log
-  scale from value/4 to value*4 (values in (0, 1) capped below 1; 0.0 -> uniform
-  [0, 0.25]); ints that are powers of two -> choices value/4 .. value*4 by doubling;
-  other ints -> steps from value/2 to value*2; bools -> both; strings -> the choices
-  their line's comment lists. On a CPU device knobs ending in ``_CUDA`` are left out,
-  on a GPU those ending in ``_CPU``.
+- **Space** (fixed per task): a knob declared in ``task.toml``'s ``[space.NAME]`` takes
+  that range or those choices (:func:`search_space`); any other knob gets the default box
+  centred on the task's original value: floats on a log scale from value/4 to value*4
+  (values in (0, 1) capped below 1; 0.0 -> uniform [0, 0.25]); ints that are powers of
+  two -> choices value/4 .. value*4 by doubling; other ints -> steps from value/2 to
+  value*2; bools -> both; strings -> the choices their line's comment lists. On a CPU
+  device knobs ending in ``_CUDA`` are left out, on a GPU those ending in ``_CPU``.
 - **Warm start**: every trace of this task in memory becomes a trial (its knob values
-  rebuilt along its lineage): keep/discard with their metric, crash/timeout as failed
-  trials; a confirmation is one more trial of its program. Traces from another hardware
-  class are left out.
+  rebuilt along its lineage): keep/discard with their metric; a confirmation is one more
+  trial of its program. Traces from another hardware class or at another budget (seconds
+  per run) are left out: their values measure something else.
+- **Failures constrain the search**: a crash or a timeout is a trial with a penalised
+  value (the worst metric of the study's finished trials at the time it is added), so
+  TPE counts its region among the bad ones and samples there less; before any trial has
+  a metric it is a failed trial (which TPE ignores).
+- **Priors from elsewhere**: judged runs of the task on other hardware classes or at other
+  budgets, and seed-pack runs, are never trials (their values measure something else, or
+  were not measured here). Their weight: during TPE's start-up phase -- until
+  ``n_startup_trials`` programs besides the root have finished here, when TPE would
+  otherwise sample at random -- each whole-configuration proposal is the best such
+  configuration not yet run here (ranked within its own source, the best of every source
+  first); after that they are not used.
 - **Pending trials**: every active claim is a running trial, so TPE's constant liar
   steers parallel agents apart.
-- **Neighbourhood moves**: each proposal changes one knob of the agent's base (two or
-  three after repeated duplicates), the rest fixed (``PartialFixedSampler``).
+- **Moves** (``moves``): ``whole`` (the default) samples a value for every knob at once
+  -- the whole configuration -- and applies it to the agent's base program (the
+  champion's code), so the swarm's memory is one TPE study over the full space;
+  ``neighbour`` changes one knob of the base (two or three after repeated duplicates),
+  the rest fixed (``PartialFixedSampler``), a local search around the champion.
 - **Never a seen program**: a candidate that memory would refuse as already run (a
   keep/discard/crash on this hardware class: ``Store.seen``) or that a claim holds is
   dropped (a failed trial) and another is sampled; a timeout may be tried again.
@@ -33,7 +48,7 @@ from typing import Any
 from agents.knobs import Knob, KnobValue, discover_knobs, format_value, set_knobs
 from agents.program import Edit, Program
 from agents.proposers.base import Proposal, ProposalRequest, Proposer, SearchExhausted
-from agents.task import Task
+from agents.task import TASK_FILE, SpaceSpec, Task, TaskError
 from memory.base import Store
 from memory.models import (
     RAN_STATUSES,
@@ -47,6 +62,7 @@ from memory.models import (
 
 log = logging.getLogger(__name__)
 
+MOVES = ("whole", "neighbour")
 PAGE = 1000
 SYNC_OVERLAP = timedelta(seconds=30)  # re-read this much history to catch late commits
 
@@ -90,6 +106,77 @@ def distribution_for(knob: Knob) -> Any | None:
     return FloatDistribution(v / 4, top, log=True)
 
 
+def declared_distribution(knob: Knob, spec: SpaceSpec) -> Any:
+    """The Optuna distribution a ``[space.NAME]`` table declares for ``knob``; a
+    ``ValueError`` saying which field does not fit the knob's kind."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if spec.choices is not None:
+        wrong = [c for c in spec.choices if _kind_of(c) != knob.kind]
+        if wrong:
+            raise ValueError(f"choices: {wrong[0]!r} is not a {knob.kind} like {knob.value!r}")
+        return CategoricalDistribution(list(spec.choices))
+    assert spec.low is not None and spec.high is not None  # SpaceSpec checked
+    if knob.kind == "int":
+        for field, v in (("low", spec.low), ("high", spec.high), ("step", spec.step)):
+            if v is not None and not isinstance(v, int):
+                raise ValueError(f"{field}: the knob is an int, got {v!r}")
+        return IntDistribution(
+            int(spec.low), int(spec.high), log=spec.log, step=int(spec.step or 1)
+        )
+    if knob.kind == "float":
+        low, high = float(spec.low), float(spec.high)
+        step = float(spec.step) if spec.step is not None else None
+        return FloatDistribution(low, high, log=spec.log, step=step)
+    raise ValueError(f"low: a {knob.kind} knob takes choices, not a range")
+
+
+def _kind_of(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
+
+
+def search_space(task: Task, root: Program, device_kind: str) -> dict[str, Any]:
+    """``{knob name: Optuna distribution}``: what the builtin proposer searches on this kind
+    of device -- the declared ``[space.NAME]`` ranges, the default box for the other
+    tunable knobs. A declaration that names no knob of the editable files, or that does
+    not fit its knob, is a :class:`TaskError` naming the file and the knob."""
+    where = task.root / TASK_FILE
+    found = {k.name: k for k in discover_knobs(root, task.knobs)}
+    for name in task.space:
+        if name not in found:
+            files = ", ".join(task.editable)
+            raise TaskError(f"{where}: field 'space.{name}': not a knob of {files}")
+    space: dict[str, Any] = {}
+    for knob in tunable_knobs(task, root, device_kind):
+        spec = task.space.get(knob.name)
+        if spec is None:
+            space[knob.name] = distribution_for(knob)
+            continue
+        try:
+            space[knob.name] = declared_distribution(knob, spec)
+        except ValueError as exc:
+            field, _, why = str(exc).partition(": ")
+            raise TaskError(f"{where}: field 'space.{knob.name}.{field}': {why}") from None
+    return space
+
+
+def describe_space(space: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A search space as plain JSON (recorded with the swarm: a change of space shows)."""
+    from optuna.distributions import CategoricalDistribution
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            out[name] = {"choices": list(dist.choices)}
+        else:
+            out[name] = {"low": dist.low, "high": dist.high, "log": dist.log, "step": dist.step}
+    return out
+
+
 def in_distribution(dist: Any, value: Any) -> bool:
     """True if ``value`` is a point of ``dist`` (Optuna's public attributes only)."""
     from optuna.distributions import CategoricalDistribution
@@ -112,13 +199,14 @@ def in_distribution(dist: Any, value: Any) -> bool:
 
 
 def tunable_knobs(task: Task, root: Program, device_kind: str) -> list[Knob]:
-    """Knobs of the root program the builtin proposer tunes on this kind of device."""
+    """Knobs of the root program the builtin proposer tunes on this kind of device: the
+    declared ones and those the default box covers."""
     skip = "_CUDA" if device_kind == "cpu" else "_CPU"
     knobs = []
     for knob in discover_knobs(root, task.knobs):
         if knob.name.upper().endswith(skip):
             continue
-        if distribution_for(knob) is not None:
+        if knob.name in task.space or distribution_for(knob) is not None:
             knobs.append(knob)
     return knobs
 
@@ -132,6 +220,14 @@ def _round(value: Any, kind: str) -> KnobValue:
     if kind == "bool":
         return bool(value)
     return str(value)
+
+
+def _source(trace: ExperimentPublic) -> str:
+    """Where a prior comes from: a seed pack, or the hardware class and budget it ran on."""
+    if trace.role == Role.seed:
+        return "a seed pack"
+    budget = f"{trace.budget_s:g} s" if trace.budget_s is not None else "an unknown budget"
+    return f"{trace.hardware or 'unknown hardware'} at {budget}"
 
 
 def line_edits(base: Program, new: Program) -> list[Edit]:
@@ -169,24 +265,30 @@ class BuiltinProposer(Proposer):
         hardware: str,
         *,
         seed: int | None = None,
+        budget: float | None = None,
+        moves: str = "whole",
         n_startup_trials: int = 5,
         max_tries: int = 64,
     ) -> None:
         import optuna
 
+        if moves not in MOVES:
+            raise ValueError(f"moves {moves!r}: expected one of {', '.join(MOVES)}")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.task = task
         self.root = root
         self.hardware = hardware
-        self.knobs = tunable_knobs(task, root, device_kind)
-        if not self.knobs:
+        self.budget = budget  # None: the first request's (runs at other budgets: no trials)
+        self.moves = moves
+        self.space: dict[str, Any] = search_space(task, root, device_kind)
+        if not self.space:
             raise ValueError(
                 f"task {task.name!r}: no tunable knobs in {', '.join(task.editable)} "
                 "(module-level UPPER_CASE numbers/bools, or the names task.toml lists)"
             )
-        self.kinds = {k.name: k.kind for k in self.knobs}
-        self.space: dict[str, Any] = {k.name: distribution_for(k) for k in self.knobs}
-        self.root_config: dict[str, Any] = {k.name: k.value for k in self.knobs}
+        knobs = [k for k in discover_knobs(root, task.knobs) if k.name in self.space]
+        self.kinds = {k.name: k.kind for k in knobs}
+        self.root_config: dict[str, Any] = {k.name: k.value for k in knobs}
         self.max_tries = max_tries
         self._rng = random.Random(seed)
         self._tpe = optuna.samplers.TPESampler(
@@ -200,6 +302,9 @@ class BuiltinProposer(Proposer):
         self._pending: dict[str, int] = {}  # fingerprint -> running trial number
         self._own: set[str] = set()  # fingerprints of my proposal not yet claimed
         self._since: datetime | None = None
+        self._n_startup = n_startup_trials
+        # runs elsewhere (other hardware or budget) and seed-pack runs: never trials here
+        self._priors: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # source -> runs
 
     # -- memory -> trials -----------------------------------------------------
 
@@ -227,13 +332,29 @@ class BuiltinProposer(Proposer):
         self.study.add_trial(trial)
         return number
 
-    def _finish(self, number: int, trace: ExperimentPublic) -> None:
+    def _outcome(self, trace: ExperimentPublic) -> tuple[Any, float | None]:
+        """The trial state and value of a ran trace: its metric; for a crash or a timeout
+        the penalty (the worst finished value so far), or a failed trial before any."""
         from optuna.trial import TrialState
 
-        if trace.status in (Status.keep, Status.discard) and trace.metric is not None:
-            self.study.tell(number, [trace.metric])
-        else:
-            self.study.tell(number, state=TrialState.FAIL)
+        metric = trace.metric
+        if trace.status in (Status.keep, Status.discard):
+            if metric is not None and math.isfinite(metric):
+                return TrialState.COMPLETE, metric
+            return TrialState.FAIL, None
+        finished = [
+            t.value
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None
+        ]
+        if not finished:
+            return TrialState.FAIL, None
+        worst = max(finished) if self.task.direction == "minimize" else min(finished)
+        return TrialState.COMPLETE, worst
+
+    def _finish(self, number: int, trace: ExperimentPublic) -> None:
+        state, value = self._outcome(trace)
+        self.study.tell(number, value, state=state)
 
     def _take(self, trace: ExperimentPublic) -> None:
         from optuna.trial import TrialState
@@ -243,20 +364,30 @@ class BuiltinProposer(Proposer):
         self._configs[trace.id] = self._config_of(trace.parent_id, trace.knobs)
         if trace.status not in RAN_STATUSES:
             return
-        same_hardware = not trace.hardware or trace.hardware == self.hardware
-        if same_hardware and trace.status in SEEN_STATUSES and trace.role in SEEN_ROLES:
+        here = (
+            (not trace.hardware or trace.hardware == self.hardware)
+            and (self.budget is None or trace.budget_s == self.budget)
+            and trace.role != Role.seed
+        )
+        if here and trace.status in SEEN_STATUSES and trace.role in SEEN_ROLES:
             self._seen.add(trace.fingerprint)  # what memory's "already ran" refuses
         pending = self._pending.pop(trace.fingerprint, None)
-        if pending is not None:
-            self._finish(pending, trace)
+        if pending is not None:  # a claimed run ended; elsewhere, its value is no trial here
+            if here:
+                self._finish(pending, trace)
+            else:
+                self.study.tell(pending, state=TrialState.FAIL)
             return
-        if off_space or (trace.hardware and trace.hardware != self.hardware):
+        if off_space:
             return
-        metric_ok = trace.metric is not None and math.isfinite(trace.metric)
-        if trace.status in (Status.keep, Status.discard) and metric_ok:
-            self._add_trial(self._configs[trace.id], TrialState.COMPLETE, trace.metric)
-        else:
-            self._add_trial(self._configs[trace.id], TrialState.FAIL, None)
+        if here:
+            self._add_trial(self._configs[trace.id], *self._outcome(trace))
+            return
+        config = self._configs[trace.id]
+        metric = trace.metric
+        judged = trace.status in (Status.keep, Status.discard)
+        if judged and metric is not None and math.isfinite(metric) and self._in_space(config):
+            self._priors.setdefault(_source(trace), []).append((metric, config))
 
     def sync(self, store: Store, agent_id: str | None = None) -> int:
         """Turn new traces into trials and active claims into running trials
@@ -306,10 +437,11 @@ class BuiltinProposer(Proposer):
     # -- proposing -------------------------------------------------------------
 
     def propose(self, request: ProposalRequest) -> Proposal:
-        import optuna
         from optuna.trial import TrialState
 
         with self._lock:
+            if self.budget is None and not self._synced:
+                self.budget = request.budget
             self._own = set()  # my previous proposal is claimed (or refused) by now
             self.sync(request.store, None if request.recall else request.agent_id)
             base = request.base
@@ -321,16 +453,12 @@ class BuiltinProposer(Proposer):
                     if k.name in self.space
                 }
             )
-            names = list(self.space)
+            prior = self._next_prior(base, base_config)
+            if prior is not None:
+                self.study.enqueue_trial({n: prior[0][n] for n in self.space})
             for attempt in range(self.max_tries):
-                width = 1 if attempt < 12 else 2 if attempt < 32 else 3
-                chosen = set(self._rng.sample(names, min(width, len(names))))
-                fixed = {n: base_config[n] for n in names if n not in chosen}
-                with warnings.catch_warnings():  # experimental / fixed value out of range
-                    warnings.simplefilter("ignore")
-                    self.study.sampler = optuna.samplers.PartialFixedSampler(fixed, self._tpe)
-                    trial = self.study.ask(dict(self.space))
-                values = {n: _round(trial.params[n], self.kinds[n]) for n in chosen}
+                trial, chosen = self._ask(attempt, base_config)
+                values = {n: self._value(n, trial.params[n]) for n in chosen}
                 changes = {n: v for n, v in values.items() if v != base_config[n]}
                 if not changes:
                     self.study.tell(trial, state=TrialState.FAIL)
@@ -347,9 +475,73 @@ class BuiltinProposer(Proposer):
                     for n, v in sorted(changes.items())
                 ]
                 n_trials = len(self.study.get_trials(deepcopy=False))
-                hypothesis = f"{'; '.join(parts)} (TPE over {n_trials} trials)"
+                why = f"TPE over {n_trials} trials, {self.moves}"
+                if prior is not None and attempt == 0:
+                    why = f"a prior: the best runs elsewhere first ({prior[1]})"
+                hypothesis = f"{'; '.join(parts)} ({why})"
                 return Proposal(hypothesis=hypothesis, edits=line_edits(base, program))
+            where = "in the search space" if self.moves == "whole" else "around the base"
             raise SearchExhausted(
-                f"no unseen program among {self.max_tries} samples around the base "
+                f"no unseen program among {self.max_tries} samples {where} "
                 f"({len(self._seen)} programs of this task already ran)"
             )
+
+    def _startup(self) -> bool:
+        """True while fewer than ``n_startup_trials`` programs besides the root have a
+        finished trial here: the phase in which TPE would sample at random."""
+        from optuna.trial import TrialState
+
+        root = tuple(self.root_config[n] for n in self.space)
+        done = {
+            tuple(t.params[n] for n in self.space)
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        }
+        return len(done - {root}) < self._n_startup
+
+    def _next_prior(
+        self, base: Program, base_config: dict[str, Any]
+    ) -> tuple[dict[str, Any], str] | None:
+        """The best prior configuration not run here nor running, with where it comes from;
+        priors are ranked within their own source (hardware class and budget, or a seed
+        pack) by metric, the best of each source first. None after the start-up phase."""
+        if self.moves != "whole" or not self._priors or not self._startup():
+            return None
+        ranked: list[tuple[float, int, dict[str, Any], str]] = []
+        for i, (source, runs) in enumerate(sorted(self._priors.items())):
+            reverse = self.task.direction == "maximize"
+            ordered = sorted(runs, key=lambda r: r[0], reverse=reverse)
+            for k, (_, config) in enumerate(ordered):
+                ranked.append((k / len(ordered), i, config, f"{source}, rank {k + 1}"))
+        for _, _, config, label in sorted(ranked, key=lambda r: (r[0], r[1])):
+            changes = {n: v for n, v in config.items() if v != base_config[n]}
+            if not changes:
+                continue
+            fp = set_knobs(base, changes, self.task.knobs).fingerprint
+            if fp not in self._seen and fp not in self._pending:
+                return config, label
+        return None
+
+    def _ask(self, attempt: int, base_config: dict[str, Any]) -> tuple[Any, list[str]]:
+        """A new trial and the knobs it sets: all of them (whole moves), or one knob of the
+        base -- two after 12 tries, three after 32 -- the rest fixed (neighbour moves)."""
+        import optuna
+
+        names = list(self.space)
+        if self.moves == "whole":
+            self.study.sampler = self._tpe
+            return self.study.ask(dict(self.space)), names
+        width = 1 if attempt < 12 else 2 if attempt < 32 else 3
+        chosen = self._rng.sample(names, min(width, len(names)))
+        fixed = {n: base_config[n] for n in names if n not in chosen}
+        with warnings.catch_warnings():  # experimental / fixed value out of range
+            warnings.simplefilter("ignore")
+            self.study.sampler = optuna.samplers.PartialFixedSampler(fixed, self._tpe)
+            return self.study.ask(dict(self.space)), chosen
+
+    def _value(self, name: str, sampled: Any) -> KnobValue:
+        """A sampled value as the knob's source will hold it: floats to 3 significant
+        digits where that stays inside the knob's distribution."""
+        rounded = _round(sampled, self.kinds[name])
+        if in_distribution(self.space[name], rounded):
+            return rounded
+        return float(sampled) if self.kinds[name] == "float" else rounded

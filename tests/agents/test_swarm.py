@@ -7,6 +7,7 @@ import pytest
 
 from agents.judge import DEFAULT_REPLICATES
 from agents.swarm import Swarm, SwarmConfig, SwarmError
+from agents.task import TaskError
 from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import edit_proposal, fixed_factory, make_task
 
@@ -105,6 +106,23 @@ def test_every_agent_is_stopped_in_memory_when_the_swarm_ends(tmp_path, store):
     assert [a.status for a in agents] == ["stopped", "stopped"]
     # agent-0's keep: its run, the confirmation and one re-measure
     assert {a.name: a.experiments for a in agents} == {"agent-0": 3, "agent-1": 0}
+
+
+def test_the_search_space_is_recorded_with_the_swarm_and_checked_before_any_run(tmp_path, store):
+    space = "[space.LR]\nlow = 0.01\nhigh = 1.0\nlog = true\n"
+    task_dir = make_task(tmp_path / "t", extra=space)
+    swarm = Swarm(_config(tmp_path, task_dir, agents=1, max_experiments=1), store)
+    swarm.run()
+    (row,) = store.list_swarms("quad")
+    recorded = row.config["space"]
+    assert recorded["LR"] == {"low": 0.01, "high": 1.0, "log": True, "step": None}
+    assert recorded["WIDTH"] == {"choices": [4, 8, 16, 32, 64]}  # undeclared: the default box
+    assert recorded["MODE"] == {"choices": ["a", "b", "c"]}
+
+    bad = make_task(tmp_path / "bad", extra="[space.DEPTH]\nlow = 1\nhigh = 4\n", name="bad")
+    with pytest.raises(TaskError, match="field 'space.DEPTH': not a knob of train.py"):
+        Swarm(_config(tmp_path, bad, agents=1, max_experiments=1), store)
+    assert store.list_swarms("bad") == [] and store.query_traces(TraceQuery(task="bad")).data == []
 
 
 def test_too_few_replicates_are_refused(tmp_path, store):

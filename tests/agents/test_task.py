@@ -186,7 +186,7 @@ def test_the_built_in_task_and_the_fixture_validate_as_task_specs():
 
     assert set(TaskSpec.model_fields) == {
         "name", "description", "editable", "protected", "run", "setup", "notes", "knobs",
-        "metric", "budget", "noise", "sandbox", "env",
+        "metric", "budget", "noise", "space", "sandbox", "env",
     }  # fmt: skip
     fixture = load_task(Path(__file__).parent / "fixtures" / "thirdparty")
     assert fixture.metric_pattern and fixture.setup
