@@ -30,7 +30,7 @@ class AgentContext:
     library: ProgramLibrary  # programs this swarm may run
     swarm_id: str
     agent_name: str
-    noise: float  # the swarm's noise sd when it started (the judge re-reads memory's)
+    noise: float  # the swarm's noise sd when it started (each recall re-reads memory's)
     rules: Rules = field(default_factory=Rules)
     max_experiments: int | None = None
     deadline: float | None = None  # time.time() after which no new run starts

@@ -52,7 +52,16 @@ from dataclasses import dataclass, replace
 from statistics import fmean
 
 from agents.runner import RunResult
-from memory.models import KEEP_ALPHA, NoiseEstimate, RunStats, Status, margin
+from memory.models import (
+    KEEP_ALPHA,
+    Direction,
+    NoiseEstimate,
+    RunStats,
+    Status,
+    beats,
+    gain,
+    margin,
+)
 
 DEFAULT_REPLICATES = 3
 MIN_REPLICATES = 2  # a spread needs at least two runs of one program
@@ -138,11 +147,6 @@ class Verdict:
     threshold: float | None = None
 
 
-def gain(metric: float, base_metric: float, direction: str) -> float:
-    """How much better ``metric`` is than ``base_metric`` (negative: worse)."""
-    return base_metric - metric if direction == "minimize" else metric - base_metric
-
-
 def _failure(result: RunResult, tampered: Sequence[str]) -> Verdict | None:
     """The status of a run that did not produce a trustworthy metric, or None if it did."""
     if tampered:
@@ -205,7 +209,7 @@ def judge_first(
     result: RunResult,
     base: RunStats,
     noise: Noise | None,
-    direction: str,
+    direction: Direction,
     rules: Rules,
     tampered: Sequence[str] = (),
 ) -> Verdict:
@@ -216,54 +220,43 @@ def judge_first(
         return failed
     assert result.metric is not None  # _failure returned a crash otherwise
     x = [result.metric]
-    suspect = _out_of_range(result.metric, rules)
-    if base.mean is None or noise is None:
-        if suspect:
-            why = f"suspect ({suspect}): re-run before judging"
-            return _verdict(
-                Status.discard, why, base, noise, judged=x, pending=True, suspect=suspect
-            )
-        why = "the base has no metric" if base.mean is None else "no noise estimate"
-        return _verdict(Status.discard, f"{why} to compare with", base, noise, judged=x)
-    g = gain(result.metric, base.mean, direction)
-    if not suspect and g > rules.suspect_sd * noise.sd:
-        suspect = f"a gain of {g / noise.sd:.1f} noise sds in one step"
+    g = None if base.mean is None or noise is None else gain(result.metric, base.mean, direction)
+    suspect = _out_of_range(result.metric, rules) or _big_step(g, noise, rules)
     if suspect:
         why = f"suspect ({suspect}): re-run before judging"
         return _verdict(
-            Status.discard,
-            why,
-            base,
-            noise,
-            improvement=g,
-            judged=x,
-            pending=True,
-            suspect=suspect,
+            Status.discard, why, base, noise, improvement=g, judged=x, pending=True, suspect=suspect
         )
-    if not rules.confirm:
-        margin = noise.margin(1, base.n, rules.alpha)
-        if g > margin:
-            why = _keep_reason(g, 1, base, margin, noise)
-            return _verdict(
-                Status.keep, why, base, noise, improvement=g, judged=x, threshold=margin
-            )
-        why = _discard_reason(g, 1, margin)
-        return _verdict(Status.discard, why, base, noise, improvement=g, judged=x, threshold=margin)
-    screen = rules.screen * noise.sd
-    if g > screen:
-        why = f"candidate: better by {g:.6g} (screen {screen:.6g}); confirming with another seed"
-        return _verdict(
-            Status.discard,
-            why,
-            base,
-            noise,
-            improvement=g,
-            judged=x,
-            threshold=screen,
-            pending=True,
+    if g is None or noise is None:
+        return _verdict(Status.discard, _incomparable(base), base, noise, judged=x)
+    if rules.confirm:
+        bar = rules.screen * noise.sd
+        status, pending = Status.discard, g > bar
+        why = (
+            f"candidate: better by {g:.6g} (screen {bar:.6g}); confirming with another seed"
+            if pending
+            else _discard_reason(g, 1, bar, "the screen")
         )
-    why = _discard_reason(g, 1, screen, "the screen")
-    return _verdict(Status.discard, why, base, noise, improvement=g, judged=x, threshold=screen)
+    else:
+        bar = noise.margin(1, base.n, rules.alpha)
+        status, pending = (Status.keep if g > bar else Status.discard), False
+        why = _keep_reason(g, 1, base, bar, noise) if g > bar else _discard_reason(g, 1, bar)
+    return _verdict(
+        status, why, base, noise, improvement=g, judged=x, threshold=bar, pending=pending
+    )
+
+
+def _big_step(g: float | None, noise: Noise | None, rules: Rules) -> str:
+    """Why a one-step gain is suspect: more than ``rules.suspect_sd`` noise sds ("" if not)."""
+    if g is not None and noise is not None and g > rules.suspect_sd * noise.sd:
+        return f"a gain of {g / noise.sd:.1f} noise sds in one step"
+    return ""
+
+
+def _incomparable(base: RunStats) -> str:
+    """Why a run cannot be compared with its base (no base mean or no noise estimate)."""
+    why = "the base has no metric" if base.mean is None else "no noise estimate"
+    return f"{why} to compare with"
 
 
 def judge_confirmed(
@@ -271,7 +264,7 @@ def judge_confirmed(
     second: RunResult,
     base: RunStats,
     noise: Noise | None,
-    direction: str,
+    direction: Direction,
     rules: Rules,
     tampered: Sequence[str] = (),
 ) -> tuple[Verdict, Verdict]:
@@ -292,8 +285,7 @@ def judge_confirmed(
         both = _verdict(Status.invalid, why, base, noise, judged=runs)
         return both, both
     if base.mean is None or noise is None:
-        why = "the base has no metric" if base.mean is None else "no noise estimate"
-        v = _verdict(Status.discard, f"{why} to compare with", base, noise, judged=runs)
+        v = _verdict(Status.discard, _incomparable(base), base, noise, judged=runs)
         return v, v
     g = gain(fmean(runs), base.mean, direction)
     margin = noise.margin(2, base.n, rules.alpha)
@@ -318,15 +310,10 @@ def _discard_reason(g: float, runs: int, margin: float, against: str = "the marg
     return f"{what} was better by {g:.6g}, not more than {against} {margin:.6g}"
 
 
-def clearly_better(a: RunStats, b: RunStats, noise: Noise | None, direction: str) -> bool:
-    """True if program ``a`` beats program ``b`` by more than the keep rule's margin (their
-    means and runs; with no noise estimate, by anything): when an agent moves onto the
-    champion, and when a failure measured on ``b`` is stale."""
-    if a.mean is None:
-        return False
-    if b.mean is None:
-        return True
-    g = gain(a.mean, b.mean, direction)
-    if noise is None:
-        return g > 0
-    return g > noise.margin(max(a.n, 1), b.n)
+def clearly_better(a: RunStats, b: RunStats, noise: Noise | None, direction: Direction) -> bool:
+    """True if program ``a`` beats program ``b`` beyond the noise (``memory.models.beats``,
+    the champion's rule, with their means and runs and the noise a verdict uses; with no
+    noise estimate, by anything): when an agent moves onto the champion, and when a
+    failure measured on ``b`` is stale."""
+    sd, df, known = (noise.sd, noise.df, noise.floored) if noise is not None else (None, 0, False)
+    return beats(a.mean, a.n, b.mean, b.n, direction, sd, df, known=known)

@@ -15,7 +15,6 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from agents.context import AgentContext
-from agents.execute import Outcome
 from agents.judge import (
     Noise,
     NoNoise,
@@ -45,6 +44,7 @@ from agents.tracing import (
     unapplied_fingerprint,
     write_trace,
 )
+from memory.base import Evidence
 from memory.errors import AlreadyClaimed, AlreadyRan, NotFound
 from memory.models import (
     ClaimCreate,
@@ -84,21 +84,17 @@ def _base_program(ctx: AgentContext, state: AgentState) -> Program:
     return base
 
 
-def _stats(ctx: AgentContext, fingerprint: str) -> RunStats:
-    """Mean and runs of this swarm's finished runs of a program on this hardware and budget."""
-    return ctx.store.program_stats(
-        ctx.task.name, fingerprint, ctx.device.hardware, ctx.budget, swarm_id=ctx.swarm_id
-    )
+def _evidence(ctx: AgentContext) -> Evidence:
+    """This swarm's measured runs on this hardware and budget, read once: each program's
+    stats, the pooled noise and the champion (``Store.evidence``)."""
+    return ctx.store.evidence(ctx.task.name, ctx.device.hardware, ctx.budget, swarm_id=ctx.swarm_id)
 
 
-def _noise(ctx: AgentContext) -> Noise | None:
+def _noise(ctx: AgentContext, evidence: Evidence) -> Noise | None:
     """The noise to judge with now: pooled over this swarm's repeated programs on this
     hardware and budget, at least the task's declared floor (``None``: none yet)."""
-    estimate = ctx.store.noise(
-        ctx.task.name, ctx.device.hardware, ctx.budget, swarm_id=ctx.swarm_id
-    )
     try:
-        return noise_used(estimate, ctx.rules.noise_floor)
+        return noise_used(evidence.noise, ctx.rules.noise_floor)
     except NoNoise:
         return None
 
@@ -111,9 +107,12 @@ def stale_failures(
     traces: list[ExperimentPublic],
     champion: RunStats,
     noise: Noise | None,
+    evidence: Evidence | None = None,
 ) -> list[str]:
     """Ids of failures in ``traces`` measured on a base the champion now beats by more than
-    the noise: "failed on an older base", which a proposer may try again."""
+    the noise: "failed on an older base", which a proposer may try again. A failure that
+    did not record its base's mean is compared with its parent program's stats in
+    ``evidence`` (read from the store when needed and not given)."""
     out: list[str] = []
     bases: dict[str, RunStats] = {}
     for t in traces:
@@ -127,7 +126,8 @@ def stale_failures(
                     parent = ctx.store.get_trace(t.parent_id)
                 except NotFound:
                     continue
-                bases[t.parent_id] = _stats(ctx, parent.fingerprint)
+                evidence = evidence or _evidence(ctx)
+                bases[t.parent_id] = evidence.stats(parent.fingerprint)
             base = bases[t.parent_id]
         if clearly_better(champion, base, noise, ctx.task.direction):
             out.append(t.id)
@@ -161,19 +161,18 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     stop = _done(ctx, state)
     if stop:
         return {"stop_reason": stop}
-    task, hw = ctx.task.name, ctx.device.hardware
+    task = ctx.task.name
     base = ctx.store.get_trace(state["base_id"])
-    base_stats = _stats(ctx, base.fingerprint)
-    noise = _noise(ctx)
+    evidence = _evidence(ctx)  # the iteration's one read of the measured runs
+    base_stats = evidence.stats(base.fingerprint)
+    noise = _noise(ctx, evidence)
     # Recall off (a benchmark arm): only this agent's own traces, no shared champion.
     own = None if ctx.recall else ctx.agent_id
-    champion = (
-        ctx.store.champion(task, hw, ctx.budget, swarm_id=ctx.swarm_id) if ctx.recall else None
-    )
+    champion = evidence.champion if ctx.recall else None
     update: dict[str, Any] = {}
     champ_stats = base_stats
     if champion is not None and champion.id != base.id:
-        champ_stats = _stats(ctx, champion.fingerprint)
+        champ_stats = evidence.stats(champion.fingerprint)
         ahead = clearly_better(champ_stats, base_stats, noise, ctx.task.direction)
         if ahead and ctx.library.for_trace(champion) is not None:
             log.info("%s: moves onto the champion %s", ctx.agent_name, champion.id)
@@ -205,11 +204,12 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         base_metric=base_stats.mean,
         base_n=base_stats.n,
         champion_id=champion.id if champion else None,
+        noise=noise,
         recalled=Recalled(
             base=_no_log_tail(base),
             champion=_no_log_tail(champion) if champion else None,
             related=[_no_log_tail(t) for t in related.values()],
-            stale=stale_failures(ctx, list(related.values()), best, noise),
+            stale=stale_failures(ctx, list(related.values()), best, noise, evidence),
             findings=findings,
             claims=[c for c in claims if c.agent_id != ctx.agent_id],
         ),
@@ -245,6 +245,7 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         claims=recalled.claims,
         feedback=list(state.get("feedback", [])),
         recall=ctx.recall,
+        budget=ctx.budget,
     )
     try:
         proposal = ctx.proposer.propose(request)
@@ -469,12 +470,14 @@ def _verdict_state(verdict: Verdict) -> dict[str, Any]:
 
 def judge_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """The verdict (:mod:`agents.judge`): stage 1 after the run -- a failure, a discard or a
-    pending candidate -- and stage 2 after the confirmation run."""
+    pending candidate -- and stage 2 after the confirmation run, both against the base's
+    mean and the noise that recall read (no read of memory here)."""
     ctx = runtime.context
     outcome = state.get("outcome")
     assert outcome is not None, "run comes before judge"
     base = RunStats(mean=state.get("base_metric"), n=state.get("base_n") or 0, sd=None)
-    noise = _noise(ctx)
+    # recall's noise; a checkpoint written before recall kept it: measured now
+    noise = state["noise"] if "noise" in state else _noise(ctx, _evidence(ctx))
     direction = ctx.task.direction
     second = state.get("confirm_outcome")
     if second is None:
@@ -492,33 +495,6 @@ def judge_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
     }
 
 
-def _run_trace(
-    ctx: AgentContext,
-    state: AgentState,
-    outcome: Outcome,
-    verdict: Verdict,
-    *,
-    trace_id: str,
-    role: Role,
-    parent_id: str | None,
-    hypothesis: str,
-) -> ExperimentCreate:
-    judged = state.get("judged", {})
-    return trace_from_run(
-        ctx.author,
-        outcome,
-        verdict,
-        trace_id=trace_id,
-        role=role,
-        parent_id=parent_id,
-        hypothesis=hypothesis,
-        fingerprint=state["fingerprint"],
-        diff=state.get("diff", "") if role == Role.experiment else "",
-        knobs=state.get("knobs", {}) if role == Role.experiment else {},
-        judged=judged,
-    )
-
-
 def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Write the trace (and its confirmation's), release the claim; a keep becomes the
     agent's base."""
@@ -529,30 +505,34 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     hypothesis = proposal.hypothesis if proposal else ""
     status = Status(state["status"])
     trace_id = str(state["trace_id"])
-    trace = _run_trace(
-        ctx,
-        state,
+    trace = trace_from_run(
+        ctx.author,
         outcome,
         Verdict(status, state.get("reason", "")),
         trace_id=trace_id,
         role=Role.experiment,
         parent_id=state.get("base_id"),
         hypothesis=hypothesis,
+        fingerprint=state["fingerprint"],
+        diff=state.get("diff", ""),
+        knobs=state.get("knobs", {}),
+        judged=state.get("judged", {}),
     )
     write_trace(ctx.store, trace)
     runs = 1
     second = state.get("confirm_outcome")
     confirm_id = state.get("confirm_id")
     if second is not None and confirm_id:
-        again = _run_trace(
-            ctx,
-            state,
+        again = trace_from_run(
+            ctx.author,
             second,
             Verdict(Status(state["confirm_status"]), state.get("confirm_reason", "")),
             trace_id=confirm_id,
             role=Role.confirmation,
             parent_id=trace_id,
             hypothesis=f"confirmation of {trace_id}: {hypothesis}",
+            fingerprint=state["fingerprint"],
+            judged=state.get("judged", {}),
         )
         write_trace(ctx.store, again)
         runs = 2

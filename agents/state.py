@@ -1,9 +1,10 @@
 """The state of one researcher agent's graph (checkpointed after every node).
 
 Values are plain JSON or the typed models below (:class:`Recalled`, the proposer's
-:class:`~agents.proposers.base.Proposal`, :class:`~agents.execute.Outcome`). The
-checkpointer must read them back on a resume: :func:`checkpoint_serde` is the serializer
-that allows exactly these model types, and nothing else, when a checkpoint is loaded.
+:class:`~agents.proposers.base.Proposal`, :class:`~agents.execute.Outcome`, the judge's
+:class:`~agents.judge.Noise`). The checkpointer must read them back on a resume:
+:func:`checkpoint_serde` is the serializer that allows exactly these model types, and
+nothing else, when a checkpoint is loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
 from agents.execute import Outcome
+from agents.judge import Noise
 from agents.proposers.base import Proposal
 from agents.runner import RunResult
 from memory.models import ClaimPublic, ExperimentPublic, FindingPublic, Role, Status
@@ -46,6 +48,7 @@ CHECKPOINT_TYPES: tuple[type, ...] = (
     ExperimentPublic,
     FindingPublic,
     ClaimPublic,
+    Noise,
     Status,
     Role,
 )
@@ -76,6 +79,9 @@ class AgentState(InputState, total=False):
     """Runs behind ``base_metric``."""
     champion_id: str | None
     """This swarm's champion on this hardware class and budget when last recalled."""
+    noise: Noise | None
+    """The noise recall measured (``agents.judge.noise_used``; ``None``: none yet): the
+    iteration's verdicts are judged with it, against the base's mean read at the same time."""
     recalled: Recalled | None
     """What recall found."""
     proposal: Proposal | None

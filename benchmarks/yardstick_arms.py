@@ -12,6 +12,11 @@ numbers, see ``landscape/evaluate.py``).
   moves).
 - ``labswarm-neighbour``: the same with ``SwarmConfig(moves="neighbour")``: each proposal
   changes one knob of the agent's base (the previous release's default).
+- ``labswarm-transfer``: ``labswarm-shared`` whose memory first imports a seed pack
+  exported from an earlier labswarm swarm on the same landscape at ``PRIOR_BUDGET`` seconds
+  per run (half the experiments, other seeds): its runs are priors of the start-up phase,
+  never trials. Only the new swarm's runs count. The landscape does not depend on the
+  budget, so this is the best case of transfer.
 - ``labswarm-isolated``: N one-agent swarms, each its own memory.
 - ``labswarm-single``: one agent doing every experiment.
 - ``labswarm-no-recall``: N agents, one memory, ``SwarmConfig(recall=False)`` (each agent
@@ -52,12 +57,14 @@ from agents.task import Task, load_task
 from memory import get_store
 from memory.base import Store
 from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQuery
+from memory.packs import export_pack, import_pack
 
 log = logging.getLogger(__name__)
 
 LABSWARM_ARMS = (
     "labswarm-shared",
     "labswarm-neighbour",
+    "labswarm-transfer",
     "labswarm-isolated",
     "labswarm-single",
     "labswarm-no-recall",
@@ -67,11 +74,13 @@ LABSWARM_ARMS = (
 SHARED_MEMORY_ARMS = (
     "labswarm-shared",
     "labswarm-neighbour",
+    "labswarm-transfer",
     "labswarm-no-recall",
     "labswarm-no-confirm",
 )
 OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
 ARMS = LABSWARM_ARMS + OPTUNA_ARMS
+PRIOR_BUDGET = 1.5  # seconds per run of the transfer arm's earlier swarm (the task's: 3)
 N_STARTUP_TRIALS = 5  # the builtin proposer's TPESampler(n_startup_trials=5)
 
 CONFIG_PREFIX = "landscape config: "
@@ -244,6 +253,29 @@ def _swarm(
     return traces, list(result.errors), champion.id if champion else None
 
 
+def _prior_pack(
+    task_dir: Path, root: Path, agents: int, experiments: int, seed: int, embedder: str | None
+) -> Path:
+    """A pack exported from an earlier labswarm swarm on the task at ``PRIOR_BUDGET``
+    seconds per run (the transfer arm's seed pack)."""
+    pack = root / "prior-pack.jsonl"
+    store = get_store(root / "memory-prior", embedder=embedder)
+    try:
+        _swarm(
+            task_dir,
+            store,
+            root / "runs-prior",
+            agents,
+            experiments // agents,
+            seed * 100 + 99,
+            {"budget": PRIOR_BUDGET},
+        )
+        export_pack(store, pack, name="prior", query=TraceQuery(task=load_task(task_dir).name))
+    finally:
+        store.close()
+    return pack
+
+
 def _interleave(groups: list[list[Run]]) -> list[Run]:
     """Experiments of separate swarms as if run side by side: each swarm's i-th, then
     the (i+1)-th...; baselines first."""
@@ -273,6 +305,7 @@ def run_labswarm(
     by_arm: dict[str, Plan] = {
         "labswarm-shared": [(n_agents, total // n_agents, {})],
         "labswarm-neighbour": [(n_agents, total // n_agents, {"moves": "neighbour"})],
+        "labswarm-transfer": [(n_agents, total // n_agents, {})],
         "labswarm-no-recall": [(n_agents, total // n_agents, {"recall": False})],
         "labswarm-no-confirm": [(n_agents, total // n_agents, {"confirm": False, "remeasure": 0})],
         "labswarm-single": [(1, total, {})],
@@ -290,9 +323,14 @@ def run_labswarm(
     errors: list[str] = []
     champions: list[str | None] = []
     try:
+        pack = None
+        if arm == "labswarm-transfer":
+            pack = _prior_pack(task, root, n_agents, total // 2, seed, embedder)
         for j, (agents, per_agent, options) in enumerate(plans):
             store = get_store(root / f"memory-{j}", embedder=embedder)
             try:
+                if pack is not None:
+                    import_pack(store, pack)
                 traces, errs, champ = _swarm(
                     task, store, root / f"runs-{j}", agents, per_agent, seed * 100 + j, options
                 )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from memory.models import (
     MEASURED_ROLES,
@@ -57,6 +58,55 @@ from memory.models import (
 # PostgreSQL sorts above every number and SQLite stores as NULL) in SQL.
 _FLOAT_MAX = sys.float_info.max
 _PAGE = 1000  # TraceQuery.limit's maximum
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the measured runs of a task on one hardware class and budget say
+    (``Store.evidence``): each program's stats, the pooled noise, the champion."""
+
+    programs: dict[str, RunStats]
+    noise: NoiseEstimate
+    champion: ExperimentPublic | None
+
+    def stats(self, fingerprint: str) -> RunStats:
+        """``Store.program_stats`` of one program (no measured run: mean ``None``, n 0)."""
+        return self.programs.get(fingerprint) or run_stats([])
+
+
+def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
+    """The ``Evidence`` of ``measured`` (``Store._measured``'s runs, oldest first): runs
+    grouped by program for the stats and the noise; the champion among the programs' keep
+    runs (``Store.champion``)."""
+    programs: dict[str, list[float]] = {}
+    kept: dict[str, list[ExperimentPublic]] = {}
+    for run in measured:
+        if run.metric is None:
+            continue
+        programs.setdefault(run.fingerprint, []).append(run.metric)
+        if run.status == Status.keep:
+            kept.setdefault(run.fingerprint, []).append(run)
+    noise = pooled_noise(programs.values())
+    heads = {
+        fp: head
+        for fp, runs in kept.items()
+        if (head := next((r for r in runs if r.role in SEEN_ROLES), None)) is not None
+    }
+    champion = None
+    if heads:
+        direction = next(iter(heads.values())).direction
+        key = champion_of(
+            ((fp, [r.metric for r in runs if r.metric is not None]) for fp, runs in kept.items()
+             if fp in heads),
+            direction,
+            noise,
+        )  # fmt: skip
+        champion = heads[key] if key is not None else None
+    return Evidence(
+        programs={fp: run_stats(values) for fp, values in programs.items()},
+        noise=noise,
+        champion=champion,
+    )
 
 
 class Store(abc.ABC):
@@ -254,7 +304,7 @@ class Store(abc.ABC):
         """THE champion of ``task`` (``memory.models.champion_of``): among programs with at
         least ``MIN_CHAMPION_RUNS`` (2) trusted ``keep`` runs -- one lucky run is never the
         champion -- the first that ran, replaced by each later one whose MEAN beats the
-        current champion's by the keep rule's margin (``memory.models.margin``, with the
+        current champion's by the keep rule's margin (``memory.models.beats``, with the
         noise pooled over the same runs, ``Store.noise``): a program better only inside
         the noise does not take the title.
 
@@ -264,30 +314,7 @@ class Store(abc.ABC):
         matches a budget), from ``swarm_id`` when given. Returned: the oldest experiment or
         baseline trace of the champion (a program whose counted runs are all confirmations
         is passed over)."""
-        measured = self._measured(task, hardware, budget, swarm_id=swarm_id)
-        noise_groups: dict[str, list[float]] = {}
-        kept: dict[str, list[ExperimentPublic]] = {}
-        for run in measured:
-            if run.metric is None:
-                continue
-            noise_groups.setdefault(run.fingerprint, []).append(run.metric)
-            if run.status == Status.keep:
-                kept.setdefault(run.fingerprint, []).append(run)
-        heads = {
-            fp: head
-            for fp, runs in kept.items()
-            if (head := next((r for r in runs if r.role in SEEN_ROLES), None)) is not None
-        }
-        if not heads:
-            return None
-        direction = next(iter(heads.values())).direction
-        key = champion_of(
-            ((fp, [r.metric for r in runs if r.metric is not None]) for fp, runs in kept.items()
-             if fp in heads),
-            direction,
-            pooled_noise(noise_groups.values()),
-        )  # fmt: skip
-        return heads[key] if key is not None else None
+        return self.evidence(task, hardware, budget, swarm_id=swarm_id).champion
 
     def program_stats(
         self,
@@ -332,11 +359,21 @@ class Store(abc.ABC):
         (``memory.models.pooled_noise``). ``None`` for ``hardware`` or ``budget`` pools
         over every hardware class or budget, which mixes their differences into the noise:
         a judge passes both."""
-        programs: dict[str, list[float]] = {}
-        for run in self._measured(task, hardware, budget, swarm_id=swarm_id):
-            if run.metric is not None:
-                programs.setdefault(run.fingerprint, []).append(run.metric)
-        return pooled_noise(programs.values())
+        return self.evidence(task, hardware, budget, swarm_id=swarm_id).noise
+
+    def evidence(
+        self,
+        task: str,
+        hardware: str | None,
+        budget: float | None,
+        *,
+        swarm_id: str | None = None,
+    ) -> Evidence:
+        """What judging needs of ``task`` on ``hardware`` with budget ``budget`` (from
+        ``swarm_id`` when given), from ONE read of its measured runs: each program's
+        ``program_stats``, the ``noise`` and the ``champion``, exactly as those methods
+        give them (an agent's iteration reads this once)."""
+        return evidence_of(self._measured(task, hardware, budget, swarm_id=swarm_id))
 
     def count(self, query: TraceQuery | None = None) -> int:
         """Number of traces matching ``query`` (all traces if None)."""

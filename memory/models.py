@@ -662,6 +662,36 @@ def margin(
     return q * sd * math.sqrt(1 / max(runs, 1) + 1 / max(other_runs, 1))
 
 
+def gain(metric: float, other: float, direction: Direction) -> float:
+    """How much better ``metric`` is than ``other`` in ``direction`` (negative: worse)."""
+    return other - metric if direction == "minimize" else metric - other
+
+
+def beats(
+    mean: float | None,
+    runs: int,
+    other_mean: float | None,
+    other_runs: int,
+    direction: Direction,
+    sd: float | None,
+    df: int,
+    *,
+    known: bool = False,
+) -> bool:
+    """True if the mean of ``runs`` runs of one program beats the mean of ``other_runs``
+    runs of another beyond the noise: its gain is more than ``margin(sd, df, runs,
+    other_runs, known=known)``, or more than nothing without a noise estimate (``sd``
+    ``None`` or 0). No mean beats nothing; any mean beats none. The one rule of the
+    champion (``champion_of``), of an agent's move onto the champion and of a failure
+    measured on an outgrown base (``agents.judge.clearly_better``)."""
+    if mean is None:
+        return False
+    if other_mean is None:
+        return True
+    needed = margin(sd, df, runs, other_runs, known=known) if sd else 0.0
+    return gain(mean, other_mean, direction) > needed
+
+
 def champion_of(
     programs: Iterable[tuple[str, Sequence[float]]],
     direction: Direction,
@@ -669,23 +699,17 @@ def champion_of(
 ) -> str | None:
     """The champion among ``programs`` (key, kept metrics), given in the order each first
     ran: the first with at least ``MIN_CHAMPION_RUNS`` kept runs, replaced by each later one
-    whose mean beats the current champion's by ``margin`` (with ``noise``; without a noise
-    estimate, by anything). A program that is better only inside the noise never takes the
-    title: the champion does not move on a lucky draw."""
+    whose mean ``beats`` the current champion's (with ``noise``; without a noise estimate,
+    by anything). A program that is better only inside the noise never takes the title:
+    the champion does not move on a lucky draw."""
+    sd, df = (noise.sd, noise.df) if noise is not None else (None, 0)
     champion: str | None = None
     best_mean, best_n = 0.0, 0
     for key, values in programs:
         if len(values) < MIN_CHAMPION_RUNS:
             continue
         mean = math.fsum(values) / len(values)
-        if champion is None:
-            champion, best_mean, best_n = key, mean, len(values)
-            continue
-        gain = best_mean - mean if direction == "minimize" else mean - best_mean
-        needed = 0.0
-        if noise is not None and noise.sd:
-            needed = margin(noise.sd, noise.df, len(values), best_n)
-        if gain > needed:
+        if champion is None or beats(mean, len(values), best_mean, best_n, direction, sd, df):
             champion, best_mean, best_n = key, mean, len(values)
     return champion
 

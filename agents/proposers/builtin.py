@@ -16,12 +16,12 @@
   TPE counts its region among the bad ones and samples there less; before any trial has
   a metric it is a failed trial (which TPE ignores).
 - **Priors from elsewhere**: judged runs of the task on other hardware classes or at other
-  budgets, and seed-pack runs, are never trials (their values measure something else, or
-  were not measured here). Their weight: during TPE's start-up phase -- until
-  ``n_startup_trials`` programs besides the root have finished here, when TPE would
-  otherwise sample at random -- each whole-configuration proposal is the best such
-  configuration not yet run here (ranked within its own source, the best of every source
-  first); after that they are not used.
+  budgets, and imported runs (seed packs, other installations), are never trials (their
+  values measure something else, or were not measured here). Their weight: during TPE's
+  start-up phase -- until ``n_startup_trials`` programs besides the root have finished
+  here, when TPE would otherwise sample at random -- each whole-configuration proposal is
+  the best such configuration not yet run here (ranked within its own source, the best of
+  every source first); after that they are not used.
 - **Pending trials**: every active claim is a running trial, so TPE's constant liar
   steers parallel agents apart.
 - **Moves** (``moves``): ``whole`` (the default) samples a value for every knob at once
@@ -224,7 +224,7 @@ def _round(value: Any, kind: str) -> KnobValue:
 
 def _source(trace: ExperimentPublic) -> str:
     """Where a prior comes from: a seed pack, or the hardware class and budget it ran on."""
-    if trace.role == Role.seed:
+    if trace.role == Role.seed or trace.source:
         return "a seed pack"
     budget = f"{trace.budget_s:g} s" if trace.budget_s is not None else "an unknown budget"
     return f"{trace.hardware or 'unknown hardware'} at {budget}"
@@ -368,6 +368,7 @@ class BuiltinProposer(Proposer):
             (not trace.hardware or trace.hardware == self.hardware)
             and (self.budget is None or trace.budget_s == self.budget)
             and trace.role != Role.seed
+            and not trace.source  # imported: evidence from elsewhere, never a trial
         )
         if here and trace.status in SEEN_STATUSES and trace.role in SEEN_ROLES:
             self._seen.add(trace.fingerprint)  # what memory's "already ran" refuses

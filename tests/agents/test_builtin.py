@@ -424,12 +424,27 @@ def test_priors_only_lead_the_start_up_phase_and_seed_packs_are_never_trials(tmp
     packed = set_knobs(root, {"LR": 0.3})  # a seed pack's claim: the best LR, at this budget
     _record(store, task, packed, Status.keep, 0.01, base.id, {"LR": [0.1, 0.3]},
             role=Role.seed, budget=1.0)  # fmt: skip
+    imported = set_knobs(root, {"LR": 0.25})  # another installation's "experiment"
+    store.add_trace(
+        ExperimentCreate(
+            task=task.name, fingerprint=imported.fingerprint, status=Status.keep, metric=0.02,
+            parent_id=base.id, knobs={"LR": [0.1, 0.25]}, hardware=DEV.hardware,
+            metric_name="val_loss", budget_s=1.0, source="pack other.jsonl",
+        )
+    )  # fmt: skip
     prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0)
     first = prop.propose(_request(task, store, root, budget=1.0))
     assert apply_edits(root, first.edits).fingerprint == packed.fingerprint
     assert "(a prior: the best runs elsewhere first (a seed pack, rank 1))" in first.hypothesis
     values = [t.value for t in prop.study.get_trials(deepcopy=False) if t.value is not None]
-    assert values == [1.3], "the pack's 0.01 is no trial"
+    assert values == [1.3], "neither the seed's 0.01 nor the import's 0.02 is a trial"
+    store.claim(  # the swarm claims the first proposal before the next one
+        ClaimCreate(task=task.name, fingerprint=packed.fingerprint, parent_id=base.id,
+                    knobs={"LR": [0.1, 0.3]})
+    )  # fmt: skip
+    second = prop.propose(_request(task, store, root, budget=1.0))
+    assert apply_edits(root, second.edits).fingerprint == imported.fingerprint
+    assert "(a seed pack, rank 2)" in second.hypothesis
     # five programs besides the root finished here: the start-up phase is over, TPE decides
     for i, lr in enumerate((0.05, 0.07, 0.12, 0.15, 0.2)):
         program = set_knobs(root, {"LR": lr})

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from agents.judge import DEFAULT_REPLICATES
 from memory import get_store
 from memory.models import Role, TraceQuery
@@ -48,10 +50,17 @@ def test_run_help_lists_every_flag():
         assert flag in out.stdout
 
 
-def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path):
-    task = make_task(tmp_path / "t")
+@pytest.mark.parametrize(
+    ("space", "field"),
+    [("", "metric.direction"), ("[space.WIDTH]\nlow = 4.0\nhigh = 64.0\n", "space.WIDTH.low")],
+)
+def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path, space, field):
+    """A bad field (``space``: a declared range that does not fit its knob, checked when the
+    swarm starts) is an error naming the file and the field; nothing runs."""
+    task = make_task(tmp_path / "t", extra=space)
     toml = task / "task.toml"
-    toml.write_text(toml.read_text().replace('direction = "minimize"', 'direction = "lower"'))
+    if not space:
+        toml.write_text(toml.read_text().replace('direction = "minimize"', 'direction = "lower"'))
     env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
     out = subprocess.run(
         [
@@ -70,9 +79,9 @@ def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path):
         env=env,
         timeout=120,
     )
-    assert out.returncode == 1
-    assert "field 'metric.direction'" in out.stderr and str(toml) in out.stderr
-    assert not (tmp_path / "runs").exists()
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert f"field '{field}'" in out.stderr and str(toml) in out.stderr
+    assert not any((tmp_path / "runs").glob("*/agents/*/logs/*")), "a run started"
 
 
 def test_bad_flags_are_refused_with_a_message(tmp_path):
@@ -91,6 +100,8 @@ def test_bad_flags_are_refused_with_a_message(tmp_path):
     assert out.returncode == 2 and "--yes only confirms a --start-from diff" in out.stderr
     out = run("--screen", "-1")
     assert out.returncode == 2 and "--screen: must be a finite number of noise sds" in out.stderr
+    out = run("--moves", "sideways")
+    assert out.returncode == 2 and "argument --moves: invalid choice: 'sideways'" in out.stderr
     out = run("--remeasure", "-1")
     assert out.returncode == 2 and "argument --remeasure: must be at least 0" in out.stderr
     out = run("--devices", "tpu")

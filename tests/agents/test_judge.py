@@ -21,7 +21,7 @@ from agents.judge import (
 )
 from agents.runner import RunResult
 from benchmarks.keep_rule import simulate
-from memory.models import NoiseEstimate, RunStats, Status, pooled_noise
+from memory.models import NoiseEstimate, RunStats, Status, champion_of, pooled_noise, run_stats
 
 BASE = RunStats(mean=1.0, n=3, sd=None)
 NOISE = Noise(sd=0.01, n=20, df=15)
@@ -131,6 +131,25 @@ def test_moving_onto_a_program_needs_more_than_the_noise():
     assert not clearly_better(champion, BASE, NOISE, "minimize")  # 1 sd: inside the noise
     assert clearly_better(RunStats(mean=0.95, n=2, sd=None), BASE, NOISE, "minimize")
     assert not clearly_better(RunStats(mean=None, n=0, sd=None), BASE, NOISE, "minimize")
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_champion_and_a_move_onto_it_follow_one_rule(direction):
+    """The same numbers decide whether memory's champion changes (champion_of) and whether
+    an agent moves onto it (clearly_better): just inside the margin neither, just beyond
+    it both."""
+    estimate = pooled_noise([[1.0, 1.02, 0.99], [0.5, 0.53]])
+    noise = noise_used(estimate, None)
+    assert noise is not None
+    old = [1.0, 1.01, 0.99]
+    sign = -1.0 if direction == "minimize" else 1.0
+    bar = noise.margin(2, 3)
+    for share, moves in ((0.99, False), (1.01, True)):
+        mean = 1.0 + sign * share * bar
+        new = [mean - 0.001, mean + 0.001]
+        champion = champion_of([("old", old), ("new", new)], direction, estimate)
+        ahead = clearly_better(run_stats(new), run_stats(old), noise, direction)
+        assert (champion == "new") is ahead is moves
 
 
 def _rate(tallies, num: str, den: str) -> tuple[float, float]:

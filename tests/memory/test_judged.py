@@ -242,6 +242,24 @@ def test_program_stats(store: Store) -> None:
     assert store.program_stats(TASK, "fp-none", "cpu") == RunStats(mean=None, n=0, sd=None)
 
 
+def test_evidence_is_the_stats_noise_and_champion_from_one_read(store: Store) -> None:
+    run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
+    run(store, "root2", 1.25, role=Role.baseline, fingerprint="fp-root", minutes=1)
+    run(store, "b", 0.5, minutes=2)
+    again(store, "b", 0.625, minutes=3)
+    run(store, "once", 0.25, status=Status.discard, minutes=4)
+    run(store, "b-gpu", 9.0, hardware="1xH100", fingerprint="fp-b")  # elsewhere: not counted
+    evidence = store.evidence(TASK, "cpu", 60, swarm_id="s1")
+    assert evidence.noise == store.noise(TASK, "cpu", 60, swarm_id="s1")
+    assert evidence.noise.df == 2
+    # b beats the root by 0.5625 > t(0.95, 2) * 0.1398 * 1 = 0.408
+    assert evidence.champion == store.champion(TASK, "cpu", 60, swarm_id="s1")
+    assert evidence.champion is not None and evidence.champion.id == "b"
+    for fp in ("fp-root", "fp-b", "fp-once", "fp-never"):
+        assert evidence.stats(fp) == store.program_stats(TASK, fp, "cpu", 60, swarm_id="s1")
+    assert evidence.stats("fp-b").n == 2 and evidence.stats("fp-never").mean is None
+
+
 def test_noise_is_the_pooled_within_program_sd(store: Store) -> None:
     # the root: three replicates; a program run twice; a program run once (no information)
     for i, m in enumerate((1.0, 1.5, 2.0)):
