@@ -81,6 +81,7 @@ SHARED_MEMORY_ARMS = (
 OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
 ARMS = LABSWARM_ARMS + OPTUNA_ARMS
 PRIOR_BUDGET = 1.5  # seconds per run of the transfer arm's earlier swarm (the task's: 3)
+PRIOR_SEED = 10_000  # + the seed: the landscape seed of that earlier swarm
 N_STARTUP_TRIALS = 5  # the builtin proposer's TPESampler(n_startup_trials=5)
 
 CONFIG_PREFIX = "landscape config: "
@@ -256,21 +257,18 @@ def _swarm(
 def _prior_pack(
     task_dir: Path, root: Path, agents: int, experiments: int, seed: int, embedder: str | None
 ) -> Path:
-    """A pack exported from an earlier labswarm swarm on the task at ``PRIOR_BUDGET``
-    seconds per run (the transfer arm's seed pack)."""
+    """A pack exported from an earlier labswarm swarm on the landscape ``task_dir`` at
+    ``PRIOR_BUDGET`` seconds per run (the transfer arm's seed pack). The earlier swarm has
+    its own landscape seed and repetition counter: its noise is its own, and the arm's own
+    runs draw what every other arm draws."""
+    prior = root / "prior"
+    task = prepare_task(task_dir, prior, PRIOR_SEED + seed)
     pack = root / "prior-pack.jsonl"
-    store = get_store(root / "memory-prior", embedder=embedder)
+    store = get_store(prior / "memory", embedder=embedder)
     try:
-        _swarm(
-            task_dir,
-            store,
-            root / "runs-prior",
-            agents,
-            experiments // agents,
-            seed * 100 + 99,
-            {"budget": PRIOR_BUDGET},
-        )
-        export_pack(store, pack, name="prior", query=TraceQuery(task=load_task(task_dir).name))
+        options = {"budget": PRIOR_BUDGET}
+        _swarm(task, store, prior / "runs", agents, experiments // agents, seed, options)
+        export_pack(store, pack, name="prior", query=TraceQuery(task=load_task(task).name))
     finally:
         store.close()
     return pack
@@ -325,7 +323,7 @@ def run_labswarm(
     try:
         pack = None
         if arm == "labswarm-transfer":
-            pack = _prior_pack(task, root, n_agents, total // 2, seed, embedder)
+            pack = _prior_pack(task_dir, root, n_agents, total // 2, seed, embedder)
         for j, (agents, per_agent, options) in enumerate(plans):
             store = get_store(root / f"memory-{j}", embedder=embedder)
             try:
