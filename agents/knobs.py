@@ -58,7 +58,8 @@ def _literal(node: ast.expr) -> KnobValue | None:
     return None
 
 
-def _kind(value: KnobValue) -> KnobKind:
+def kind_of(value: KnobValue) -> KnobKind:
+    """The kind of a knob's value (a bool is a bool, not an int)."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -109,7 +110,7 @@ def discover_knobs(program: Program, names: Iterable[str] = ()) -> list[Knob]:
                 continue
             if isinstance(value, float) and not math.isfinite(value):
                 continue
-            kind = _kind(value)
+            kind = kind_of(value)
             line_text = lines[value_node.lineno - 1]
             choices = _choices(line_text, value) if isinstance(value, str) else ()
             knobs.append(

@@ -20,7 +20,7 @@ import threading
 from agents.program import EditError, Program, apply_diff
 from memory.base import Store
 from memory.errors import NotFound
-from memory.models import ExperimentPublic, Role
+from memory.models import ExperimentPublic, run_here
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class LineageError(ValueError):
 
 def is_trusted(trace: ExperimentPublic, swarm_id: str) -> bool:
     """True if ``trace`` was written by swarm ``swarm_id`` of this installation."""
-    return trace.swarm_id == swarm_id and trace.role != Role.seed and not trace.source
+    return trace.swarm_id == swarm_id and run_here(trace)
 
 
 def replay(root: Program, chain: list[ExperimentPublic], known: dict[str, Program]) -> Program:

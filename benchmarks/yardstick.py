@@ -202,7 +202,7 @@ def versions() -> str:
 
 
 def _paired_final(
-    res: dict[str, list[arms_mod.ArmSeed]], a: str, b: str, total: int
+    res: dict[str, list[arms_mod.ArmSeed]], a: str, b: str
 ) -> tuple[dict[int, arms_mod.ArmSeed], dict[int, arms_mod.ArmSeed], list[int]]:
     """Arm-seeds of arms ``a`` and ``b`` by seed, and the seeds both ran."""
     ra = {x.seed: x for x in res.get(a, [])}
@@ -224,7 +224,7 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
         return f"> {total}" if x > total else f"{x:g}"
 
     for land, res in by_land.items():
-        ra, rb, common = _paired_final(res, "labswarm-shared", "optuna-shared", total)
+        ra, rb, common = _paired_final(res, "labswarm-shared", "optuna-shared")
         if not common:
             continue
         ta = [ym.handed_curve(ra[s], total)[-1] for s in common]
@@ -265,7 +265,7 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
             ]
         )
     smooth = by_land.get("smooth", {})
-    rt, ro, common = _paired_final(smooth, "labswarm-transfer", "optuna-shared", total)
+    rt, ro, common = _paired_final(smooth, "labswarm-transfer", "optuna-shared")
     if common:
         target = facts["smooth"]["target"]
         mt = _to_target([rt[s] for s in common], target, total)

@@ -282,7 +282,7 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
             value = getattr(q, field)
             if value is not None:
                 where.append(getattr(e, field) == value)
-        if q.trusted:  # run here: not imported from a pack or another installation
+        if q.trusted:  # memory.models.run_here: not a seed, not imported
             where.append(col(e.role) != Role.seed)
             where.append(col(e.source) == "")
         if q.status:

@@ -583,6 +583,12 @@ class NoiseEstimate(BaseModel):
     identical: bool
 
 
+def run_here(trace: ExperimentBase) -> bool:
+    """True for a run this installation made itself: not a seed and not imported from a
+    pack or another installation (``TraceQuery(trusted=True)`` is the same rule in SQL)."""
+    return trace.role != Role.seed and not trace.source
+
+
 def seen_query(
     task: str, fingerprint: str, *, hardware: str | None = None, budget: float | None = None
 ) -> TraceQuery:

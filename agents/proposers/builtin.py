@@ -45,7 +45,7 @@ import warnings
 from datetime import datetime, timedelta
 from typing import Any
 
-from agents.knobs import Knob, KnobValue, discover_knobs, format_value, set_knobs
+from agents.knobs import Knob, KnobValue, discover_knobs, format_value, kind_of, set_knobs
 from agents.program import Edit, Program
 from agents.proposers.base import Proposal, ProposalRequest, Proposer, SearchExhausted
 from agents.task import TASK_FILE, SpaceSpec, Task, TaskError
@@ -58,6 +58,7 @@ from memory.models import (
     Role,
     Status,
     TraceQuery,
+    run_here,
 )
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def declared_distribution(knob: Knob, spec: SpaceSpec) -> Any:
     )
 
     if spec.choices is not None:
-        wrong = [c for c in spec.choices if _kind_of(c) != knob.kind]
+        wrong = [c for c in spec.choices if kind_of(c) != knob.kind]
         if wrong:
             raise ValueError(f"choices: {wrong[0]!r} is not a {knob.kind} like {knob.value!r}")
         return CategoricalDistribution(list(spec.choices))
@@ -133,10 +134,6 @@ def declared_distribution(knob: Knob, spec: SpaceSpec) -> Any:
         step = float(spec.step) if spec.step is not None else None
         return FloatDistribution(low, high, log=spec.log, step=step)
     raise ValueError(f"low: a {knob.kind} knob takes choices, not a range")
-
-
-def _kind_of(value: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
 
 
 def search_space(task: Task, root: Program, device_kind: str) -> dict[str, Any]:
@@ -224,7 +221,7 @@ def _round(value: Any, kind: str) -> KnobValue:
 
 def _source(trace: ExperimentPublic) -> str:
     """Where a prior comes from: a seed pack, or the hardware class and budget it ran on."""
-    if trace.role == Role.seed or trace.source:
+    if not run_here(trace):
         return "a seed pack"
     budget = f"{trace.budget_s:g} s" if trace.budget_s is not None else "an unknown budget"
     return f"{trace.hardware or 'unknown hardware'} at {budget}"
@@ -367,8 +364,7 @@ class BuiltinProposer(Proposer):
         here = (
             (not trace.hardware or trace.hardware == self.hardware)
             and (self.budget is None or trace.budget_s == self.budget)
-            and trace.role != Role.seed
-            and not trace.source  # imported: evidence from elsewhere, never a trial
+            and run_here(trace)  # a seed or an import: evidence from elsewhere, never a trial
         )
         if here and trace.status in SEEN_STATUSES and trace.role in SEEN_ROLES:
             self._seen.add(trace.fingerprint)  # what memory's "already ran" refuses
