@@ -10,6 +10,7 @@ from typing import Any
 
 from agents.devices import Device
 from agents.execute import Bench
+from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
 from agents.judge import Rules
 from agents.library import ProgramLibrary
 from agents.proposers.base import Proposer
@@ -36,6 +37,13 @@ class AgentContext:
     deadline: float | None = None  # time.time() after which no new run starts
     max_refusals: int = DEFAULT_MAX_REFUSALS
     recall: bool = True  # False: recall only this agent's own traces (no shared recall)
+    # Ablation switches (each turns off exactly one thing; docs/agents.md):
+    semantic_recall: bool = True  # False: no search by meaning (base's nor draft's)
+    refuse_near_duplicates: bool = True  # False: drafts are never refused as near duplicates
+    near_duplicate_threshold: float = DEFAULT_NEAR_DUPLICATE  # search score that counts
+    near_duplicate_tries: int = DEFAULT_NEAR_DUPLICATE_TRIES  # refusals before a draft passes
+    insights: bool = True  # False: no insights in the proposer's request
+    follow_champion: bool = True  # False: an agent never moves onto the champion
     on_event: Callable[[str, str, dict[str, Any]], None] | None = None
 
     @property

@@ -1,10 +1,12 @@
 """One researcher agent as a LangGraph ``StateGraph``::
 
-    recall -> propose -> check -> run -> judge -> record -> recall ...
-                 ^         |                 |  ^
-                 +-refused-+       candidate v  | (stage 2)
-                                          confirm
-    refused: duplicate / invalid / too close to a recorded failure
+    recall -> propose -> recall_draft -> check -> run -> judge -> record -> recall ...
+                 ^            |             |             |  ^
+                 +--refused---+-------------+   candidate v  | (stage 2)
+                                                       confirm
+    recall_draft: memory searched with the draft (by meaning and by knob moves on the
+    base's lineage); a near duplicate of a run or a claim in flight goes back
+    refused: near duplicate / duplicate / invalid / too close to a recorded failure
     candidate: a first run that passed the screen (or a suspect one) runs again with
     another seed before the verdict is final (agents.judge)
     record -> remeasure -> recall: a kept program runs rules.remeasure more times first
@@ -25,7 +27,17 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from agents.context import AgentContext
-from agents.nodes import check, confirm, judge_node, propose, recall, record, remeasure, run
+from agents.nodes import (
+    check,
+    confirm,
+    judge_node,
+    propose,
+    recall,
+    recall_draft,
+    record,
+    remeasure,
+    run,
+)
 from agents.state import AgentState, InputState
 
 
@@ -33,8 +45,23 @@ def after_recall(state: AgentState) -> Literal["propose", "__end__"]:
     return "__end__" if state.get("stop_reason") else "propose"
 
 
-def after_propose(state: AgentState) -> Literal["check", "__end__"]:
-    return "__end__" if state.get("stop_reason") else "check"
+def after_propose(state: AgentState) -> Literal["recall_draft", "__end__"]:
+    return "__end__" if state.get("stop_reason") else "recall_draft"
+
+
+def _refused(state: AgentState, runtime: Runtime[AgentContext]) -> Literal["propose", "__end__"]:
+    ctx = runtime.context
+    if state.get("refusals", 0) >= ctx.max_refusals:
+        return "__end__"
+    if ctx.stop.is_set() or ctx.out_of_time():
+        return "__end__"
+    return "propose"
+
+
+def after_recall_draft(
+    state: AgentState, runtime: Runtime[AgentContext]
+) -> Literal["check", "propose", "__end__"]:
+    return _refused(state, runtime) if state.get("status") == "near_duplicate" else "check"
 
 
 def after_check(
@@ -42,12 +69,7 @@ def after_check(
 ) -> Literal["run", "propose", "__end__"]:
     if state.get("claim_id") and state.get("candidate"):
         return "run"
-    ctx = runtime.context
-    if state.get("refusals", 0) >= ctx.max_refusals:
-        return "__end__"
-    if ctx.stop.is_set() or ctx.out_of_time():
-        return "__end__"
-    return "propose"
+    return _refused(state, runtime)
 
 
 def after_judge(state: AgentState) -> Literal["confirm", "record"]:
@@ -62,6 +84,7 @@ def after_record(state: AgentState) -> Literal["remeasure", "recall"]:
 builder = StateGraph(AgentState, context_schema=AgentContext, input_schema=InputState)
 builder.add_node("recall", recall)
 builder.add_node("propose", propose)
+builder.add_node("recall_draft", recall_draft)
 builder.add_node("check", check)
 builder.add_node("run", run)
 builder.add_node("judge", judge_node)
@@ -71,6 +94,7 @@ builder.add_node("record", record)
 builder.add_edge(START, "recall")
 builder.add_conditional_edges("recall", after_recall)
 builder.add_conditional_edges("propose", after_propose)
+builder.add_conditional_edges("recall_draft", after_recall_draft)
 builder.add_conditional_edges("check", after_check)
 builder.add_edge("run", "judge")
 builder.add_conditional_edges("judge", after_judge)

@@ -30,9 +30,11 @@ confirmation (``confirm=False``, an ablation) a single run is kept when it gains
 ``margin(1)``.
 
 **Re-measure.** The two runs of a kept program were selected for being good (the winner's
-curse), so the agent that kept it runs it ``remeasure`` (default 1) more times with fresh
+curse), so the agent that kept it runs it ``remeasure`` (default 2) more times with fresh
 seeds before building on it: the new base's mean is less lucky, later gains are measured
-against a fairer bar, and the noise estimate grows as the champion moves.
+against a fairer bar, and the noise estimate grows as the champion moves. Only these runs
+(and a root's baseline replicates) decide the champion (``memory.models.champion_of``):
+with fewer than two, a kept program can never take the title.
 
 **Sanity gate.** A metric outside the task's plausible range (``[metric].min``/``max``) or a
 gain of more than ``suspect_sd`` noise sds in one step is *suspect*: it is re-run (even
@@ -68,7 +70,9 @@ MIN_REPLICATES = 2  # a spread needs at least two runs of one program
 ALPHA = KEEP_ALPHA  # the most often a change with no effect may be kept
 DEFAULT_SCREEN = 1.0  # stage 1: a candidate gains more than this many noise sds
 DEFAULT_SUSPECT_SD = 8.0  # a one-step gain beyond this many noise sds is re-run first
-DEFAULT_REMEASURE = 1  # extra runs of a newly kept program, so its mean is not only lucky
+# extra runs of a newly kept program, so its mean is not only lucky; two, because only these
+# runs can make it the champion (memory.models.MIN_CHAMPION_RUNS unselected runs)
+DEFAULT_REMEASURE = 2
 
 
 class NoNoise(RuntimeError):

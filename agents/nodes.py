@@ -1,9 +1,10 @@
-"""The nodes of one agent's iteration: recall -> propose -> check -> run -> judge -> record
-(a candidate goes judge -> confirm -> judge -> record: :mod:`agents.judge`).
+"""The nodes of one agent's iteration: recall -> propose -> recall_draft -> check -> run ->
+judge -> record (a candidate goes judge -> confirm -> judge -> record: :mod:`agents.judge`).
 
 Each node reads the state, reaches memory, proposer, workspace and device through the
-runtime context, and returns the state keys it changes. ``check`` records refusals
-(``invalid``, ``duplicate``) itself, before any device is spent.
+runtime context, and returns the state keys it changes. ``recall_draft`` (``near_duplicate``)
+and ``check`` (``invalid``, ``duplicate``) record refusals themselves, before any device is
+spent.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agents import idea
 from agents.context import AgentContext
 from agents.judge import (
     Noise,
@@ -46,6 +48,8 @@ from agents.tracing import (
 )
 from memory.base import Evidence
 from memory.errors import AlreadyClaimed, AlreadyRan, NotFound
+from memory.insights import recorded_base
+from memory.insights import stale_failures as memory_stale_failures
 from memory.models import (
     ClaimCreate,
     ExperimentCreate,
@@ -99,9 +103,6 @@ def _noise(ctx: AgentContext, evidence: Evidence) -> Noise | None:
         return None
 
 
-FAILED = (Status.crash, Status.timeout, Status.discard, Status.invalid)
-
-
 def stale_failures(
     ctx: AgentContext,
     traces: list[ExperimentPublic],
@@ -110,28 +111,29 @@ def stale_failures(
     evidence: Evidence | None = None,
 ) -> list[str]:
     """Ids of failures in ``traces`` measured on a base the champion now beats by more than
-    the noise: "failed on an older base", which a proposer may try again. A failure that
-    did not record its base's mean is compared with its parent program's stats in
-    ``evidence`` (read from the store when needed and not given)."""
-    out: list[str] = []
-    bases: dict[str, RunStats] = {}
-    for t in traces:
-        if t.status not in FAILED or t.role != Role.experiment or not t.parent_id:
-            continue
-        if t.base_metric is not None:
-            base = RunStats(mean=t.base_metric, n=t.base_n or 1, sd=None)
-        else:
-            if t.parent_id not in bases:
-                try:
-                    parent = ctx.store.get_trace(t.parent_id)
-                except NotFound:
-                    continue
-                evidence = evidence or _evidence(ctx)
-                bases[t.parent_id] = evidence.stats(parent.fingerprint)
-            base = bases[t.parent_id]
-        if clearly_better(champion, base, noise, ctx.task.direction):
-            out.append(t.id)
-    return out
+    the noise: "failed on an older base", which a proposer may try again (the one rule,
+    ``memory.insights.stale_failures``, with the noise a verdict uses). A failure that did
+    not record its base's mean is compared with its parent program's stats in ``evidence``
+    (read from the store when needed and not given)."""
+    bases: dict[str, RunStats | None] = {}
+
+    def base_of(t: ExperimentPublic) -> RunStats | None:
+        nonlocal evidence
+        recorded = recorded_base(t)
+        if recorded is not None or not t.parent_id:
+            return recorded
+        if t.parent_id not in bases:
+            try:
+                parent = ctx.store.get_trace(t.parent_id)
+            except NotFound:
+                bases[t.parent_id] = None
+                return None
+            evidence = evidence or _evidence(ctx)
+            bases[t.parent_id] = evidence.stats(parent.fingerprint)
+        return bases[t.parent_id]
+
+    sd, df, known = (noise.sd, noise.df, noise.floored) if noise is not None else (None, 0, False)
+    return memory_stale_failures(traces, champion, base_of, ctx.task.direction, sd, df, known=known)
 
 
 def _no_log_tail(trace: ExperimentPublic) -> ExperimentPublic:
@@ -174,7 +176,8 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     if champion is not None and champion.id != base.id:
         champ_stats = evidence.stats(champion.fingerprint)
         ahead = clearly_better(champ_stats, base_stats, noise, ctx.task.direction)
-        if ahead and ctx.library.for_trace(champion) is not None:
+        # follow_champion off (an ablation): the champion is shown, never built on
+        if ahead and ctx.follow_champion and ctx.library.for_trace(champion) is not None:
             log.info("%s: moves onto the champion %s", ctx.agent_name, champion.id)
             ctx.emit("moved", base_id=champion.id, metric=champ_stats.mean)
             base, base_stats = champion, champ_stats
@@ -185,7 +188,8 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         related[t.id] = t
     findings = []
     text = base.hypothesis or ctx.task.description or ctx.task.name
-    hits = ctx.store.search(text, task=task, limit=RELATED_BY_MEANING) if ctx.recall else []
+    semantic = ctx.recall and ctx.semantic_recall
+    hits = ctx.store.search(text, task=task, limit=RELATED_BY_MEANING) if semantic else []
     for hit in hits:
         if hit.experiment is not None and hit.experiment.id != base.id:
             related.setdefault(hit.experiment.id, hit.experiment)
@@ -204,6 +208,8 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         base_metric=base_stats.mean,
         base_n=base_stats.n,
         champion_id=champion.id if champion else None,
+        best_metric=best.mean,
+        best_n=best.n,
         noise=noise,
         recalled=Recalled(
             base=_no_log_tail(base),
@@ -213,6 +219,7 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             findings=findings,
             claims=[c for c in claims if c.agent_id != ctx.agent_id],
         ),
+        near_duplicates=0,
         stop_reason="",
     )
     return update
@@ -221,6 +228,23 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 # propose
 # ---------------------------------------------------------------------------
+
+INSIGHT_LINES = 12  # insight lines a proposer is given
+
+
+def _insights(ctx: AgentContext) -> list[str]:
+    """What memory has learned of the task on this hardware and budget, as prompt lines
+    (``Store.insights``); none with the ``insights`` switch or shared recall off, or for a
+    proposer that reads no text (the builtin sampler)."""
+    if not (ctx.insights and ctx.recall and ctx.proposer.reads_text):
+        return []
+    report = ctx.store.insights(ctx.task.name, ctx.device.hardware, ctx.budget)
+    return report.prompt_lines(INSIGHT_LINES)
+
+
+def proposer_name(ctx: AgentContext, proposal: Proposal | None) -> str:
+    """Who made ``proposal``: its own ``proposer`` ("hybrid:llm"), else the agent's."""
+    return (proposal.proposer if proposal is not None else "") or ctx.proposer.name
 
 
 def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -246,6 +270,7 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         feedback=list(state.get("feedback", [])),
         recall=ctx.recall,
         budget=ctx.budget,
+        insights=_insights(ctx),
     )
     try:
         proposal = ctx.proposer.propose(request)
@@ -259,6 +284,132 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         return {"proposal": None, "stop_reason": f"search exhausted: {exc}"}
     ctx.emit("proposed", hypothesis=proposal.hypothesis)
     return {"proposal": proposal, "proposal_error": "", "raw_output": ""}
+
+
+# ---------------------------------------------------------------------------
+# recall by the draft: search with the idea, refuse near duplicates
+# ---------------------------------------------------------------------------
+
+
+def _draft_program(ctx: AgentContext, state: AgentState, proposal: Proposal) -> Program | None:
+    """The draft applied to the base (None when its edits do not apply: ``check`` records
+    why)."""
+    try:
+        return apply_edits(_base_program(ctx, state), proposal.edits)
+    except EditError:
+        return None
+
+
+def _search_traces(
+    ctx: AgentContext, text: str, own: str | None
+) -> list[tuple[float, ExperimentPublic]]:
+    """(score, trace) of the traces of the task nearest to ``text``, best first (only
+    ``own``'s when given)."""
+    hits = ctx.store.search(text, kinds=("trace",), task=ctx.task.name, limit=idea.NEAR_LIMIT)
+    return [
+        (h.score, h.experiment)
+        for h in hits
+        if h.experiment is not None and (own is None or h.experiment.agent_id == own)
+    ]
+
+
+def recall_draft(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Recall with the draft (``agents.idea``): traces near its hypothesis and knob changes
+    by meaning, and traces on the base's lineage that moved the same knobs the same way,
+    join what the proposer sees; a free-form draft that nearly repeats a run or a claim in
+    flight is refused (``near_duplicate``, the matched trace named) and goes back to the
+    proposer with that evidence, at most ``near_duplicate_tries`` times -- then it passes."""
+    ctx = runtime.context
+    proposal = state.get("proposal")
+    recalled = state.get("recalled")
+    passed: dict[str, Any] = {"status": "drafted"}
+    if proposal is None or recalled is None or state.get("proposal_error"):
+        return passed  # check records an unusable proposal
+    name = proposer_name(ctx, proposal)
+    if name.endswith("builtin"):
+        return passed  # a sampled configuration: no text to recall by, never a near duplicate
+    base_program = _base_program(ctx, state)
+    candidate = _draft_program(ctx, state, proposal)
+    if candidate is None:
+        return passed
+    knobs = knob_changes(base_program, candidate, ctx.task.knobs)
+    task = ctx.task.name
+    own = None if ctx.recall else ctx.agent_id
+    base = recalled.base
+    lineage = idea.lineage_ids(ctx.store, base)
+    refuse = (
+        ctx.refuse_near_duplicates and state.get("near_duplicates", 0) < ctx.near_duplicate_tries
+    )
+    semantic = ctx.recall and ctx.semantic_recall
+    found: dict[str, ExperimentPublic] = {}
+    query = idea.draft_text(proposal.hypothesis, knobs)
+    by_meaning = _search_traces(ctx, query, own) if semantic else []
+    for _, t in by_meaning:
+        if t.id != base.id:
+            found[t.id] = t
+    for t in idea.structural_matches(ctx.store, task, lineage, knobs, agent_id=own):
+        found.setdefault(t.id, t)
+    known = {t.id for t in recalled.related}
+    new = [_no_log_tail(t) for t in found.values() if t.id not in known]
+    best = RunStats(mean=state.get("best_metric"), n=state.get("best_n") or 1, sd=None)
+    stale = stale_failures(ctx, new, best, state.get("noise")) if new else []
+    if new:
+        recalled = recalled.model_copy(
+            update={"related": [*recalled.related, *new], "stale": [*recalled.stale, *stale]}
+        )
+        passed["recalled"] = recalled
+        ctx.emit("recalled_by_draft", traces=len(new))
+    if not refuse:
+        return passed
+    # the check's candidates: the draft's nearest runs (searched above, once, unless
+    # semantic recall is off), and the claims in flight
+    if not semantic:
+        by_meaning = _search_traces(ctx, query, own)
+    # the draft's own program, recorded or claimed, is an exact duplicate: ``check``
+    # refuses it as ``duplicate`` (or lets a re-run of an outgrown failure through)
+    same = candidate.fingerprint
+    runs = idea.candidate_runs(
+        [t for _, t in by_meaning if t.fingerprint != same],
+        lineage=lineage,
+        base_fingerprint=base.fingerprint,
+        hardware=ctx.device.hardware,
+        budget=ctx.budget,
+        stale=set(recalled.stale),
+    )
+    others = [
+        c
+        for c in ctx.store.active_claims(task)
+        if c.agent_id != ctx.agent_id and c.fingerprint != same
+    ]
+    claims = idea.candidate_claims(
+        others if ctx.recall else [], hardware=ctx.device.hardware, budget=ctx.budget
+    )
+    near = idea.near_duplicate(
+        idea.similarity_model(ctx.store),
+        runs,
+        claims,
+        hypothesis=proposal.hypothesis,
+        knobs=knobs,
+        threshold=ctx.near_duplicate_threshold,
+        metric_name=ctx.task.metric_name,
+    )
+    if near is None:
+        return passed
+    trace = refusal(
+        ctx.author,
+        Status.near_duplicate,
+        near.why,
+        parent_id=base.id,
+        hypothesis=proposal.hypothesis,
+        fingerprint=candidate.fingerprint,
+        diff=diff(base_program, candidate),
+        knobs=knobs,
+        proposer=name,
+        matched_id=near.matched_id,
+    )
+    refused = _refused(ctx, state, near.why, trace)
+    near_count = state.get("near_duplicates", 0) + 1
+    return {**passed, **refused, "near_duplicates": near_count}
 
 
 # ---------------------------------------------------------------------------
@@ -298,6 +449,7 @@ def _unapplied(ctx: AgentContext, state: AgentState, reason: str, text: str) -> 
         hypothesis=proposal.hypothesis if proposal else "",
         fingerprint=unapplied_fingerprint(text),
         log_tail=text[-2000:],
+        proposer=proposer_name(ctx, proposal),
     )
     return _refused(ctx, state, reason, trace)
 
@@ -349,6 +501,7 @@ def _refusal(
             why,
             parent_id=state.get("base_id"),
             hypothesis=proposal.hypothesis if proposal else "",
+            proposer=proposer_name(ctx, proposal),
             **common,
         )
         return _refused(ctx, state, why, trace)
@@ -388,6 +541,7 @@ def _claim(
             why,
             parent_id=state.get("base_id"),
             hypothesis=hypothesis,
+            proposer=proposer_name(ctx, proposal),
             **common,
         )
         return _refused(ctx, state, why, trace)
@@ -398,6 +552,7 @@ def _claim(
         "claim_id": claim.id,
         "trace_id": new_id(),
         "refusals": 0,
+        "near_duplicates": 0,
         "status": "claimed",
         "reason": "",
         "outcome": None,
@@ -517,6 +672,7 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         diff=state.get("diff", ""),
         knobs=state.get("knobs", {}),
         judged=state.get("judged", {}),
+        proposer=proposer_name(ctx, proposal),
     )
     write_trace(ctx.store, trace)
     runs = 1
@@ -533,6 +689,7 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             hypothesis=f"confirmation of {trace_id}: {hypothesis}",
             fingerprint=state["fingerprint"],
             judged=state.get("judged", {}),
+            proposer=proposer_name(ctx, proposal),
         )
         write_trace(ctx.store, again)
         runs = 2
@@ -568,8 +725,9 @@ def remeasure_id(trace_id: str, number: int) -> str:
 
 
 def remeasure(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Run a newly kept program ``rules.remeasure`` more times with fresh seeds (recorded as
-    confirmations of it), so the base's mean is not only its two selected runs."""
+    """Run a newly kept program ``rules.remeasure`` more times with fresh seeds (role
+    ``remeasure``, parent: the kept trace), so the base's mean is not only its two selected
+    runs; only these runs can make it the champion (``memory.models.champion_of``)."""
     ctx = runtime.context
     kept = ctx.store.get_trace(str(state["last_trace_id"]))
     program = ctx.library.for_trace(kept)
@@ -595,7 +753,7 @@ def remeasure(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, An
             outcome,
             verdict,
             trace_id=run_id,
-            role=Role.confirmation,
+            role=Role.remeasure,
             parent_id=kept.id,
             hypothesis=hypothesis,
             fingerprint=kept.fingerprint,

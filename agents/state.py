@@ -29,7 +29,8 @@ class Recalled(BaseModel):
     champion: ExperimentPublic | None = None
     """This swarm's champion on this hardware class and budget (Store.champion)."""
     related: list[ExperimentPublic] = []
-    """Traces near the base: its children (failures too) and similar ones by meaning."""
+    """Traces near the base: its children (failures too) and similar ones by meaning; after
+    a draft, also the traces recalled by it (by meaning and by structure)."""
     stale: list[str] = []
     """Ids of related failures measured on a base the champion now beats by more than the
     noise ("failed on an older base": a proposer may try them again)."""
@@ -79,6 +80,11 @@ class AgentState(InputState, total=False):
     """Runs behind ``base_metric``."""
     champion_id: str | None
     """This swarm's champion on this hardware class and budget when last recalled."""
+    best_metric: float | None
+    """Mean metric of the champion (else the base) when last recalled: a failure measured
+    on a base this beats by more than the noise is stale."""
+    best_n: int
+    """Runs behind ``best_metric``."""
     noise: Noise | None
     """The noise recall measured (``agents.judge.noise_used``; ``None``: none yet): the
     iteration's verdicts are judged with it, against the base's mean read at the same time."""
@@ -94,6 +100,9 @@ class AgentState(InputState, total=False):
     """Why recent proposals were refused; shown to the proposer, newest last."""
     refusals: int
     """Proposals refused in a row since the last run."""
+    near_duplicates: int
+    """Drafts refused as near duplicates since the last claim (at
+    ``AgentContext.near_duplicate_tries`` the next draft passes that check)."""
     candidate: dict[str, str]
     """Files of the program about to run (path -> text)."""
     fingerprint: str

@@ -38,6 +38,7 @@ from agents.board import AgentBoard, apply_event
 from agents.context import DEFAULT_MAX_REFUSALS, AgentContext
 from agents.devices import Device, plan_devices
 from agents.execute import Bench, SetupFailed
+from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
 from agents.judge import (
     DEFAULT_REMEASURE,
     DEFAULT_REPLICATES,
@@ -48,6 +49,7 @@ from agents.judge import (
 from agents.library import LineageError, ProgramLibrary, rebuild_for_review
 from agents.program import Program, diff
 from agents.proposers.base import Proposer
+from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
 from agents.task import Task, load_task
 from agents.tracing import Author, set_agent, setup_failure, write_trace
 from agents.workspace import TaskRootChanged, Workspace, protected_hashes
@@ -74,8 +76,9 @@ class SwarmConfig:
     budget: float | None = None  # seconds per run; None: the task's for the device kind
     max_experiments: int | None = None  # per agent
     hours: float | None = None
-    proposer: str = "builtin"  # builtin | llm
+    proposer: str = "builtin"  # builtin | llm | hybrid
     moves: str = "whole"  # builtin: whole configurations | neighbour (one knob of the base)
+    hybrid_ratio: int = HYBRID_RATIO  # hybrid: builtin proposals per LLM proposal
     model: str | None = None
     base_url: str | None = None
     replicates: int = DEFAULT_REPLICATES
@@ -85,8 +88,16 @@ class SwarmConfig:
     quick_budget: float | None = None  # without --budget: cap a CPU run at this many seconds
     max_refusals: int = DEFAULT_MAX_REFUSALS  # proposals refused in a row before giving up
     # False: each agent recalls only its own traces before proposing (claims and the
-    # duplicate refusal stay shared) -- the benchmark's "recall off" arm.
+    # duplicate refusal stay shared) -- the benchmark's "recall off" arm: no champion, no
+    # search by meaning, no insights, near duplicates only of its own runs.
     recall: bool = True
+    # Ablation switches, each turning off exactly one thing (docs/agents.md, "Switches"):
+    semantic_recall: bool = True  # search memory by meaning (the base's and the draft's)
+    refuse_near_duplicates: bool = True  # send a near-duplicate draft back to the proposer
+    near_duplicate_threshold: float = DEFAULT_NEAR_DUPLICATE  # Store.search score
+    near_duplicate_tries: int = DEFAULT_NEAR_DUPLICATE_TRIES  # refusals before a draft passes
+    insights: bool = True  # give the proposer memory's insights
+    follow_champion: bool = True  # move onto the champion when it beats the agent's base
     # A trace whose program becomes the swarm's root (re-measured as this swarm's own
     # baseline). Only set after the operator reviewed its diff (labswarm run --start-from).
     start_from: str | None = None
@@ -96,6 +107,23 @@ class SwarmConfig:
     confirm: bool = True
     screen: float = DEFAULT_SCREEN
     remeasure: int = DEFAULT_REMEASURE  # extra runs of each newly kept program
+
+
+def recall_switches(config: SwarmConfig) -> dict[str, Any]:
+    """The ``AgentContext`` fields of ``config``'s recall settings and ablation switches."""
+    return {"recall": config.recall, **ablation_switches(config)}
+
+
+def ablation_switches(config: SwarmConfig) -> dict[str, Any]:
+    """The ``AgentContext`` fields of ``config``'s ablation switches (``recall`` aside)."""
+    return {
+        "semantic_recall": config.semantic_recall,
+        "refuse_near_duplicates": config.refuse_near_duplicates,
+        "near_duplicate_threshold": config.near_duplicate_threshold,
+        "near_duplicate_tries": config.near_duplicate_tries,
+        "insights": config.insights,
+        "follow_champion": config.follow_champion,
+    }
 
 
 def judge_rules(config: SwarmConfig, task: Task) -> Rules:
@@ -118,9 +146,10 @@ def recorded_space(
     config: SwarmConfig, task: Task, root: Program, device_kind: str
 ) -> dict[str, dict[str, Any]]:
     """What the builtin proposer searches, recorded with the swarm in memory (a change of
-    space between swarms shows there); ``{}`` for another proposer. A bad ``[space]``
-    declaration fails here, before any run (``TaskError`` naming the file and knob)."""
-    if config.proposer != "builtin":
+    space between swarms shows there); ``{}`` for the llm proposer (the hybrid's builtin
+    side records its space too). A bad ``[space]`` declaration fails here, before any run
+    (``TaskError`` naming the file and knob)."""
+    if config.proposer not in ("builtin", "hybrid"):
         return {}
     from agents.proposers.builtin import describe_space, search_space
 
@@ -140,19 +169,34 @@ def default_proposer_factory(config: SwarmConfig) -> ProposerFactory:
             )
 
         return make_builtin
-    if config.proposer == "llm":
+    if config.proposer in ("llm", "hybrid"):
         if not config.model:
-            raise SwarmError("--proposer llm needs --model (e.g. openai:gpt-4.1 or hf:/path.gguf)")
+            raise SwarmError(
+                f"--proposer {config.proposer} needs --model (e.g. openai:gpt-4.1 or hf:/path.gguf)"
+            )
+        if config.proposer == "hybrid" and config.hybrid_ratio < 1:
+            raise SwarmError(
+                f"--hybrid-ratio: must be at least 1 builtin proposal per LLM proposal, "
+                f"got {config.hybrid_ratio}"
+            )
         from agents.proposers.llm import LLMProposer, make_chat_model
 
         cache = Path(config.cache_dir) if config.cache_dir else None
         chat = make_chat_model(config.model, config.base_url, cache_dir=cache)
 
         def make_llm(task: Task, root: Program, device: Device, name: str, seed: int) -> Proposer:
-            return LLMProposer(chat)
+            if config.proposer == "llm":
+                return LLMProposer(chat)
+            from agents.proposers.builtin import BuiltinProposer
+            from agents.proposers.hybrid import HybridProposer
+
+            builtin = BuiltinProposer(
+                task, root, device.kind, device.hardware, seed=seed, moves=config.moves
+            )
+            return HybridProposer(LLMProposer(chat), builtin, ratio=config.hybrid_ratio)
 
         return make_llm
-    raise SwarmError(f"--proposer {config.proposer!r}: expected 'builtin' or 'llm'")
+    raise SwarmError(f"--proposer {config.proposer!r}: expected 'builtin', 'llm' or 'hybrid'")
 
 
 @dataclass
@@ -421,6 +465,7 @@ class Swarm:
                 fingerprint=values.get("fingerprint", ""),
                 diff=values.get("diff", ""),
                 knobs=values.get("knobs", {}),
+                proposer=(proposal.proposer if proposal is not None else "") or ctx.proposer.name,
                 error="the swarm process stopped while this run was in flight (found on resume)",
             )
             write_trace(self.store, trace)
@@ -531,8 +576,8 @@ class Swarm:
                 max_experiments=self.config.max_experiments,
                 deadline=deadline,
                 max_refusals=self.config.max_refusals,
-                recall=self.config.recall,
                 on_event=self.on_event,
+                **recall_switches(self.config),
             )
             t = threading.Thread(
                 target=self._agent_main, args=(graph, ctx, result), name=name, daemon=True

@@ -93,10 +93,12 @@ def trace_from_run(
     diff: str = "",
     knobs: dict[str, Any] | None = None,
     judged: dict[str, Any] | None = None,
+    proposer: str = "",
 ) -> ExperimentCreate:
     """The trace of one finished (or cut-off) run, judged ``verdict``: with its seed, the
     verdict's reason and what it was judged against (``judged``: base_metric, base_n,
-    judged_metric, judged_n, noise_sd, noise_n, threshold; default: the verdict's own)."""
+    judged_metric, judged_n, noise_sd, noise_n, threshold; default: the verdict's own), and
+    the ``proposer`` that made it ("" for a baseline or a re-measure)."""
     result = outcome.result
     ran_ok = verdict.status in (Status.keep, Status.discard)
     against = judged if judged is not None else judged_fields(verdict)
@@ -116,6 +118,7 @@ def trace_from_run(
         error="" if ran_ok else verdict.reason,
         reason=verdict.reason,
         seed=result.seed,
+        proposer=proposer,
         **against,
         started_at=outcome.started_at,
         finished_at=outcome.finished_at,
@@ -184,8 +187,12 @@ def refusal(
     diff: str = "",
     knobs: dict[str, Any] | None = None,
     log_tail: str = "",
+    proposer: str = "",
+    matched_id: str = "",
 ) -> ExperimentCreate:
-    """The trace of a proposal refused before any run (``invalid`` or ``duplicate``)."""
+    """The trace of a proposal refused before any run (``invalid``, ``duplicate`` or
+    ``near_duplicate``: ``matched_id`` is the trace or claim it nearly repeats); ``error``
+    and ``reason`` both say why."""
     return author.trace(
         status,
         id=new_id(),
@@ -197,6 +204,9 @@ def refusal(
         knobs=knobs or {},
         log_tail=log_tail,
         error=reason,
+        reason=reason,
+        proposer=proposer,
+        matched_id=matched_id,
     )
 
 

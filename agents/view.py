@@ -30,6 +30,7 @@ STATUS_STYLE = {
     "timeout": "red",
     "invalid": "yellow",
     "duplicate": "cyan",
+    "near_duplicate": "cyan",
     "interrupted": "magenta",
 }
 

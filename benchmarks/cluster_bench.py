@@ -83,13 +83,13 @@ def _phase(store: Any, swarm_id: str) -> dict[str, Any]:
     first one's start to the last one's end, the runs' mean own duration, and the mean gap
     between an agent's runs (one's end to its next one's start: judging, recording, recall,
     proposal, claim, the workspace written)."""
-    from memory.models import RAN_STATUSES, Role, TraceQuery
+    from memory.models import RAN_STATUSES, RUN_ROLES, Role, TraceQuery
 
     traces = store.query_traces(TraceQuery(swarm_id=swarm_id, limit=1000)).data
     ran = [
         t
         for t in traces
-        if t.role in (Role.experiment, Role.confirmation)
+        if t.role in RUN_ROLES
         and t.status in RAN_STATUSES
         and t.started_at is not None
         and t.finished_at is not None
@@ -105,7 +105,8 @@ def _phase(store: Any, swarm_id: str) -> dict[str, Any]:
     return {
         "runs": len(ran),
         "experiments": sum(t.role == Role.experiment for t in ran),
-        "confirmations": sum(t.role == Role.confirmation for t in ran),
+        # re-runs: confirmations and re-measures
+        "confirmations": sum(t.role in (Role.confirmation, Role.remeasure) for t in ran),
         "phase": phase,
         "run_s": statistics.fmean(durations) if durations else float("nan"),
         "between_runs_s": statistics.fmean(gaps) if gaps else float("nan"),

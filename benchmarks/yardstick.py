@@ -1,7 +1,8 @@
 """The yardstick: labswarm against one shared Optuna study and random search, on true values.
 
-Runs every arm (``yardstick_arms.py``: the real labswarm swarm in four arms, Optuna with N
-workers on one study, Optuna with one worker, random search) on three landscapes
+Runs every arm (``yardstick_arms.py``: the real labswarm swarm in several arms, one per
+ablation switch among them; Optuna with N workers on one study, Optuna with one worker,
+random search) on three landscapes
 (``benchmarks/landscape``: smooth; ``landscape-crash``: a real divergence region inside the
 search box; ``landscape-flat``: a constant plus noise), with the same total experiments,
 the same search space and common random numbers, over many seeds; then writes
@@ -546,7 +547,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="per-landscape seed counts overriding --seeds, e.g. crash=10,flat=10",
     )
     p.add_argument("--landscapes", default=",".join(LANDSCAPES))
-    p.add_argument("--arms", default=",".join(arms_mod.ARMS))
+    p.add_argument(
+        "--arms",
+        default=",".join(arms_mod.ARMS),
+        help=f"comma-separated arms (default: all of {', '.join(arms_mod.ARMS)}; "
+        "yardstick_arms.py and docs/benchmarks.md say what each runs)",
+    )
     p.add_argument("--embedder", default=None, help="labswarm memory embedder (minilm | hash)")
     p.add_argument("--jobs", type=int, default=1, help="arm-seeds run at once (processes)")
     p.add_argument(

@@ -26,6 +26,14 @@ numbers, see ``landscape/evaluate.py``).
   remeasure=0)``: a keep is judged on one run (the same 5 % test) and never re-run, so no
   program gathers the two kept runs a champion needs -- the agents only climb their own
   lineages.
+- one arm per ablation switch of the swarm (:data:`ABLATIONS`), each ``labswarm-shared``
+  with exactly that one switch off: ``labswarm-no-semantic-recall``
+  (``semantic_recall=False``: recall without the search by meaning),
+  ``labswarm-no-near-dup`` (``refuse_near_duplicates=False``: drafts near in meaning to a
+  recorded run are not refused), ``labswarm-no-insights`` (``insights=False``: no
+  insights distilled from memory reach the proposer), ``labswarm-no-champion-following``
+  (``follow_champion=False``: an agent stays on its own lineage instead of moving onto
+  the swarm's champion).
 - ``optuna-shared``: one Optuna study in a journal file shared by N worker threads, each
   with its own ``load_study`` and ``TPESampler(constant_liar=True)`` with the builtin's
   ``n_startup_trials``; nothing of labswarm runs.
@@ -61,6 +69,14 @@ from memory.packs import export_pack, import_pack
 
 log = logging.getLogger(__name__)
 
+# One arm per ablation switch of the swarm: labswarm-shared with exactly that switch off
+# (the SwarmConfig field each one sets to False).
+ABLATIONS: dict[str, str] = {
+    "labswarm-no-semantic-recall": "semantic_recall",
+    "labswarm-no-near-dup": "refuse_near_duplicates",
+    "labswarm-no-insights": "insights",
+    "labswarm-no-champion-following": "follow_champion",
+}
 LABSWARM_ARMS = (
     "labswarm-shared",
     "labswarm-neighbour",
@@ -69,6 +85,7 @@ LABSWARM_ARMS = (
     "labswarm-single",
     "labswarm-no-recall",
     "labswarm-no-confirm",
+    *ABLATIONS,
 )
 # the arms whose N agents share one memory (one swarm)
 SHARED_MEMORY_ARMS = (
@@ -77,6 +94,7 @@ SHARED_MEMORY_ARMS = (
     "labswarm-transfer",
     "labswarm-no-recall",
     "labswarm-no-confirm",
+    *ABLATIONS,
 )
 OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
 ARMS = LABSWARM_ARMS + OPTUNA_ARMS
@@ -107,7 +125,14 @@ class Run:
     kept: bool | None = None  # labswarm's judge: keep (True) or discard (False)
     base_id: str | None = None  # the program it changed (labswarm)
     retest: bool = False  # a confirmation or re-measure run of a program (labswarm)
+    remeasure: bool = False  # a re-measure run: no verdict chose it (labswarm)
     recorded: float | None = None  # when memory recorded it (labswarm; epoch seconds)
+
+    @property
+    def unselected(self) -> bool:
+        """A run no verdict chose (``memory.models.UNSELECTED_ROLES``): a baseline
+        replicate or a re-measure -- what memory's champion rule counts."""
+        return self.baseline or self.remeasure
 
 
 @dataclass
@@ -220,7 +245,8 @@ def _trace_run(t: ExperimentPublic) -> Run:
         candidate=ok and t.status == Status.keep and t.role != Role.seed and not t.source,
         kept=(t.status == Status.keep) if ok and t.role == Role.experiment else None,
         base_id=t.parent_id,
-        retest=t.role == Role.confirmation,
+        retest=t.role in (Role.confirmation, Role.remeasure),
+        remeasure=t.role == Role.remeasure,
         recorded=t.created_at.timestamp(),
     )
 
@@ -285,6 +311,24 @@ def _interleave(groups: list[list[Run]]) -> list[Run]:
     return out
 
 
+def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dict[str, Any]]]:
+    """The swarms a labswarm arm runs, one after another: (agents, experiments each, the
+    ``SwarmConfig`` options that differ from the defaults)."""
+    each = total // n_agents
+    by_arm: dict[str, list[tuple[int, int, dict[str, Any]]]] = {
+        "labswarm-shared": [(n_agents, each, {})],
+        "labswarm-neighbour": [(n_agents, each, {"moves": "neighbour"})],
+        "labswarm-transfer": [(n_agents, each, {})],
+        "labswarm-no-recall": [(n_agents, each, {"recall": False})],
+        "labswarm-no-confirm": [(n_agents, each, {"confirm": False, "remeasure": 0})],
+        "labswarm-single": [(1, total, {})],
+        "labswarm-isolated": [(1, each, {})] * n_agents,
+    }
+    for ablation, switch in ABLATIONS.items():  # one switch off, nothing else changed
+        by_arm[ablation] = [(n_agents, each, {switch: False})]
+    return by_arm[arm]
+
+
 def run_labswarm(
     arm: str,
     landscape: str,
@@ -299,17 +343,7 @@ def run_labswarm(
     """A labswarm arm at ``seed``: the real swarm(s), builtin proposer, embedded memory."""
     root = work / f"{landscape}-{arm}-s{seed}"
     task = prepare_task(task_dir, root, seed)
-    Plan = list[tuple[int, int, dict[str, Any]]]  # (agents, experiments each, options)
-    by_arm: dict[str, Plan] = {
-        "labswarm-shared": [(n_agents, total // n_agents, {})],
-        "labswarm-neighbour": [(n_agents, total // n_agents, {"moves": "neighbour"})],
-        "labswarm-transfer": [(n_agents, total // n_agents, {})],
-        "labswarm-no-recall": [(n_agents, total // n_agents, {"recall": False})],
-        "labswarm-no-confirm": [(n_agents, total // n_agents, {"confirm": False, "remeasure": 0})],
-        "labswarm-single": [(1, total, {})],
-        "labswarm-isolated": [(1, total // n_agents, {})] * n_agents,
-    }
-    plans = by_arm[arm]
+    plans = swarm_plans(arm, n_agents, total)
     # The runs of one arm and seed share a repetition counter outside their workspaces
     # (common random numbers); labswarm's sandbox makes everything but the workspace
     # read-only, so the labswarm arms run unsandboxed, like the Optuna arms' runs.

@@ -62,7 +62,7 @@ def _need(a: ArmSeed) -> int:
 
 class _Picker:
     """The arm's pick as runs arrive. labswarm: memory's champion rule
-    (``memory.models.champion_of`` over the kept runs of each program, with the noise
+    (``memory.models.champion_of`` over the kept runs no verdict chose, with the noise
     pooled over its measured runs as ``Store.noise`` does); Optuna: the best trial."""
 
     def __init__(self, a: ArmSeed) -> None:
@@ -89,7 +89,10 @@ class _Picker:
                 ),
             )
             key = champion_of(
-                ((k, [r.observed for r in runs if r.observed is not None]) for k, runs in order),
+                (
+                    (k, [r.observed for r in runs if r.observed is not None and r.unselected])
+                    for k, runs in order
+                ),
                 "minimize",
                 pooled_noise(self.measured.values()),
             )

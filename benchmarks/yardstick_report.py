@@ -21,6 +21,10 @@ PAIRS = (
     ("labswarm-shared", "labswarm-single"),
     ("labswarm-shared", "labswarm-no-recall"),
     ("labswarm-shared", "labswarm-no-confirm"),
+    ("labswarm-shared", "labswarm-no-semantic-recall"),
+    ("labswarm-shared", "labswarm-no-near-dup"),
+    ("labswarm-shared", "labswarm-no-insights"),
+    ("labswarm-shared", "labswarm-no-champion-following"),
     ("optuna-shared", "optuna-sequential"),
     ("optuna-shared", "random"),
 )

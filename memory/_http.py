@@ -19,7 +19,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from memory.base import Store
-from memory.errors import ERRORS, BackendUnavailable, MemoryError_
+from memory.errors import ERRORS, BackendUnavailable, MemoryError_, NotFound
+from memory.insights import InsightReport
 from memory.models import (
     AgentCreate,
     AgentPublic,
@@ -185,6 +186,23 @@ class HTTPStore(Store):
         return Lineage.model_validate(
             self._get(f"/api/experiments/{quote(trace_id, safe='')}/lineage")
         )
+
+    def insights(
+        self, task: str, hardware: str | None = None, budget: float | None = None
+    ) -> InsightReport:
+        """``GET /api/insights``: the server computes (and caches) them on its own store;
+        a task the server has nothing of is an empty report, as on every backend."""
+        params: dict[str, Any] = {"task": task}
+        if hardware is not None:
+            params["hardware"] = hardware
+        if budget is not None:
+            params["budget"] = budget
+        try:
+            return InsightReport.model_validate(self._get("/api/insights", params))
+        except NotFound:
+            return InsightReport(
+                task=task, hardware=hardware, budget_s=budget, traces=0, newest=None
+            )
 
     # -- semantic search -----------------------------------------------------
 

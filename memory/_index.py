@@ -13,6 +13,12 @@ to Chroma ``where``: a task and a status are collections.
 Collections grow with the number of task names; ``memory._tasks.TaskCap`` bounds that
 (``max_tasks``). Handles to collections are cached in an LRU of ``max_handles`` (64) so that
 the Python side stays bounded too.
+
+Each collection also records the document recipe its texts were made with
+(``memory.documents.document_version()``). A collection made by an older recipe (or by a
+labswarm that did not record one) still answers searches and takes new items; opening it
+logs one warning per collection, and its name is in ``stale``, until
+``labswarm memory reindex --full`` rebuilds every collection with the current recipe.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from memory.documents import document_version
 from memory.errors import BackendUnavailable, Conflict
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ class ChromaIndex:
         self._where = where
         self._max_handles = max(1, max_handles)
         self._cols: OrderedDict[str, Any] = OrderedDict()  # LRU: most recent last
+        self.stale: set[str] = set()  # collections built by an older document recipe
         self._lock = threading.RLock()
         # (time, {kind: [(task, group)]}) -- listing collections costs ~2.5 ms per search
         self._listing: tuple[float, dict[str, list[tuple[str, str]]]] | None = None
@@ -115,8 +123,17 @@ class ChromaIndex:
             if col is not None:
                 self._cols.move_to_end(name)
                 return col
+            # Open an existing collection as it is: get_or_create_collection would overwrite
+            # its metadata (embedder, document recipe) with this process's values.
             try:
-                if create:
+                col = self._client.get_collection(name, embedding_function=None)
+            except Exception as exc:  # noqa: BLE001
+                missing = "does not exist" in str(exc).lower()
+                if not (missing or type(exc).__name__ == "NotFoundError"):
+                    raise BackendUnavailable(f"chroma ({self._where}): {exc}") from exc
+                if not create:
+                    return None
+                try:
                     col = self._client.get_or_create_collection(
                         name,
                         metadata={
@@ -125,23 +142,31 @@ class ChromaIndex:
                             "kind": kind,
                             "group": group,
                             "embedder": self._embedder_name,
+                            "document": document_version(),
                         },
                         embedding_function=None,
                     )
-                else:
-                    col = self._client.get_collection(name, embedding_function=None)
-            except Exception as exc:  # noqa: BLE001
-                if not create and "does not exist" in str(exc).lower():
-                    return None
-                if not create and type(exc).__name__ == "NotFoundError":
-                    return None
-                raise BackendUnavailable(f"chroma ({self._where}): {exc}") from exc
+                except Exception as exc2:  # noqa: BLE001
+                    raise BackendUnavailable(f"chroma ({self._where}): {exc2}") from exc2
             used = (col.metadata or {}).get("embedder")
             if used and used != self._embedder_name:
                 raise Conflict(
                     f"vector index at {self._where} was built with embedder {used!r}, "
                     f"this store uses {self._embedder_name!r}; run `labswarm memory reindex "
                     "--full` to rebuild it"
+                )
+            made_by = str((col.metadata or {}).get("document", ""))
+            if made_by != document_version() and name not in self.stale:
+                self.stale.add(name)
+                log.warning(
+                    "vector index %s (%s): collection %s was embedded with document recipe "
+                    "%r, this labswarm writes %r; search still works, `labswarm memory "
+                    "reindex --full` re-embeds it",
+                    self._where,
+                    kind,
+                    name,
+                    made_by or "1",
+                    document_version(),
                 )
             self._cols[name] = col
             while len(self._cols) > self._max_handles:
@@ -215,6 +240,7 @@ class ChromaIndex:
             for col in self._ours():
                 self._client.delete_collection(col.name)
             self._cols.clear()
+            self.stale.clear()
             self._listing = None
 
     # -- reads ---------------------------------------------------------------

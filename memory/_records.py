@@ -178,9 +178,10 @@ class RecordsMixin:
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
             role = str(getattr(role, "value", role))
-            if role not in (Role.baseline.value, Role.confirmation.value):
+            if role not in (Role.baseline.value, Role.confirmation.value, Role.remeasure.value):
                 judged_counts[key] = judged_counts.get(key, 0) + int(n)
-            if role in (Role.experiment.value, Role.confirmation.value):  # runs per hour
+            # runs per hour
+            if role in (Role.experiment.value, Role.confirmation.value, Role.remeasure.value):
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)
                 exp_first = lo if exp_first is None or lo < exp_first else exp_first
                 exp_last = hi if exp_last is None or hi > exp_last else exp_last

@@ -24,11 +24,13 @@ import abc
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from memory.models import (
     MEASURED_ROLES,
     MEASURED_STATUSES,
     SEEN_ROLES,
+    UNSELECTED_ROLES,
     AgentCreate,
     AgentPublic,
     ClaimCreate,
@@ -54,6 +56,9 @@ from memory.models import (
     seen_query,
 )
 
+if TYPE_CHECKING:
+    from memory.insights import InsightReport
+
 # A metric within +-_FLOAT_MAX is finite: these bounds exclude +-inf (and NaN, which
 # PostgreSQL sorts above every number and SQLite stores as NULL) in SQL.
 _FLOAT_MAX = sys.float_info.max
@@ -74,17 +79,22 @@ class Evidence:
         return self.programs.get(fingerprint) or run_stats([])
 
 
+def unselected(runs: Sequence[ExperimentPublic]) -> list[float]:
+    """The metrics of the runs in ``runs`` that no verdict chose (``UNSELECTED_ROLES``)."""
+    return [r.metric for r in runs if r.role in UNSELECTED_ROLES and r.metric is not None]
+
+
 def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
     """The ``Evidence`` of ``measured`` (``Store._measured``'s runs, oldest first): runs
     grouped by program for the stats and the noise; the champion among the programs' keep
-    runs (``Store.champion``)."""
+    runs that no verdict chose (``Store.champion``)."""
     programs: dict[str, list[float]] = {}
     kept: dict[str, list[ExperimentPublic]] = {}
     for run in measured:
         if run.metric is None:
             continue
         programs.setdefault(run.fingerprint, []).append(run.metric)
-        if run.status == Status.keep:
+        if run.status == Status.keep:  # the head (below) may be a selected run
             kept.setdefault(run.fingerprint, []).append(run)
     noise = pooled_noise(programs.values())
     heads = {
@@ -96,11 +106,10 @@ def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
     if heads:
         direction = next(iter(heads.values())).direction
         key = champion_of(
-            ((fp, [r.metric for r in runs if r.metric is not None]) for fp, runs in kept.items()
-             if fp in heads),
+            ((fp, unselected(runs)) for fp, runs in kept.items() if fp in heads),
             direction,
             noise,
-        )  # fmt: skip
+        )
         champion = heads[key] if key is not None else None
     return Evidence(
         programs={fp: run_stats(values) for fp, values in programs.items()},
@@ -302,18 +311,18 @@ class Store(abc.ABC):
         swarm_id: str | None = None,
     ) -> ExperimentPublic | None:
         """THE champion of ``task`` (``memory.models.champion_of``): among programs with at
-        least ``MIN_CHAMPION_RUNS`` (2) trusted ``keep`` runs -- one lucky run is never the
-        champion -- the first that ran, replaced by each later one whose MEAN beats the
-        current champion's by the keep rule's margin (``memory.models.beats``, with the
-        noise pooled over the same runs, ``Store.noise``): a program better only inside
-        the noise does not take the title.
+        least ``MIN_CHAMPION_RUNS`` (2) trusted ``keep`` runs that no verdict chose --
+        baseline replicates and re-measures; an experiment's first run and its
+        confirmation were selected for looking good and do not count -- the first that
+        ran, replaced by each later one whose MEAN over those runs beats the current
+        champion's by the keep rule's margin (``memory.models.beats``, with the noise
+        pooled over every measured run, ``Store.noise``): a program better only inside the
+        noise, or only in the runs that made it a keep, does not take the title.
 
-        Runs count when trusted (run here: ``role != seed``, empty ``source``), of role
-        experiment, baseline or confirmation, with a finite metric, on ``hardware`` and
-        with ``budget_s == budget`` when given (a trace without a recorded budget never
-        matches a budget), from ``swarm_id`` when given. Returned: the oldest experiment or
-        baseline trace of the champion (a program whose counted runs are all confirmations
-        is passed over)."""
+        Runs count when trusted (run here: ``role != seed``, empty ``source``), on
+        ``hardware`` and with ``budget_s == budget`` when given (a trace without a recorded
+        budget never matches a budget), from ``swarm_id`` when given. Returned: the oldest
+        experiment or baseline trace of the champion."""
         return self.evidence(task, hardware, budget, swarm_id=swarm_id).champion
 
     def program_stats(
@@ -374,6 +383,21 @@ class Store(abc.ABC):
         ``program_stats``, the ``noise`` and the ``champion``, exactly as those methods
         give them (an agent's iteration reads this once)."""
         return evidence_of(self._measured(task, hardware, budget, swarm_id=swarm_id))
+
+    def insights(
+        self, task: str, hardware: str | None = None, budget: float | None = None
+    ) -> InsightReport:
+        """What the trusted runs of ``task`` say, per hardware class and budget (only
+        ``hardware``/``budget`` when given), computed without an LLM
+        (``memory.insights``): per knob and direction of move, the mean gain over the base
+        in units of the noise, its spread, n and the crash rate by region; free-form edits
+        grouped by meaning with what each did; every insight with the ids of its traces
+        and stale when all of them were measured on a base the champion has outgrown;
+        plus insights imported from packs. Cached per store and task, recomputed when a
+        trace or finding of the task was added (reading only the new traces)."""
+        from memory.insights import compute_insights
+
+        return compute_insights(self, task, hardware, budget)
 
     def count(self, query: TraceQuery | None = None) -> int:
         """Number of traces matching ``query`` (all traces if None)."""

@@ -203,6 +203,9 @@ class Status(StrEnum):
     invalid = "invalid"  # proposal could not be applied, or touched a protected file
     duplicate = "duplicate"  # that program already ran: refused before spending a device
     interrupted = "interrupted"  # the swarm stopped mid-run
+    # a drafted proposal too near in meaning to a recorded run or a claim in flight,
+    # refused before any device is spent (``reason`` names the matched trace or claim)
+    near_duplicate = "near_duplicate"
 
 
 # Statuses of traces that actually spent a device on a complete run of the program.
@@ -218,6 +221,10 @@ class Role(StrEnum):
     # a re-run, with another seed, of an experiment's program (parent_id: that experiment;
     # same fingerprint; status: the final verdict of the pair, or its own failure)
     confirmation = "confirmation"
+    # a re-run, with another seed, of a newly kept program after its verdict (parent_id:
+    # the kept experiment; same fingerprint): no verdict chose it, so it measures the
+    # program without the winner's curse (migration 0005)
+    remeasure = "remeasure"
 
 
 # What makes a program "seen" (``Store.seen``, and ``AlreadyRan`` for a claim): a finished
@@ -228,8 +235,22 @@ SEEN_ROLES: tuple[Role, ...] = (Role.experiment, Role.baseline)
 # Runs whose metric is a measurement of their program (``Store.program_stats``,
 # ``Store.noise``): trusted keep/discard runs of any role but seed.
 MEASURED_STATUSES: tuple[Status, ...] = (Status.keep, Status.discard)
-MEASURED_ROLES: tuple[Role, ...] = (Role.experiment, Role.baseline, Role.confirmation)
-# The champion is a program with at least this many trusted keep runs (one lucky run is not).
+MEASURED_ROLES: tuple[Role, ...] = (
+    Role.experiment,
+    Role.baseline,
+    Role.confirmation,
+    Role.remeasure,
+)
+# The runs an agent spends a device on for its ideas: each experiment and its re-runs (a
+# candidate's confirmation, a kept program's re-measures); every one counts toward
+# ``--max-experiments`` and in every experiments figure.
+RUN_ROLES: tuple[Role, ...] = (Role.experiment, Role.confirmation, Role.remeasure)
+# Runs that no verdict chose: baseline replicates and re-measures. An experiment's first
+# run passed the screen and its confirmation passed the keep test -- both were selected for
+# looking good -- so the champion's title is decided on these alone (``champion_of``).
+UNSELECTED_ROLES: tuple[Role, ...] = (Role.baseline, Role.remeasure)
+# The champion is a program with at least this many trusted, unselected keep runs (one
+# lucky run is not; nor are the two runs that made a program a keep).
 MIN_CHAMPION_RUNS = 2
 # Roles a pack may not declare (``memory.packs`` refuses them on import and writes them
 # as "seed" on export), and why: each feeds a swarm's judging, so only runs this
@@ -237,6 +258,7 @@ MIN_CHAMPION_RUNS = 2
 UNPACKED_ROLES: dict[str, str] = {
     Role.baseline.value: "baselines set a swarm's noise",
     Role.confirmation.value: "confirmations decide whether a run is kept",
+    Role.remeasure.value: "re-measures decide which program is the champion",
 }
 
 
@@ -295,6 +317,11 @@ class ExperimentBase(SQLModel):
     noise_sd: float | None = None  # noise standard deviation used
     noise_n: int | None = None  # runs behind noise_sd
     threshold: float | None = None  # margin judged_metric had to beat base_metric by
+    # -- who proposed it and what it nearly duplicated (migration 0004; "" in older rows) --
+    # the proposer's name ("builtin", "llm", "hybrid:llm"; "" for baselines and imports)
+    proposer: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
+    # a ``near_duplicate`` refusal: the id of the trace (or claim) the draft was too near to
+    matched_id: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
 
 
 # Judged-against fields that count runs (or are a seed): integers in 0..MAX_INT32 on input.
@@ -432,6 +459,11 @@ class FindingBase(SQLModel):
     hardware: str = Field(default="", index=True, max_length=100)
     source: str = Field(sa_type=Text)  # where it came from (a URL, a pack, a person)
     pack: str = Field(default="", max_length=200)  # pack name it was imported from
+    # what the finding rests on (migration 0005; {} in older rows): an insight exported by
+    # ``memory.insights`` keeps the whole insight under "insight" (numbers, trace ids)
+    evidence: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSON, sa_column_kwargs={"server_default": "{}"}
+    )
 
 
 class FindingCreate(FindingBase):
@@ -703,11 +735,13 @@ def champion_of(
     direction: Direction,
     noise: NoiseEstimate | None,
 ) -> str | None:
-    """The champion among ``programs`` (key, kept metrics), given in the order each first
-    ran: the first with at least ``MIN_CHAMPION_RUNS`` kept runs, replaced by each later one
-    whose mean ``beats`` the current champion's (with ``noise``; without a noise estimate,
-    by anything). A program that is better only inside the noise never takes the title:
-    the champion does not move on a lucky draw."""
+    """The champion among ``programs`` (key, metrics of its trusted keep runs that no
+    verdict chose: ``UNSELECTED_ROLES``), given in the order each first ran: the first
+    with at least ``MIN_CHAMPION_RUNS`` such runs, replaced by each later one whose mean
+    ``beats`` the current champion's (with ``noise``; without a noise estimate, by
+    anything). A program that is better only inside the noise never takes the title, and
+    neither does one whose only good runs are those that made it a keep: the champion does
+    not move on a lucky draw, nor on the best of many lucky draws."""
     sd, df = (noise.sd, noise.df) if noise is not None else (None, 0)
     champion: str | None = None
     best_mean, best_n = 0.0, 0

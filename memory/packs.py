@@ -338,6 +338,27 @@ def write_pack(
     return len(traces) + len(findings)
 
 
+def insight_findings(
+    store: Store, traces: list[ExperimentPublic], query: TraceQuery, source: str
+) -> list[FindingCreate]:
+    """The insights (``Store.insights``) of each task among ``traces``, on the query's
+    hardware and budget when it names them, as findings carrying their evidence
+    (``InsightReport.findings``): only those whose traces are all among ``traces``, so
+    that every link resolves where the pack is imported."""
+    ids = {t.id for t in traces}
+    out: list[FindingCreate] = []
+    for task in dict.fromkeys(t.task for t in traces):
+        report = store.insights(task, query.hardware, query.budget_s)
+        out.extend(
+            f
+            for insight, f in zip(
+                report.ranked(), report.findings(f"insights: {source}"), strict=True
+            )
+            if set(insight.trace_ids) <= ids
+        )
+    return out
+
+
 def export_pack(
     store: Store,
     target: str | Path | TextIO,
@@ -349,15 +370,23 @@ def export_pack(
     source: str = "",
 ) -> int:
     """Export the traces matching ``query`` (all if None) and, with ``findings``, the
-    findings of the same task, as a pack written to ``target`` (a file path, replaced
+    findings of the same task and the insights of the exported traces' tasks
+    (``insight_findings``), as a pack written to ``target`` (a file path, replaced
     atomically, or an open text stream); records are written exactly as stored, so an
     import into an empty store gives the same traces. Returns the number of records."""
     query = query or TraceQuery()
-    traces = [trace_record(t) for t in iter_traces(store, query)]
+    exported = list(iter_traces(store, query))
+    traces = [trace_record(t) for t in exported]
     found = []
+    source = source or repr(store)
     if findings:
         found = [finding_record(f) for f in iter_findings(store, query.task)]
-    source = source or repr(store)
+        have = {f["id"] for f in found}
+        for finding in insight_findings(store, exported, query, source):
+            if finding.id not in have:
+                # no "pack": the importer names the pack it came from
+                body = finding.model_dump(mode="json", exclude={"pack"})
+                found.append({"type": "finding", **body})
     if not isinstance(target, str | Path):
         return write_pack(target, name, traces, found, description=description, source=source)
     out = Path(target)

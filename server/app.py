@@ -20,7 +20,17 @@ from memory.base import Store
 from server import __version__
 from server.errors import install_error_handlers
 from server.limits import BodyLimitMiddleware, TrustedHostMiddleware, trusted_hosts
-from server.routes import champion, claims, experiments, findings, meta, packs, search, swarms
+from server.routes import (
+    champion,
+    claims,
+    experiments,
+    findings,
+    insights,
+    meta,
+    packs,
+    search,
+    swarms,
+)
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +81,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
         )
     else:  # added last, so it runs first
         app.add_middleware(TrustedHostMiddleware, allowed=allowed)
-    for module in (experiments, champion, search, claims, findings, swarms, packs, meta):
+    for module in (experiments, champion, insights, search, claims, findings, swarms, packs, meta):
         app.include_router(module.router)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,9 +1,11 @@
-"""Memory subcommands of ``labswarm``: seed, export, search, show, memory reindex|stats.
+"""Memory subcommands of ``labswarm``: seed, export, search, show, insights,
+memory reindex|stats.
 
     labswarm seed seeds/karpathy-h100-mar8.jsonl
     labswarm export --task autoresearch -o results.tsv        # or .png, or .jsonl (a pack)
     labswarm search "lower the learning rate" --status keep
     labswarm show ID
+    labswarm insights --task autoresearch [--hardware H] [--budget B] [--json]
     labswarm memory stats
     labswarm memory reindex [--full]
 
@@ -20,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agents.cli.options import memory_arg, open_store
+from agents.cli.options import memory_arg, open_store, positive_float
 
 
 def _statuses(text: str | None) -> list[Any] | None:
@@ -192,6 +194,27 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_insights(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        report = store.insights(args.task, args.hardware, args.budget)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0
+    print(f"insights of task {report.task!r}: {report.traces} trusted traces read")
+    ranked = report.ranked()
+    if not ranked and not report.imported:
+        print("nothing yet: no experiment of this task ran on this hardware and budget")
+    for insight in ranked:
+        budget = f" {insight.budget_s:g} s" if insight.budget_s is not None else ""
+        print(f"[{insight.hardware or '-'}{budget}] {insight.line()}")
+        shown = insight.trace_ids[-10:]
+        more = len(insight.trace_ids) - len(shown)
+        print("    traces: " + " ".join(shown) + (f" (+{more} older)" if more else ""))
+    for imp in report.imported:
+        print(f"(imported from {imp.pack or imp.source}) {imp.insight.line()}")
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # parsers
 # ---------------------------------------------------------------------------
@@ -233,6 +256,16 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     memory_arg(p)
     p.set_defaults(func=cmd_show)
+
+    p = subparsers.add_parser(
+        "insights", help="what the runs of a task say: per knob move and per idea, with traces"
+    )
+    p.add_argument("--task", required=True, help="the task")
+    p.add_argument("--hardware", help="only this hardware class")
+    p.add_argument("--budget", type=positive_float, help="only this run budget (seconds)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    memory_arg(p)
+    p.set_defaults(func=cmd_insights)
 
     mem = subparsers.add_parser("memory", help="memory maintenance: stats, reindex")
     msub = mem.add_subparsers(dest="memory_command", metavar="ACTION")

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from agents.cli import cluster_run
 from agents.cli.options import at_least, memory_arg, open_store, positive_float
+from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
 from agents.judge import DEFAULT_REMEASURE, DEFAULT_REPLICATES, DEFAULT_SCREEN, MIN_REPLICATES
+from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
 
 if TYPE_CHECKING:
     from agents.cluster import ClusterSwarm
@@ -57,15 +59,31 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--budget", type=positive_float, help="seconds per run (default: the task's)")
     p.add_argument("--max-experiments", type=at_least(1), help="experiments per agent")
     p.add_argument("--hours", type=positive_float, help="stop starting runs after this many hours")
-    p.add_argument("--proposer", choices=("builtin", "llm"), default="builtin")
+    p.add_argument(
+        "--proposer",
+        choices=("builtin", "llm", "hybrid"),
+        default="builtin",
+        help="builtin (TPE over the knobs), llm (a chat model edits the code), or hybrid "
+        "(the LLM for structural changes, the builtin tuning the knobs in between)",
+    )
+    p.add_argument(
+        "--hybrid-ratio",
+        type=at_least(1, "builtin proposals per LLM proposal"),
+        default=None,
+        metavar="K",
+        help=f"for --proposer hybrid: K builtin proposals per LLM proposal "
+        f"(default {HYBRID_RATIO})",
+    )
     p.add_argument(
         "--moves",
         choices=("whole", "neighbour"),
         default="whole",
-        help="for --proposer builtin: sample every knob at once (whole, default) or change "
-        "one knob of the champion at a time (neighbour)",
+        help="for --proposer builtin (and hybrid's builtin side): sample every knob at once "
+        "(whole, default) or change one knob of the champion at a time (neighbour)",
     )
-    p.add_argument("--model", help="for --proposer llm: provider:model, or hf:/path/model.gguf")
+    p.add_argument(
+        "--model", help="for --proposer llm or hybrid: provider:model, or hf:/path/model.gguf"
+    )
     p.add_argument("--base-url", help="OpenAI-compatible server for --model (vLLM, llama.cpp)")
     memory_arg(p)
     p.add_argument(
@@ -110,10 +128,73 @@ def add_parser(subparsers: Any) -> None:
         help="extra runs of each newly kept program before it becomes a base "
         f"(default {DEFAULT_REMEASURE})",
     )
+    add_recall_arguments(p)
     p.add_argument("--runs-dir", default="runs", help="where swarm directories go")
     p.add_argument("--no-live", action="store_true", help="log lines instead of the live view")
     cluster_run.add_arguments(p)  # --ray ...: the agents as Ray actors (agents/cluster/)
     p.set_defaults(func=cmd_run, parser=p)
+
+
+def threshold(text: str) -> float:
+    """A similarity score in [-1, 1] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a cosine similarity lies in -1..1, got {text}")
+    return value
+
+
+def add_recall_arguments(p: argparse.ArgumentParser) -> None:
+    """Recall settings and the ablation switches (each turns off exactly one thing)."""
+    p.add_argument(
+        "--no-recall",
+        dest="recall",
+        action="store_false",
+        help="ablation: each agent recalls only its own traces (no champion, no search by "
+        "meaning, no insights; claims and the duplicate refusal stay shared)",
+    )
+    p.add_argument(
+        "--no-semantic-recall",
+        dest="semantic_recall",
+        action="store_false",
+        help="ablation: no search of memory by meaning (neither the base's nor the draft's)",
+    )
+    p.add_argument(
+        "--no-near-duplicates",
+        dest="refuse_near_duplicates",
+        action="store_false",
+        help="ablation: never send a draft back as a near duplicate of a run or a claim",
+    )
+    p.add_argument(
+        "--near-duplicate-threshold",
+        type=threshold,
+        default=DEFAULT_NEAR_DUPLICATE,
+        metavar="SCORE",
+        help="search score (cosine) from which a free-form draft is a near duplicate of a "
+        f"recorded run (default {DEFAULT_NEAR_DUPLICATE}, measured: docs/agents.md)",
+    )
+    p.add_argument(
+        "--near-duplicate-tries",
+        type=at_least(0, "a count of refusals"),
+        default=DEFAULT_NEAR_DUPLICATE_TRIES,
+        metavar="N",
+        help="near-duplicate refusals of one iteration before the next draft passes "
+        f"(default {DEFAULT_NEAR_DUPLICATE_TRIES})",
+    )
+    p.add_argument(
+        "--no-insights",
+        dest="insights",
+        action="store_false",
+        help="ablation: do not give the proposer memory's insights",
+    )
+    p.add_argument(
+        "--no-follow-champion",
+        dest="follow_champion",
+        action="store_false",
+        help="ablation: an agent never moves onto the swarm's champion (it is still shown)",
+    )
 
 
 def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfig, bool]:
@@ -134,12 +215,20 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         hours=args.hours,
         proposer=args.proposer,
         moves=args.moves,
+        hybrid_ratio=args.hybrid_ratio or HYBRID_RATIO,
         model=args.model,
         base_url=args.base_url,
         replicates=args.replicates,
         confirm=args.confirm,
         screen=args.screen,
         remeasure=args.remeasure,
+        recall=args.recall,
+        semantic_recall=args.semantic_recall,
+        refuse_near_duplicates=args.refuse_near_duplicates,
+        near_duplicate_threshold=args.near_duplicate_threshold,
+        near_duplicate_tries=args.near_duplicate_tries,
+        insights=args.insights,
+        follow_champion=args.follow_champion,
         runs_dir=args.runs_dir,
         quick_budget=QUICK_CPU_BUDGET if quick else None,
         cache_dir=cache_dir,
@@ -236,6 +325,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         parser.error("--start-from starts a new swarm; it cannot be combined with --resume")
     if args.yes and not args.start_from:
         parser.error("--yes only confirms a --start-from diff")
+    if args.hybrid_ratio is not None and args.proposer != "hybrid":
+        parser.error("--hybrid-ratio: only for --proposer hybrid")
+    if args.proposer != "builtin" and not args.model and not args.resume:
+        parser.error(
+            f"--proposer {args.proposer} needs --model (e.g. openai:gpt-4.1 or hf:/path.gguf)"
+        )
     if not 0 <= args.screen < float("inf"):
         parser.error(f"--screen: must be a finite number of noise sds >= 0, got {args.screen}")
     settings = get_settings()

@@ -37,7 +37,13 @@ from agents.cluster.recover import agent_progress, settle_claims
 from agents.devices import Device, cpu_count, cpu_devices, detect_gpus, short_gpu_name
 from agents.execute import Bench, Outcome, SetupFailed
 from agents.program import Program
-from agents.swarm import RECURSION_LIMIT, SwarmConfig, default_proposer_factory, judge_rules
+from agents.swarm import (
+    RECURSION_LIMIT,
+    SwarmConfig,
+    ablation_switches,
+    default_proposer_factory,
+    judge_rules,
+)
 from agents.tracing import Author, setup_failure, write_trace
 from agents.workspace import Workspace
 from memory.base import Store
@@ -277,6 +283,7 @@ class AgentWorker:
             max_refusals=params.max_refusals,
             recall=params.recall,
             on_event=self._on_event,
+            **ablation_switches(spec.config),
         )
         graph = compile_graph(InMemorySaver())
         config: Any = {"configurable": {"thread_id": spec.agent_id}}

@@ -16,7 +16,7 @@ import logging
 from agents.tracing import Author, write_trace
 from memory.base import Store
 from memory.errors import NotFound
-from memory.models import RAN_STATUSES, ClaimPublic, Role, Status, TraceQuery, new_id
+from memory.models import RAN_STATUSES, RUN_ROLES, ClaimPublic, Role, Status, TraceQuery, new_id
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def agent_progress(store: Store, swarm_id: str, agent_id: str) -> tuple[str | No
     ran = store.query_traces(
         TraceQuery(
             agent_id=agent_id,
-            role=[Role.experiment, Role.confirmation],
+            role=list(RUN_ROLES),
             status=list(RAN_STATUSES),
             limit=1,
         )

@@ -12,6 +12,7 @@ import abc
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from agents.devices import Device
 from agents.program import Edit, Program
@@ -25,6 +26,9 @@ class Proposal(BaseModel):
 
     hypothesis: str = Field(description="what the change tests and why it may help, one sentence")
     edits: list[Edit] = Field(description="search/replace edits to the editable files")
+    # who made it ("llm", "hybrid:llm"; "": the agent's proposer's name); set by the code,
+    # never by a model: not part of the JSON schema a model is asked to fill
+    proposer: SkipJsonSchema[str] = Field(default="", max_length=100)
 
 
 class ProposalInvalid(Exception):
@@ -60,12 +64,19 @@ class ProposalRequest:
     feedback: list[str] = field(default_factory=list)  # why earlier tries were refused
     recall: bool = True  # False: the proposer may learn only from this agent's own traces
     budget: float | None = None  # the swarm's seconds per run: runs at others are not trials
+    # what memory has learned of the task here (``InsightReport.prompt_lines``), first in
+    # the prompt; empty with the ``insights`` switch off
+    insights: list[str] = field(default_factory=list)
 
 
 class Proposer(abc.ABC):
     """Turns a :class:`ProposalRequest` into a :class:`Proposal`. One instance per agent."""
 
     name: str = "proposer"
+    # Whether it reads recalled text (insights, traces found by meaning): False for the
+    # builtin sampler, which reads its study from memory itself, so the iteration spends
+    # nothing on gathering text for it (``agents.nodes``).
+    reads_text: bool = True
 
     @abc.abstractmethod
     def propose(self, request: ProposalRequest) -> Proposal:

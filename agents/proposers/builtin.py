@@ -253,6 +253,7 @@ class BuiltinProposer(Proposer):
     """TPE over the knob space of one task, warm-started from memory. One per agent."""
 
     name = "builtin"
+    reads_text = False
 
     def __init__(
         self,
@@ -443,20 +444,17 @@ class BuiltinProposer(Proposer):
             self.sync(request.store, None if request.recall else request.agent_id)
             base = request.base
             base_config = self._config_of(None, {})
-            base_config.update(
-                {
-                    k.name: k.value
-                    for k in discover_knobs(base, self.task.knobs)
-                    if k.name in self.space
-                }
-            )
-            prior = self._next_prior(base, base_config)
+            # a base whose code another proposer changed (hybrid) may lack some knobs: only
+            # the knobs it holds are rewritten
+            held = {k.name: k.value for k in discover_knobs(base, self.task.knobs)}
+            base_config.update({n: v for n, v in held.items() if n in self.space})
+            prior = self._next_prior(base, base_config, set(held))
             if prior is not None:
                 self.study.enqueue_trial({n: prior[0][n] for n in self.space})
             for attempt in range(self.max_tries):
                 trial, chosen = self._ask(attempt, base_config)
                 values = {n: self._value(n, trial.params[n]) for n in chosen}
-                changes = {n: v for n, v in values.items() if v != base_config[n]}
+                changes = {n: v for n, v in values.items() if v != base_config[n] and n in held}
                 if not changes:
                     self.study.tell(trial, state=TrialState.FAIL)
                     continue
@@ -496,7 +494,7 @@ class BuiltinProposer(Proposer):
         return len(done - {root}) < self._n_startup
 
     def _next_prior(
-        self, base: Program, base_config: dict[str, Any]
+        self, base: Program, base_config: dict[str, Any], held: set[str]
     ) -> tuple[dict[str, Any], str] | None:
         """The best prior configuration not run here nor running, with where it comes from;
         priors are ranked within their own source (hardware class and budget, or a seed
@@ -510,7 +508,7 @@ class BuiltinProposer(Proposer):
             for k, (_, config) in enumerate(ordered):
                 ranked.append((k / len(ordered), i, config, f"{source}, rank {k + 1}"))
         for _, _, config, label in sorted(ranked, key=lambda r: (r[0], r[1])):
-            changes = {n: v for n, v in config.items() if v != base_config[n]}
+            changes = {n: v for n, v in config.items() if v != base_config[n] and n in held}
             if not changes:
                 continue
             fp = set_knobs(base, changes, self.task.knobs).fingerprint

@@ -137,6 +137,12 @@ def parse_proposal(text: str) -> Proposal:
     raise ProposalInvalid(last_error, raw=text)
 
 
+def unnamed(proposal: Proposal) -> Proposal:
+    """``proposal`` without a ``proposer`` name: the model's output never says who made it
+    (a model writing ``"proposer": "builtin"`` would otherwise pass as the builtin)."""
+    return proposal.model_copy(update={"proposer": ""}) if proposal.proposer else proposal
+
+
 class LLMProposer(Proposer):
     """Asks a chat model for one proposal per call."""
 
@@ -183,7 +189,8 @@ class LLMProposer(Proposer):
             entry["output"] = str(getattr(raw, "content", raw))
             if result.get("parsed") is not None:
                 parsed = result["parsed"]
-                return parsed if isinstance(parsed, Proposal) else Proposal.model_validate(parsed)
+                made = parsed if isinstance(parsed, Proposal) else Proposal.model_validate(parsed)
+                return unnamed(made)
             raise ProposalInvalid(
                 f"the answer does not match the schema: {result.get('parsing_error')}",
                 raw=entry["output"],
@@ -192,4 +199,4 @@ class LLMProposer(Proposer):
         content = response.content
         text = content if isinstance(content, str) else json.dumps(content)
         entry["output"] = text
-        return parse_proposal(text)
+        return unnamed(parse_proposal(text))

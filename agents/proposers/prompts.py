@@ -1,6 +1,14 @@
 """Prompts of the LLM proposer.
 
-Memory content (hypotheses, errors, findings, claims, refusal reasons) is quoted as data:
+The prompt carries the evidence (issue 15): after the task, its notes and the base files,
+memory's insights come first, then the champion, then each recalled trace with its base,
+its change against that base (its knob moves, else the diff's changed lines, short), its
+effect in units of the noise it was judged with, its hardware class and budget -- failures
+on a base the champion has outgrown marked STALE -- then the claims in flight, prior
+findings, and why earlier answers were refused (a near duplicate names the trace it
+repeats).
+
+Memory content (insights, hypotheses, errors, findings, claims, refusal reasons) is quoted as data:
 each such section is a header written here, a line saying the block is untrusted, and the
 items inside a fence, one line each, with fence markers and leading ``#`` removed, so no
 text from memory can pose as a section of the prompt or as an instruction.
@@ -8,11 +16,10 @@ text from memory can pose as a section of the prompt or as an instruction.
 
 from __future__ import annotations
 
-import json
 import re
 
 from agents.proposers.base import ProposalRequest
-from memory.models import ExperimentPublic, FindingPublic, Status
+from memory.models import ClaimPublic, Direction, ExperimentPublic, FindingPublic, Status, gain
 
 SYSTEM = """\
 You are a machine-learning researcher improving a program by small experiments. Each \
@@ -40,7 +47,9 @@ EXAMPLE_NOTE = (
 MAX_NOTES = 4000
 MAX_FILE = 12000
 MAX_DIFF = 1500
-MAX_ITEM = 400
+MAX_ITEM = 600
+MAX_CHANGE = 240  # a recalled trace's change against its base, in the prompt
+MAX_INSIGHTS = 12
 
 FENCE = "```"
 DEFANGED_FENCE = "'''"
@@ -69,18 +78,76 @@ def data_block(title: str, items: list[str]) -> str:
     return f"## {title}\n{UNTRUSTED}\n{FENCE}memory\n{body}\n{FENCE}"
 
 
-def _trace_item(t: ExperimentPublic, metric_name: str, stale: bool = False) -> str:
+def short_change(t: ExperimentPublic | ClaimPublic, limit: int = MAX_CHANGE) -> str:
+    """A trace's (or claim's) change against its base in one line: its knob moves
+    (``LR 0.1 -> 0.2``), else its diff's changed lines; "" if neither was recorded."""
+    if t.knobs:
+        moves = []
+        for name, change in t.knobs.items():
+            ok = isinstance(change, list) and len(change) == 2
+            moves.append(f"{name} {change[0]} -> {change[1]}" if ok else f"{name} -> {change}")
+        text = ", ".join(moves)
+    else:
+        diff = t.diff if isinstance(t, ExperimentPublic) else ""
+        lines = [
+            line
+            for line in diff.splitlines()
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        ]
+        text = " / ".join(" ".join(line.split()) for line in lines)
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def effect(t: ExperimentPublic, direction: Direction) -> str:
+    """The trace's effect against its base as judged: in units of the noise sd it was
+    judged with (``+2.1 sd`` better, ``-0.4 sd`` worse), else in the metric; "" when its
+    verdict recorded no base."""
+    measured = t.judged_metric if t.judged_metric is not None else t.metric
+    if measured is None or t.base_metric is None:
+        return ""
+    delta = gain(measured, t.base_metric, direction)
+    runs = f", {t.judged_n} runs" if t.judged_n else ""
+    if t.noise_sd:
+        return f"effect {delta / t.noise_sd:+.1f} noise sd ({delta:+.4g}{runs})"
+    return f"effect {delta:+.4g} (no noise measured{runs})"
+
+
+def _where(hardware: str, budget: float | None) -> str:
+    place = hardware or "unknown hardware"
+    return f"{place}, {budget:g} s" if budget is not None else f"{place}, budget unknown"
+
+
+def _trace_item(
+    t: ExperimentPublic, metric_name: str, direction: Direction, stale: bool = False
+) -> str:
     metric = f"{metric_name}={t.metric:.6g}" if t.metric is not None else "no metric"
     failed = t.status in (Status.crash, Status.timeout, Status.invalid)
     label = f"FAILED ({t.status.value})" if failed else t.status.value
     if stale:
-        label = f"{t.status.value} on an older base (the champion has moved since)"
-    item = f"[{label}] {quote(t.hypothesis) or '(no hypothesis)'} -> {metric}"
+        label = f"STALE: {t.status.value} on an older base (the champion has moved since)"
+    base = f" on base {t.parent_id}" if t.parent_id else ""
+    item = f"[{label}] trace {t.id}{base}: {quote(t.hypothesis) or '(no hypothesis)'}"
+    change = short_change(t)
+    if change:
+        item += f"; change: {change}"
+    item += f" -> {metric}"
+    measured = effect(t, direction)
+    if measured:
+        item += f"; {measured}"
     if failed and t.error:
         item += f"; error: {quote(t.error, 200)}"
-    if t.knobs:
-        item += f"; knobs: {json.dumps(t.knobs)}"
+    item += f"; on {_where(t.hardware, t.budget_s)}"
     return item
+
+
+def _claim_item(c: ClaimPublic) -> str:
+    item = quote(c.hypothesis) or "(no hypothesis)"
+    change = short_change(c)
+    if change:
+        item += f"; change: {change}"
+    if c.parent_id:
+        item += f"; on base {c.parent_id}"
+    return item + f"; on {_where(c.hardware, c.budget_s)}"
 
 
 def _finding_item(f: FindingPublic) -> str:
@@ -111,8 +178,9 @@ def _champion(request: ProposalRequest) -> list[str]:
 
 
 def user_prompt(request: ProposalRequest) -> str:
-    """Notes, the base files, then memory quoted as data: the champion, recalled traces
-    (failures marked), claims, findings, and why earlier answers were refused."""
+    """Notes, the base files, then memory quoted as data: insights, the champion, recalled
+    traces (base, change, effect in noise units, hardware and budget; failures marked,
+    stale ones too), claims, findings, and why earlier answers were refused."""
     task = request.task
     parts: list[str] = [f"# Task: {task.name}", task.description.strip()]
     if task.notes.strip():
@@ -123,13 +191,22 @@ def user_prompt(request: ProposalRequest) -> str:
     parts.append(f"## Base program ({task.metric_name} = {base_metric})")
     for path, text in request.base.files:
         parts.append(f"### {path}\n{FENCE}\n{_clip(text, MAX_FILE)}\n{FENCE}")
+    if request.insights:
+        parts.append(data_block("What memory has learned so far", request.insights[:MAX_INSIGHTS]))
     parts += _champion(request)
     if request.related:
         stale = set(request.stale)
-        items = [_trace_item(t, task.metric_name, t.id in stale) for t in request.related]
+        items = [
+            _trace_item(t, task.metric_name, task.direction, t.id in stale) for t in request.related
+        ]
         parts.append(data_block("Experiments already run near this one (do not repeat)", items))
+        if stale & {t.id for t in request.related}:
+            parts.append(
+                "A STALE failure was measured on a base the champion has since beaten: it "
+                "may be worth trying again on the current base."
+            )
     if request.claims:
-        items = [c.hypothesis for c in request.claims]
+        items = [_claim_item(c) for c in request.claims]
         parts.append(data_block("Running right now on other agents (do not duplicate)", items))
     if request.findings:
         parts.append(data_block("Prior findings", [_finding_item(f) for f in request.findings]))

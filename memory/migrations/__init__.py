@@ -8,7 +8,11 @@ in ``versions/`` are the frozen history of that schema:
   ``resources.budget_s``;
 - ``0003``: what a verdict was judged against (``experiment.seed``, ``reason``,
   ``base_metric`` ... ``threshold``), the ``confirmation`` role, and ``claim.hardware`` /
-  ``claim.budget_s``; older rows read back NULL / ``''``.
+  ``claim.budget_s``; older rows read back NULL / ``''``;
+- ``0004``: the ``near_duplicate`` status and ``experiment.proposer`` / ``matched_id``
+  (``''`` in older rows);
+- ``0005``: ``finding.evidence`` (an exported insight's evidence; ``{}`` in older rows);
+- ``0006``: the ``remeasure`` role (older re-measures stay ``confirmation``).
 
 :func:`upgrade` runs on every open (``memory._sql.create_schema``):
 

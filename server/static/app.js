@@ -227,6 +227,40 @@ async function loadNoise() {
   }
 }
 
+// What the task's trusted runs say (/api/insights): one row per knob move or idea, fresh
+// and strongest first, each linking to the traces behind it; imported insights below.
+async function loadInsights() {
+  const body = $("insights-body");
+  const imported = $("insights-imported");
+  imported.hidden = true;
+  if (!state.task) { fill(body, [], "no runs yet"); return; }
+  const report = await api("/api/insights", { task: state.task, hardware: state.hardware })
+    .catch((err) => (err.status === 404 ? null : Promise.reject(err)));
+  const rows = report ? [...report.knobs, ...report.ideas]
+    .sort((a, b) => (a.stale - b.stale) || (b.strength - a.strength)) : [];
+  const signed = (x) => (x === null ? "—" : `${x > 0 ? "+" : ""}${Number(x).toFixed(2)} sd`);
+  fill(body, rows.slice(0, 30).map((i) => el("tr", { class: `insight${i.stale ? " stale" : ""}` },
+    el("td", {}, i.hardware + (i.budget_s === null ? "" : ` · ${fmtBudget(i.budget_s)}`)),
+    el("td", { class: "hyp" }, i.kind === "knob"
+      ? `${i.knob} ${i.move}${i.value ? ` to ${i.value}` : ""}` : `idea: ${short(i.idea, 120)}`,
+    i.stale ? el("span", { class: "muted" }, " (stale)") : null),
+    el("td", { class: "num effect" }, i.effect !== null ? signed(i.effect)
+      : i.mean_gain !== null ? `${i.mean_gain > 0 ? "+" : ""}${fmtSd(i.mean_gain)}` : "—"),
+    el("td", { class: "num" }, i.effect_sd === null ? "—" : fmtSd(i.effect_sd)),
+    el("td", { class: "num" }, `${i.measured}/${i.n}`),
+    el("td", { class: "num" }, i.crashes ? `${i.crashes} (${Math.round(100 * i.crash_rate)} %)` : "0"),
+    el("td", { class: "links" }, ...i.trace_ids.slice(-5).map((id) =>
+      el("a", { href: hashOf(id), title: id }, id.slice(0, 8)))))),
+  "no experiment measured yet");
+  if (report && report.imported.length) {
+    imported.replaceChildren(...report.imported.map((m) =>
+      el("li", {}, el("span", { class: "muted" }, `imported from ${m.pack || m.source}: `),
+        `${m.insight.kind === "knob" ? `${m.insight.knob} ${m.insight.move}`
+          : short(m.insight.idea, 100)} — ${signed(m.insight.effect)} over ${m.insight.n} run(s)`)));
+    imported.hidden = false;
+  }
+}
+
 async function loadClaims() {
   const claims = await api("/api/claims", { task: state.task || undefined });
   $("claims-count").textContent = `(${claims.count})`;
@@ -309,7 +343,7 @@ async function runSearch(q) {
 async function refreshHome() {
   $("export").href = state.task ? `/api/export?task=${encodeURIComponent(state.task)}` : "/api/export";
   const [stats, claims, swarms] = await Promise.all([loadStats(), loadClaims(), loadAgents(),
-    loadChart(), loadExperiments(), loadNoise()]);
+    loadChart(), loadExperiments(), loadNoise(), loadInsights()]);
   state.lastSeen = `${stats.total}/${stats.last_at}/${claims.count}`;
   state.live = claims.count > 0 || swarms.data.some((s) => s.status === "running");
 }

@@ -166,3 +166,50 @@ def fixed_factory(per_agent: dict[str, list[Proposal]]):
 
     factory.made = made  # type: ignore[attr-defined]
     return factory
+
+
+def agent_context(
+    tmp_path: Path, store: Any, proposals: list[Proposal], swarm_id: str, **settings: Any
+) -> Any:
+    """One agent's runtime context on a ``quad`` task (built in ``tmp_path``) with a real
+    workspace and CPU bench (1 s budget), its noise measured by 2 baseline replicates in
+    ``store``, proposing ``proposals`` in order; ``settings`` go to ``AgentContext``."""
+    import threading
+
+    from agents.baseline import Seat, measure_noise
+    from agents.context import AgentContext
+    from agents.devices import cpu_devices
+    from agents.execute import Bench
+    from agents.library import ProgramLibrary
+    from agents.program import Program
+    from agents.task import load_task
+    from agents.tracing import Author
+    from agents.workspace import Workspace, protected_hashes
+
+    task = load_task(make_task(tmp_path / "quad"))
+    root = Program.read(task.root, task.editable)
+    device = cpu_devices(1, threads=1)[0]
+    bench = Bench(
+        task=task,
+        workspace=Workspace(task, tmp_path / "agent-0" / "work"),
+        device=device,
+        budget=1,
+        logs_dir=tmp_path / "agent-0" / "logs",
+        home=tmp_path,
+        expected=protected_hashes(task),
+        stop=threading.Event(),
+    )
+    author = Author(task, swarm_id, f"{swarm_id}/agent-0", device, 1)
+    baseline = measure_noise(
+        store, root, [Seat("agent-0", author, bench)], replicates=2, stop=bench.stop
+    )
+    return AgentContext(
+        store=store,
+        proposer=FixedProposer(proposals),
+        bench=bench,
+        library=ProgramLibrary(store, root, swarm_id),
+        swarm_id=swarm_id,
+        agent_name="agent-0",
+        noise=baseline.noise,
+        **settings,
+    )

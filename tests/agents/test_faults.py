@@ -88,10 +88,10 @@ def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     console.print(summary(swarm, traces))
     text = out.getvalue()
     assert "agent-0" in text and "cpu[" in text and "champion val_loss" in text
-    # 3 baseline replicates, LR up with its confirmation and its re-measure: 6 kept runs
-    assert "keep: 6" in text and "discard: 1" in text and "LR up" in text
+    # 3 baseline replicates, LR up with its confirmation and its 2 re-measures: 7 kept runs
+    assert "keep: 7" in text and "discard: 1" in text and "LR up" in text
     tsv, png = write_outputs(swarm, traces)
     rows = tsv.read_text().splitlines()
-    assert len(rows) == 8 and rows[-1].split("\t")[3] == "discard"
+    assert len(rows) == 9 and rows[-1].split("\t")[3] == "discard"
     assert "MODE 'b'" in rows[-1] or "MODE b" in rows[-1]
     assert png.read_bytes()[:4] == b"\x89PNG"

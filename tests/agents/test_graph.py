@@ -6,59 +6,26 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from agents.baseline import Seat, measure_noise
 from agents.context import AgentContext
-from agents.devices import cpu_devices
-from agents.execute import Bench, Outcome
+from agents.execute import Outcome
 from agents.graph import builder
-from agents.library import ProgramLibrary
-from agents.program import Program
 from agents.proposers.base import Proposal
 from agents.state import Recalled, checkpoint_serde
-from agents.task import load_task
-from agents.tracing import Author
-from agents.workspace import Workspace, protected_hashes
 from memory.models import Role, Status, TraceQuery
-from tests.agents.conftest import FixedProposer, edit_proposal, make_task
+from tests.agents.conftest import agent_context, edit_proposal
 
 SWARM = "graph-test"
 LR_UP = ("LR = 0.1  # step size", "LR = 0.3  # step size")
 
 
-def _context(tmp_path: Path, store, proposals: list[Proposal], **limits) -> AgentContext:
-    task = load_task(make_task(tmp_path / "quad"))
-    root = Program.read(task.root, task.editable)
-    device = cpu_devices(1, threads=1)[0]
-    bench = Bench(
-        task=task,
-        workspace=Workspace(task, tmp_path / "agent-0" / "work"),
-        device=device,
-        budget=1,
-        logs_dir=tmp_path / "agent-0" / "logs",
-        home=tmp_path,
-        expected=protected_hashes(task),
-        stop=threading.Event(),
-    )
-    author = Author(task, SWARM, f"{SWARM}/agent-0", device, 1)
-    baseline = measure_noise(
-        store, root, [Seat("agent-0", author, bench)], replicates=2, stop=bench.stop
-    )
-    return AgentContext(
-        store=store,
-        proposer=FixedProposer(proposals),
-        bench=bench,
-        library=ProgramLibrary(store, root, SWARM),
-        swarm_id=SWARM,
-        agent_name="agent-0",
-        noise=baseline.noise,
-        **limits,
-    )
+def _context(tmp_path: Path, store, proposals: list[Proposal], **limits: Any) -> AgentContext:
+    return agent_context(tmp_path, store, proposals, SWARM, **limits)
 
 
 def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
@@ -74,19 +41,22 @@ def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
     graph.invoke({"base_id": baseline_id}, config, context=ctx)
 
     state = graph.get_state(config).values
-    # the run, its confirmation and one re-measure of the kept program
-    assert state["stop_reason"] == "finished 3 experiments" and state["experiments"] == 3
+    # the run, its confirmation and two re-measures of the kept program
+    assert state["stop_reason"] == "finished 4 experiments" and state["experiments"] == 4
     trace = store.get_trace(state["last_trace_id"])
     assert trace.status == Status.keep and trace.parent_id == baseline_id
     again = store.query_traces(TraceQuery(task="quad", parent_id=trace.id, sort="created_at"))
-    confirmation, remeasured = again.data
-    assert confirmation.role == remeasured.role == Role.confirmation
-    assert confirmation.fingerprint == remeasured.fingerprint == trace.fingerprint
-    assert confirmation.status == Status.keep and remeasured.id == f"r1-{trace.id}"
-    assert len({trace.seed, confirmation.seed, remeasured.seed}) == 3, "a new seed each run"
+    confirmation, *remeasured = again.data
+    assert [t.role for t in again.data] == [Role.confirmation, Role.remeasure, Role.remeasure]
+    assert {t.fingerprint for t in again.data} == {trace.fingerprint}
+    assert confirmation.status == Status.keep
+    assert [t.id for t in remeasured] == [f"r1-{trace.id}", f"r2-{trace.id}"]
+    seeds = {trace.seed, confirmation.seed, *(t.seed for t in remeasured)}
+    assert len(seeds) == 4, "a new seed each run"
     assert trace.judged_n == 2 and trace.judged_metric == (trace.metric + confirmation.metric) / 2
     assert trace.base_n == 2 and trace.noise_sd == ctx.noise and trace.noise_n == 2
     assert trace.threshold is not None and "mean of its 2 runs" in trace.reason
+    # the champion: its two re-measures (the runs no verdict chose) beat the root's replicates
     assert store.champion("quad", ctx.device.hardware, 1, swarm_id=SWARM).id == trace.id
     assert trace.hypothesis == "LR up" and trace.knobs == {"LR": [0.1, 0.3]}
     assert trace.resources["budget_s"] == 1 and trace.resources["log"].endswith(".log")
@@ -96,9 +66,11 @@ def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
     assert isinstance(state["recalled"], Recalled) and state["recalled"].base.id == baseline_id
     assert store.active_claims("quad") == []
     nodes = [s.next[0] for s in graph.get_state_history(config) if s.next][::-1]
-    assert nodes[:6] == ["__start__", "recall", "propose", "check", "run", "judge"]
-    assert nodes[6:10] == ["confirm", "judge", "record", "remeasure"]
-    assert nodes[10:] == ["recall"], "then recall finds the limit and ends"
+    assert nodes[:7] == ["__start__", "recall", "propose", "recall_draft", "check", "run", "judge"]
+    assert nodes[7:11] == ["confirm", "judge", "record", "remeasure"]
+    assert nodes[11:] == ["recall"], "then recall finds the limit and ends"
+    assert trace.proposer == confirmation.proposer == "fixed", "who proposed it"
+    assert all(t.proposer == "" for t in remeasured)
     request = ctx.proposer.requests[0]  # type: ignore[attr-defined]
     assert request.base_trace.id == baseline_id and request.base_metric is not None
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from agents.devices import cpu_devices
 from agents.program import Program
 from agents.proposers.base import ProposalRequest
-from agents.proposers.prompts import UNTRUSTED, system_prompt, user_prompt
+from agents.proposers.prompts import UNTRUSTED, quote, system_prompt, user_prompt
 from agents.task import load_task
 from memory.models import ClaimPublic, ExperimentPublic, FindingPublic, Status
 from tests.agents.conftest import make_task
@@ -115,3 +115,120 @@ def test_memory_text_is_fenced_labelled_and_defanged(tmp_path):
     outside, _ = _split(user_prompt(request))
     assert outside.count(HEADER) == 1, "the prompt's own header, once"
     assert "SYSTEM OVERRIDE" not in "\n".join(outside)
+
+
+def test_the_prompt_carries_insights_bases_effects_and_stale_marks(tmp_path, store):
+    """The prompt built from a memory made for the purpose (issue 15): insights first,
+    then each recalled trace with its base, its change, its effect in noise units, its
+    hardware and budget; a failure on an outgrown base marked STALE; claims in flight."""
+    import threading
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from agents.baseline import Seat, measure_noise
+    from agents.context import AgentContext
+    from agents.execute import Bench
+    from agents.graph import builder
+    from agents.library import ProgramLibrary
+    from agents.state import checkpoint_serde
+    from agents.tracing import Author
+    from agents.workspace import Workspace, protected_hashes
+    from memory.models import ClaimCreate, ExperimentCreate, Role, TraceQuery
+    from tests.agents.conftest import FixedProposer, edit_proposal
+
+    swarm = "prompt-test"
+    task = load_task(make_task(tmp_path / "quad"))
+    root = Program.read(task.root, task.editable)
+    device = cpu_devices(1, threads=1)[0]
+    bench = Bench(
+        task=task,
+        workspace=Workspace(task, tmp_path / "work"),
+        device=device,
+        budget=1,
+        logs_dir=tmp_path / "logs",
+        home=tmp_path,
+        expected=protected_hashes(task),
+        stop=threading.Event(),
+    )
+    author = Author(task, swarm, f"{swarm}/agent-0", device, 1)
+    measure_noise(store, root, [Seat("agent-0", author, bench)], replicates=2, stop=bench.stop)
+    base = store.query_traces(TraceQuery(task="quad", role=[Role.baseline])).data[0]
+    common = dict(
+        task="quad", swarm_id=swarm, agent_id=f"{swarm}/agent-1", hardware=device.hardware,
+        metric_name="val_loss", budget_s=1.0, parent_id=base.id,
+    )  # fmt: skip
+    for i, metric in enumerate((1.2, 1.22, 1.21)):  # a move that helped, judged each time
+        store.add_trace(
+            ExperimentCreate(
+                **common,
+                id=f"lr-{i}",
+                fingerprint=f"fp-lr-{i}",
+                status=Status.keep,
+                metric=metric,
+                hypothesis=f"raise the step size, try {i}",
+                knobs={"LR": [0.1, 0.2 + i / 100]},
+                base_metric=1.3,
+                base_n=2,
+                judged_metric=metric,
+                judged_n=2,
+                noise_sd=0.02,
+                noise_n=2,
+            )  # fmt: skip
+        )
+    store.add_trace(  # failed on a base far worse than today's: stale
+        ExperimentCreate(
+            **common,
+            id="old-crash",
+            fingerprint="fp-old",
+            status=Status.crash,
+            hypothesis="widen the model to 64",
+            knobs={"WIDTH": [16, 64]},
+            error="out of memory",
+            base_metric=9.0,
+            base_n=2,
+        )  # fmt: skip
+    )
+    store.claim(
+        ClaimCreate(
+            task="quad",
+            fingerprint="fp-claimed",
+            swarm_id=swarm,
+            agent_id=f"{swarm}/agent-2",
+            parent_id=base.id,
+            hypothesis="switch MODE to c",
+            knobs={"MODE": ["a", "c"]},
+            hardware=device.hardware,
+            budget_s=1.0,
+        )  # fmt: skip
+    )
+    proposer = FixedProposer([edit_proposal("LR up", "LR = 0.1  # step size", "LR = 0.3")])
+    ctx = AgentContext(
+        store=store, proposer=proposer, bench=bench,
+        library=ProgramLibrary(store, root, swarm), swarm_id=swarm, agent_name="agent-0",
+        noise=0.02,
+    )  # fmt: skip
+    graph = builder.compile(
+        checkpointer=InMemorySaver(serde=checkpoint_serde()), interrupt_after=["propose"]
+    )
+    graph.invoke({"base_id": base.id}, {"configurable": {"thread_id": "a"}}, context=ctx)
+    request = proposer.requests[0]
+    insights = store.insights("quad", device.hardware, 1.0).prompt_lines(12)
+    assert insights and request.insights == insights
+    prompt = user_prompt(request)
+    # insights come first among memory's sections
+    sections = [line for line in prompt.splitlines() if line.startswith("## ")]
+    assert sections[1] == "## What memory has learned so far", sections
+    assert all(quote(line) in prompt for line in insights)
+    lines = {
+        line.split("trace ")[1].split(" ")[0]: line
+        for line in prompt.splitlines()
+        if "] trace " in line
+    }
+    lr = lines["lr-0"]
+    assert f"on base {base.id}" in lr and "change: LR 0.1 -> 0.2" in lr
+    assert "effect +5.0 noise sd" in lr and "2 runs" in lr  # (1.3 - 1.2) / 0.02
+    assert f"on {device.hardware}, 1 s" in lr
+    assert "STALE: crash on an older base" in lines["old-crash"]
+    assert "out of memory" in lines["old-crash"]
+    assert "STALE" not in lr
+    assert "switch MODE to c; change: MODE a -> c" in prompt and f"on base {base.id}" in prompt

@@ -60,7 +60,7 @@ def test_agent_b_never_runs_a_program_agent_a_already_ran(tmp_path, store):
     # B spent no device on the duplicate: the new program's logs only (its run, and its
     # confirmation and re-measure runs when it was a candidate)
     retests = store.query_traces(
-        TraceQuery(task="quad", swarm_id=b.swarm_id, role=[Role.confirmation])
+        TraceQuery(task="quad", swarm_id=b.swarm_id, role=[Role.confirmation, Role.remeasure])
     ).data
     assert all(t.parent_id == new.id for t in retests)
     assert sorted(p.stem for p in _experiment_logs(b)) == sorted([new.id] + [t.id for t in retests])

@@ -35,7 +35,7 @@ from agents.judge import DEFAULT_REMEASURE, DEFAULT_REPLICATES
 from agents.swarm import SwarmConfig
 from memory import get_store
 from memory.base import Store
-from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQuery
+from memory.models import RAN_STATUSES, RUN_ROLES, ExperimentPublic, Role, Status, TraceQuery
 from memory.settings import Settings
 from tests.agents.conftest import make_task
 from tests.backends import BackendEnv, team_url, wipe
@@ -142,21 +142,17 @@ def _node(device: str) -> str:
 def check_runs(traces: list[ExperimentPublic], root: str) -> list[ExperimentPublic]:
     """Every trace once; no program (nor the root program ``root``) run twice as an
     experiment; every confirmation re-runs its parent's program (a re-test on purpose,
-    not a duplicate). The runs: experiments and confirmations that ran."""
+    not a duplicate). The runs: experiments, confirmations and re-measures that ran."""
     ids = [t.id for t in traces]
     assert len(ids) == len(set(ids)), "a trace arrived twice"
-    ran = [
-        t
-        for t in traces
-        if t.role in (Role.experiment, Role.confirmation) and t.status in RAN_STATUSES
-    ]
+    ran = [t for t in traces if t.role in RUN_ROLES and t.status in RAN_STATUSES]
     fingerprints = Counter(t.fingerprint for t in ran if t.role == Role.experiment)
     twice = [fp for fp, n in fingerprints.items() if n > 1]
     assert twice == [], f"a program ran twice: {twice}"
     assert root not in fingerprints, "the root program ran as an experiment"
     by_id = {t.id: t for t in traces}
     for t in traces:
-        if t.role == Role.confirmation:
+        if t.role in (Role.confirmation, Role.remeasure):
             parent = by_id.get(str(t.parent_id))
             assert parent is not None and parent.fingerprint == t.fingerprint, t.id
     return ran

@@ -15,7 +15,7 @@ import pytest
 from agents.judge import DEFAULT_REPLICATES
 from agents.workspace import live_members
 from memory import get_store
-from memory.models import Role, Status, TraceQuery
+from memory.models import RUN_ROLES, Role, Status, TraceQuery
 from tests.agents.conftest import make_task
 
 SLOW = """\
@@ -126,10 +126,7 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
             assert "in flight" in by_id[tid].error and by_id[tid].fingerprint
         assert store.active_claims("slow") == [], "the cut-off runs' claims are released"
         finished = [
-            t
-            for t in traces
-            if t.role in (Role.experiment, Role.confirmation)
-            and t.status in (Status.keep, Status.discard)
+            t for t in traces if t.role in RUN_ROLES and t.status in (Status.keep, Status.discard)
         ]
         # both agents went on to their 2 runs each (a candidate's confirmation and a
         # keep's re-measure count as runs and may take an agent past its limit)

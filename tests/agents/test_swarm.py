@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agents.judge import DEFAULT_REPLICATES
+from agents.judge import DEFAULT_REMEASURE, DEFAULT_REPLICATES
+from agents.proposers.base import Proposer
 from agents.swarm import Swarm, SwarmConfig, SwarmError
 from agents.task import TaskError
 from memory.models import Role, Status, TraceQuery
@@ -66,7 +67,7 @@ def test_a_failing_setup_stops_the_agent_names_the_log_and_is_recorded(tmp_path,
 def test_a_changed_task_root_stops_the_swarm_with_a_clear_error(tmp_path, store):
     task_dir = make_task(tmp_path / "t")
 
-    class TamperingProposer:
+    class TamperingProposer(Proposer):
         """Changes the original task's protected file, then proposes a normal edit."""
 
         name = "tamper"
@@ -104,8 +105,9 @@ def test_every_agent_is_stopped_in_memory_when_the_swarm_ends(tmp_path, store):
     assert "search exhausted" in result.stop_reasons["agent-1"]
     agents = store.list_agents(swarm.swarm_id)
     assert [a.status for a in agents] == ["stopped", "stopped"]
-    # agent-0's keep: its run, the confirmation and one re-measure
-    assert {a.name: a.experiments for a in agents} == {"agent-0": 3, "agent-1": 0}
+    # agent-0's keep: its run, the confirmation and the re-measures
+    runs = 2 + DEFAULT_REMEASURE
+    assert {a.name: a.experiments for a in agents} == {"agent-0": runs, "agent-1": 0}
 
 
 def test_the_search_space_is_recorded_with_the_swarm_and_checked_before_any_run(tmp_path, store):

@@ -16,7 +16,7 @@ from agents.runner import run_program
 from agents.swarm import Swarm, SwarmConfig, SwarmError
 from agents.task import load_task
 from agents.workspace import Workspace
-from memory.models import Role, Status, TraceQuery
+from memory.models import RUN_ROLES, Role, Status, TraceQuery
 
 FIXTURE = Path(__file__).parent / "fixtures" / "thirdparty"
 DEV = cpu_devices(1, threads=1)[0]
@@ -130,7 +130,7 @@ def test_a_third_party_task_runs_as_a_swarm(task_dir, tmp_path, store):
     ).data
     baselines = [t for t in traces if t.role == Role.baseline]
     experiments = [t for t in traces if t.role == Role.experiment]
-    runs = [t for t in traces if t.role in (Role.experiment, Role.confirmation)]
+    runs = [t for t in traces if t.role in RUN_ROLES]
     assert len(baselines) == 2 and len(runs) >= 3 and experiments
     assert all(t.noise_sd == 0.001 for t in experiments if t.status == Status.keep)
     for t in baselines:

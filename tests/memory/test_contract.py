@@ -190,8 +190,8 @@ def test_best_sort_follows_each_direction(store: Store) -> None:
     store.add_trace(trace(id="none", task="acc", status=Status.crash, direction="maximize"))
     assert ids(store.query_traces(TraceQuery(task="acc", sort="best"))) == ["hi", "lo", "none"]
     assert store.champion("acc") is None  # one keep each: no program is proven yet
-    _confirm(store, "lo")
-    _confirm(store, "hi")
+    _proven(store, "lo")
+    _proven(store, "hi")
     champ = store.champion("acc")
     assert champ is not None and champ.id == "hi"
 
@@ -205,33 +205,33 @@ def test_seen_and_champion(store: Store) -> None:
     assert store.seen("other", "fp-d") is None
     assert store.champion("gpt") is None  # single keeps
     for tid in ("a", "b", "e"):
-        _confirm(store, tid)
+        _proven(store, tid)
     assert store.champion("gpt").id == "e"  # type: ignore[union-attr]
     assert store.champion("gpt", hardware="1xH100").id == "b"  # type: ignore[union-attr]
     assert store.champion("nothing") is None
 
 
-def _confirm(store: Store, tid: str, metric: float | None = None, **kw: object) -> str:
-    """A confirmation of trace ``tid`` (its program again, the verdict of the pair: keep)
-    with ``metric`` (default: the same); returns its id."""
+def _proven(store: Store, tid: str, metric: float | None = None) -> None:
+    """Two re-measures of kept trace ``tid`` (its program again, after its verdict: runs no
+    verdict chose, ``tid+r0`` and ``tid+r1``) with ``metric`` (default: the same): what a
+    program needs to compete for the champion's title."""
     first = store.get_trace(tid)
-    n = store.count(TraceQuery(parent_id=tid, role=[Role.confirmation]))
-    data: dict[str, object] = {
-        "id": f"{tid}+c{n}",
-        "task": first.task,
-        "swarm_id": first.swarm_id,
-        "hardware": first.hardware,
-        "budget_s": first.budget_s,
-        "fingerprint": first.fingerprint,
-        "direction": first.direction,
-        "role": Role.confirmation,
-        "parent_id": tid,
-        "status": Status.keep,
-        "metric": first.metric if metric is None else metric,
-    }
-    data.update(kw)
-    store.add_trace(trace(**data))
-    return str(data["id"])
+    for i in range(2):
+        store.add_trace(
+            trace(
+                id=f"{tid}+r{i}",
+                task=first.task,
+                swarm_id=first.swarm_id,
+                hardware=first.hardware,
+                budget_s=first.budget_s,
+                fingerprint=first.fingerprint,
+                direction=first.direction,
+                role=Role.remeasure,
+                parent_id=tid,
+                status=Status.keep,
+                metric=first.metric if metric is None else metric,
+            )
+        )
 
 
 def _keep(store: Store, tid: str, metric: float | None, **kw: object) -> None:
@@ -251,12 +251,13 @@ def test_champion_per_budget(store: Store) -> None:
     _keep(store, "b300", 0.50, budget_s=300.0)
     _keep(store, "nob", 0.10)  # no recorded budget
     for tid in ("b60", "b300", "nob"):
-        _confirm(store, tid)
+        _proven(store, tid)
     store.add_trace(trace(id="crash60", task="champ", status=Status.crash, budget_s=60.0))
     assert store.get_trace("b60").budget_s == 60.0 and store.get_trace("nob").budget_s is None
     assert ids(store.query_traces(TraceQuery(budget_s=60, sort="created_at"))) == [
         "b60",
-        "b60+c0",
+        "b60+r0",
+        "b60+r1",
         "crash60",
     ]
     assert store.champion("champ").id == "nob"  # type: ignore[union-attr]
@@ -279,8 +280,8 @@ def test_champion_is_trusted_only(store: Store) -> None:
     trusted = store.query_traces(TraceQuery(task="champ", trusted=True, sort="created_at"))
     assert ids(trusted) == ["own", "base", "nometric"]
     assert store.query_traces(TraceQuery(task="champ")).count == 5  # no filter by default
-    _confirm(store, "own")
-    _confirm(store, "base", 0.95)
+    _proven(store, "own")
+    _proven(store, "base", 0.95)
     _keep(store, "seed2", 0.10, role=Role.seed, source="pack karpathy", fingerprint="fp-seed")
     _keep(store, "imported2", 0.20, source="https://example.org/run", fingerprint="fp-imported")
     assert store.champion("champ").id == "own"  # type: ignore[union-attr]
@@ -292,7 +293,7 @@ def test_champion_per_swarm_and_hardware(store: Store) -> None:
     _keep(store, "s2cpu", 0.30, swarm_id="s2")
     _keep(store, "s1gpu", 0.10, hardware="1xH100")
     for tid in ("s1cpu", "s2cpu", "s1gpu"):
-        _confirm(store, tid)
+        _proven(store, tid)
     assert store.champion("champ").id == "s1gpu"  # type: ignore[union-attr]
     assert store.champion("champ", "cpu").id == "s2cpu"  # type: ignore[union-attr]
     assert store.champion("champ", "cpu", swarm_id="s1").id == "s1cpu"  # type: ignore[union-attr]

@@ -1,7 +1,8 @@
 """Trusted judging in the memory (issue 13), against every backend of the contract suite
 (``tests/backends.py``: embedded, team, and the HTTP store through the server): what a
-verdict was judged against round-trips; the champion is a program kept at least twice
-whose MEAN beat the champion before it by the keep rule's margin; the noise is the pooled
+verdict was judged against round-trips; the champion is a program with at least two kept
+runs no verdict chose (baseline replicates, re-measures) whose MEAN over them beat the
+champion before it by the keep rule's margin; the noise is the pooled
 within-program sd; a program is "seen" only on its own hardware and budget, by a finished
 experiment or baseline; a claim's ``AlreadyRan`` follows the same rule."""
 
@@ -69,10 +70,11 @@ def run(store: Store, tid: str, metric: float | None, **kw: Any) -> str:
 
 
 def again(store: Store, tid: str, metric: float | None, **kw: Any) -> str:
-    """A confirmation of ``tid``: its program again (same fingerprint, hardware, budget,
-    swarm), ``parent_id`` = ``tid``; a keep unless ``kw`` says otherwise."""
+    """A confirmation of ``tid`` (a re-measure with ``role=Role.remeasure``): its program
+    again (same fingerprint, hardware, budget, swarm), ``parent_id`` = ``tid``; a keep
+    unless ``kw`` says otherwise."""
     first = store.get_trace(tid)
-    n = store.count(TraceQuery(parent_id=tid, role=[Role.confirmation]))
+    n = store.count(TraceQuery(parent_id=tid))
     data: dict[str, Any] = {
         "fingerprint": first.fingerprint,
         "hardware": first.hardware,
@@ -83,6 +85,11 @@ def again(store: Store, tid: str, metric: float | None, **kw: Any) -> str:
     }
     data.update(kw)
     return run(store, f"{tid}+c{n}", metric, **data)
+
+
+def remeasure(store: Store, tid: str, metric: float | None, **kw: Any) -> str:
+    """A re-measure of kept ``tid``: a run of its program that no verdict chose."""
+    return again(store, tid, metric, role=Role.remeasure, **kw)
 
 
 # ---------------------------------------------------------------------------
@@ -147,7 +154,8 @@ def test_judged_numbers_must_be_finite(field: str, value: float) -> None:
 
 
 # ---------------------------------------------------------------------------
-# champion: >= 2 trusted keep runs, and a mean that beat the champion before it
+# champion: >= 2 trusted keep runs no verdict chose, and a mean that beat the champion
+# before it
 # ---------------------------------------------------------------------------
 
 
@@ -156,13 +164,19 @@ def test_one_lucky_keep_is_not_the_champion(store: Store) -> None:
     run(store, "lucky", 0.25, minutes=0)  # the best single run, never repeated
     assert store.champion(TASK) is None
     assert store.champion(TASK, "cpu", 60) is None
-    # a second run of it that was not kept does not make it a champion either
-    again(store, "lucky", 0.9, status=Status.discard, minutes=1)
+    # its confirmation kept it: two kept runs, but both chosen by the keep rule
+    again(store, "lucky", 0.3, minutes=1)
     assert store.champion(TASK, "cpu", 60) is None
-    # kept twice: now it is
-    again(store, "lucky", 0.5, minutes=2)
+    # a re-measure that was not kept does not count either
+    remeasure(store, "lucky", 0.9, status=Status.discard, minutes=2)
+    assert store.champion(TASK, "cpu", 60) is None
+    # one kept re-measure is one unselected run: not yet
+    remeasure(store, "lucky", 0.5, minutes=3)
+    assert store.champion(TASK, "cpu", 60) is None
+    # two: now it is
+    remeasure(store, "lucky", 0.5, minutes=4)
     champ = store.champion(TASK, "cpu", 60)
-    assert champ is not None and champ.id == "lucky"  # the experiment, not a confirmation
+    assert champ is not None and champ.id == "lucky"  # the experiment, not a re-run
 
 
 def test_champion_is_the_best_mean_and_returns_the_oldest_experiment_or_baseline(
@@ -172,33 +186,45 @@ def test_champion_is_the_best_mean_and_returns_the_oldest_experiment_or_baseline
     run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
     run(store, "root2", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=1)
     assert store.champion(TASK, "cpu", 60).id == "root"  # type: ignore[union-attr]
-    run(store, "lucky", 0.125, minutes=2)  # best single run, one keep
-    run(store, "b", 0.5, minutes=3)  # mean 0.625 ...
-    again(store, "b", 0.75, minutes=4)
-    run(store, "c", 0.375, minutes=5)  # ... mean 0.625 too: a tie, b ran first
-    again(store, "c", 0.875, minutes=6)
-    # only confirmations of a program kept (its experiment was discarded): passed over
-    run(store, "d", 0.0625, status=Status.discard, minutes=7)
-    again(store, "d", 0.0625, minutes=8)
-    again(store, "d", 0.0625, minutes=9)
+    # far better in the two runs that made it a keep, never re-measured: not a contender
+    run(store, "lucky", 0.125, minutes=2)
+    again(store, "lucky", 0.125, minutes=3)
+    run(store, "b", 0.625, minutes=4)  # re-measured: mean 0.625 ...
+    remeasure(store, "b", 0.5, minutes=5)
+    remeasure(store, "b", 0.75, minutes=6)
+    run(store, "c", 0.625, minutes=7)  # ... mean 0.625 too: a tie, b ran first
+    remeasure(store, "c", 0.375, minutes=8)
+    remeasure(store, "c", 0.875, minutes=9)
+    # only re-runs of a program kept (its experiment was discarded): passed over
+    run(store, "d", 0.0625, status=Status.discard, minutes=10)
+    remeasure(store, "d", 0.0625, minutes=11)
+    remeasure(store, "d", 0.0625, minutes=12)
     # untrusted or elsewhere: never counted
     for i in range(2):
         run(store, f"seed{i}", 0.01, role=Role.seed, source="pack p", fingerprint="fp-s")
-        run(store, f"imported{i}", 0.01, source="https://example.org", fingerprint="fp-i")
-        run(store, f"gpu{i}", 0.01, hardware="1xH100", fingerprint="fp-gpu")
-        run(store, f"b300-{i}", 0.01, budget_s=300.0, fingerprint="fp-300")
-        run(store, f"s2-{i}", 0.01, swarm_id="s2", fingerprint="fp-s2")
+        run(
+            store,
+            f"imported{i}",
+            0.01,
+            role=Role.baseline,
+            source="https://x.org",
+            fingerprint="fp-i",
+        )
+        run(store, f"gpu{i}", 0.01, role=Role.baseline, hardware="1xH100", fingerprint="fp-gpu")
+        run(store, f"b300-{i}", 0.01, role=Role.baseline, budget_s=300.0, fingerprint="fp-300")
+        run(store, f"s2-{i}", 0.01, role=Role.baseline, swarm_id="s2", fingerprint="fp-s2")
     champ = store.champion(TASK, "cpu", 60, swarm_id="s1")
-    # b beats the root by 0.375 > t(0.95, 5) * 0.1768 = 0.356 (sd pooled over b, c, d, root)
+    # the noise is pooled over every measured run (selected ones too): sd 0.1398 over 8 df;
+    # b beats the root by 0.375 > t(0.95, 8) * 0.1398 * sqrt(1/2 + 1/2) = 0.260
     assert champ is not None and champ.id == "b"
     assert store.program_stats(TASK, "fp-b", "cpu", 60).mean == 0.625
     assert store.program_stats(TASK, "fp-c", "cpu", 60).mean == 0.625
-    # c gets a third keep, of 0.0 (mean 0.41666), and the pooled noise grows to sd 0.2635
-    # over 6 df: b no longer beats the root by the margin (0.375 < 1.943 * 0.2635 = 0.512),
-    # c does (0.583 > 1.943 * 0.2635 * sqrt(1/3 + 1/2) = 0.467); its experiment is returned
-    again(store, "c", 0.0, minutes=10)
+    # c gets a third re-measure, of 0.0 (mean 0.41666), and the pooled noise grows to sd
+    # 0.2234 over 9 df: b no longer beats the root (0.375 < 1.833 * 0.2234 = 0.410), c does
+    # (0.583 > 1.833 * 0.2234 * sqrt(1/3 + 1/2) = 0.374); its experiment is returned
+    remeasure(store, "c", 0.0, minutes=13)
     assert store.champion(TASK, "cpu", 60, swarm_id="s1").id == "c"  # type: ignore[union-attr]
-    # the filters still choose among programs with two keeps there
+    # the filters still choose among programs with two unselected keeps there
     assert store.champion(TASK, "1xH100").id == "gpu0"  # type: ignore[union-attr]
     assert store.champion(TASK, "cpu", 300).id == "b300-0"  # type: ignore[union-attr]
     assert store.champion(TASK, "cpu", 60, swarm_id="s2").id == "s2-0"  # type: ignore[union-attr]
@@ -207,14 +233,14 @@ def test_champion_is_the_best_mean_and_returns_the_oldest_experiment_or_baseline
 
 def test_champion_follows_the_direction_and_moves_only_beyond_the_noise(store: Store) -> None:
     for tid, metrics in (("lo", (0.50, 0.52)), ("hi", (0.53, 0.55)), ("top", (0.9,))):
-        run(store, tid, metrics[0], direction="maximize")
+        run(store, tid, metrics[0], direction="maximize", role=Role.baseline)
         for m in metrics[1:]:
-            again(store, tid, m, direction="maximize")
+            remeasure(store, tid, m, direction="maximize")
     champ = store.champion(TASK)
     # hi is better by 0.03, inside the margin t(0.95, 2) * 0.01414 * 1 = 0.041; top ran once
     assert champ is not None and champ.id == "lo"
-    again(store, "hi", 0.54, direction="maximize")
-    again(store, "hi", 0.54, direction="maximize")
+    remeasure(store, "hi", 0.54, direction="maximize")
+    remeasure(store, "hi", 0.54, direction="maximize")
     # now sd 0.01 over 4 df: margin 2.132 * 0.01 * sqrt(1/4 + 1/2) = 0.018 < 0.03
     assert store.champion(TASK).id == "hi"  # type: ignore[union-attr]
 
@@ -245,8 +271,8 @@ def test_program_stats(store: Store) -> None:
 def test_evidence_is_the_stats_noise_and_champion_from_one_read(store: Store) -> None:
     run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
     run(store, "root2", 1.25, role=Role.baseline, fingerprint="fp-root", minutes=1)
-    run(store, "b", 0.5, minutes=2)
-    again(store, "b", 0.625, minutes=3)
+    run(store, "b", 0.5, minutes=2, role=Role.baseline)
+    remeasure(store, "b", 0.625, minutes=3)
     run(store, "once", 0.25, status=Status.discard, minutes=4)
     run(store, "b-gpu", 9.0, hardware="1xH100", fingerprint="fp-b")  # elsewhere: not counted
     evidence = store.evidence(TASK, "cpu", 60, swarm_id="s1")

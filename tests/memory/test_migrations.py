@@ -1,5 +1,6 @@
 """Schema migrations: a memory written by older code -- the last release (0.1.0, commit
-2ce97fd) and the last code at revision 0002 (commit 92b494d) -- opens with this code, is
+2ce97fd), the last code at revision 0002 (commit 92b494d) and at revision 0003 (commit
+8c5fc59) -- opens with this code, is
 upgraded in place and loses nothing (the fields added since read back honestly empty); a new
 memory is created at the head; a memory from a newer labswarm is refused; the head
 downgrades; concurrent first opens migrate exactly once.
@@ -54,9 +55,10 @@ RELEASE = "2ce97fd"  # labswarm 0.1.0
 OLD_CODE = {
     "0.1.0": (RELEASE, None, "0001"),
     "0002": ("92b494d", "0002", "0002"),  # the last memory/ at revision 0002
+    "0003": ("8c5fc59", "0003", "0003"),  # the last memory/ at revision 0003
 }
-HEAD = "0003"
-# what revision 0003 added, and the value every older row reads back with
+HEAD = "0006"  # 0004: proposer, matched_id, near_duplicate; 0005: finding evidence; 0006: remeasure
+# what revisions 0003 and 0004 added, and the value every older row reads back with
 NEW_TRACE_FIELDS = {
     "seed": None,
     "reason": "",
@@ -67,6 +69,8 @@ NEW_TRACE_FIELDS = {
     "noise_sd": None,
     "noise_n": None,
     "threshold": None,
+    "proposer": "",  # 0004: who proposed it was not recorded
+    "matched_id": "",
 }
 NEW_CLAIM_FIELDS = {"hardware": "", "budget_s": None}
 
@@ -231,9 +235,13 @@ def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
         before = dict(before)
         before.pop("budget_s", None)  # written by the 0002 code, not by 0.1.0
         assert after.pop("budget_s") == EXPECTED_BUDGET[before["id"]], before["id"]
+        # what the old code wrote of these (0003's: nothing set) reads back empty as well
+        assert {k: before.pop(k, v) for k, v in NEW_TRACE_FIELDS.items()} == NEW_TRACE_FIELDS
         assert {k: after.pop(k) for k in NEW_TRACE_FIELDS} == NEW_TRACE_FIELDS, before["id"]
         assert after == before, before["id"]
     findings = {f.id: f.model_dump(mode="json") for f in store.query_findings(limit=100).data}
+    # revision 0005's finding.evidence reads back {} in older rows (nothing backfilled)
+    assert {k: f.pop("evidence") for k, f in findings.items()} == {k: {} for k in findings}
     assert findings == {f["id"]: f for f in old["findings"]}
 
     def claim_dump(claim: ClaimPublic) -> dict[str, Any]:
@@ -241,10 +249,15 @@ def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
         assert {k: data.pop(k) for k in NEW_CLAIM_FIELDS} == NEW_CLAIM_FIELDS, claim.id
         return data
 
+    def old_claim(data: dict[str, Any]) -> dict[str, Any]:
+        data = dict(data)  # what the 0003 code wrote of the new fields: empty as well
+        assert {k: data.pop(k, v) for k, v in NEW_CLAIM_FIELDS.items()} == NEW_CLAIM_FIELDS
+        return data
+
     live = [claim_dump(c) for c in store.active_claims(task)]
-    assert live == [old["claims"]["live"]]
+    assert live == [old_claim(old["claims"]["live"])]
     # releasing is idempotent and returns the stored claim: the released one is intact
-    assert claim_dump(store.release("c2")) == old["claims"]["released"]
+    assert claim_dump(store.release("c2")) == old_claim(old["claims"]["released"])
     assert [s.model_dump(mode="json") for s in store.list_swarms()] == old["swarms"]
     assert [a.model_dump(mode="json") for a in store.list_agents()] == old["agents"]
     # the claim lock rows came along: the live fingerprint is still held
@@ -257,6 +270,30 @@ def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
     for before in old["findings"]:
         hits = store.search(before["change"], kinds=("finding",), task=task, limit=3)
         assert before["id"] in [h.id for h in hits], before["change"]
+    # the new status and fields (revision 0004) are stored and read back in the old table
+    store.add_trace(
+        ExperimentCreate(
+            id="t3-near",
+            task=task,
+            parent_id="t2",
+            fingerprint="fp3-near",
+            status=Status.near_duplicate,
+            hardware="cpu",
+            budget_s=30.0,
+            proposer="hybrid:llm",
+            matched_id="t3",
+            reason="too near to trace t3",
+        )
+    )
+    near = store.get_trace("t3-near")
+    assert (near.status, near.proposer, near.matched_id) == (
+        Status.near_duplicate,
+        "hybrid:llm",
+        "t3",
+    )
+    assert [
+        t.id for t in store.query_traces(TraceQuery(task=task, status=[Status.near_duplicate])).data
+    ] == ["t3-near"]
     # the budget column answers SQL queries
     assert {t.id for t in store.query_traces(TraceQuery(task=task, budget_s=60)).data} == {
         "t1",
@@ -265,7 +302,7 @@ def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
     # the champion needs two trusted keeps of one program: t2 kept once (and the seed s1,
     # 0.9, is evidence only), so there is none yet ...
     assert store.champion(task, "cpu", 60) is None
-    # ... until a confirmation of t2 (the new role, in the upgraded schema) keeps it again
+    # ... nor after a confirmation of t2 (revision 0003's role) keeps it again ...
     store.add_trace(
         ExperimentCreate(
             id="t2-confirm",
@@ -282,6 +319,24 @@ def assert_intact(store: Store, old: dict[str, Any], task: str) -> None:
     )
     again = store.get_trace("t2-confirm")
     assert {k: getattr(again, k) for k in JUDGED} == JUDGED
+    # ... and the two runs that made it a keep are not enough: two re-measures (the role
+    # of revision 0006), runs no verdict chose, make it the champion
+    assert store.champion(task, "cpu", 60) is None
+    for i in (1, 2):
+        store.add_trace(
+            ExperimentCreate(
+                id=f"r{i}-t2",
+                task=task,
+                role=Role.remeasure,
+                parent_id="t2",
+                fingerprint="fp2",
+                status=Status.keep,
+                metric=0.96,
+                hardware="cpu",
+                budget_s=60.0,
+            )
+        )
+    assert store.get_trace("r1-t2").role == Role.remeasure
     champ = store.champion(task, "cpu", 60)
     assert champ is not None and champ.id == "t2"
     assert store.champion(task, "cpu", 30) is None
@@ -323,7 +378,8 @@ def upgrade_and_check(release: OldCode, target: str, db_url: str, tmp_path: Path
             assert_intact(store, old, task)
         with get_store(target, embedder="hash") as store:  # a second open is a no-op
             assert version_of(engine) == HEAD
-            assert store.count() == len(old["traces"]) + 1  # + the confirmation
+            # + a confirmation, a near duplicate and two re-measures
+            assert store.count() == len(old["traces"]) + 4
         assert mig.upgrade(engine) == HEAD  # nothing left to do
         assert_head_matches_models(engine)
     finally:
@@ -436,38 +492,76 @@ def test_partial_labswarm_tables_are_refused(tmp_path: Path) -> None:
         engine.dispose()
 
 
-_CONFIRMATION_ROW = """
+def downgrade(engine: Engine, revision: str) -> None:
+    """Downgrade to ``revision`` in one transaction, as ``mig.upgrade`` migrates (on SQLite
+    the driver's own transactions would leave a refused downgrade's copied table behind)."""
+    eng = mig._migration_engine(engine)
+    try:
+        with eng.connect() as conn, conn.begin():
+            command.downgrade(mig.alembic_config(conn), revision)
+    finally:
+        eng.dispose()
+
+
+_INSERT = """
     INSERT INTO experiment (task, role, hypothesis, diff, knobs, fingerprint, status,
         metric_name, direction, resources, log_tail, error, device, hardware, source, id,
-        created_at, indexed, reason)
-    VALUES ('t', 'confirmation', '', '', '{}', 'fp', 'keep', 'val_bpb', 'minimize', '{}', '',
-        '', '', 'cpu', '', 'c1', '2026-03-08 12:00:00+00:00', false, 'kept')
+        created_at, indexed, reason{columns})
+    VALUES ('t', '{role}', '', '', '{{}}', 'fp', '{status}', 'val_bpb', 'minimize', '{{}}', '',
+        '', '', 'cpu', '', '{id}', '2026-03-08 12:00:00+00:00', false, 'why'{values})
 """
+# (the revision a downgrade goes to, the row that revision cannot read, its label)
+_LOST_ON_DOWNGRADE = {
+    "confirmation": (
+        "0002",
+        _INSERT.format(columns="", role="confirmation", status="keep", id="c1", values=""),
+    ),
+    "near_duplicate": (
+        "0003",
+        _INSERT.format(
+            columns=", proposer, matched_id",
+            role="experiment",
+            status="near_duplicate",
+            id="c1",
+            values=", 'llm', 't0'",
+        ),
+    ),
+    "remeasure": (
+        "0005",
+        _INSERT.format(
+            columns=", parent_id", role="remeasure", status="keep", id="c1", values=", 'e1'"
+        ),
+    ),
+}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_head_downgrades_to_0002_unless_confirmations_would_be_lost(
-    kind: str, tmp_path: Path
+@pytest.mark.parametrize("label", sorted(_LOST_ON_DOWNGRADE))
+def test_head_downgrades_unless_a_newer_label_would_be_lost(
+    kind: str, label: str, tmp_path: Path
 ) -> None:
+    """The head downgrades to the revision before a label (a role or status) existed,
+    and back up again -- refused, with nothing changed, while a row holds that label."""
+    revision, row = _LOST_ON_DOWNGRADE[label]
     db = PostgresDatabase() if kind == "postgres" else None
     url = db.url if db is not None else f"sqlite:///{tmp_path / 'down.sqlite'}"
     engine = make_engine(url)
     try:
         mig.upgrade(engine)
         with engine.begin() as conn:
-            conn.execute(text(_CONFIRMATION_ROW))
-        with pytest.raises(RuntimeError, match="1 trace.*confirmation"):
-            with engine.begin() as conn:
-                command.downgrade(mig.alembic_config(conn), "0002")
+            conn.execute(text(row))
+        with pytest.raises(RuntimeError, match=f"1 trace.*{label}"):
+            downgrade(engine, revision)
         assert version_of(engine) == HEAD  # rolled back: nothing was changed
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM experiment WHERE id = 'c1'"))
-        with engine.begin() as conn:
-            command.downgrade(mig.alembic_config(conn), "0002")
-        assert version_of(engine) == "0002"
-        assert_same_schema(engine, built_by_revision(engine, "0002"))
-        assert mig.upgrade(engine) == "0002"  # and up again
+        downgrade(engine, revision)
+        assert version_of(engine) == revision
+        assert_same_schema(engine, built_by_revision(engine, revision))
+        assert mig.upgrade(engine) == revision  # and up again
         assert_head_matches_models(engine)
+        with engine.begin() as conn:
+            conn.execute(text(row))  # the label is back
     finally:
         engine.dispose()
         if db is not None:

@@ -288,10 +288,11 @@ def _varied(store: Store) -> None:
 def test_round_trip_export_import(store: Store, tmp_path: Path, hash_embedder: Embedder) -> None:
     _varied(store)
     out = tmp_path / "swarm.jsonl"
-    assert export_pack(store, out, name="swarm", source="lab A") == 5
+    # 4 traces, 1 finding, and 1 insight (LR down, memory.insights) as a finding
+    assert export_pack(store, out, name="swarm", source="lab A") == 6
     with get_store(tmp_path / "fresh", embedder=hash_embedder) as fresh:
         result = import_pack(fresh, out)
-        assert (result.added_traces, result.added_findings) == (4, 1)
+        assert (result.added_traces, result.added_findings) == (4, 2)
         # everything as stored (the judged-against fields too), except what makes an
         # import evidence: the pack's source on traces that had none, and the baseline and
         # the confirmation exported as seeds
@@ -310,13 +311,14 @@ def test_round_trip_export_import(store: Store, tmp_path: Path, hash_embedder: E
         assert (again.seed, again.judged_n, again.reason) == (7, 2, JUDGED["reason"])
         assert {k: getattr(fresh.get_trace("kid"), k) for k in JUDGED} == JUDGED
         assert fresh.get_trace("base").reason == "" and fresh.get_trace("base").seed is None
-        assert import_pack(fresh, out).skipped == 5  # and importing it again adds nothing
-        got = fresh.query_findings().data[0]
+        assert import_pack(fresh, out).skipped == 6  # and importing it again adds nothing
+        got = next(f for f in fresh.query_findings().data if not f.evidence)
         want_f = store.query_findings().data[0]
         assert got.model_dump(exclude={"created_at"}) == want_f.model_dump(exclude={"created_at"})
-        assert fresh.index_count() == 5
+        assert fresh.index_count() == 6
     before = everything(store)
-    assert import_pack(store, out).skipped == 5  # back into its own store: the same records
+    back = import_pack(store, out)  # back into its own store: the same records, and the
+    assert (back.skipped, back.added_findings) == (5, 1)  # insight, now as a finding
     assert everything(store) == before
 
 

@@ -3,18 +3,38 @@
 Each query paraphrases an idea the log tried (none repeats its wording); one of the traces
 that tried it must be in the top 5. Targets are commit fingerprints from the pack.
 
+Also the mechanisms behind recall, each tested on its own: the knob glossary (from the
+built-in task's ``train.py`` comments and from a trace's own diff) in the embedded
+document, the direction of a change, the hybrid selection of ``Store.search`` (dense pool,
+BM25 rank, reciprocal-rank fusion, cosine order), and the document recipe each vector
+collection records.
+
     .venv/bin/pytest tests/memory/test_recall.py -q
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from memory import Store, get_store
+from memory._index import ChromaIndex, collection_name
+from memory._search import POOL, bm25, fused_order
+from memory.documents import (
+    DECREASE_WORDS,
+    INCREASE_WORDS,
+    default_glossary,
+    document_version,
+    knob_glossary,
+    knob_text,
+    trace_document,
+)
 from memory.embed import Embedder
+from memory.models import ExperimentCreate, Status
 from memory.packs import import_pack
 
 QUERIES: list[tuple[str, set[str]]] = [
@@ -69,3 +89,140 @@ def test_queries_do_not_copy_the_descriptions(karpathy_pack: Path) -> None:
     for query, _ in QUERIES:
         assert query.lower() not in text
     assert len(QUERIES) >= 10
+
+
+# The issue's two examples of a paraphrase the plain dense search missed.
+ISSUE_EXAMPLES: list[tuple[str, set[str]]] = [
+    ("add one more transformer layer", {"7f2a65c", "3ec9cfa", "00a7c09", "3cde993"}),
+    ("lower the learning rate of the Muon matrix parameters", {"97aa364"}),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("query", "targets"), ISSUE_EXAMPLES, ids=[q for q, _ in ISSUE_EXAMPLES])
+def test_issue_example_is_in_top5(karpathy_store: Store, query: str, targets: set[str]) -> None:
+    hits = karpathy_store.search(query, kinds=["trace"], task="autoresearch", limit=5)
+    found = [h.experiment.fingerprint for h in hits if h.experiment is not None]
+    assert set(found) & targets, f"{query!r}: top 5 were {[h.text[:60] for h in hits]}"
+
+
+@pytest.mark.slow
+def test_search_picks_by_fusion_and_orders_by_cosine(karpathy_store: Store) -> None:
+    """For every query, the hybrid answer for k hits is the first k of the dense pool
+    re-ordered by RRF of dense and BM25 ranks, returned in cosine order (the score stays
+    the cosine); and fusion changes the answer of at least one query."""
+    changed = 0
+    for query, _ in QUERIES:
+        karpathy_store.hybrid = False  # type: ignore[attr-defined]
+        try:
+            pool = karpathy_store.search(query, kinds=["trace"], task="autoresearch", limit=POOL)
+        finally:
+            del karpathy_store.hybrid  # type: ignore[attr-defined]  # back to the default (on)
+        hits = karpathy_store.search(query, kinds=["trace"], task="autoresearch", limit=5)
+        chosen = {pool[i].id for i in fused_order(query, [h.text for h in pool])[:5]}
+        assert {h.id for h in hits} == chosen, query
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+        changed += {h.id for h in hits} != {h.id for h in pool[:5]}
+    assert changed > 0
+
+
+def _trace(
+    hypothesis: str, knobs: dict[str, Any] | None = None, diff: str = ""
+) -> ExperimentCreate:
+    return ExperimentCreate(
+        task="t",
+        hypothesis=hypothesis,
+        fingerprint="f",
+        status=Status.discard,
+        knobs=knobs or {},
+        diff=diff,
+    )
+
+
+def test_default_glossary_comes_from_the_builtin_task_comments() -> None:
+    meanings = {e.name: e.meaning for e in default_glossary().entries}
+    assert meanings["DEPTH"] == "transformer blocks"  # DEPTH_CPU's comment, suffix merged
+    assert meanings["MATRIX_LR"] == "Muon"
+    assert not any("SEED" in name for name in meanings)
+    assert document_version().startswith("2-")
+
+
+def test_document_carries_the_knob_meaning_and_direction() -> None:
+    depth = trace_document(_trace("depth 8 to 9"))
+    assert "depth: transformer blocks" in depth and INCREASE_WORDS in depth
+    lr = trace_document(_trace("matrix LR 0.04 to 0.035"))
+    assert "matrix learning rate: Muon" in lr and DECREASE_WORDS in lr
+    assert "transformer blocks" not in lr  # only the knobs the text names
+
+
+def test_knob_glossary_reads_comments_merges_variants_and_skips_seeds() -> None:
+    source = (
+        "GATE_WIDTH_CPU = 8  # channels of the value gate\n"
+        "GATE_WIDTH_CUDA = 32\n"
+        "SEED = 1  # not a knob\n"
+        "def f():\n"
+        "    INNER = 3  # indented: not module level\n"
+        "CALL = int(4)  # not a literal\n"
+    )
+    glossary = knob_glossary(source)
+    assert {e.name: e.meaning for e in glossary.entries} == {
+        "GATE_WIDTH": "channels of the value gate"
+    }
+    assert [e.name for e in glossary.lookup("gate width 32 to 48")] == ["GATE_WIDTH"]
+
+
+def test_a_trace_glosses_its_own_knobs_from_its_diff() -> None:
+    diff = (
+        "--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n"
+        "-TEMPERATURE_FLOOR = 0.5  # lowest sampling temperature\n"
+        "+TEMPERATURE_FLOOR = 0.25  # lowest sampling temperature\n"
+    )
+    doc = trace_document(
+        _trace("try a lower floor", knobs={"TEMPERATURE_FLOOR": [0.5, 0.25]}, diff=diff)
+    )
+    assert (
+        "TEMPERATURE_FLOOR 0.5 -> 0.25 (temperature floor: lowest sampling temperature; "
+        f"{DECREASE_WORDS})" in doc
+    )
+    assert knob_text({"DEPTH_CUDA": [6, 8]}) == (
+        f"DEPTH_CUDA 6 -> 8 (depth: transformer blocks; {INCREASE_WORDS})"
+    )
+
+
+def test_bm25_and_fusion_promote_a_lexical_match_without_dropping_hits() -> None:
+    docs = ["warmup ratio", "batch size", "rotary base frequency"]
+    assert bm25("the rotary frequency", docs)[0] == 0
+    assert bm25("the rotary frequency", docs)[2] > 0
+    assert fused_order("raise the rotary frequency", docs) == [2, 0, 1]
+    assert fused_order("nothing shared", docs) == [0, 1, 2]
+
+
+def test_an_index_made_by_an_older_recipe_is_flagged_until_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = ChromaIndex.local(tmp_path, "minilm-l6-v2")
+    name = collection_name("trace", "t", "keep")
+    old._client.create_collection(  # as a labswarm without document versions made it
+        name,
+        metadata={
+            "hnsw:space": "cosine",
+            "task": "t",
+            "kind": "trace",
+            "group": "keep",
+            "embedder": "minilm-l6-v2",
+        },
+        embedding_function=None,
+    )
+    old.close()
+    index = ChromaIndex.local(tmp_path, "minilm-l6-v2")
+    with caplog.at_level(logging.WARNING, logger="memory._index"):
+        index.upsert("trace", "t", "keep", ["a"], [[1.0] + [0.0] * 383], ["text"])
+    assert index.stale == {name}
+    assert "reindex --full" in caplog.text
+    assert [h.id for h in index.query("trace", "t", "keep", [1.0] + [0.0] * 383, 1)] == ["a"]
+    index.clear()  # what `reindex --full` does first
+    index.upsert("trace", "t", "keep", ["a"], [[1.0] + [0.0] * 383], ["text"])
+    assert index.stale == set()
+    meta = index._client.get_collection(name, embedding_function=None).metadata
+    assert meta["document"] == document_version()

@@ -1,13 +1,19 @@
-"""The recall benchmark's scoring and its hybrid re-ranking (no model, no store)."""
+"""The recall benchmark's scoring and its query sets (no model, no store)."""
 
 from __future__ import annotations
 
-from benchmarks.recall_bench import bm25, first_hit_rank, fuse, load_blind, mrr, recall_at
-from memory import SearchHit
+import json
+from pathlib import Path
 
-
-def _hit(i: int, text: str) -> SearchHit:
-    return SearchHit(kind="trace", id=f"t{i}", score=1.0 - i / 10, text=text)
+from benchmarks.recall_bench import (
+    PACK,
+    first_hit_rank,
+    load_blind,
+    load_dev,
+    load_test_queries,
+    mrr,
+    recall_at,
+)
 
 
 def test_first_hit_rank_is_the_first_target_one_based() -> None:
@@ -24,21 +30,20 @@ def test_recall_at_k_counts_a_hit_at_rank_k_and_not_after() -> None:
     assert mrr(ranks) == (1 + 1 / 5 + 1 / 6) / 4
 
 
-def test_bm25_scores_shared_rare_words_and_ignores_stop_words() -> None:
-    docs = ["rotary base frequency", "the of and", "learning rate of the head"]
-    scores = bm25("the rotary frequency", docs)
-    assert scores[0] > 0
-    assert scores[1] == 0 and scores[2] == 0
+def _pack_fingerprints(pack: Path = PACK) -> set[str]:
+    rows = [json.loads(line) for line in pack.read_text().splitlines()[1:] if line.strip()]
+    return {row["fingerprint"] for row in rows}
 
 
-def test_fuse_promotes_a_lexical_match_without_dropping_hits() -> None:
-    hits = [_hit(0, "warmup ratio"), _hit(1, "batch size"), _hit(2, "rotary base frequency")]
-    fused = fuse("raise the rotary frequency", hits)
-    assert [h.id for h in fused] == ["t2", "t0", "t1"]
-    assert [h.id for h in fuse("nothing shared", hits)] == ["t0", "t1", "t2"]
+def test_blind_and_dev_sets_have_30_queries_with_targets_in_the_pack() -> None:
+    known = _pack_fingerprints()
+    for queries in (load_blind(), load_dev()):
+        assert len(queries) == 30
+        assert all(targets and targets <= known for _, targets in queries)
 
 
-def test_blind_set_has_30_queries_with_commit_targets() -> None:
-    queries = load_blind()
-    assert len(queries) == 30
-    assert all(t and all(len(c) == 7 for c in t) for _, t in queries)
+def test_dev_set_is_separate_from_the_blind_and_test_queries() -> None:
+    """Tuning happens on the dev set only: none of its queries is a blind or test query."""
+    dev = {q.lower() for q, _ in load_dev()}
+    others = {q.lower() for q, _ in load_blind()} | {q.lower() for q, _ in load_test_queries()}
+    assert len(dev) == 30 and not dev & others

@@ -137,7 +137,8 @@ def seed(store: Store) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------
-# a judged swarm (issue 13): replicates, confirmations and what each verdict used
+# a judged swarm (issue 13): replicates, confirmations, re-measures of each kept program
+# (only these and the replicates make a champion) and what each verdict used
 # ---------------------------------------------------------------------------
 
 JUDGED_TASK = "server-test-judged"
@@ -150,11 +151,17 @@ JUDGED_RUNS = [
     ("j-root3", None, "baseline", "fp-root", "keep", 0.996, "1xH100", 300.0),
     ("j-lr", "j-root", "experiment", "fp-lr", "keep", 0.980, "1xH100", 300.0),
     ("j-lr+c", "j-lr", "confirmation", "fp-lr", "keep", 0.982, "1xH100", 300.0),
+    ("r1-j-lr", "j-lr", "remeasure", "fp-lr", "keep", 0.980, "1xH100", 300.0),
+    ("r2-j-lr", "j-lr", "remeasure", "fp-lr", "keep", 0.982, "1xH100", 300.0),
     ("j-lucky", "j-root", "experiment", "fp-lucky", "keep", 0.900, "1xH100", 300.0),
     ("j-depth", "j-root", "experiment", "fp-depth", "keep", 0.960, "cpu", 300.0),
     ("j-depth+c", "j-depth", "confirmation", "fp-depth", "keep", 0.962, "cpu", 300.0),
+    ("r1-j-depth", "j-depth", "remeasure", "fp-depth", "keep", 0.960, "cpu", 300.0),
+    ("r2-j-depth", "j-depth", "remeasure", "fp-depth", "keep", 0.962, "cpu", 300.0),
     ("j-warm", "j-lr", "experiment", "fp-warm", "keep", 0.940, "1xH100", 600.0),
     ("j-warm+c", "j-warm", "confirmation", "fp-warm", "keep", 0.942, "1xH100", 600.0),
+    ("r1-j-warm", "j-warm", "remeasure", "fp-warm", "keep", 0.940, "1xH100", 600.0),
+    ("r2-j-warm", "j-warm", "remeasure", "fp-warm", "keep", 0.942, "1xH100", 600.0),
     ("j-wd", "j-lr", "experiment", "fp-wd", "discard", 0.985, "1xH100", 300.0),
 ]
 
@@ -165,7 +172,9 @@ def judged_traces() -> list[ExperimentCreate]:
     traces = []
     for i, (tid, parent, role, fp, status, metric, hardware, budget) in enumerate(JUDGED_RUNS):
         judged: dict[str, object] = {"seed": 1000 + i, "reason": "baseline replicate: ran"}
-        if role != "baseline":
+        if role == "remeasure":
+            judged = {"seed": 1000 + i, "reason": "re-measure: ran"}
+        elif role != "baseline":
             runs = 2 if tid in ("j-lr", "j-lr+c", "j-depth", "j-depth+c") else 1
             judged = {
                 "seed": 1000 + i,

@@ -193,11 +193,12 @@ def test_champion_is_kept_twice_and_beat_the_one_before_on_hardware_and_budget(
 def test_noise_is_pooled_over_repeated_programs(judged: httpx.Client) -> None:
     params: dict[str, str | int] = {"task": JUDGED_TASK, "hardware": "1xH100", "budget": 300}
     body = judged.get("/api/noise", params=params).json()
-    # by hand: j-root (1.0, 1.004, 0.996) and j-lr (0.980, 0.982); j-lucky, j-wd ran once
-    assert (body["n"], body["df"], body["groups"], body["identical"]) == (5, 3, 2, False)
-    assert body["sd"] == pytest.approx(math.sqrt((2 * 0.004**2 + 2 * 0.001**2) / 3))
+    # by hand: j-root (1.0, 1.004, 0.996) and j-lr's four runs (0.980, 0.982 twice: its
+    # experiment, confirmation and two re-measures); j-lucky, j-wd ran once
+    assert (body["n"], body["df"], body["groups"], body["identical"]) == (7, 5, 2, False)
+    assert body["sd"] == pytest.approx(math.sqrt((2 * 0.004**2 + 4 * 0.001**2) / 5))
     everywhere = judged.get("/api/noise", params={"task": JUDGED_TASK}).json()
-    assert (everywhere["n"], everywhere["df"], everywhere["groups"]) == (9, 5, 4)
+    assert (everywhere["n"], everywhere["df"], everywhere["groups"]) == (15, 11, 4)
     none = judged.get("/api/noise", params={"task": JUDGED_TASK, "hardware": "tpu"}).json()
     assert none == {"sd": None, "n": 0, "df": 0, "groups": 0, "identical": False}
 
@@ -205,8 +206,8 @@ def test_noise_is_pooled_over_repeated_programs(judged: httpx.Client) -> None:
 def test_program_stats_give_the_mean_behind_a_champion(judged: httpx.Client) -> None:
     params = {"task": JUDGED_TASK, "fingerprint": "fp-warm", "hardware": "1xH100"}
     body = judged.get("/api/program-stats", params=params).json()
-    assert body["n"] == 2 and body["mean"] == pytest.approx(0.941)
-    assert body["sd"] == pytest.approx(math.sqrt(2 * 0.001**2))
+    assert body["n"] == 4 and body["mean"] == pytest.approx(0.941)
+    assert body["sd"] == pytest.approx(math.sqrt(4 * 0.001**2 / 3))
     root = judged.get("/api/program-stats", params={**params, "fingerprint": "fp-root"}).json()
     assert root["n"] == 3 and root["mean"] == pytest.approx(1.0)
     missing = judged.get("/api/program-stats", params={"task": JUDGED_TASK})

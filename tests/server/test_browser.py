@@ -235,18 +235,18 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             page.wait_for_selector("body[data-ready='1']")
             page.wait_for_selector("#noise-body tr.noise")
             rows = [r.split("\t") for r in page.locator("#noise-body tr").all_inner_texts()]
-            # by hand: 1xH100/300 pools j-root's 3 replicates and j-lr's 2 runs (df 3);
-            # 1xH100/600 and cpu/300 one program run twice each (df 1)
-            h300 = math.sqrt((2 * 0.004**2 + 2 * 0.001**2) / 3)
-            pair = math.sqrt(2 * 0.001**2)
+            # by hand: 1xH100/300 pools j-root's 3 replicates and j-lr's 4 runs (df 5);
+            # 1xH100/600 and cpu/300 one program run four times each (df 3)
+            h300 = math.sqrt((2 * 0.004**2 + 4 * 0.001**2) / 5)
+            four = math.sqrt(4 * 0.001**2 / 3)
             assert rows == [
-                ["1xH100", "300 s", f"{h300:.4g}", "5", "3", "2"],
-                ["1xH100", "600 s", f"{pair:.4g}", "2", "1", "1"],
-                ["cpu", "300 s", f"{pair:.4g}", "2", "1", "1"],
+                ["1xH100", "300 s", f"{h300:.4g}", "7", "5", "2"],
+                ["1xH100", "600 s", f"{four:.4g}", "4", "3", "1"],
+                ["cpu", "300 s", f"{four:.4g}", "4", "3", "1"],
             ]
             assert "1 run(s) without a recorded hardware class" in page.inner_text("#noise-note")
-            # the champion: the mean of two keeps (j-warm), not j-lucky's single 0.9
-            assert "0.941000 (n=2)" in page.inner_text("#stats")
+            # the champion: the mean of j-warm's four kept runs, not j-lucky's single 0.9
+            assert "0.941000 (n=4)" in page.inner_text("#stats")
             page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
 
             page.click("#exp-body tr[data-id='j-lr']")
@@ -273,6 +273,47 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             )
             assert "— (not recorded)" in page.inner_text("#e-judged")
             assert page.inner_text("#e-reason") == "(no reason recorded)"
+            assert page.errors == []
+    finally:
+        store.close()
+
+
+def test_insights_panel_shows_a_knob_move_linked_to_its_traces(page: Any, tmp_path: Path) -> None:
+    store = get_store(tmp_path / "memory", embedder="hash")
+    store.import_records(judged_traces(), [])
+    # a knob move measured against j-root (mean 1.000 over 3 runs): gain 0.008
+    store.add_trace(
+        ExperimentCreate(
+            id="j-knob",
+            task=JUDGED_TASK,
+            parent_id="j-root",
+            fingerprint="fp-knob",
+            status=Status.discard,
+            metric=0.992,
+            knobs={"MATRIX_LR": [0.04, 0.05]},
+            hypothesis="raise the matrix learning rate",
+            hardware="1xH100",
+            budget_s=300.0,
+            base_metric=1.0,
+            base_n=3,
+        )
+    )
+    try:
+        with serve_store(store, token=TOKEN) as url:
+            page.goto(f"{url}/?task={JUDGED_TASK}")
+            page.wait_for_selector("body[data-ready='1']")
+            page.wait_for_selector("#insights-body tr.insight")
+            text = page.inner_text("#insights-body")
+            # by hand: the noise of 1xH100/300 pools j-root's 3 replicates and j-lr's 4 runs
+            h300 = math.sqrt((2 * 0.004**2 + 4 * 0.001**2) / 5)
+            row = next(r for r in text.splitlines() if "MATRIX_LR up" in r)
+            assert f"+{(1.0 - 0.992) / h300:.2f} sd" in row, row
+            assert "1xH100" in row and "1/1" in row, row
+            page.screenshot(path=str(ARTIFACTS / "insights.png"), full_page=True)
+            page.click("#insights-body a[title='j-knob']")
+            page.wait_for_function(
+                "() => document.querySelector('#e-title').textContent.includes('j-knob')"
+            )
             assert page.errors == []
     finally:
         store.close()

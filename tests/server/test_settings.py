@@ -207,8 +207,9 @@ LAZY_CHECK = textwrap.dedent(
     from tests.server.http_backend import serve_store
     HEAVY = ("torch", "sentence_transformers", "chromadb", "transformers")
     store = get_store(sys.argv[1], embedder="hash")
-    for _ in range(2):  # kept twice: a champion
-        store.add_trace(ExperimentCreate(task="t", fingerprint="f", status="keep", metric=1.0))
+    for _ in range(2):  # two kept baseline replicates: a champion
+        store.add_trace(ExperimentCreate(task="t", fingerprint="f", status="keep", metric=1.0,
+                                         role="baseline"))
     before = {m for m in HEAVY if m in sys.modules}
     with serve_store(store) as url:
         for path in ("/api/health", "/api/experiments", "/api/stats", "/api/claims",

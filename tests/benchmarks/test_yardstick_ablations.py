@@ -1,0 +1,66 @@
+"""The yardstick's ablation arms: one arm per switch of the swarm, each ``labswarm-shared``
+with exactly that one switch off, registered everywhere an arm is listed, and the switch
+reaching the real swarm (its configuration as memory records it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import yardstick_arms as arms  # noqa: E402  (benchmarks/ on sys.path via conftest)
+import yardstick_report as report  # noqa: E402
+
+from agents.swarm import SwarmConfig
+from memory import get_store
+from tests.benchmarks.conftest import BENCH, LANDSCAPE, REPO
+
+SWITCHES = {
+    "labswarm-no-semantic-recall": "semantic_recall",
+    "labswarm-no-near-dup": "refuse_near_duplicates",
+    "labswarm-no-insights": "insights",
+    "labswarm-no-champion-following": "follow_champion",
+}
+
+
+def test_each_ablation_arm_turns_off_exactly_one_switch() -> None:
+    assert arms.ABLATIONS == SWITCHES
+    defaults = {f.name: f.default for f in dataclasses.fields(SwarmConfig)}
+    shared = arms.swarm_plans("labswarm-shared", 4, 40)
+    for arm, switch in SWITCHES.items():
+        assert defaults[switch] is True, f"{switch}: a SwarmConfig switch, on by default"
+        assert arm in arms.LABSWARM_ARMS and arm in arms.SHARED_MEMORY_ARMS
+        assert ("labswarm-shared", arm) in report.PAIRS
+        plan = arms.swarm_plans(arm, 4, 40)
+        assert [(n, k) for n, k, _ in plan] == [(n, k) for n, k, _ in shared]
+        assert [options for _, _, options in plan] == [{switch: False}]
+    help_text = subprocess.run(
+        [sys.executable, str(BENCH / "yardstick.py"), "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert all(arm in help_text.replace("\n", "").replace(" ", "") for arm in SWITCHES)
+    docs = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert all(f"`{arm}`" in docs and f"{switch}=False" in docs for arm, switch in SWITCHES.items())
+
+
+def test_an_ablation_arm_runs_the_real_swarm_with_its_switch_off(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    start = 3.9  # only reported back, not used by the arm's runs
+    result = arms.run_arm(
+        "labswarm-no-champion-following", "smooth", LANDSCAPE, 0, 2, 2, work, start, "hash"
+    )
+    assert not result.errors and result.experiments
+    store = get_store(
+        work / "smooth-labswarm-no-champion-following-s0" / "memory-0", embedder="hash"
+    )
+    try:
+        (swarm,) = store.list_swarms()
+    finally:
+        store.close()
+    assert swarm.config["follow_champion"] is False
+    for other in set(SWITCHES.values()) - {"follow_champion"}:
+        assert swarm.config[other] is True, other
