@@ -3,15 +3,20 @@
 - *handed true value after k*: the true (noise-free) value of the configuration the arm
   would hand its user after its first k runs, in the order they ended: labswarm's
   champion (memory's rule, ``memory.models.champion_of``: a program with at least two
-  trusted ``keep`` runs -- baseline replicates, confirmations and re-measures included --
-  that took the title by beating the champion before it by the keep rule's margin; for the
-  isolated arm the best over its swarms), Optuna's best trial (the best COMPLETE value).
+  trusted ``keep`` runs that no verdict chose -- baseline replicates and re-measures; a
+  keep's first run and its confirmation do not count -- that took the title by beating the
+  champion before it by the keep rule's margin; for the isolated arm the best over its
+  swarms), Optuna's best trial (the best COMPLETE value).
   Before any candidate exists, the task's unmodified configuration. Every count of
   experiments counts runs: a confirmation or re-measure run is one experiment.
 - *experiments to reach the target*: the first k whose handed true value is at or below the
   landscape's target (declared before the arms run); None when never.
 - *best observed*: the lowest metric observed among the baselines and the experiments.
   Biased low: the minimum of noisy draws.
+- *best true value run*: the best true value among the configurations the arm ran (the
+  baselines and its first k experiments), whatever it hands over: what the search alone
+  found, apart from how well the arm recognises it. *Configurations tried*: the distinct
+  configurations among those experiments, re-tests not counted.
 - *false keep*: a labswarm keep whose true value is not better than its base's true value;
   *missed gain*: a discard whose true value is better than its base's.
 - *duplicate run*: an experiment whose configuration had already run in the arm and seed
@@ -170,6 +175,19 @@ def best_observed(a: ArmSeed, total: int) -> float:
     pool = [r for r in a.runs if r.baseline] + a.experiments[:total]
     values = [r.observed for r in pool if r.ok and r.observed is not None]
     return min(values) if values else math.nan
+
+
+def best_true_run(a: ArmSeed, total: int) -> float:
+    """The best true value among the configurations run by the baselines and the first
+    ``total`` experiments (crashed runs have none)."""
+    pool = [r for r in a.runs if r.baseline] + a.experiments[:total]
+    values = [r.true for r in pool if r.ok and r.true is not None]
+    return min(values) if values else math.nan
+
+
+def configurations_tried(a: ArmSeed, total: int) -> int:
+    """Distinct configurations among the first ``total`` experiments, re-tests not counted."""
+    return len({_key(r.config) or r.id for r in a.experiments[:total] if not r.retest})
 
 
 def judge_errors(a: ArmSeed) -> tuple[int, int, int] | None:

@@ -238,6 +238,9 @@ def test_measures_on_hand_made_runs() -> None:
     b = arms.ArmSeed("labswarm-shared", "smooth", 0, [*runs[:-2], *close], 1.0, start_true=3.9)
     assert ym.final_candidate(b, 11).id == "r1"  # type: ignore[union-attr]
     assert ym.best_observed(a, 11) == 3.5
+    # the search alone: r5's configuration is the best run; r1, r2, r3, r4, r5 are tried
+    assert ym.best_true_run(a, 11) == 3.5 and ym.best_true_run(a, 7) == 3.9
+    assert ym.configurations_tried(a, 11) == 5 and ym.configurations_tried(a, 4) == 1
     assert ym.judge_errors(a) == (2, 1, 1)
     assert ym.false_keep_curve(a, 11) == [0] + [1] * 11
     assert ym.duplicate_runs(a) == 1  # r2 reruns the root; the re-tests of r1, r5 are not
