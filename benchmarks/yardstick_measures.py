@@ -17,6 +17,8 @@
   baselines and its first k experiments), whatever it hands over: what the search alone
   found, apart from how well the arm recognises it. *Configurations tried*: the distinct
   configurations among those experiments, re-tests not counted.
+- *re-measures never picked*: re-measure runs of programs that were never the arm's pick
+  in those experiments (they could not help the hand-over).
 - *false keep*: a labswarm keep whose true value is not better than its base's true value;
   *missed gain*: a discard whose true value is better than its base's.
 - *duplicate run*: an experiment whose configuration had already run in the arm and seed
@@ -137,6 +139,24 @@ def handed_curve(a: ArmSeed, total: int) -> list[float]:
     while len(curve) < total + 1:
         curve.append(curve[-1])
     return curve
+
+
+def wasted_remeasures(a: ArmSeed, total: int) -> tuple[int, int]:
+    """(re-measure runs among the first ``total`` experiments, those of them whose program
+    was never the arm's pick at any point of those experiments): what re-measuring every
+    kept program costs beyond the programs that took the title."""
+    picker = _Picker(a)
+    for r in a.runs:
+        if r.baseline:
+            picker.add(r)
+    picked: set[str] = set()
+    for r in a.experiments[:total]:
+        picker.add(r)
+        best = picker.best()
+        if best is not None:
+            picked.add(_program(a, best))
+    remeasures = [r for r in a.experiments[:total] if r.remeasure]
+    return len(remeasures), sum(_program(a, r) not in picked for r in remeasures)
 
 
 def final_candidate(a: ArmSeed, total: int) -> Run | None:

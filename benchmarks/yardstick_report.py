@@ -71,6 +71,12 @@ def reach_cell(values: Sequence[int | None], total: int) -> str:
     return f"{shown(s.median)} [{shown(s.lo)}, {shown(s.hi)}] (reached {reached}/{len(values)})"
 
 
+def remeasure_cell(counts: Sequence[tuple[int, int]]) -> str:
+    """Re-measure runs over seeds, and those of programs the arm never handed over."""
+    runs, never = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return "— (none)" if runs == 0 else f"{never} of {runs}"
+
+
 def arm_tables(
     arms: Sequence[str],
     results: dict[str, list[ArmSeed]],
@@ -116,6 +122,7 @@ def arm_tables(
                 arm,
                 f"{n_exp / len(seeds):.1f}",
                 sum(1 for a in seeds for r in a.experiments if r.retest),
+                remeasure_cell([ym.wasted_remeasures(a, total) for a in seeds]),
                 keeps,
                 false,
                 missed,
@@ -166,6 +173,7 @@ def arm_tables(
                     "arm",
                     "experiments/seed",
                     "of them re-tests (confirmations, re-measures)",
+                    "re-measures: of programs never picked",
                     "keeps",
                     "false keeps",
                     "missed gains",

@@ -241,6 +241,10 @@ def test_measures_on_hand_made_runs() -> None:
     # the search alone: r5's configuration is the best run; r1, r2, r3, r4, r5 are tried
     assert ym.best_true_run(a, 11) == 3.5 and ym.best_true_run(a, 7) == 3.9
     assert ym.configurations_tried(a, 11) == 5 and ym.configurations_tried(a, 4) == 1
+    # r1 and r5 both took the title: none of their re-measures was wasted; in b, r5 never
+    # did, so its two are
+    assert ym.wasted_remeasures(a, 11) == (4, 0)
+    assert ym.wasted_remeasures(b, 11) == (4, 2)
     assert ym.judge_errors(a) == (2, 1, 1)
     assert ym.false_keep_curve(a, 11) == [0] + [1] * 11
     assert ym.duplicate_runs(a) == 1  # r2 reruns the root; the re-tests of r1, r5 are not
