@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from memory.base import Store
 from memory.embed import Embedder
@@ -124,16 +124,6 @@ def same_structure(
     if knobs and other_knobs:
         return same_move(knobs, other_knobs)
     return numbers(hypothesis) == numbers(other_hypothesis)
-
-
-def similarity_model(store: Store) -> Embedder:
-    """The model that embeds the memory (an embedded store's own, else the settings')."""
-    own = getattr(store, "embedder", None)
-    if own is not None and callable(getattr(own, "embed", None)):
-        return cast(Embedder, own)
-    from memory.embed import get_embedder
-
-    return get_embedder()
 
 
 def similarities(model: Embedder, text: str, others: list[str]) -> list[float]:

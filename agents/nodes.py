@@ -34,6 +34,7 @@ from agents.proposers.base import (
     ProposalInvalid,
     ProposalRequest,
     SearchExhausted,
+    made_by,
 )
 from agents.runner import run_seed
 from agents.state import AgentState, Recalled
@@ -47,6 +48,7 @@ from agents.tracing import (
     write_trace,
 )
 from memory.base import Evidence
+from memory.embed import store_embedder
 from memory.errors import AlreadyClaimed, AlreadyRan, NotFound
 from memory.insights import recorded_base
 from memory.insights import stale_failures as memory_stale_failures
@@ -242,11 +244,6 @@ def _insights(ctx: AgentContext) -> list[str]:
     return report.prompt_lines(INSIGHT_LINES)
 
 
-def proposer_name(ctx: AgentContext, proposal: Proposal | None) -> str:
-    """Who made ``proposal``: its own ``proposer`` ("hybrid:llm"), else the agent's."""
-    return (proposal.proposer if proposal is not None else "") or ctx.proposer.name
-
-
 def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Ask the proposer for one change to the base."""
     ctx = runtime.context
@@ -291,15 +288,6 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 # ---------------------------------------------------------------------------
 
 
-def _draft_program(ctx: AgentContext, state: AgentState, proposal: Proposal) -> Program | None:
-    """The draft applied to the base (None when its edits do not apply: ``check`` records
-    why)."""
-    try:
-        return apply_edits(_base_program(ctx, state), proposal.edits)
-    except EditError:
-        return None
-
-
 def _search_traces(
     ctx: AgentContext, text: str, own: str | None
 ) -> list[tuple[float, ExperimentPublic]]:
@@ -325,13 +313,14 @@ def recall_draft(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     passed: dict[str, Any] = {"status": "drafted"}
     if proposal is None or recalled is None or state.get("proposal_error"):
         return passed  # check records an unusable proposal
-    name = proposer_name(ctx, proposal)
+    name = made_by(proposal, ctx.proposer)
     if name.endswith("builtin"):
         return passed  # a sampled configuration: no text to recall by, never a near duplicate
     base_program = _base_program(ctx, state)
-    candidate = _draft_program(ctx, state, proposal)
-    if candidate is None:
-        return passed
+    try:
+        candidate = apply_edits(base_program, proposal.edits)
+    except EditError:
+        return passed  # check records why the edits do not apply
     knobs = knob_changes(base_program, candidate, ctx.task.knobs)
     task = ctx.task.name
     own = None if ctx.recall else ctx.agent_id
@@ -385,7 +374,7 @@ def recall_draft(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
         others if ctx.recall else [], hardware=ctx.device.hardware, budget=ctx.budget
     )
     near = idea.near_duplicate(
-        idea.similarity_model(ctx.store),
+        store_embedder(ctx.store),
         runs,
         claims,
         hypothesis=proposal.hypothesis,
@@ -449,7 +438,7 @@ def _unapplied(ctx: AgentContext, state: AgentState, reason: str, text: str) -> 
         hypothesis=proposal.hypothesis if proposal else "",
         fingerprint=unapplied_fingerprint(text),
         log_tail=text[-2000:],
-        proposer=proposer_name(ctx, proposal),
+        proposer=made_by(proposal, ctx.proposer),
     )
     return _refused(ctx, state, reason, trace)
 
@@ -501,7 +490,7 @@ def _refusal(
             why,
             parent_id=state.get("base_id"),
             hypothesis=proposal.hypothesis if proposal else "",
-            proposer=proposer_name(ctx, proposal),
+            proposer=made_by(proposal, ctx.proposer),
             **common,
         )
         return _refused(ctx, state, why, trace)
@@ -541,7 +530,7 @@ def _claim(
             why,
             parent_id=state.get("base_id"),
             hypothesis=hypothesis,
-            proposer=proposer_name(ctx, proposal),
+            proposer=made_by(proposal, ctx.proposer),
             **common,
         )
         return _refused(ctx, state, why, trace)
@@ -672,7 +661,7 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         diff=state.get("diff", ""),
         knobs=state.get("knobs", {}),
         judged=state.get("judged", {}),
-        proposer=proposer_name(ctx, proposal),
+        proposer=made_by(proposal, ctx.proposer),
     )
     write_trace(ctx.store, trace)
     runs = 1
@@ -689,7 +678,7 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             hypothesis=f"confirmation of {trace_id}: {hypothesis}",
             fingerprint=state["fingerprint"],
             judged=state.get("judged", {}),
-            proposer=proposer_name(ctx, proposal),
+            proposer=made_by(proposal, ctx.proposer),
         )
         write_trace(ctx.store, again)
         runs = 2

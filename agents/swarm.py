@@ -48,7 +48,7 @@ from agents.judge import (
 )
 from agents.library import LineageError, ProgramLibrary, rebuild_for_review
 from agents.program import Program, diff
-from agents.proposers.base import Proposer
+from agents.proposers.base import Proposer, made_by
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
 from agents.task import Task, load_task
 from agents.tracing import Author, set_agent, setup_failure, write_trace
@@ -465,7 +465,7 @@ class Swarm:
                 fingerprint=values.get("fingerprint", ""),
                 diff=values.get("diff", ""),
                 knobs=values.get("knobs", {}),
-                proposer=(proposal.proposer if proposal is not None else "") or ctx.proposer.name,
+                proposer=made_by(proposal, ctx.proposer),
                 error="the swarm process stopped while this run was in flight (found on resume)",
             )
             write_trace(self.store, trace)

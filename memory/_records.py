@@ -14,6 +14,7 @@ from memory._rows import finding_row, validated
 from memory._sql import finding_content, to_public_finding, utc_fields
 from memory.errors import Conflict, InvalidInput
 from memory.models import (
+    RUN_ROLES,
     Agent,
     AgentCreate,
     AgentPublic,
@@ -33,6 +34,8 @@ from memory.models import (
     utc,
     utcnow,
 )
+
+RUN_ROLE_VALUES = frozenset(r.value for r in RUN_ROLES)
 
 
 class RecordsMixin:
@@ -165,8 +168,8 @@ class RecordsMixin:
             claims = session.exec(select(func.count()).select_from(Claim).where(*c_where)).one()
         by_status: dict[str, int] = {}
         exp_counts: dict[str, int] = {}
-        # experiments and seeded traces: not baselines, not confirmations (a confirmed
-        # pair is one decision)
+        # experiments and seeded traces: not baselines, confirmations nor re-measures (a
+        # confirmed pair is one decision; a re-measure is none)
         judged_counts: dict[str, int] = {}
         first = last = exp_first = exp_last = None
         for role, status, n, lo, hi in groups:
@@ -178,10 +181,9 @@ class RecordsMixin:
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
             role = str(getattr(role, "value", role))
-            if role not in (Role.baseline.value, Role.confirmation.value, Role.remeasure.value):
+            if role in (Role.experiment.value, Role.seed.value):  # one decision each
                 judged_counts[key] = judged_counts.get(key, 0) + int(n)
-            # runs per hour
-            if role in (Role.experiment.value, Role.confirmation.value, Role.remeasure.value):
+            if role in RUN_ROLE_VALUES:  # runs per hour
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)
                 exp_first = lo if exp_first is None or lo < exp_first else exp_first
                 exp_last = hi if exp_last is None or hi > exp_last else exp_last

@@ -150,3 +150,10 @@ def get_embedder(name: str | Embedder | None = None) -> Embedder:
     if key not in _default:
         _default[key] = _EMBEDDERS[key]()
     return _default[key]
+
+
+def store_embedder(store: object) -> Embedder:
+    """The model that embeds ``store``'s memory: an embedded store's own, else the
+    settings' (an HTTP store's server embeds; its model is named by the same settings)."""
+    own = getattr(store, "embedder", None)
+    return own if isinstance(own, Embedder) else get_embedder()

@@ -42,7 +42,7 @@ import json
 import math
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -64,6 +64,7 @@ from memory.models import (
     beats,
     gain,
     run_here,
+    run_stats,
 )
 
 if TYPE_CHECKING:
@@ -390,8 +391,8 @@ def knob_move(old: Any, new: Any) -> tuple[Move, str | None]:
 
 
 def _measured_here(t: ExperimentPublic) -> bool:
-    """``Store._measured``'s rule: trusted, keep/discard, role experiment/baseline/
-    confirmation, a finite metric."""
+    """``Store._measured``'s rule on one trace: trusted, ``MEASURED_STATUSES``,
+    ``MEASURED_ROLES``, a finite metric."""
     return (
         run_here(t)
         and t.status in MEASURED_STATUSES
@@ -399,13 +400,6 @@ def _measured_here(t: ExperimentPublic) -> bool:
         and t.metric is not None
         and math.isfinite(t.metric)
     )
-
-
-def _sd(values: Sequence[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    mean = math.fsum(values) / len(values)
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 @dataclass
@@ -474,7 +468,7 @@ class _Class:
             "crash_rate": crashes / len(runs) if runs else 0.0,
             "mean_gain": mean_gain,
             "effect": effect,
-            "effect_sd": _sd(effects) if len(effects) == len(gains) else None,
+            "effect_sd": run_stats(effects).sd if len(effects) == len(gains) else None,
             "base_mean": math.fsum(bases) / len(bases) if bases else None,
             "noise_sd": self.sd,
             "trace_ids": [t.id for t, _ in runs][-MAX_IDS:],
@@ -606,13 +600,6 @@ def _every_finding(store: Store, task: str) -> list[FindingPublic]:
             return out
 
 
-def _embedder(store: Store) -> Embedder:
-    from memory.embed import Embedder, get_embedder
-
-    own = getattr(store, "embedder", None)
-    return own if isinstance(own, Embedder) else get_embedder()
-
-
 def compute_insights(
     store: Store, task: str, hardware: str | None = None, budget: float | None = None
 ) -> InsightReport:
@@ -635,6 +622,7 @@ def _report(
     budget: float | None,
 ) -> InsightReport:
     from memory.base import evidence_of
+    from memory.embed import store_embedder
 
     traces = sorted(cache.traces.values(), key=lambda t: (_at(t), t.id))
     classes: dict[tuple[str, float | None], list[ExperimentPublic]] = {}
@@ -646,7 +634,7 @@ def _report(
         classes.setdefault((t.hardware, t.budget_s), []).append(t)
     knobs: list[KnobInsight] = []
     ideas: list[IdeaInsight] = []
-    embedder = _embedder(store)
+    embedder = store_embedder(store)
     if cache.embedder != embedder.name:
         cache.vectors.clear()
         cache.embedder = embedder.name

@@ -223,7 +223,7 @@ class Role(StrEnum):
     confirmation = "confirmation"
     # a re-run, with another seed, of a newly kept program after its verdict (parent_id:
     # the kept experiment; same fingerprint): no verdict chose it, so it measures the
-    # program without the winner's curse (migration 0005)
+    # program without the winner's curse (migration 0006)
     remeasure = "remeasure"
 
 

@@ -84,3 +84,9 @@ class Proposer(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+
+def made_by(proposal: Proposal | None, proposer: Proposer) -> str:
+    """Who made ``proposal``, as its trace records it: the proposal's own ``proposer``
+    (a hybrid's side, "hybrid:llm"), else the agent's proposer's name."""
+    return (proposal.proposer if proposal is not None else "") or proposer.name
