@@ -95,7 +95,8 @@ OUTCOME_WORDS: dict[str, str] = {
     "note": "note",
 }
 
-_WORD = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?")
+_WORD = re.compile(r"[A-Za-z]+\d*|\d+(?:\.\d+)?")
+_LETTERS_DIGITS = re.compile(r"([a-z]+)(\d+)")
 _MAX_DIFF_CHARS = 600
 _MAX_PART_CHARS = 1000  # hypothesis, knob list, finding change
 MAX_DOCUMENT_CHARS = 4000  # above the sum of the trimmed parts: the outcome always stays
@@ -103,8 +104,18 @@ MAX_DOCUMENT_CHARS = 4000  # above the sum of the trimmed parts: the outcome alw
 
 def spell_out(text: str) -> str:
     """``MATRIX_LR`` -> ``matrix learning rate``; ``VE WD`` -> ``value embedding weight decay``."""
-    words = [w.lower() for w in _WORD.findall(text.replace("_", " "))]
-    return " ".join(ABBREVIATIONS.get(w, w) for w in words)
+    return " ".join(_spelled(w.lower()) for w in _WORD.findall(text.replace("_", " ")))
+
+
+def _spelled(word: str) -> str:
+    """One word spelled out: an abbreviation that ends in digits is looked up whole first
+    (``x0``, ``beta1``), else its letters are (``lr2`` -> "learning rate 2")."""
+    if word in ABBREVIATIONS:
+        return ABBREVIATIONS[word]
+    m = _LETTERS_DIGITS.fullmatch(word)
+    if m:
+        return f"{ABBREVIATIONS.get(m.group(1), m.group(1))} {m.group(2)}"
+    return word
 
 
 def glossed(text: str, glossary: Glossary | None = None) -> str:
@@ -335,10 +346,10 @@ def default_glossary() -> Glossary:
 @lru_cache(maxsize=1)
 def document_version() -> str:
     """The document recipe (bump the number when the recipe changes) and a digest of the
-    default glossary and the abbreviations, e.g. ``"2-1a2b3c4d"``."""
+    default glossary and the abbreviations, e.g. ``"3-1a2b3c4d"``."""
     words = "\n".join(f"{k}\t{v}" for k, v in sorted(ABBREVIATIONS.items()))
     digest = hashlib.sha1(f"{default_glossary().digest()}\n{words}".encode()).hexdigest()
-    return f"2-{digest[:8]}"
+    return f"3-{digest[:8]}"
 
 
 def _number(value: str, unit: str | None) -> float:

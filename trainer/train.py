@@ -40,25 +40,25 @@ DEPTH_CPU = 4  # transformer blocks
 DEPTH_CUDA = 6
 WIDTH_CPU = 128  # model dimension
 WIDTH_CUDA = 384
-N_HEAD_CPU = 4
+N_HEAD_CPU = 4  # attention heads per block
 N_HEAD_CUDA = 6
 MLP_RATIO = 4  # hidden units of the ReLU^2 MLP per model dimension
 LOGIT_SOFTCAP = 15.0  # logits = cap * tanh(logits / cap); 0 disables
-ROPE_BASE = 10000.0
+ROPE_BASE = 10000.0  # base period of the rotary position encoding
 
 # Batch shape: sequences of SEQ_LEN tokens; BATCH_SIZE * GRAD_ACCUM sequences per step.
-SEQ_LEN_CPU = 256
+SEQ_LEN_CPU = 256  # context length in tokens
 SEQ_LEN_CUDA = 512
-BATCH_SIZE_CPU = 8
+BATCH_SIZE_CPU = 8  # sequences per forward pass
 BATCH_SIZE_CUDA = 128
-GRAD_ACCUM = 1
+GRAD_ACCUM = 1  # forward passes whose gradients add up to one optimizer step
 
 # Optimisation: Muon for the 2-D matrices inside the blocks, AdamW for embedding and head.
 MATRIX_LR = 0.04  # Muon
 EMBED_LR = 0.2  # AdamW, token embedding
 HEAD_LR = 0.01  # AdamW, output head (untied)
-ADAM_BETAS = (0.8, 0.95)
-MUON_MOMENTUM = 0.95
+ADAM_BETAS = (0.8, 0.95)  # AdamW momentum of the gradient and of its square
+MUON_MOMENTUM = 0.95  # momentum of the Muon updates
 WEIGHT_DECAY = 0.0  # decoupled, on the Muon matrices
 DROPOUT_CPU = 0.0  # a 60 s CPU run never sees the corpus twice: no need
 DROPOUT_CUDA = 0.2  # 300 s on a GPU makes many passes over a small corpus
@@ -66,7 +66,7 @@ DROPOUT_CUDA = 0.2  # 300 s on a GPU makes many passes over a small corpus
 # Schedule on progress = training time / budget (0 -> 1).
 WARMUP_RATIO = 0.0  # linear LR warm-up over this fraction of the budget
 WARMDOWN_RATIO = 0.4  # linear decay to FINAL_LR_FRAC over the last fraction
-FINAL_LR_FRAC = 0.0
+FINAL_LR_FRAC = 0.0  # learning rate at the end, as a fraction of the peak
 
 # The run's seed (weights, dropout, batch order): labswarm gives every run its own, so two
 # runs of one program differ the way honest repetitions do. Not a knob.

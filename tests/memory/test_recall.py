@@ -29,8 +29,10 @@ from memory.documents import (
     INCREASE_WORDS,
     default_glossary,
     document_version,
+    glossed,
     knob_glossary,
     knob_text,
+    spell_out,
     trace_document,
 )
 from memory.embed import Embedder
@@ -145,7 +147,22 @@ def test_default_glossary_comes_from_the_builtin_task_comments() -> None:
     assert meanings["DEPTH"] == "transformer blocks"  # DEPTH_CPU's comment, suffix merged
     assert meanings["MATRIX_LR"] == "Muon"
     assert not any("SEED" in name for name in meanings)
-    assert document_version().startswith("2-")
+    assert document_version().startswith("3-")
+
+
+def test_every_knob_of_the_builtin_task_says_what_it_is() -> None:
+    """A knob without a comment has no meaning to gloss a log line with."""
+    silent = sorted(e.name for e in default_glossary().entries if not e.meaning)
+    assert silent == []
+
+
+def test_abbreviations_ending_in_digits_are_spelled_out() -> None:
+    assert spell_out("x0_lambda") == "skip connection from the input embeddings " + (
+        "learned scalar multiplier"
+    )
+    assert spell_out("beta1") == "first moment momentum"
+    assert spell_out("LR2") == "learning rate 2"  # letters looked up, digits kept
+    assert "first moment momentum" in glossed("Adam beta1 0.8 to 0.9")
 
 
 def test_document_carries_the_knob_meaning_and_direction() -> None:
