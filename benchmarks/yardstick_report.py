@@ -17,6 +17,8 @@ PAIRS = (
     ("labswarm-shared", "random"),
     ("labswarm-shared", "labswarm-neighbour"),
     ("labswarm-neighbour", "optuna-shared"),
+    ("labswarm-transfer", "optuna-shared"),
+    ("labswarm-transfer", "labswarm-shared"),
     ("labswarm-shared", "labswarm-isolated"),
     ("labswarm-shared", "labswarm-single"),
     ("labswarm-shared", "labswarm-no-recall"),
