@@ -100,6 +100,32 @@ def detect_gpus() -> list[Gpu]:
     return [Gpu(i, torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
 
 
+MEMORY_SHARE = 0.8  # of this machine's memory, split across runs as its CPUs are
+
+
+def memory_total_gb() -> float:
+    """This machine's memory in GiB: the physical memory, or the cgroup's limit where it is
+    lower (a container); 0 where the OS does not say."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+    try:
+        raw = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
+    except OSError:
+        raw = "max"
+    if raw.isdigit():
+        total = min(total, int(raw))
+    return total / 2**30
+
+
+def memory_share_gb(device: Device) -> float:
+    """The default memory limit of one run on ``device``: ``MEMORY_SHARE`` of this
+    machine's memory times the device's share of its CPUs (0: unknown, no limit). Two
+    agents of one CPU thread each on a 2-core, 24 GiB machine get 9.6 GiB per run."""
+    return MEMORY_SHARE * memory_total_gb() * min(1.0, device.threads / cpu_count())
+
+
 def cpu_devices(n_agents: int, threads: int | None = None) -> list[Device]:
     """Split this machine's CPUs across ``n_agents`` (at least one thread each)."""
     total = cpu_count()

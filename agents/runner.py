@@ -40,13 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agents.devices import Device
+from agents.devices import Device, memory_share_gb
 from agents.sandbox import SandboxMode, sandbox_enabled, wrap
 from agents.task import Task, is_secret_name
 from memory.settings import get_settings
 
 RunStatus = Literal["ok", "crash", "timeout", "interrupted"]
 TAIL_LINES = 40
+# How often a run's resident memory is read (a scan of /proc: ~1.5 ms per 100 processes).
+MEMORY_POLL_S = 0.5
 MIN_SECRET_LEN = 6  # shorter values would redact ordinary words
 PASS_THROUGH = frozenset(
     {
@@ -383,8 +385,11 @@ def _execute(
     redact: Redactor,
     seed: int | None = None,
     result_file: Path | None = None,
+    memory_gb: float = 0.0,
 ) -> RunResult:
-    """Run ``argv`` to its end, the timeout or a stop; the result has no metric yet."""
+    """Run ``argv`` to its end, the timeout, a stop or, with ``memory_gb`` > 0, until its
+    process group holds more than that much resident memory; the result has no metric
+    yet."""
     sandboxed = _resolve_sandbox(sandbox)
     env = run_env(
         task,
@@ -423,17 +428,22 @@ def _execute(
         pgid = proc.pid
         if on_start:
             on_start(pgid)
-        reason: RunStatus | None = None
+        reason: RunStatus | Literal["memory"] | None = None
+        held, looked = 0.0, started
         while True:
             try:
                 proc.wait(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if memory_gb > 0 and time.monotonic() - looked >= MEMORY_POLL_S:
+                held, looked = group_rss_bytes(pgid) / 2**30, time.monotonic()
             if time.monotonic() - started > timeout:
                 reason = "timeout"
             elif stop is not None and stop.is_set():
                 reason = "interrupted"
+            elif memory_gb > 0 and held > memory_gb:
+                reason = "memory"
             if reason:
                 _kill_group(pgid)
                 proc.wait()
@@ -455,11 +465,39 @@ def _execute(
     elif reason == "interrupted":
         result.status = "interrupted"
         result.error = "the swarm stopped while this run was in flight"
+    elif reason == "memory":
+        result.status = "crash"
+        result.error = (
+            f"out of memory: killed holding {held:.2f} GiB, over the run's limit of "
+            f"{memory_gb:.2f} GiB ([budget].memory_gb; default: its share of this machine)"
+        )
     elif proc.returncode != 0:
         result.status = "crash"
         last = _last_error_line(tail)
         result.error = f"exit code {proc.returncode}" + (f": {last}" if last else "")
     return result
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Resident memory of every process in process group ``pgid``, in bytes, from
+    ``/proc/<pid>/stat`` (0 where there is no ``/proc``)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # gone meanwhile
+        # after "pid (comm) ": state ppid pgrp ... with rss the 24th field of the line
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 21 and int(fields[2]) == pgid:
+            total += int(fields[21]) * page
+    return total
 
 
 def run_program(
@@ -480,7 +518,11 @@ def run_program(
 
     ``seed``: the run's ``LABSWARM_SEED`` (None: not set). ``LABSWARM_RESULT`` names
     :func:`result_path` for this log's name, removed before the run. ``sandbox``:
-    ``auto``/``off``/``require``; None reads the ``LABSWARM_SANDBOX`` setting.
+    ``auto``/``off``/``require``; None reads the ``LABSWARM_SANDBOX`` setting. A run whose
+    processes hold more resident memory than the task's ``[budget].memory_gb`` (default:
+    :func:`agents.devices.memory_share_gb` of the device) is killed as a ``crash`` that
+    says so, before the kernel's out-of-memory killer picks a victim on its own (the swarm,
+    the memory server, another agent's run).
     """
     timeout = task.hard_timeout(budget) if timeout is None else timeout
     redact = Redactor(workdir)
@@ -501,6 +543,7 @@ def run_program(
         redact=redact,
         seed=seed,
         result_file=results_file,
+        memory_gb=task.memory_gb or memory_share_gb(device),
     )
     if result.returncode is None or result.status in ("timeout", "interrupted"):
         return result

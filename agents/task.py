@@ -144,6 +144,7 @@ class BudgetSpec(_Table):
     cuda: Annotated[float, Field(gt=0)] = 300.0
     timeout: Seconds = 0.0  # 0: 2 * budget + 120
     setup_timeout: Annotated[float, Field(gt=0)] = 3600.0
+    memory_gb: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # 0: the run's share
 
     @field_validator("env")
     @classmethod
@@ -355,6 +356,7 @@ class Task:
     budget_cuda: float
     timeout: float  # 0: 2 * budget + 120
     setup_timeout: float
+    memory_gb: float  # a run's memory limit in GiB; 0: its share of the machine
     network: bool  # a sandboxed run may use the network
     env: dict[str, str]
 
@@ -386,6 +388,7 @@ class Task:
             budget_cuda=spec.budget.cuda,
             timeout=spec.budget.timeout,
             setup_timeout=spec.budget.setup_timeout,
+            memory_gb=spec.budget.memory_gb,
             network=spec.sandbox.network,
             env=dict(spec.env),
         )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
-from agents.devices import cpu_devices
-from agents.runner import parse_summary, run_program
-from agents.task import load_task
+import pytest
+
+from agents.devices import MEMORY_SHARE, cpu_count, cpu_devices, memory_share_gb, memory_total_gb
+from agents.runner import group_rss_bytes, parse_summary, run_program
+from agents.task import TaskError, load_task
 from tests.agents.conftest import make_task
 
 DEV = cpu_devices(1, threads=1)[0]
@@ -157,3 +162,81 @@ def test_a_missing_interpreter_is_a_crash_naming_it(tmp_path):
     r = run_program(task, task.root, DEV, 3, tmp_path / "r.log", python="/no/such/python")
     assert r.status == "crash" and r.metric is None
     assert "/no/such/python" in r.error  # bwrap's execvp error, or Popen's
+
+
+# Holds about 400 MiB of touched memory for a while, then reports a metric.
+HOG = """\
+import time
+block = bytearray(400 * 2**20)
+for i in range(0, len(block), 4096):
+    block[i] = 1
+time.sleep(3)
+print('---')
+print('val_loss: 0.5')
+"""
+
+
+def _with_memory_limit(tmp_path: Path, train: str, gb: float):
+    root = make_task(tmp_path / "t", train)
+    toml = root / "task.toml"
+    toml.write_text(toml.read_text().replace("[budget]\n", f"[budget]\nmemory_gb = {gb}\n"))
+    return load_task(root)
+
+
+def test_a_run_over_its_memory_limit_is_killed_as_a_crash_that_says_so(tmp_path):
+    task = _with_memory_limit(tmp_path, HOG, 0.2)
+    assert task.memory_gb == 0.2
+    pgids = []
+    r = run_program(task, task.root, DEV, 10, tmp_path / "run.log", on_start=pgids.append)
+    assert r.status == "crash" and r.metric is None
+    assert r.error.startswith("out of memory: killed holding ")
+    assert "over the run's limit of 0.20 GiB" in r.error
+    assert _gone(pgids[0])
+
+
+def test_a_run_inside_its_memory_limit_finishes(tmp_path):
+    task = _with_memory_limit(tmp_path, HOG, 2)
+    r = run_program(task, task.root, DEV, 10, tmp_path / "run.log")
+    assert r.status == "ok" and r.metric == 0.5
+
+
+def test_group_rss_counts_the_whole_process_group(tmp_path):
+    code = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        '\'b = bytearray(300 * 2**20); b[::4096] = b"x" * len(b[::4096]); '
+        'open("ready", "w").close(); import time; time.sleep(30)\'])\n'
+        "time.sleep(30)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "ready").exists()
+        held = group_rss_bytes(proc.pid)
+        assert held > 300 * 2**20  # the child's block counts, not only the leader
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 5  # the orphaned child dies asynchronously
+    while group_rss_bytes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert group_rss_bytes(proc.pid) == 0
+
+
+def test_the_default_memory_limit_is_the_devices_share_of_the_machine():
+    total = memory_total_gb()
+    assert total > 0
+    whole = cpu_devices(1, threads=cpu_count())[0]
+    assert memory_share_gb(whole) == pytest.approx(MEMORY_SHARE * total)
+    one = cpu_devices(1, threads=1)[0]
+    assert memory_share_gb(one) == pytest.approx(MEMORY_SHARE * total / cpu_count())
+
+
+def test_a_negative_memory_limit_is_an_error_naming_the_field(tmp_path):
+    root = make_task(tmp_path / "t")
+    toml = root / "task.toml"
+    toml.write_text(toml.read_text().replace("[budget]\n", "[budget]\nmemory_gb = -1\n"))
+    with pytest.raises(TaskError, match=r"budget\.memory_gb"):
+        load_task(root)
