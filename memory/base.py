@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import abc
 import sys
+import threading
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from memory._mirror import TraceMirror
 from memory.models import (
     MEASURED_ROLES,
     MEASURED_STATUSES,
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
 # PostgreSQL sorts above every number and SQLite stores as NULL) in SQL.
 _FLOAT_MAX = sys.float_info.max
 _PAGE = 1000  # TraceQuery.limit's maximum
+_EVIDENCE_KEYS = 64  # (task, hardware, budget, swarm) evidence caches kept per store
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,26 @@ class Evidence:
     def stats(self, fingerprint: str) -> RunStats:
         """``Store.program_stats`` of one program (no measured run: mean ``None``, n 0)."""
         return self.programs.get(fingerprint) or run_stats([])
+
+
+@dataclass
+class _EvidenceCache:
+    """``Store.evidence`` of one (task, hardware, budget, swarm): its measured runs, kept
+    up to date incrementally, and the evidence computed from them."""
+
+    runs: TraceMirror
+    evidence: Evidence | None = None
+
+
+_EVIDENCE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _EvidenceCache]] = (
+    weakref.WeakKeyDictionary()
+)
+_EVIDENCE_LOCK = threading.Lock()
+
+
+def _light(t: ExperimentPublic) -> ExperimentPublic:
+    """A measured run as the evidence cache holds it: without its log tail and diff."""
+    return t.model_copy(update={"log_tail": "", "diff": ""})
 
 
 def unselected(runs: Sequence[ExperimentPublic]) -> list[float]:
@@ -115,6 +139,30 @@ def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
         programs={fp: run_stats(values) for fp, values in programs.items()},
         noise=noise,
         champion=champion,
+    )
+
+
+def _measured_query(
+    task: str,
+    hardware: str | None,
+    budget: float | None,
+    swarm_id: str | None,
+    *,
+    fingerprint: str | None = None,
+    status: Sequence[Status] = MEASURED_STATUSES,
+) -> TraceQuery:
+    """The query of ``Store._measured``."""
+    return TraceQuery(
+        task=task,
+        fingerprint=fingerprint,
+        hardware=hardware,
+        budget_s=budget,
+        swarm_id=swarm_id,
+        trusted=True,
+        status=list(status),
+        role=list(MEASURED_ROLES),
+        metric_min=-_FLOAT_MAX,
+        metric_max=_FLOAT_MAX,
     )
 
 
@@ -288,17 +336,8 @@ class Store(abc.ABC):
         metric, on ``hardware``, with ``budget_s == budget`` and from ``swarm_id`` when
         given, oldest first."""
         return self.every_trace(
-            TraceQuery(
-                task=task,
-                fingerprint=fingerprint,
-                hardware=hardware,
-                budget_s=budget,
-                swarm_id=swarm_id,
-                trusted=True,
-                status=list(status),
-                role=list(MEASURED_ROLES),
-                metric_min=-_FLOAT_MAX,
-                metric_max=_FLOAT_MAX,
+            _measured_query(
+                task, hardware, budget, swarm_id, fingerprint=fingerprint, status=status
             )
         )
 
@@ -381,8 +420,28 @@ class Store(abc.ABC):
         """What judging needs of ``task`` on ``hardware`` with budget ``budget`` (from
         ``swarm_id`` when given), from ONE read of its measured runs: each program's
         ``program_stats``, the ``noise`` and the ``champion``, exactly as those methods
-        give them (an agent's iteration reads this once)."""
-        return evidence_of(self._measured(task, hardware, budget, swarm_id=swarm_id))
+        give them (an agent's iteration reads this once).
+
+        Incremental: the measured runs are kept per store and (task, hardware, budget,
+        swarm) in a ``memory._mirror.TraceMirror``, so a call counts them and reads only
+        the runs added since the last call (none: the last evidence is returned as it
+        was); the champion is then read whole (``get_trace``)."""
+        key = (task, hardware, budget, swarm_id)
+        with _EVIDENCE_LOCK:
+            caches = _EVIDENCE.setdefault(self, {})
+            cache = caches.get(key)
+            if cache is None:
+                if len(caches) >= _EVIDENCE_KEYS:
+                    del caches[next(iter(caches))]  # the oldest key made
+                query = _measured_query(task, hardware, budget, swarm_id)
+                cache = caches[key] = _EvidenceCache(TraceMirror(query, keep=_light))
+        with cache.runs.lock:
+            if cache.runs.refresh(self) or cache.evidence is None:
+                found = evidence_of(cache.runs.oldest_first())
+                if found.champion is not None:
+                    found = replace(found, champion=self.get_trace(found.champion.id))
+                cache.evidence = found
+            return cache.evidence
 
     def insights(
         self, task: str, hardware: str | None = None, budget: float | None = None

@@ -25,9 +25,9 @@ when every run behind it is. Every insight lists the ids of its traces
 Incremental: a per-store, per-task cache holds the trusted traces read so far and the
 embedding of every hypothesis; a call first counts the task's trusted traces and findings
 (two cheap queries) and returns the cached report when neither changed, else reads only
-the traces created since the newest one it holds (with an overlap for writers whose clocks
-or commits lag; a count that still disagrees triggers a full read) and embeds only new
-hypotheses.
+the traces created since the newest one it holds (``memory._mirror.TraceMirror``: with an
+overlap for writers whose clocks or commits lag; a count that still disagrees triggers a
+full read) and embeds only new hypotheses.
 
 Exported packs carry each insight as a finding (``InsightReport.findings``) whose
 ``evidence`` holds the whole insight; importing the pack brings it back intact, as an
@@ -44,11 +44,12 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from memory._mirror import TraceMirror
 from memory.models import (
     MEASURED_ROLES,
     MEASURED_STATUSES,
@@ -83,7 +84,6 @@ IDEA_SIMILARITY = 0.45
 MAX_RUNS = 100  # runs listed per insight (the newest; counts and means use all of them)
 MAX_IDS = 2000  # trace ids listed per insight (the newest)
 REGIONS = 3  # crash rate by region: up to this many bins of a numeric knob's new values
-OVERLAP = timedelta(minutes=2)  # re-read window for traces committed late
 EVIDENCE_KEY = "insight"  # FindingCreate.evidence[EVIDENCE_KEY]: an exported insight
 
 Move = Literal["up", "down", "on", "off", "set"]
@@ -537,11 +537,14 @@ def _group(vectors: list[list[float]], threshold: float) -> list[list[int]]:
     return groups
 
 
+def _slim(t: ExperimentPublic) -> ExperimentPublic:
+    return t.model_copy(update={"log_tail": "", "diff": t.diff[:2000]})
+
+
 @dataclass
 class _TaskCache:
+    traces: TraceMirror
     lock: threading.Lock = field(default_factory=threading.Lock)
-    traces: dict[str, ExperimentPublic] = field(default_factory=dict)
-    newest: datetime | None = None
     findings: int = -1
     imported: list[ImportedInsight] = field(default_factory=list)
     vectors: dict[str, list[float]] = field(default_factory=dict)
@@ -556,32 +559,17 @@ _CACHES_LOCK = threading.Lock()
 def _cache(store: Store, task: str) -> _TaskCache:
     with _CACHES_LOCK:
         per_store = _CACHES.setdefault(store, {})
-        return per_store.setdefault(task, _TaskCache())
-
-
-def _at(t: ExperimentPublic) -> datetime:
-    """A trace's created_at, aware UTC."""
-    return t.created_at if t.created_at.tzinfo is not None else t.created_at.replace(tzinfo=UTC)
-
-
-def _slim(t: ExperimentPublic) -> ExperimentPublic:
-    return t.model_copy(update={"log_tail": "", "diff": t.diff[:2000]})
+        if task not in per_store:
+            per_store[task] = _TaskCache(TraceMirror(TraceQuery(task=task, trusted=True), _slim))
+        return per_store[task]
 
 
 def _refresh(store: Store, cache: _TaskCache, task: str) -> bool:
     """Bring the cache up to the store; True when anything changed."""
-    query = TraceQuery(task=task, trusted=True)
-    total = store.count(query)
+    added = cache.traces.refresh(store)
     found = store.query_findings(task=task, limit=1).count
-    if total == len(cache.traces) and found == cache.findings:
+    if not added and found == cache.findings:
         return False
-    if total != len(cache.traces):
-        since = cache.newest - OVERLAP if cache.newest is not None else None
-        for t in store.every_trace(query.model_copy(update={"since": since})):
-            cache.traces[t.id] = _slim(t)
-        if len(cache.traces) != total:  # a late commit older than the overlap: read all
-            cache.traces = {t.id: _slim(t) for t in store.every_trace(query)}
-        cache.newest = max((_at(t) for t in cache.traces.values()), default=None)
     if found != cache.findings:
         cache.imported = [
             imp for f in _every_finding(store, task) if (imp := imported_insight(f)) is not None
@@ -624,7 +612,7 @@ def _report(
     from memory.base import evidence_of
     from memory.embed import store_embedder
 
-    traces = sorted(cache.traces.values(), key=lambda t: (_at(t), t.id))
+    traces = cache.traces.oldest_first()
     classes: dict[tuple[str, float | None], list[ExperimentPublic]] = {}
     for t in traces:
         if hardware is not None and t.hardware != hardware:
@@ -662,7 +650,7 @@ def _report(
         hardware=hardware,
         budget_s=budget,
         traces=len(traces),
-        newest=cache.newest,
+        newest=cache.traces.newest,
         knobs=sorted(knobs, key=lambda i: (i.stale, -i.strength)),
         ideas=sorted(ideas, key=lambda i: (i.stale, -i.strength)),
         imported=[

@@ -32,13 +32,13 @@ def test_an_iteration_reads_the_measured_runs_once(tmp_path, store, monkeypatch)
     )
     expected = noise_used(store.noise("quad", hardware, 1, swarm_id=ctx.swarm_id), None)
     reads: list[str] = []
-    measured = store._measured
+    evidence = store.evidence
 
     def counted(*args, **kwargs):
         reads.append(args[0])
-        return measured(*args, **kwargs)
+        return evidence(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_measured", counted)
+    monkeypatch.setattr(store, "evidence", counted)
     runtime = Runtime(context=ctx)
     state = {"base_id": baseline.id}
     state.update(recall(state, runtime))

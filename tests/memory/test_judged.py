@@ -286,6 +286,41 @@ def test_evidence_is_the_stats_noise_and_champion_from_one_read(store: Store) ->
     assert evidence.stats("fp-b").n == 2 and evidence.stats("fp-never").mean is None
 
 
+def test_evidence_follows_new_runs_reading_only_the_recent_ones(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
+    run(store, "root2", 1.25, role=Role.baseline, fingerprint="fp-root", minutes=5)
+    first = store.evidence(TASK, "cpu", 60, swarm_id="s1")
+    assert first.champion is not None and first.champion.id == "root"
+    assert store.evidence(TASK, "cpu", 60, swarm_id="s1") is first  # nothing new
+    read: list[str] = []
+    every = store.every_trace
+
+    def counted(query: TraceQuery) -> list[Any]:
+        found = every(query)
+        read.extend(t.id for t in found)
+        return found
+
+    monkeypatch.setattr(store, "every_trace", counted)
+    run(store, "b", 0.5, minutes=10, role=Role.baseline, diff="+DEPTH = 9\n" * 50)
+    remeasure(store, "b", 0.625, minutes=11)
+    now = store.evidence(TASK, "cpu", 60, swarm_id="s1")
+    # only what was created since the newest run held, less the overlap (2 min before 5)
+    assert "b" in read and "root2" in read and "root" not in read
+    assert now.champion == store.get_trace("b")  # the champion whole, its diff included
+    assert now.stats("fp-b").n == 2 and now.stats("fp-root").n == 2
+    assert now.noise == store.noise(TASK, "cpu", 60, swarm_id="s1")
+    # a run committed late with an old time, beyond the overlap: the count disagrees, so
+    # everything is read again and it counts
+    run(store, "late", 0.75, role=Role.baseline, fingerprint="fp-root", minutes=-30)
+    read.clear()
+    late = store.evidence(TASK, "cpu", 60, swarm_id="s1")
+    assert "root" in read
+    assert late.stats("fp-root").n == 3
+    assert late.stats("fp-root") == store.program_stats(TASK, "fp-root", "cpu", 60, swarm_id="s1")
+
+
 def test_noise_is_the_pooled_within_program_sd(store: Store) -> None:
     # the root: three replicates; a program run twice; a program run once (no information)
     for i, m in enumerate((1.0, 1.5, 2.0)):
