@@ -109,7 +109,7 @@ def unselected(runs: Sequence[ExperimentPublic]) -> list[float]:
 
 
 def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
-    """The ``Evidence`` of ``measured`` (``Store._measured``'s runs, oldest first): runs
+    """The ``Evidence`` of ``measured`` (the runs of ``_measured_query``, oldest first): runs
     grouped by program for the stats and the noise; the champion among the programs' keep
     runs that no verdict chose (``Store.champion``)."""
     programs: dict[str, list[float]] = {}
@@ -149,9 +149,10 @@ def _measured_query(
     swarm_id: str | None,
     *,
     fingerprint: str | None = None,
-    status: Sequence[Status] = MEASURED_STATUSES,
 ) -> TraceQuery:
-    """The query of ``Store._measured``."""
+    """The measured runs: trusted (``role != seed``, empty ``source``), of
+    ``MEASURED_STATUSES`` and ``MEASURED_ROLES``, with a finite metric, on ``hardware``,
+    with ``budget_s == budget``, from ``swarm_id`` and of ``fingerprint`` when given."""
     return TraceQuery(
         task=task,
         fingerprint=fingerprint,
@@ -159,7 +160,7 @@ def _measured_query(
         budget_s=budget,
         swarm_id=swarm_id,
         trusted=True,
-        status=list(status),
+        status=list(MEASURED_STATUSES),
         role=list(MEASURED_ROLES),
         metric_min=-_FLOAT_MAX,
         metric_max=_FLOAT_MAX,
@@ -322,25 +323,6 @@ class Store(abc.ABC):
         page = self.query_traces(seen_query(task, fingerprint, hardware=hardware, budget=budget))
         return page.data[0] if page.data else None
 
-    def _measured(
-        self,
-        task: str,
-        hardware: str | None,
-        budget: float | None,
-        *,
-        swarm_id: str | None,
-        fingerprint: str | None = None,
-        status: Sequence[Status] = MEASURED_STATUSES,
-    ) -> list[ExperimentPublic]:
-        """Trusted runs (``role != seed``, empty ``source``) of ``status`` with a finite
-        metric, on ``hardware``, with ``budget_s == budget`` and from ``swarm_id`` when
-        given, oldest first."""
-        return self.every_trace(
-            _measured_query(
-                task, hardware, budget, swarm_id, fingerprint=fingerprint, status=status
-            )
-        )
-
     def champion(
         self,
         task: str,
@@ -376,7 +358,8 @@ class Store(abc.ABC):
         """Mean, count and sample sd of the metrics of one program's trusted keep/discard
         runs (any role but seed: experiment, baseline, confirmation) with a finite metric,
         on ``hardware`` (and ``budget``, ``swarm_id`` when given)."""
-        runs = self._measured(task, hardware, budget, swarm_id=swarm_id, fingerprint=fingerprint)
+        query = _measured_query(task, hardware, budget, swarm_id, fingerprint=fingerprint)
+        runs = self.every_trace(query)
         return run_stats([r.metric for r in runs if r.metric is not None])
 
     def program_metric(

@@ -391,7 +391,7 @@ def knob_move(old: Any, new: Any) -> tuple[Move, str | None]:
 
 
 def _measured_here(t: ExperimentPublic) -> bool:
-    """``Store._measured``'s rule on one trace: trusted, ``MEASURED_STATUSES``,
+    """``memory.base._measured_query``'s rule on one trace: trusted, ``MEASURED_STATUSES``,
     ``MEASURED_ROLES``, a finite metric."""
     return (
         run_here(t)
