@@ -103,19 +103,30 @@ def detect_gpus() -> list[Gpu]:
 MEMORY_SHARE = 0.8  # of this machine's memory, split across runs as its CPUs are
 
 
+# The cgroup's memory limit: v2's file, else v1's (where v1 says no limit it holds a huge
+# number, which the min() with the physical memory drops).
+CGROUP_MEMORY_LIMITS = (
+    "/sys/fs/cgroup/memory.max",
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+)
+
+
 def memory_total_gb() -> float:
     """This machine's memory in GiB: the physical memory, or the cgroup's limit where it is
-    lower (a container); 0 where the OS does not say."""
+    lower (a container; cgroup v2, or v1 where there is no v2 file); 0 where the OS does not
+    say."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 0.0
-    try:
-        raw = Path("/sys/fs/cgroup/memory.max").read_text(encoding="ascii").strip()
-    except OSError:
-        raw = "max"
-    if raw.isdigit():
-        total = min(total, int(raw))
+    for path in CGROUP_MEMORY_LIMITS:
+        try:
+            raw = Path(path).read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        if raw.isdigit():  # v2's "max": no limit
+            total = min(total, int(raw))
+        break
     return total / 2**30
 
 

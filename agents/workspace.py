@@ -28,7 +28,7 @@ from pathlib import Path
 
 from agents.devices import Device
 from agents.program import Program
-from agents.runner import PRIVATE_DIR, RunResult, run_setup
+from agents.runner import PRIVATE_DIR, RunResult, group_members, run_setup
 from agents.sandbox import SandboxMode
 from agents.task import Task
 
@@ -254,16 +254,7 @@ REAP_WAIT_S = 30.0
 def live_members(pgid: int) -> list[int]:
     """Pids of process group ``pgid`` that still run. A zombie does not: it is dead and
     only waits for its parent (init, for the orphans of a killed swarm) to reap it."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text(encoding="ascii", errors="replace")
-        except OSError:  # exited meanwhile
-            continue
-        fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            found.append(int(stat.parent.name))
-    return found
+    return [m.pid for m in group_members(pgid) if m.state not in ("Z", "X")]
 
 
 def wait_group_dead(pgid: int, timeout: float = REAP_WAIT_S) -> bool:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from agents import devices
 from agents.devices import MEMORY_SHARE, cpu_count, cpu_devices, memory_share_gb, memory_total_gb
-from agents.runner import group_rss_bytes, parse_summary, run_program
+from agents.runner import group_members, group_memory_bytes, parse_summary, run_program
 from agents.task import TaskError, load_task
 from tests.agents.conftest import make_task
 
@@ -200,7 +201,7 @@ def test_a_run_inside_its_memory_limit_finishes(tmp_path):
     assert r.status == "ok" and r.metric == 0.5
 
 
-def test_group_rss_counts_the_whole_process_group(tmp_path):
+def test_group_memory_counts_the_whole_process_group(tmp_path):
     code = (
         "import subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', "
@@ -214,15 +215,114 @@ def test_group_rss_counts_the_whole_process_group(tmp_path):
         while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (tmp_path / "ready").exists()
-        held = group_rss_bytes(proc.pid)
+        held = group_memory_bytes(proc.pid)
         assert held > 300 * 2**20  # the child's block counts, not only the leader
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     deadline = time.monotonic() + 5  # the orphaned child dies asynchronously
-    while group_rss_bytes(proc.pid) and time.monotonic() < deadline:
+    while group_memory_bytes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert group_rss_bytes(proc.pid) == 0
+    assert group_memory_bytes(proc.pid) == 0
+
+
+BLOCK = 300 * 2**20
+FORKS = 3
+
+# Touches a BLOCK-byte block, forks FORKS children that share it copy-on-write without
+# touching it (as data-loader workers do), writes ready-<n> per process, then sleeps
+# HOLD seconds; the parent then reaps them and, in a run, prints the sum of the group's
+# resident sets (every shared page counted once per process) and a metric.
+FORKER = f"""\
+import os, sys, time
+HOLD = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+block = bytearray({BLOCK})
+for i in range(0, len(block), 4096):
+    block[i] = 1
+children = []
+for n in range({FORKS}):
+    pid = os.fork()
+    if pid == 0:
+        open(f"ready-{{n}}", "w").close()
+        time.sleep(HOLD)
+        os._exit(0)
+    children.append(pid)
+open("ready-parent", "w").close()
+while not all(os.path.exists(f"ready-{{n}}") for n in range({FORKS})):
+    time.sleep(0.01)
+rss = 0
+for pid in [os.getpid(), *children]:
+    with open(f"/proc/{{pid}}/status") as fh:
+        rss += next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:")) * 1024
+for pid in children:
+    os.waitpid(pid, 0)
+print("---")
+print(f"rss_sum_gb: {{rss / 2**30:.4f}}")
+print("val_loss: 0.5")
+"""
+
+
+def _wait_ready(where: Path, within: float = 20.0) -> None:
+    names = ["ready-parent", *(f"ready-{n}" for n in range(FORKS))]
+    deadline = time.monotonic() + within
+    while not all((where / n).exists() for n in names) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all((where / n).exists() for n in names), sorted(p.name for p in where.iterdir())
+
+
+def test_group_memory_counts_pages_forked_children_share_once(tmp_path):
+    (tmp_path / "forker.py").write_text(FORKER)
+    proc = subprocess.Popen(
+        [sys.executable, "forker.py", "60"], cwd=tmp_path, start_new_session=True
+    )
+    try:
+        _wait_ready(tmp_path)
+        members = group_members(proc.pid)
+        assert len([m for m in members if m.state not in ("Z", "X")]) == 1 + FORKS
+        held = group_memory_bytes(proc.pid)
+        rss_sum = sum(m.rss_pages for m in members) * os.sysconf("SC_PAGE_SIZE")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    print(f"group memory {held / 2**20:.1f} MiB, RSS sum {rss_sum / 2**20:.1f} MiB")
+    assert rss_sum > (1 + FORKS) * BLOCK  # the block is resident in every process
+    assert 0.8 * BLOCK <= held < 1.5 * BLOCK  # ...but held once
+
+
+def test_a_run_whose_forked_children_share_its_memory_stays_inside_the_limit(tmp_path):
+    # 0.6 GiB lies between the group's proportional total (~0.3) and its RSS sum (~1.2).
+    task = _with_memory_limit(tmp_path, FORKER.replace("else 60.0", "else 3.0"), 0.6)
+    pgids: list[int] = []
+    try:
+        r = run_program(task, task.root, DEV, 30, tmp_path / "run.log", on_start=pgids.append)
+    finally:
+        for pgid in pgids:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert r.status == "ok", (r.error, r.log_tail)
+    assert r.metric == 0.5
+    assert float(r.summary["rss_sum_gb"]) > 0.6 * 1.5  # RSS would have killed it
+
+
+def test_a_cgroup_v1_limit_lowers_the_machine_memory_where_there_is_no_v2_file(
+    tmp_path, monkeypatch
+):
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    v1 = tmp_path / "memory.limit_in_bytes"
+    monkeypatch.setattr(devices, "CGROUP_MEMORY_LIMITS", (str(tmp_path / "none"), str(v1)))
+    v1.write_text(f"{2**30}\n")
+    assert memory_total_gb() == pytest.approx(1.0)
+    v1.write_text("9223372036854771712\n")  # v1's "no limit"
+    assert memory_total_gb() == pytest.approx(physical / 2**30)
+    v2 = tmp_path / "memory.max"
+    v2.write_text("max\n")  # a v2 file wins over v1's
+    monkeypatch.setattr(devices, "CGROUP_MEMORY_LIMITS", (str(v2), str(v1)))
+    v1.write_text(f"{2**30}\n")
+    assert memory_total_gb() == pytest.approx(physical / 2**30)
+    v2.write_text(f"{2 * 2**30}\n")
+    assert memory_total_gb() == pytest.approx(min(2.0, physical / 2**30))
 
 
 def test_the_default_memory_limit_is_the_devices_share_of_the_machine():
