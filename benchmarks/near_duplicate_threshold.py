@@ -21,7 +21,7 @@ import itertools
 import json
 from pathlib import Path
 
-from agents.idea import same_structure, similarities
+from agents.idea import same_structure
 from memory.embed import get_embedder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,21 +51,24 @@ def main() -> None:
     lines = sorted({r[4].strip() for r in rows})
     missing = [k for k in REWORDINGS if k not in lines]
     assert not missing, f"not in the log: {missing}"
+    queries = [json.loads(x) for x in (REPO / "benchmarks" / "recall_blind.jsonl").open()]
     model = get_embedder("minilm")
-    vectors = dict(zip(lines, model.embed(lines), strict=True))
+    # every text embedded once; a cosine is the dot product of two unit vectors, summed
+    # as ``agents.idea.similarities`` sums it
+    texts = list(dict.fromkeys([*lines, *REWORDINGS.values(), *(q["query"] for q in queries)]))
+    vectors = dict(zip(texts, model.embed(texts), strict=True))
 
     def cos(a: str, b: str) -> float:
         return sum(x * y for x, y in zip(vectors[a], vectors[b], strict=True))
 
-    reworded = [(similarities(model, new, [old])[0], old, new) for old, new in REWORDINGS.items()]
+    reworded = [(cos(new, old), old, new) for old, new in REWORDINGS.items()]
     pairs = [(cos(a, b), a, b) for a, b in itertools.combinations(lines, 2)]
-    queries = [json.loads(x) for x in (REPO / "benchmarks" / "recall_blind.jsonl").open()]
     by_commit = {r[0]: r[4].strip() for r in rows}
     own: list[float] = []
     other: list[float] = []
     for q in queries:
         targets = {by_commit[c] for c in q["targets"]}
-        scores = similarities(model, q["query"], lines)
+        scores = [cos(q["query"], line) for line in lines]
         own += [s for s, line in zip(scores, lines, strict=True) if line in targets]
         other += [s for s, line in zip(scores, lines, strict=True) if line not in targets]
 

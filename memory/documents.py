@@ -185,9 +185,10 @@ _KNOB_LINE = re.compile(
     r"(-?[0-9][0-9_.eE+-]*|\"[^\"]*\"|'[^']*'|True|False|\([-0-9.,eE+\s]*\))"
     r"\s*(?:#\s*(.*?))?\s*$"
 )
-_CHANGE = re.compile(
-    r"(-?\d+(?:\.\d+)?)\s*([kKmM]|x|%)?\s*(?:to|->|\u2192)\s*(-?\d+(?:\.\d+)?)\s*([kKmM]|x|%)?"
-)
+# A unit (``512k``, ``4x``, ``10%``) counts only where it does not start a word: the "k"
+# of "0.035 keeps" or the "m" of "6 max" is not a multiplier.
+_UNIT = r"(?:\s*([kKmM]|x|%)(?![A-Za-z]))?"
+_CHANGE = re.compile(rf"(-?\d+(?:\.\d+)?){_UNIT}\s*(?:to|->|\u2192)\s*(-?\d+(?:\.\d+)?){_UNIT}")
 _SCALE = {"k": 1e3, "m": 1e6}
 INCREASE_WORDS = "increase"
 DECREASE_WORDS = "decrease"
@@ -346,10 +347,10 @@ def default_glossary() -> Glossary:
 @lru_cache(maxsize=1)
 def document_version() -> str:
     """The document recipe (bump the number when the recipe changes) and a digest of the
-    default glossary and the abbreviations, e.g. ``"3-1a2b3c4d"``."""
+    default glossary and the abbreviations, e.g. ``"4-1a2b3c4d"``."""
     words = "\n".join(f"{k}\t{v}" for k, v in sorted(ABBREVIATIONS.items()))
     digest = hashlib.sha1(f"{default_glossary().digest()}\n{words}".encode()).hexdigest()
-    return f"3-{digest[:8]}"
+    return f"4-{digest[:8]}"
 
 
 def _number(value: str, unit: str | None) -> float:

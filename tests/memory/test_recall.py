@@ -28,6 +28,7 @@ from memory.documents import (
     DECREASE_WORDS,
     INCREASE_WORDS,
     default_glossary,
+    direction_words,
     document_version,
     glossed,
     knob_glossary,
@@ -147,7 +148,7 @@ def test_default_glossary_comes_from_the_builtin_task_comments() -> None:
     assert meanings["DEPTH"] == "transformer blocks"  # DEPTH_CPU's comment, suffix merged
     assert meanings["MATRIX_LR"] == "Muon"
     assert not any("SEED" in name for name in meanings)
-    assert document_version().startswith("3-")
+    assert document_version().startswith("4-")
 
 
 def test_every_knob_of_the_builtin_task_says_what_it_is() -> None:
@@ -171,6 +172,22 @@ def test_document_carries_the_knob_meaning_and_direction() -> None:
     lr = trace_document(_trace("matrix LR 0.04 to 0.035"))
     assert "matrix learning rate: Muon" in lr and DECREASE_WORDS in lr
     assert "transformer blocks" not in lr  # only the knobs the text names
+
+
+def test_a_word_after_a_number_is_not_its_unit() -> None:
+    """The "k" of "keeps" or the "m" of "more"/"max" does not multiply the number before
+    it; a unit written on the number (``128k``, ``4x``, ``10%``) still does."""
+    for text in (
+        "matrix LR 0.04 to 0.035 keeps it stable",
+        "warmdown 0.7 to 0.5 more steps",
+        "depth 8 to 6 max",
+    ):
+        assert direction_words(text) == [DECREASE_WORDS], text
+        assert INCREASE_WORDS not in glossed(text), text
+    assert direction_words("128k to 256k tokens") == [INCREASE_WORDS]
+    assert direction_words("batch 524K -> 262K") == [DECREASE_WORDS]
+    assert direction_words("4x to 8x") == [INCREASE_WORDS]
+    assert direction_words("warmup 10% to 5%") == [DECREASE_WORDS]
 
 
 def test_knob_glossary_reads_comments_merges_variants_and_skips_seeds() -> None:
