@@ -45,6 +45,8 @@ from memory.models import RAN_STATUSES, ClaimPublic, ExperimentPublic, Role, Tra
 DEFAULT_NEAR_DUPLICATE = 0.60
 DEFAULT_NEAR_DUPLICATE_TRIES = 2  # near-duplicate refusals per draft before it passes
 NEAR_LIMIT = 8  # hits of the draft's search that are checked and recalled
+NEAR_OVERFETCH = 4  # searched: NEAR_LIMIT times this, before keeping ideas (and own runs)
+IDEA_ROLES: tuple[Role, ...] = (Role.experiment, Role.seed)  # runs that try an idea
 STRUCTURE_LIMIT = 50  # children read per base of the lineage
 LINEAGE_DEPTH = 4  # the base and this many ancestors
 
@@ -174,7 +176,7 @@ def candidate_runs(
     this hardware class and budget, not the base's lineage, not outgrown failures."""
     out = []
     for t in hits:
-        if t.status not in RAN_STATUSES or t.role not in (Role.experiment, Role.seed):
+        if t.status not in RAN_STATUSES or t.role not in IDEA_ROLES:
             continue
         if t.hardware != hardware or t.budget_s != budget:
             continue  # measured elsewhere: a prior, which may be run here

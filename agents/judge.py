@@ -56,6 +56,7 @@ from statistics import fmean
 from agents.runner import RunResult
 from memory.models import (
     KEEP_ALPHA,
+    MIN_CHAMPION_RUNS,
     Direction,
     NoiseEstimate,
     RunStats,
@@ -70,9 +71,9 @@ MIN_REPLICATES = 2  # a spread needs at least two runs of one program
 ALPHA = KEEP_ALPHA  # the most often a change with no effect may be kept
 DEFAULT_SCREEN = 1.0  # stage 1: a candidate gains more than this many noise sds
 DEFAULT_SUSPECT_SD = 8.0  # a one-step gain beyond this many noise sds is re-run first
-# extra runs of a newly kept program, so its mean is not only lucky; two, because only these
-# runs can make it the champion (memory.models.MIN_CHAMPION_RUNS unselected runs)
-DEFAULT_REMEASURE = 2
+# extra runs of a newly kept program, so its mean is not only lucky; as many as make it a
+# champion (MIN_CHAMPION_RUNS runs no verdict chose): with fewer, no keep ever becomes one
+DEFAULT_REMEASURE = MIN_CHAMPION_RUNS
 
 
 class NoNoise(RuntimeError):

@@ -36,6 +36,7 @@ from agents.proposers.base import (
     SearchExhausted,
     made_by,
 )
+from agents.proposers.prompts import MAX_INSIGHTS
 from agents.runner import run_seed
 from agents.state import AgentState, Recalled
 from agents.tracing import (
@@ -53,6 +54,8 @@ from memory.errors import AlreadyClaimed, AlreadyRan, NotFound
 from memory.insights import recorded_base
 from memory.insights import stale_failures as memory_stale_failures
 from memory.models import (
+    CRASHED_STATUSES,
+    RAN_STATUSES,
     ClaimCreate,
     ExperimentCreate,
     ExperimentPublic,
@@ -231,8 +234,6 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 # propose
 # ---------------------------------------------------------------------------
 
-INSIGHT_LINES = 12  # insight lines a proposer is given
-
 
 def _insights(ctx: AgentContext) -> list[str]:
     """What memory has learned of the task on this hardware and budget, as prompt lines
@@ -241,7 +242,7 @@ def _insights(ctx: AgentContext) -> list[str]:
     if not (ctx.insights and ctx.recall and ctx.proposer.reads_text):
         return []
     report = ctx.store.insights(ctx.task.name, ctx.device.hardware, ctx.budget)
-    return report.prompt_lines(INSIGHT_LINES)
+    return report.prompt_lines(MAX_INSIGHTS)
 
 
 def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -291,14 +292,24 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
 def _search_traces(
     ctx: AgentContext, text: str, own: str | None
 ) -> list[tuple[float, ExperimentPublic]]:
-    """(score, trace) of the traces of the task nearest to ``text``, best first (only
-    ``own``'s when given)."""
-    hits = ctx.store.search(text, kinds=("trace",), task=ctx.task.name, limit=idea.NEAR_LIMIT)
+    """(score, trace) of the ideas of the task nearest to ``text``, best first: runs of
+    an experiment or a seed that ran (``RAN_STATUSES``; only ``own``'s when given). Refused
+    drafts and the re-runs of a kept program repeat an idea's words; left in, they would
+    push the run a draft repeats out of the ``NEAR_LIMIT`` nearest."""
+    hits = ctx.store.search(
+        text,
+        kinds=("trace",),
+        task=ctx.task.name,
+        status=RAN_STATUSES,
+        limit=idea.NEAR_LIMIT * idea.NEAR_OVERFETCH,
+    )
     return [
         (h.score, h.experiment)
         for h in hits
-        if h.experiment is not None and (own is None or h.experiment.agent_id == own)
-    ]
+        if h.experiment is not None
+        and h.experiment.role in idea.IDEA_ROLES
+        and (own is None or h.experiment.agent_id == own)
+    ][: idea.NEAR_LIMIT]
 
 
 def recall_draft(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -450,7 +461,7 @@ def near_failure(state: AgentState, changes: dict[str, Any]) -> str:
     if not changes or recalled is None:
         return ""
     for t in recalled.related:
-        if t.parent_id != state.get("base_id") or t.status not in (Status.crash, Status.timeout):
+        if t.parent_id != state.get("base_id") or t.status not in CRASHED_STATUSES:
             continue
         if t.id in recalled.stale:
             continue

@@ -3,8 +3,8 @@
 Traces are never changed nor deleted once written, so a count of the matching traces tells
 whether anything was added. ``TraceMirror.refresh`` counts (one cheap query); when the
 count moved it reads the traces created since the newest one it holds, less ``OVERLAP``
-(writers whose clocks or commits lag), and reads everything again if the count still
-disagrees (a commit later than the overlap). Used where an agent's iteration would
+(writers whose clocks or commits lag), and reads everything again if it then holds fewer
+than the count (a commit later than the overlap). Used where an agent's iteration would
 otherwise read every trace of its task: ``Store.evidence`` (the judge's stats, noise and
 champion) and ``memory.insights``.
 """
@@ -53,7 +53,7 @@ class TraceMirror:
         since = self.newest - OVERLAP if self.newest is not None else None
         for t in store.every_trace(self.query.model_copy(update={"since": since})):
             self.traces[t.id] = self.keep(t)
-        if len(self.traces) != total:
+        if len(self.traces) < total:  # more: runs committed after the count, also read
             self.traces = {t.id: self.keep(t) for t in store.every_trace(self.query)}
         self.newest = max((created(t) for t in self.traces.values()), default=None)
         return True

@@ -101,4 +101,6 @@ def trace_content(trace: ExperimentBase) -> dict[str, Any]:
 
 
 def finding_content(finding: FindingBase) -> dict[str, Any]:
-    return finding.model_dump(include=set(FindingBase.model_fields))
+    """The comparable content of a finding (for idempotent writes); the name of the pack
+    it came in is not part of it: the same finding in a second pack is already stored."""
+    return finding.model_dump(include=set(FindingBase.model_fields) - {"pack"})

@@ -308,6 +308,15 @@ class Store(abc.ABC):
             if len(page.data) < _PAGE or len(out) >= page.count:
                 return out
 
+    def every_finding(self, task: str | None = None) -> list[FindingPublic]:
+        """Every finding (of ``task`` when given), newest first, read in pages."""
+        out: list[FindingPublic] = []
+        while True:
+            page = self.query_findings(task=task, limit=_PAGE, offset=len(out))
+            out.extend(page.data)
+            if len(page.data) < _PAGE or len(out) >= page.count:
+                return out
+
     def seen(
         self,
         task: str,
@@ -408,7 +417,7 @@ class Store(abc.ABC):
         Incremental: the measured runs are kept per store and (task, hardware, budget,
         swarm) in a ``memory._mirror.TraceMirror``, so a call counts them and reads only
         the runs added since the last call (none: the last evidence is returned as it
-        was); the champion is then read whole (``get_trace``)."""
+        was); a new champion is then read whole (``get_trace``)."""
         key = (task, hardware, budget, swarm_id)
         with _EVIDENCE_LOCK:
             caches = _EVIDENCE.setdefault(self, {})
@@ -421,8 +430,12 @@ class Store(abc.ABC):
         with cache.runs.lock:
             if cache.runs.refresh(self) or cache.evidence is None:
                 found = evidence_of(cache.runs.oldest_first())
-                if found.champion is not None:
-                    found = replace(found, champion=self.get_trace(found.champion.id))
+                held = cache.evidence.champion if cache.evidence is not None else None
+                if found.champion is not None:  # read whole once per new champion
+                    same = held is not None and held.id == found.champion.id
+                    found = replace(
+                        found, champion=held if same else self.get_trace(found.champion.id)
+                    )
                 cache.evidence = found
             return cache.evidence
 

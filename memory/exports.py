@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from memory.models import RAN_STATUSES, ExperimentPublic, Status, running_best
+from memory.models import (
+    CRASHED_STATUSES,
+    RAN_STATUSES,
+    ExperimentPublic,
+    Status,
+    running_best,
+)
 
 
 def _clean(text: str) -> str:
@@ -39,7 +45,7 @@ def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
     for t in traces:
         if t.status not in RAN_STATUSES:
             continue
-        status = "crash" if t.status in (Status.crash, Status.timeout) else t.status.value
+        status = "crash" if t.status in CRASHED_STATUSES else t.status.value
         description = _clean(t.hypothesis) or "(no description)"
         if t.status == Status.timeout:
             description += " (timeout)"
@@ -75,7 +81,7 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
     best_y: list[float] = []
     bests = running_best(runs, "maximize" if maximize else "minimize")
     for i, (t, so_far) in enumerate(zip(runs, bests, strict=True), start=1):
-        if t.metric is None or t.status in (Status.crash, Status.timeout):
+        if t.metric is None or t.status in CRASHED_STATUSES:
             xs_crash.append(i)
             continue
         if t.status == Status.keep:

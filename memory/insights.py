@@ -47,12 +47,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from memory._mirror import TraceMirror
 from memory.models import (
+    CRASHED_STATUSES,
     MEASURED_ROLES,
     MEASURED_STATUSES,
+    RAN_STATUSES,
     Direction,
     ExperimentPublic,
     FindingCreate,
@@ -74,9 +77,6 @@ if TYPE_CHECKING:
 
 # Failures a later base may fix (``agents.nodes`` recall: "failed on an older base").
 FAILED_STATUSES: tuple[Status, ...] = (Status.crash, Status.timeout, Status.discard, Status.invalid)
-# Statuses of an experiment that count as a try of its move: it ran (or crashed trying).
-TRIED_STATUSES: tuple[Status, ...] = (Status.keep, Status.discard, Status.crash, Status.timeout)
-CRASHED_STATUSES: tuple[Status, ...] = (Status.crash, Status.timeout)
 
 # mean cosine to a group's ideas to join it: MiniLM puts paraphrases of one idea at
 # 0.46-0.62 and different ideas at 0.07-0.34 (docs/memory.md, Insights)
@@ -360,6 +360,27 @@ def imported_insight(finding: FindingPublic) -> ImportedInsight | None:
     )
 
 
+def _identity(imp: ImportedInsight) -> tuple[Any, ...]:
+    """What stays the same across exports of one insight as its runs grow: where it came
+    from, its class, and the move (knob) or the group's first idea."""
+    i = imp.insight
+    what = (i.knob, i.move, i.value) if isinstance(i, KnobInsight) else (i.idea,)
+    return (imp.source, i.kind, i.task, i.hardware, i.budget_s, *what)
+
+
+def latest_versions(imported: Iterable[ImportedInsight]) -> list[ImportedInsight]:
+    """One version of each imported insight (``_identity``): the one with the most runs
+    behind it (an insight's runs only grow; ties: by finding id), so that packs exported
+    one after the other from the same memory do not show the same insight twice."""
+    best: dict[tuple[Any, ...], ImportedInsight] = {}
+    for imp in imported:
+        key = _identity(imp)
+        have = best.get(key)
+        if have is None or (imp.insight.n, imp.finding_id) > (have.insight.n, have.finding_id):
+            best[key] = imp
+    return list(best.values())
+
+
 def _any_adapter() -> Any:
     from pydantic import TypeAdapter
 
@@ -521,19 +542,24 @@ def _idea_text(t: ExperimentPublic) -> str:
 def _group(vectors: list[list[float]], threshold: float) -> list[list[int]]:
     """Greedy grouping, oldest first: each item joins the group whose members it is most
     similar to on average (cosine of unit vectors), if that mean is at least
-    ``threshold``, else starts a group."""
+    ``threshold``, else starts a group. The mean cosine to a group is the dot product
+    with the sum of its members over their count, so each item costs one product per
+    group."""
     groups: list[list[int]] = []
-    for i, v in enumerate(vectors):
-        best, best_sim = None, threshold
-        for g in groups:
-            sim = math.fsum(sum(a * b for a, b in zip(v, vectors[j], strict=True)) for j in g)
-            sim /= len(g)
-            if sim >= best_sim:
-                best, best_sim = g, sim
-        if best is None:
-            groups.append([i])
-        else:
-            best.append(i)
+    if not vectors:
+        return groups
+    matrix = np.asarray(vectors, dtype=np.float64)
+    sums = np.zeros_like(matrix)  # row k: the sum of group k's members
+    for i, v in enumerate(matrix):
+        if groups:
+            sims = sums[: len(groups)] @ v / np.array([len(g) for g in groups])
+            k = len(groups) - 1 - int(np.argmax(sims[::-1]))  # the last of equal bests
+            if sims[k] >= threshold:
+                groups[k].append(i)
+                sums[k] += v
+                continue
+        sums[len(groups)] = v
+        groups.append([i])
     return groups
 
 
@@ -571,21 +597,12 @@ def _refresh(store: Store, cache: _TaskCache, task: str) -> bool:
     if not added and found == cache.findings:
         return False
     if found != cache.findings:
-        cache.imported = [
-            imp for f in _every_finding(store, task) if (imp := imported_insight(f)) is not None
-        ]
+        cache.imported = latest_versions(
+            imp for f in store.every_finding(task) if (imp := imported_insight(f)) is not None
+        )
         cache.findings = found
     cache.reports.clear()
     return True
-
-
-def _every_finding(store: Store, task: str) -> list[FindingPublic]:
-    out: list[FindingPublic] = []
-    while True:
-        page = store.query_findings(task=task, limit=1000, offset=len(out))
-        out.extend(page.data)
-        if len(page.data) < 1000 or len(out) >= page.count:
-            return out
 
 
 def compute_insights(
@@ -640,7 +657,7 @@ def _report(
             if run_here(t)
             and t.role == Role.experiment
             and t.parent_id  # a change of some base (a root changes nothing)
-            and t.status in TRIED_STATUSES
+            and t.status in RAN_STATUSES  # a try of its move: it ran, or crashed trying
         ]
         where = {"task": task, "hardware": hw, "budget_s": b}
         knobs.extend(_knob_insights(cls, [t for t in tried if t.knobs], where))

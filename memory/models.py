@@ -210,6 +210,8 @@ class Status(StrEnum):
 
 # Statuses of traces that actually spent a device on a complete run of the program.
 RAN_STATUSES: tuple[Status, ...] = (Status.keep, Status.discard, Status.crash, Status.timeout)
+# Of those, the runs that ended without a measurement of the program: a crash or a timeout.
+CRASHED_STATUSES: tuple[Status, ...] = (Status.crash, Status.timeout)
 
 
 class Role(StrEnum):

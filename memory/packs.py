@@ -302,16 +302,6 @@ def iter_traces(store: Store, query: TraceQuery) -> Iterator[ExperimentPublic]:
         offset += 1000
 
 
-def iter_findings(store: Store, task: str | None = None) -> Iterator[FindingPublic]:
-    offset = 0
-    while True:
-        page = store.query_findings(task=task, limit=1000, offset=offset)
-        yield from page.data
-        if len(page.data) < 1000:
-            return
-        offset += 1000
-
-
 def write_pack(
     stream: TextIO,
     name: str,
@@ -380,7 +370,7 @@ def export_pack(
     found = []
     source = source or repr(store)
     if findings:
-        found = [finding_record(f) for f in iter_findings(store, query.task)]
+        found = [finding_record(f) for f in store.every_finding(query.task)]
         have = {f["id"] for f in found}
         for finding in insight_findings(store, exported, query, source):
             if finding.id not in have:

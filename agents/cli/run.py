@@ -32,6 +32,7 @@ from agents.cli.options import at_least, memory_arg, open_store, positive_float
 from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
 from agents.judge import DEFAULT_REMEASURE, DEFAULT_REPLICATES, DEFAULT_SCREEN, MIN_REPLICATES
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
+from memory import MIN_CHAMPION_RUNS
 
 if TYPE_CHECKING:
     from agents.cluster import ClusterSwarm
@@ -126,7 +127,8 @@ def add_parser(subparsers: Any) -> None:
         type=at_least(0, "a count of runs"),
         default=DEFAULT_REMEASURE,
         help="extra runs of each newly kept program before it becomes a base "
-        f"(default {DEFAULT_REMEASURE})",
+        f"(default {DEFAULT_REMEASURE}; with fewer than {MIN_CHAMPION_RUNS} no keep ever "
+        "becomes the swarm's champion)",
     )
     add_recall_arguments(p)
     p.add_argument("--runs-dir", default="runs", help="where swarm directories go")
@@ -233,6 +235,13 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         quick_budget=QUICK_CPU_BUDGET if quick else None,
         cache_dir=cache_dir,
     )
+    if config.remeasure < MIN_CHAMPION_RUNS:
+        print(
+            f"labswarm: note: --remeasure {config.remeasure}: a kept program needs "
+            f"{MIN_CHAMPION_RUNS} re-measure runs to become the champion, so the champion "
+            "stays the start and no agent moves onto another agent's keep",
+            file=sys.stderr,
+        )
     return config, quick
 
 

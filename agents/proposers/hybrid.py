@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RATIO = 3  # builtin proposals per LLM proposal
 LLM = "hybrid:llm"
 BUILTIN = "hybrid:builtin"
-FEEDBACK_KEEP = 4  # the LLM's own refusal reasons carried to its next turn
+LLM_FEEDBACK_KEEP = 4  # the LLM's own refusal reasons carried to its next turn
 
 
 def turn(n: int, ratio: int) -> str:
@@ -74,7 +74,7 @@ class HybridProposer(Proposer):
     def llm_feedback(self, request: ProposalRequest) -> list[str]:
         """Why the LLM's own recent proposals were refused, oldest first: the agent's
         ``hybrid:llm`` traces that never ran, newest back to the last one that ran."""
-        window = (self.ratio + 1) * FEEDBACK_KEEP
+        window = (self.ratio + 1) * LLM_FEEDBACK_KEEP
         query = TraceQuery(
             task=request.task.name,
             agent_id=request.agent_id,
@@ -90,7 +90,7 @@ class HybridProposer(Proposer):
                 break
             if trace.error and trace.error not in reasons:
                 reasons.append(trace.error)
-            if len(reasons) >= FEEDBACK_KEEP:
+            if len(reasons) >= LLM_FEEDBACK_KEEP:
                 break
         return reasons[::-1]
 

@@ -49,7 +49,7 @@ MAX_FILE = 12000
 MAX_DIFF = 1500
 MAX_ITEM = 600
 MAX_CHANGE = 240  # a recalled trace's change against its base, in the prompt
-MAX_INSIGHTS = 12
+MAX_INSIGHTS = 12  # insight lines a proposer is given (``agents.nodes`` asks for these)
 
 FENCE = "```"
 DEFANGED_FENCE = "'''"
@@ -192,7 +192,7 @@ def user_prompt(request: ProposalRequest) -> str:
     for path, text in request.base.files:
         parts.append(f"### {path}\n{FENCE}\n{_clip(text, MAX_FILE)}\n{FENCE}")
     if request.insights:
-        parts.append(data_block("What memory has learned so far", request.insights[:MAX_INSIGHTS]))
+        parts.append(data_block("What memory has learned so far", request.insights))
     parts += _champion(request)
     if request.related:
         stale = set(request.stale)

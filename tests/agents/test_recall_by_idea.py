@@ -24,7 +24,7 @@ from agents.proposers.base import Proposal
 from agents.proposers.prompts import user_prompt
 from agents.state import checkpoint_serde
 from agents.task import load_task
-from memory import get_store
+from memory import MIN_CHAMPION_RUNS, get_store
 from memory.models import ExperimentCreate, Role, Status, TraceQuery
 from tests.agents.conftest import agent_context, edit_proposal, make_task
 
@@ -120,6 +120,24 @@ def test_a_draft_near_a_recorded_failure_is_sent_back_and_a_different_idea_passe
         "raise the learning rate to 0.3"
     ]
     assert all(t.proposer == "fixed" for t in ran)
+
+
+def test_refused_drafts_and_re_runs_do_not_hide_the_run_a_draft_repeats(tmp_path, minilm_store):
+    ctx = _context(tmp_path, minilm_store, [edit_proposal(DEEPER_AGAIN, *END)], max_experiments=1)
+    crashed = _failure(ctx)
+    root = _baseline_id(minilm_store)
+    for i in range(20):  # earlier refusals of the same words, nearer than the run itself
+        _record(ctx, parent_id=root, fingerprint=f"fp-refused-{i}",
+                status=Status.near_duplicate, hypothesis=DEEPER_AGAIN)  # fmt: skip
+    for i in range(3):  # re-runs repeat an idea's words too
+        again = f"re-measure {i} of {DEEPER}"
+        _record(ctx, parent_id=crashed, fingerprint=f"fp-rerun-{i}", role=Role.remeasure,
+                status=Status.discard, metric=1.0, hypothesis=again)  # fmt: skip
+    _graph().invoke({"base_id": root}, _config(ctx), context=ctx)
+    refused = minilm_store.query_traces(
+        TraceQuery(task="quad", agent_id=ctx.agent_id, status=[Status.near_duplicate])
+    ).data
+    assert [t.matched_id for t in refused] == [crashed]
 
 
 def test_a_near_duplicate_is_refused_at_most_tries_times_then_passes(tmp_path, minilm_store):
@@ -408,6 +426,12 @@ def test_run_flags_set_each_switch_and_bad_values_exit_2(capsys):
         None,
     )
     assert (config.near_duplicate_threshold, config.near_duplicate_tries) == (0.8, 0)
+    capsys.readouterr()
+    assert default.remeasure == MIN_CHAMPION_RUNS and capsys.readouterr().err == ""
+    for few in range(MIN_CHAMPION_RUNS):
+        config, _ = _config(parser.parse_args(["run", "--remeasure", str(few)]), None)
+        assert config.remeasure == few
+        assert "the champion stays the start" in capsys.readouterr().err
     for bad in (["--near-duplicate-threshold", "1.5"], ["--near-duplicate-tries", "-1"]):
         with pytest.raises(SystemExit) as info:
             parser.parse_args(["run", *bad])

@@ -228,6 +228,32 @@ def test_pack_export_carries_insights_that_import_back_intact(
         }
 
 
+def test_packs_exported_one_after_the_other_import_as_one_version_of_each_insight(
+    tmp_path: Path, hash_embedder: Any
+) -> None:
+    with get_store(tmp_path / "a", embedder=hash_embedder) as a:
+        build(a)
+        export_pack(a, tmp_path / "p1.jsonl", name="p1")
+        first = {(i.kind, getattr(i, "knob", ""), getattr(i, "move", "")): i.n
+                 for i in a.insights(TASK).ranked()}  # fmt: skip
+        add(a, "e9", 30, parent_id="b0", status=Status.discard, metric=1.04,
+            knobs={"LR": [0.04, 0.03]}, hypothesis="lower the learning rate again")  # fmt: skip
+        export_pack(a, tmp_path / "p2.jsonl", name="p2")
+        later = a.insights(TASK).ranked()
+    with get_store(tmp_path / "b", embedder=hash_embedder) as b:
+        import_pack(b, tmp_path / "p1.jsonl")
+        second = import_pack(b, tmp_path / "p2.jsonl")  # unchanged insights: already stored
+        assert second.added_findings == 1  # only the grown "LR down"
+        imported = b.insights(TASK).imported
+    assert len(imported) == len(later)
+    by_move = {(i.insight.knob, i.insight.move): i for i in imported
+               if isinstance(i.insight, KnobInsight)}  # fmt: skip
+    lr_down = by_move[("LR", "down")]
+    assert lr_down.insight.n == first[("knob", "LR", "down")] + 1
+    assert "e9" in lr_down.insight.trace_ids
+    assert lr_down.pack == "p2"
+
+
 def test_cli_insights(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,6 +28,7 @@ from memory import (
     Store,
     TraceQuery,
 )
+from memory._mirror import TraceMirror
 from memory.models import pooled_noise, run_stats
 from tests.memory import test_contract
 from tests.memory.test_contract import at, trace
@@ -319,6 +320,40 @@ def test_evidence_follows_new_runs_reading_only_the_recent_ones(
     assert "root" in read
     assert late.stats("fp-root").n == 3
     assert late.stats("fp-root") == store.program_stats(TASK, "fp-root", "cpu", 60, swarm_id="s1")
+    # a new run that does not change the champion: the champion held is not read again
+    whole: list[str] = []
+    get = store.get_trace
+    monkeypatch.setattr(store, "get_trace", lambda tid: whole.append(tid) or get(tid))
+    run(store, "once", 2.0, minutes=12)
+    after = store.evidence(TASK, "cpu", 60, swarm_id="s1")
+    assert after.stats("fp-once").n == 1 and after is not late
+    assert after.champion is late.champion and whole == []
+
+
+def test_a_mirror_reads_once_when_a_run_lands_between_its_count_and_its_read(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
+    mirror = TraceMirror(TraceQuery(task=TASK))
+    assert mirror.refresh(store) and set(mirror.traces) == {"root"}
+    run(store, "a", 0.9, minutes=5)
+    count, every = store.count, store.every_trace
+    reads: list[TraceQuery] = []
+
+    def count_then_another_lands(query: TraceQuery | None = None) -> int:
+        n = count(query)
+        run(store, "b", 0.8, minutes=6)  # committed after the count, before the read
+        return n
+
+    def read(query: TraceQuery) -> list[Any]:
+        reads.append(query)
+        return every(query)
+
+    monkeypatch.setattr(store, "count", count_then_another_lands)
+    monkeypatch.setattr(store, "every_trace", read)
+    assert mirror.refresh(store)
+    assert set(mirror.traces) == {"root", "a", "b"}
+    assert len(reads) == 1 and reads[0].since is not None  # no second, full read
 
 
 def test_noise_is_the_pooled_within_program_sd(store: Store) -> None:
