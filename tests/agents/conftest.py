@@ -38,7 +38,7 @@ loss += 0.05 if MODE == "b" else 0.0
 loss -= 0.01 if USE_BIAS else 0.0
 print("training...")
 print("---")
-print(f"val_loss: {loss + noise:.6f}")
+print(f"val_loss: {loss + noise:.9f}")  # 6 places: 1 pair in 4,000 ties
 print(f"threads: {os.environ.get('LABSWARM_THREADS')}")
 print(f"device: {os.environ.get('LABSWARM_DEVICE')}")
 print("peak_memory_mb: 12.5")
