@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import logging
 import time
+from statistics import fmean
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from agents import idea
 from agents.context import AgentContext
+from agents.execute import Outcome
 from agents.judge import (
     Noise,
     NoNoise,
     Verdict,
     clearly_better,
+    contends,
     judge_confirmed,
     judge_first,
     judge_replicate,
@@ -711,10 +714,30 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     }
     if status == Status.keep:
         update["base_id"] = trace_id
-    update["remeasure_due"] = status == Status.keep and ctx.rules.remeasure > 0
+    due = status == Status.keep and ctx.rules.remeasure > 0
+    update["remeasure_due"] = due and _contender(ctx, trace_id, [outcome, second])
     log.info("%s: %s %s (%s)", ctx.agent_name, status.value, trace_id, state.get("reason", ""))
     _status(ctx, "idle", {**state, **update})  # type: ignore[typeddict-item]
     return update
+
+
+def _contender(ctx: AgentContext, trace_id: str, runs: list[Outcome | None]) -> bool:
+    """Whether the program just kept as ``trace_id`` is re-measured: it contends for the
+    title (``agents.judge.contends``: the mean of its ``runs``, its first run and its
+    confirmation, beats the champion's)."""
+    kept = [o.result.metric for o in runs if o is not None and o.result.metric is not None]
+    evidence = _evidence(ctx)
+    champion = evidence.champion if ctx.recall else None
+    champ = evidence.stats(champion.fingerprint) if champion is not None else None
+    if contends(kept, champ, ctx.task.direction):
+        return True
+    assert champ is not None and champ.mean is not None  # contends() is True otherwise
+    why = (
+        f"kept {trace_id} is not re-measured: the mean of its runs {fmean(kept):.6g} does "
+        f"not beat the champion's {champ.mean:.6g}, so it cannot take the title"
+    )
+    log.info("%s: %s", ctx.agent_name, why)
+    return False
 
 
 def remeasure_id(trace_id: str, number: int) -> str:
