@@ -738,21 +738,31 @@ def champion_of(
     noise: NoiseEstimate | None,
 ) -> str | None:
     """The champion among ``programs`` (key, metrics of its trusted keep runs that no
-    verdict chose: ``UNSELECTED_ROLES``), given in the order each first ran: the first
-    with at least ``MIN_CHAMPION_RUNS`` such runs, replaced by each later one whose mean
-    ``beats`` the current champion's (with ``noise``; without a noise estimate, by
-    anything). A program that is better only inside the noise never takes the title, and
-    neither does one whose only good runs are those that made it a keep: the champion does
-    not move on a lucky draw, nor on the best of many lucky draws."""
+    verdict chose: ``UNSELECTED_ROLES``), given in the order each first ran. Only programs
+    with at least ``MIN_CHAMPION_RUNS`` such runs count. The first of them is the *start*
+    (a swarm's root, measured by its baseline replicates); a later one *qualifies* when
+    its mean ``beats`` the start's (with ``noise``; without a noise estimate, by
+    anything). The champion is the qualifier with the best mean, or the start while none
+    qualifies. A program better than the start only inside the noise never takes the
+    title, and neither does one whose only good runs are those that made it a keep: the
+    champion does not move on a lucky draw, nor on the best of many lucky draws, and the
+    gain it claims over the start is always beyond the noise. Among qualifiers the best
+    mean wins, however close: each is already known to be better than the start, and a
+    later, better program must not wait for a margin it cannot reach in two runs."""
     sd, df = (noise.sd, noise.df) if noise is not None else (None, 0)
     champion: str | None = None
-    best_mean, best_n = 0.0, 0
+    start_mean, start_n = 0.0, 0
+    best_mean = 0.0
     for key, values in programs:
         if len(values) < MIN_CHAMPION_RUNS:
             continue
         mean = math.fsum(values) / len(values)
-        if champion is None or beats(mean, len(values), best_mean, best_n, direction, sd, df):
-            champion, best_mean, best_n = key, mean, len(values)
+        if champion is None:
+            champion, start_mean, start_n, best_mean = key, mean, len(values), mean
+        elif gain(mean, best_mean, direction) > 0 and beats(
+            mean, len(values), start_mean, start_n, direction, sd, df
+        ):
+            champion, best_mean = key, mean
     return champion
 
 

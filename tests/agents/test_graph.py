@@ -75,6 +75,49 @@ def test_one_iteration_recall_propose_check_run_judge_record(tmp_path, store):
     assert request.base_trace.id == baseline_id and request.base_metric is not None
 
 
+def test_a_keep_that_does_not_beat_the_champion_is_not_re_measured(tmp_path, store):
+    """Two agents (threads) on one memory: the first keeps LR 0.3 (the optimum) and its
+    re-measures make it the champion; the second, on the root and never following the
+    champion, keeps LR 0.2 -- better than its base, worse than the champion -- and goes on
+    without re-measuring it: it cannot take the title."""
+    proposals = [
+        edit_proposal("LR up", *LR_UP),
+        edit_proposal("LR up a little", LR_UP[0], "LR = 0.2"),
+    ]
+    ctx = _context(
+        tmp_path,
+        store,
+        proposals,
+        max_experiments=4,
+        follow_champion=False,
+        refuse_near_duplicates=False,  # the two ideas read alike; this is not about that
+    )
+    baseline_id = (
+        store.query_traces(TraceQuery(task="quad", role=[Role.baseline], sort="created_at"))
+        .data[0]
+        .id
+    )
+    graph = builder.compile(checkpointer=InMemorySaver(serde=checkpoint_serde()))
+    first = {"configurable": {"thread_id": "first"}}
+    second = {"configurable": {"thread_id": "second"}}
+    graph.invoke({"base_id": baseline_id}, first, context=ctx)
+    champion = store.champion("quad", ctx.device.hardware, 1, swarm_id=SWARM)
+    assert champion.id == graph.get_state(first).values["last_trace_id"]
+
+    graph.invoke({"base_id": baseline_id}, second, context=ctx)
+
+    state = graph.get_state(second).values
+    kept = store.get_trace(state["last_trace_id"])
+    assert kept.status == Status.keep and kept.parent_id == baseline_id
+    assert kept.hypothesis == "LR up a little"
+    children = store.query_traces(TraceQuery(task="quad", parent_id=kept.id)).data
+    assert [t.role for t in children] == [Role.confirmation], "no re-measure"
+    assert state["experiments"] == 2 and state["base_id"] == kept.id
+    nodes = [s.next[0] for s in graph.get_state_history(second) if s.next]
+    assert "remeasure" not in nodes
+    assert store.champion("quad", ctx.device.hardware, 1, swarm_id=SWARM).id == champion.id
+
+
 def test_a_refused_proposal_goes_back_to_propose_with_the_reason(tmp_path, store):
     bad = edit_proposal("not in the file", "NOT THERE", "x = 1")
     ctx = _context(tmp_path, store, [bad, edit_proposal("LR up", *LR_UP)], max_experiments=1)

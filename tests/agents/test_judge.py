@@ -14,6 +14,7 @@ from agents.judge import (
     NoNoise,
     Rules,
     clearly_better,
+    contends,
     judge_confirmed,
     judge_first,
     judge_replicate,
@@ -133,6 +134,18 @@ def test_moving_onto_a_program_needs_more_than_the_noise():
     assert not clearly_better(RunStats(mean=None, n=0, sd=None), BASE, NOISE, "minimize")
 
 
+def test_only_a_keep_better_than_the_champion_by_its_own_runs_contends():
+    champion = RunStats(mean=1.0, n=4, sd=0.01)
+    assert contends([0.98, 0.99], champion, "minimize")
+    assert not contends([0.99, 1.01], champion, "minimize")  # level is not better
+    assert not contends([1.02, 0.99], champion, "minimize")
+    assert contends([1.01, 1.0], champion, "maximize")
+    assert not contends([0.98, 0.99], champion, "maximize")
+    # nothing to beat yet: every keep is re-measured
+    assert contends([5.0], None, "minimize")
+    assert contends([5.0], RunStats(mean=None, n=0, sd=None), "minimize")
+
+
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
 def test_the_champion_and_a_move_onto_it_follow_one_rule(direction):
     """The same numbers decide whether memory's champion changes (champion_of) and whether
@@ -150,6 +163,33 @@ def test_the_champion_and_a_move_onto_it_follow_one_rule(direction):
         champion = champion_of([("old", old), ("new", new)], direction, estimate)
         ahead = clearly_better(run_stats(new), run_stats(old), noise, direction)
         assert (champion == "new") is ahead is moves
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_champion_is_the_best_mean_among_programs_beyond_the_start(direction):
+    """The start (first program) holds the title until a program beats it beyond the
+    noise; then the best mean among those that do, however small its lead on the others;
+    a program inside the start's noise never takes it, whatever its mean."""
+    estimate = pooled_noise([[1.0, 1.02, 0.99], [0.5, 0.53]])
+    noise = noise_used(estimate, None)
+    assert noise is not None
+    sign = -1.0 if direction == "minimize" else 1.0
+    bar = noise.margin(2, 3)
+
+    def at(share: float) -> list[float]:  # two runs, ``share`` of the margin past the start
+        mean = 1.0 + sign * share * bar
+        return [mean - 0.001, mean + 0.001]
+
+    start = ("start", [1.0, 1.01, 0.99])
+    assert champion_of([start, ("inside", at(0.9))], direction, estimate) == "start"
+    first, close = ("first", at(1.5)), ("close", at(1.55))
+    assert champion_of([start, first, close], direction, estimate) == "close"
+    assert champion_of([start, close, first], direction, estimate) == "close"
+    # a later program inside the start's noise does not unseat a champion beyond it
+    assert champion_of([start, first, ("inside", at(0.9))], direction, estimate) == "first"
+    # nor does one that has fewer than two runs no verdict chose
+    lucky = ("lucky", at(3.0)[:1])
+    assert champion_of([start, first, lucky], direction, estimate) == "first"
 
 
 def _rate(tallies, num: str, den: str) -> tuple[float, float]:

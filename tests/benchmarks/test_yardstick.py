@@ -230,21 +230,32 @@ def test_measures_on_hand_made_runs() -> None:
     assert ym.final_candidate(a, 11).id == "r5"  # type: ignore[union-attr]
     assert ym.final_candidate(a, 10).id == "r1"  # type: ignore[union-attr]
     assert ym.final_candidate(a, 3).id == "r0"  # type: ignore[union-attr]
-    # a program better than the champion only inside the noise does not take the title
+    # a program better than the champion by less than the noise takes the title once it
+    # beats the start beyond the noise: the best mean among such programs is the champion
     close = [
         _run(11, id="r5m", observed=3.72, true=3.5, config=c5, **again),
         _run(12, id="r5n", observed=3.71, true=3.5, config=c5, **again),
     ]
     b = arms.ArmSeed("labswarm-shared", "smooth", 0, [*runs[:-2], *close], 1.0, start_true=3.9)
-    assert ym.final_candidate(b, 11).id == "r1"  # type: ignore[union-attr]
+    assert ym.final_candidate(b, 11).id == "r5"  # type: ignore[union-attr]
+    # ... and one better than the start only inside the noise never does: r1's re-measures
+    # at 3.99 and 3.995 against the start's 4.0
+    near = [
+        _run(4, id="r1m", observed=3.99, true=3.95, config=c1, **again),
+        _run(5, id="r1n", observed=3.995, true=3.95, config=c1, **again),
+    ]
+    c = arms.ArmSeed("labswarm-shared", "smooth", 0, [*runs[:4], *near], 1.0, start_true=3.9)
+    assert ym.final_candidate(c, 4).id == "r0"  # type: ignore[union-attr]
+    assert ym.handed_curve(c, 4) == [3.9] * 5
     assert ym.best_observed(a, 11) == 3.5
     # the search alone: r5's configuration is the best run; r1, r2, r3, r4, r5 are tried
     assert ym.best_true_run(a, 11) == 3.5 and ym.best_true_run(a, 7) == 3.9
     assert ym.configurations_tried(a, 11) == 5 and ym.configurations_tried(a, 4) == 1
-    # r1 and r5 both took the title: none of their re-measures was wasted; in b, r5 never
-    # did, so its two are
+    # r1 and r5 both took the title (in a and in b): none of their re-measures was wasted;
+    # in c, r1 never did, so its two are
     assert ym.wasted_remeasures(a, 11) == (4, 0)
-    assert ym.wasted_remeasures(b, 11) == (4, 2)
+    assert ym.wasted_remeasures(b, 11) == (4, 0)
+    assert ym.wasted_remeasures(c, 4) == (2, 2)
     assert ym.judge_errors(a) == (2, 1, 1)
     assert ym.false_keep_curve(a, 11) == [0] + [1] * 11
     assert ym.duplicate_runs(a) == 1  # r2 reruns the root; the re-tests of r1, r5 are not
