@@ -4,9 +4,9 @@
   would hand its user after its first k runs, in the order they ended: labswarm's
   champion (memory's rule, ``memory.models.champion_of``: a program with at least two
   trusted ``keep`` runs that no verdict chose -- baseline replicates and re-measures; a
-  keep's first run and its confirmation do not count -- that took the title by beating the
-  champion before it by the keep rule's margin; for the isolated arm the best over its
-  swarms), Optuna's best trial (the best COMPLETE value).
+  keep's first run and its confirmation do not count -- with the best mean over them
+  among those whose mean beat the start's by the keep rule's margin; for the isolated arm
+  the best over its swarms), Optuna's best trial (the best COMPLETE value).
   Before any candidate exists, the task's unmodified configuration. Every count of
   experiments counts runs: a confirmation or re-measure run is one experiment.
 - *experiments to reach the target*: the first k whose handed true value is at or below the

@@ -343,11 +343,12 @@ class Store(abc.ABC):
         """THE champion of ``task`` (``memory.models.champion_of``): among programs with at
         least ``MIN_CHAMPION_RUNS`` (2) trusted ``keep`` runs that no verdict chose --
         baseline replicates and re-measures; an experiment's first run and its
-        confirmation were selected for looking good and do not count -- the first that
-        ran, replaced by each later one whose MEAN over those runs beats the current
-        champion's by the keep rule's margin (``memory.models.beats``, with the noise
-        pooled over every measured run, ``Store.noise``): a program better only inside the
-        noise, or only in the runs that made it a keep, does not take the title.
+        confirmation were selected for looking good and do not count -- the best MEAN over
+        those runs among the programs whose mean beats the first one's (the start's) by the
+        keep rule's margin (``memory.models.beats``, with the noise pooled over every
+        measured run, ``Store.noise``); the start while none does: a program better than
+        the start only inside the noise, or only in the runs that made it a keep, does not
+        take the title.
 
         Runs count when trusted (run here: ``role != seed``, empty ``source``), on
         ``hardware`` and with ``budget_s == budget`` when given (a trace without a recorded

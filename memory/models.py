@@ -717,18 +717,20 @@ def beats(
     df: int,
     *,
     known: bool = False,
+    alpha: float = KEEP_ALPHA,
 ) -> bool:
     """True if the mean of ``runs`` runs of one program beats the mean of ``other_runs``
     runs of another beyond the noise: its gain is more than ``margin(sd, df, runs,
-    other_runs, known=known)``, or more than nothing without a noise estimate (``sd``
-    ``None`` or 0). No mean beats nothing; any mean beats none. The one rule of the
-    champion (``champion_of``), of an agent's move onto the champion and of a failure
-    measured on an outgrown base (``agents.judge.clearly_better``)."""
+    other_runs, known=known, alpha=alpha)``, or more than nothing without a noise estimate
+    (``sd`` ``None`` or 0). No mean beats nothing; any mean beats none. The one rule of the
+    champion (``champion_of``, at a level shared by its contenders), of an agent's move
+    onto the champion and of a failure measured on an outgrown base
+    (``agents.judge.clearly_better``)."""
     if mean is None:
         return False
     if other_mean is None:
         return True
-    needed = margin(sd, df, runs, other_runs, known=known) if sd else 0.0
+    needed = margin(sd, df, runs, other_runs, known=known, alpha=alpha) if sd else 0.0
     return gain(mean, other_mean, direction) > needed
 
 
@@ -740,27 +742,28 @@ def champion_of(
     """The champion among ``programs`` (key, metrics of its trusted keep runs that no
     verdict chose: ``UNSELECTED_ROLES``), given in the order each first ran. Only programs
     with at least ``MIN_CHAMPION_RUNS`` such runs count. The first of them is the *start*
-    (a swarm's root, measured by its baseline replicates); a later one *qualifies* when
-    its mean ``beats`` the start's (with ``noise``; without a noise estimate, by
-    anything). The champion is the qualifier with the best mean, or the start while none
-    qualifies. A program better than the start only inside the noise never takes the
-    title, and neither does one whose only good runs are those that made it a keep: the
-    champion does not move on a lucky draw, nor on the best of many lucky draws, and the
-    gain it claims over the start is always beyond the noise. Among qualifiers the best
-    mean wins, however close: each is already known to be better than the start, and a
-    later, better program must not wait for a margin it cannot reach in two runs."""
+    (a swarm's root, measured by its baseline replicates); each later one is a
+    *contender*, and it *qualifies* when its mean ``beats`` the start's at level
+    ``KEEP_ALPHA / contenders`` (Bonferroni: whatever the number of contenders, the start
+    is wrongly dethroned at most ``KEEP_ALPHA`` of the time; with noise; without a noise
+    estimate, by anything). The champion is the qualifier with the best mean, or the start
+    while none qualifies. A program better than the start only inside the noise never
+    takes the title, and neither does one whose only good runs are those that made it a
+    keep: the champion does not move on a lucky draw, nor on the best of many lucky draws,
+    and the gain it claims over the start is always beyond the noise. Among qualifiers the
+    best mean wins, however close: each is already known to be better than the start."""
     sd, df = (noise.sd, noise.df) if noise is not None else (None, 0)
-    champion: str | None = None
-    start_mean, start_n = 0.0, 0
-    best_mean = 0.0
-    for key, values in programs:
-        if len(values) < MIN_CHAMPION_RUNS:
-            continue
+    measured = [(k, v) for k, v in programs if len(v) >= MIN_CHAMPION_RUNS]
+    if not measured:
+        return None
+    (champion, start), contenders = measured[0], measured[1:]
+    start_mean = math.fsum(start) / len(start)
+    alpha = KEEP_ALPHA / max(len(contenders), 1)
+    best_mean = start_mean
+    for key, values in contenders:
         mean = math.fsum(values) / len(values)
-        if champion is None:
-            champion, start_mean, start_n, best_mean = key, mean, len(values), mean
-        elif gain(mean, best_mean, direction) > 0 and beats(
-            mean, len(values), start_mean, start_n, direction, sd, df
+        if gain(mean, best_mean, direction) > 0 and beats(
+            mean, len(values), start_mean, len(start), direction, sd, df, alpha=alpha
         ):
             champion, best_mean = key, mean
     return champion
