@@ -37,12 +37,13 @@ against a fairer bar, and the noise estimate grows as the champion moves. Only t
 with fewer than two, a kept program can never take the title.
 
 Only a *contender* is re-measured (:func:`contends`): a kept program whose two selected
-runs' mean is better than the champion's mean. Those two runs are biased upwards, so a
-kept program that does not beat the champion even with them would almost never take the
-title with unbiased runs; re-measuring it spent runs the search needed (on the yardstick's
-smooth landscape, 373 of 469 re-measure runs were of programs that never became the
-champion). It stays the base of the agent that kept it, its mean the two lucky runs': a
-stricter bar for that agent's later gains, never a laxer one.
+runs' mean is better than the mean of every other program measured at least twice (its
+:func:`best_rival`: the champion, or a program kept before it whose runs are as selected
+as its own). A kept program that does not beat them even with its two lucky runs would
+almost never become the champion with unbiased ones; re-measuring it spent runs the search
+needed (on the yardstick's smooth landscape, 373 of 469 re-measure runs were of programs
+that never became the champion). It stays the base of the agent that kept it, its mean
+the two lucky runs': a stricter bar for that agent's later gains, never a laxer one.
 
 **Sanity gate.** A metric outside the task's plausible range (``[metric].min``/``max``) or a
 gain of more than ``suspect_sd`` noise sds in one step is *suspect*: it is re-run (even
@@ -57,7 +58,7 @@ replicate is judged only "ran / did not run" (:func:`judge_replicate`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from statistics import fmean
 
@@ -332,11 +333,21 @@ def clearly_better(a: RunStats, b: RunStats, noise: Noise | None, direction: Dir
     return beats(a.mean, a.n, b.mean, b.n, direction, sd, df, known=known)
 
 
-def contends(kept: Sequence[float], champion: RunStats | None, direction: Direction) -> bool:
+def best_rival(others: Iterable[RunStats], direction: Direction) -> RunStats | None:
+    """The program a newly kept one must beat to contend: the best mean among ``others``
+    measured at least ``MIN_CHAMPION_RUNS`` times (the champion's included), or ``None``."""
+    rivals = [o for o in others if o.mean is not None and o.n >= MIN_CHAMPION_RUNS]
+    if not rivals:
+        return None
+    sign = 1.0 if direction == "minimize" else -1.0
+    return min(rivals, key=lambda o: sign * (o.mean or 0.0))
+
+
+def contends(kept: Sequence[float], rival: RunStats | None, direction: Direction) -> bool:
     """True if a newly kept program, by the mean of its ``kept`` runs (its first run and
-    confirmation), is better than the ``champion``'s mean (over its measured runs) by
-    anything: only such a program is re-measured, as only such a one can take the title.
-    With no champion, or one without a mean, every keep contends."""
-    if champion is None or champion.mean is None or not kept:
+    confirmation), is better by anything than its ``best_rival``'s mean over its measured
+    runs: only such a program is re-measured, as only such a one can become the champion.
+    Without a rival (or one without a mean) every keep contends."""
+    if rival is None or rival.mean is None or not kept:
         return True
-    return gain(fmean(kept), champion.mean, direction) > 0
+    return gain(fmean(kept), rival.mean, direction) > 0

@@ -23,6 +23,7 @@ from agents.judge import (
     Noise,
     NoNoise,
     Verdict,
+    best_rival,
     clearly_better,
     contends,
     judge_confirmed,
@@ -724,17 +725,19 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 def _contender(ctx: AgentContext, trace_id: str, runs: list[Outcome | None]) -> bool:
     """Whether the program just kept as ``trace_id`` is re-measured: it contends for the
     title (``agents.judge.contends``: the mean of its ``runs``, its first run and its
-    confirmation, beats the champion's)."""
-    kept = [o.result.metric for o in runs if o is not None and o.result.metric is not None]
-    evidence = _evidence(ctx)
-    champion = evidence.champion if ctx.recall else None
-    champ = evidence.stats(champion.fingerprint) if champion is not None else None
-    if contends(kept, champ, ctx.task.direction):
+    confirmation, beats that of every other program measured at least twice)."""
+    if not ctx.recall:  # recall off (a benchmark arm): no shared evidence to compare with
         return True
-    assert champ is not None and champ.mean is not None  # contends() is True otherwise
+    kept = [o.result.metric for o in runs if o is not None and o.result.metric is not None]
+    fingerprint = ctx.store.get_trace(trace_id).fingerprint
+    programs = _evidence(ctx).programs
+    rival = best_rival((s for f, s in programs.items() if f != fingerprint), ctx.task.direction)
+    if contends(kept, rival, ctx.task.direction):
+        return True
+    assert rival is not None and rival.mean is not None  # contends() is True otherwise
     why = (
         f"kept {trace_id} is not re-measured: the mean of its runs {fmean(kept):.6g} does "
-        f"not beat the champion's {champ.mean:.6g}, so it cannot take the title"
+        f"not beat {rival.mean:.6g}, the best mean of a program measured at least twice"
     )
     log.info("%s: %s", ctx.agent_name, why)
     return False

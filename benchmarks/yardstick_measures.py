@@ -5,7 +5,8 @@
   champion (memory's rule, ``memory.models.champion_of``: a program with at least two
   trusted ``keep`` runs that no verdict chose -- baseline replicates and re-measures; a
   keep's first run and its confirmation do not count -- with the best mean over them
-  among those whose mean beat the start's by the keep rule's margin; for the isolated arm
+  among those whose mean beat the start's by the keep rule's margin at level 5 % /
+  contenders; for the isolated arm
   the best over its swarms), Optuna's best trial (the best COMPLETE value).
   Before any candidate exists, the task's unmodified configuration. Every count of
   experiments counts runs: a confirmation or re-measure run is one experiment.

@@ -345,8 +345,9 @@ class Store(abc.ABC):
         baseline replicates and re-measures; an experiment's first run and its
         confirmation were selected for looking good and do not count -- the best MEAN over
         those runs among the programs whose mean beats the first one's (the start's) by the
-        keep rule's margin (``memory.models.beats``, with the noise pooled over every
-        measured run, ``Store.noise``); the start while none does: a program better than
+        keep rule's margin at level ``KEEP_ALPHA / contenders`` (``memory.models.beats``,
+        with the noise pooled over every measured run, ``Store.noise``); the start while
+        none does: a program better than
         the start only inside the noise, or only in the runs that made it a keep, does not
         take the title.
 

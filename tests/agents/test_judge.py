@@ -13,6 +13,7 @@ from agents.judge import (
     Noise,
     NoNoise,
     Rules,
+    best_rival,
     clearly_better,
     contends,
     judge_confirmed,
@@ -146,6 +147,20 @@ def test_only_a_keep_better_than_the_champion_by_its_own_runs_contends():
     assert contends([5.0], RunStats(mean=None, n=0, sd=None), "minimize")
 
 
+def test_the_rival_of_a_keep_is_the_best_program_measured_at_least_twice():
+    champion = RunStats(mean=1.0, n=4, sd=0.01)
+    kept_before = RunStats(mean=0.97, n=2, sd=0.01)  # two selected runs, as lucky as a keep's
+    once = RunStats(mean=0.5, n=1, sd=None)  # one run: no rival
+    nothing = RunStats(mean=None, n=0, sd=None)
+    others = [champion, kept_before, once, nothing]
+    assert best_rival(others, "minimize") == kept_before
+    assert best_rival(others, "maximize") == champion
+    assert best_rival([once, nothing], "minimize") is None
+    # a keep at 0.98 beats the champion but not the program kept before it
+    assert not contends([0.98, 0.98], best_rival(others, "minimize"), "minimize")
+    assert contends([0.96, 0.97], best_rival(others, "minimize"), "minimize")
+
+
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
 def test_the_champion_and_a_move_onto_it_follow_one_rule(direction):
     """The same numbers decide whether memory's champion changes (champion_of) and whether
@@ -169,7 +184,7 @@ def test_the_champion_and_a_move_onto_it_follow_one_rule(direction):
 def test_the_champion_is_the_best_mean_among_programs_beyond_the_start(direction):
     """The start (first program) holds the title until a program beats it beyond the
     noise; then the best mean among those that do, however small its lead on the others;
-    a program inside the start's noise never takes it, whatever its mean."""
+    a program inside the start's noise never takes it."""
     estimate = pooled_noise([[1.0, 1.02, 0.99], [0.5, 0.53]])
     noise = noise_used(estimate, None)
     assert noise is not None
@@ -190,6 +205,14 @@ def test_the_champion_is_the_best_mean_among_programs_beyond_the_start(direction
     # nor does one that has fewer than two runs no verdict chose
     lucky = ("lucky", at(3.0)[:1])
     assert champion_of([start, first, lucky], direction, estimate) == "first"
+    # every contender is tested against the start at ALPHA / contenders (Bonferroni): a
+    # program past the one-test margin but not the two-test one qualifies alone, not when
+    # a second program was measured too
+    two = noise.margin(2, 3, ALPHA / 2) / bar
+    assert two > 1.1
+    past_one = ("past_one", at((1 + two) / 2))
+    assert champion_of([start, past_one], direction, estimate) == "past_one"
+    assert champion_of([start, past_one, ("inside", at(0.5))], direction, estimate) == "start"
 
 
 def _rate(tallies, num: str, den: str) -> tuple[float, float]:
