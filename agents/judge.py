@@ -83,6 +83,8 @@ DEFAULT_SUSPECT_SD = 8.0  # a one-step gain beyond this many noise sds is re-run
 # extra runs of a newly kept program, so its mean is not only lucky; as many as make it a
 # champion (MIN_CHAMPION_RUNS runs no verdict chose): with fewer, no keep ever becomes one
 DEFAULT_REMEASURE = MIN_CHAMPION_RUNS
+# a keep's rivals: programs measured at least as often as a keep (its run, its confirmation)
+RIVAL_RUNS = 2
 
 
 class NoNoise(RuntimeError):
@@ -335,8 +337,8 @@ def clearly_better(a: RunStats, b: RunStats, noise: Noise | None, direction: Dir
 
 def best_rival(others: Iterable[RunStats], direction: Direction) -> RunStats | None:
     """The program a newly kept one must beat to contend: the best mean among ``others``
-    measured at least ``MIN_CHAMPION_RUNS`` times (the champion's included), or ``None``."""
-    rivals = [o for o in others if o.mean is not None and o.n >= MIN_CHAMPION_RUNS]
+    measured at least ``RIVAL_RUNS`` times (the champion's included), or ``None``."""
+    rivals = [o for o in others if o.mean is not None and o.n >= RIVAL_RUNS]
     if not rivals:
         return None
     sign = 1.0 if direction == "minimize" else -1.0

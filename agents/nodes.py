@@ -716,20 +716,22 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     if status == Status.keep:
         update["base_id"] = trace_id
     due = status == Status.keep and ctx.rules.remeasure > 0
-    update["remeasure_due"] = due and _contender(ctx, trace_id, [outcome, second])
+    judged = [outcome, second]
+    update["remeasure_due"] = due and _contender(ctx, trace_id, state["fingerprint"], judged)
     log.info("%s: %s %s (%s)", ctx.agent_name, status.value, trace_id, state.get("reason", ""))
     _status(ctx, "idle", {**state, **update})  # type: ignore[typeddict-item]
     return update
 
 
-def _contender(ctx: AgentContext, trace_id: str, runs: list[Outcome | None]) -> bool:
-    """Whether the program just kept as ``trace_id`` is re-measured: it contends for the
-    title (``agents.judge.contends``: the mean of its ``runs``, its first run and its
-    confirmation, beats that of every other program measured at least twice)."""
+def _contender(
+    ctx: AgentContext, trace_id: str, fingerprint: str, runs: list[Outcome | None]
+) -> bool:
+    """Whether the program (``fingerprint``) just kept as ``trace_id`` is re-measured: it
+    contends for the title (``agents.judge.contends``: the mean of its ``runs``, its first
+    run and its confirmation, beats that of every other program measured at least twice)."""
     if not ctx.recall:  # recall off (a benchmark arm): no shared evidence to compare with
         return True
     kept = [o.result.metric for o in runs if o is not None and o.result.metric is not None]
-    fingerprint = ctx.store.get_trace(trace_id).fingerprint
     programs = _evidence(ctx).programs
     rival = best_rival((s for f, s in programs.items() if f != fingerprint), ctx.task.direction)
     if contends(kept, rival, ctx.task.direction):
