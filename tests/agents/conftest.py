@@ -6,6 +6,8 @@ subprocess exactly as it starts the built-in trainer.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,15 @@ def agent_context(
         noise=baseline.noise,
         **settings,
     )
+
+
+def popen_interruptible(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` whose child takes SIGINT as a terminal's Ctrl-C even when this
+    test run inherited SIGINT ignored (a suite started in the background by a shell without
+    job control): a child inherits an ignored signal, and Python then installs no
+    KeyboardInterrupt; a handled one is reset to the default at exec, which it does."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -37,7 +37,7 @@ from memory import get_store
 from memory.base import Store
 from memory.models import RAN_STATUSES, RUN_ROLES, ExperimentPublic, Role, Status, TraceQuery
 from memory.settings import Settings
-from tests.agents.conftest import make_task
+from tests.agents.conftest import make_task, popen_interruptible
 from tests.backends import BackendEnv, team_url, wipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -377,7 +377,7 @@ def _driver(tmp_path: Path, cluster: Any, task: Path, *extra: str) -> subprocess
     argv += ["--no-live", "--budget", "2", *extra]
     env = {**os.environ, **RAY_ENV, "LABSWARM_EMBEDDER": "hash"}
     log = (tmp_path / "driver.log").open("wb")
-    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return popen_interruptible(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_ctrl_c_on_the_driver_stops_every_agent_and_leaves_no_run_behind(

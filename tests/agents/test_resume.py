@@ -16,7 +16,7 @@ from agents.judge import DEFAULT_REPLICATES
 from agents.workspace import live_members
 from memory import get_store
 from memory.models import RUN_ROLES, Role, Status, TraceQuery
-from tests.agents.conftest import make_task
+from tests.agents.conftest import make_task, popen_interruptible
 
 SLOW = """\
 import math
@@ -152,7 +152,7 @@ def test_ctrl_c_records_the_runs_in_flight_as_interrupted_before_exiting(tmp_pat
     args = [LABSWARM, "run", "--task", str(task_dir), "--memory", str(mem)]
     args += ["--runs-dir", str(runs), "--agents", "2", "--devices", "cpu", "--budget", "1"]
     args += ["--max-experiments", "2", "--no-live"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = popen_interruptible(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
