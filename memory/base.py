@@ -347,9 +347,8 @@ class Store(abc.ABC):
         those runs among the programs whose mean beats the first one's (the start's) by the
         keep rule's margin at level ``KEEP_ALPHA / contenders`` (``memory.models.beats``,
         with the noise pooled over every measured run, ``Store.noise``); the start while
-        none does: a program better than
-        the start only inside the noise, or only in the runs that made it a keep, does not
-        take the title.
+        none does: a program better than the start only inside the noise, or only in the
+        runs that made it a keep, does not take the title.
 
         Runs count when trusted (run here: ``role != seed``, empty ``source``), on
         ``hardware`` and with ``budget_s == budget`` when given (a trace without a recorded
