@@ -71,6 +71,7 @@ from memory.models import (
     RunStats,
     Status,
     beats,
+    better,
     gain,
     margin,
 )
@@ -338,11 +339,12 @@ def clearly_better(a: RunStats, b: RunStats, noise: Noise | None, direction: Dir
 def best_rival(others: Iterable[RunStats], direction: Direction) -> RunStats | None:
     """The program a newly kept one must beat to contend: the best mean among ``others``
     measured at least ``RIVAL_RUNS`` times (the champion's included), or ``None``."""
-    rivals = [o for o in others if o.mean is not None and o.n >= RIVAL_RUNS]
-    if not rivals:
-        return None
-    sign = 1.0 if direction == "minimize" else -1.0
-    return min(rivals, key=lambda o: sign * (o.mean or 0.0))
+    best: RunStats | None = None
+    for o in others:
+        if o.mean is not None and o.n >= RIVAL_RUNS:
+            if best is None or better(o.mean, best.mean, direction):
+                best = o
+    return best
 
 
 def contends(kept: Sequence[float], rival: RunStats | None, direction: Direction) -> bool:
@@ -352,4 +354,4 @@ def contends(kept: Sequence[float], rival: RunStats | None, direction: Direction
     Without a rival (or one without a mean) every keep contends."""
     if rival is None or rival.mean is None or not kept:
         return True
-    return gain(fmean(kept), rival.mean, direction) > 0
+    return better(fmean(kept), rival.mean, direction)

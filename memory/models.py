@@ -762,7 +762,7 @@ def champion_of(
     best_mean = start_mean
     for key, values in contenders:
         mean = math.fsum(values) / len(values)
-        if gain(mean, best_mean, direction) > 0 and beats(
+        if better(mean, best_mean, direction) and beats(
             mean, len(values), start_mean, len(start), direction, sd, df, alpha=alpha
         ):
             champion, best_mean = key, mean

@@ -135,7 +135,7 @@ def test_moving_onto_a_program_needs_more_than_the_noise():
     assert not clearly_better(RunStats(mean=None, n=0, sd=None), BASE, NOISE, "minimize")
 
 
-def test_only_a_keep_better_than_the_champion_by_its_own_runs_contends():
+def test_only_a_keep_better_than_its_rival_by_its_own_runs_contends():
     champion = RunStats(mean=1.0, n=4, sd=0.01)
     assert contends([0.98, 0.99], champion, "minimize")
     assert not contends([0.99, 1.01], champion, "minimize")  # level is not better
