@@ -16,10 +16,8 @@ floor the swarm refuses to judge (:class:`NoNoise`).
     gain(x)  = base_mean - x  (minimize)   x - base_mean  (maximize)
     margin(k) = t(1 - ALPHA, df) * sd * sqrt(1/k + 1/base_n)
 
-1. *Screen*: a first run whose gain is at most ``screen * sd`` is a ``discard``; so is one
-   that is not better than the *lead* (when the swarm shares its memory: the best mean of a
-   program measured at least ``RIVAL_RUNS`` times, :func:`best_rival`). One that passes
-   both is a *candidate*.
+1. *Screen*: a first run whose gain is at most ``screen * sd`` is a ``discard``. One that
+   gains more is a *candidate*.
 2. *Confirm*: the candidate's program runs again with another seed; it is a ``keep`` only if
    the mean of its two runs gains more than ``margin(2)`` over the base's mean.
 
@@ -27,11 +25,7 @@ floor the swarm refuses to judge (:class:`NoNoise`).
 floor in force the floor is taken as known (normal quantile). Stage 2 alone is a level-
 ``ALPHA`` test, and stage 1 only removes keeps, so a change with no effect is kept at most
 ``ALPHA`` of the time whatever the screen; the screen trades confirmation runs for power
-(``benchmarks/keep_rule.py`` measures both; docs/judging.md has the numbers). The lead
-screen spends confirmations only on runs that could lead the swarm: a run that beats its
-base but not a program already measured twice could not contend for the title even if
-confirmed (:func:`contends`), and confirming it took a run the search needed (on the
-yardstick's smooth landscape, 495 confirmation runs against 181 re-measures). Without
+(``benchmarks/keep_rule.py`` measures both; docs/judging.md has the numbers). Without
 confirmation (``confirm=False``, an ablation) a single run is kept when it gains more than
 ``margin(1)``.
 
@@ -235,11 +229,8 @@ def judge_first(
     direction: Direction,
     rules: Rules,
     tampered: Sequence[str] = (),
-    lead: float | None = None,
 ) -> Verdict:
-    """Stage 1: a failure, a ``discard``, or a pending candidate (``pending=True``): a run
-    that gains more than the screen over ``base`` and is better than ``lead`` (the best
-    mean of a program measured at least twice; ``None``: no lead screen). Without
+    """Stage 1: a failure, a ``discard``, or a pending candidate (``pending=True``). Without
     confirmation, the final single-run verdict (suspect runs still go to a re-run)."""
     failed = _failure(result, tampered)
     if failed is not None:
@@ -257,17 +248,12 @@ def judge_first(
         return _verdict(Status.discard, _incomparable(base), base, noise, judged=x)
     if rules.confirm:
         bar = rules.screen * noise.sd
-        leads = better(result.metric, lead, direction)
-        status, pending = Status.discard, g > bar and leads
-        if pending:
-            why = f"candidate: better by {g:.6g} (screen {bar:.6g}); confirming with another seed"
-        elif g > bar:
-            why = (
-                f"its run was better than the base by {g:.6g} but not better than {lead:.6g}, "
-                "the best mean of a program measured at least twice: not confirmed"
-            )
-        else:
-            why = _discard_reason(g, 1, bar, "the screen")
+        status, pending = Status.discard, g > bar
+        why = (
+            f"candidate: better by {g:.6g} (screen {bar:.6g}); confirming with another seed"
+            if pending
+            else _discard_reason(g, 1, bar, "the screen")
+        )
     else:
         bar = noise.margin(1, base.n, rules.alpha)
         status, pending = (Status.keep if g > bar else Status.discard), False

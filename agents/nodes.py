@@ -206,8 +206,6 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             findings.append(hit.finding)
     claims = ctx.store.active_claims(task) if ctx.recall else []
     best = champ_stats if champ_stats.mean is not None else base_stats
-    # the lead screen's bar: only with the swarm's memory shared (recall on)
-    lead = best_rival(evidence.programs.values(), ctx.task.direction) if ctx.recall else None
     ctx.emit(
         "recall",
         base_id=base.id,
@@ -221,7 +219,6 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         champion_id=champion.id if champion else None,
         best_metric=best.mean,
         best_n=best.n,
-        lead_metric=lead.mean if lead is not None else None,
         noise=noise,
         recalled=Recalled(
             base=_no_log_tail(base),
@@ -643,10 +640,7 @@ def judge_node(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, A
     direction = ctx.task.direction
     second = state.get("confirm_outcome")
     if second is None:
-        lead = state.get("lead_metric")
-        verdict = judge_first(
-            outcome.result, base, noise, direction, ctx.rules, outcome.tampered, lead
-        )
+        verdict = judge_first(outcome.result, base, noise, direction, ctx.rules, outcome.tampered)
         return {**_verdict_state(verdict), "pending": verdict.pending}
     first, again = judge_confirmed(
         outcome.result, second.result, base, noise, direction, ctx.rules, second.tampered

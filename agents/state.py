@@ -85,10 +85,6 @@ class AgentState(InputState, total=False):
     on a base this beats by more than the noise is stale."""
     best_n: int
     """Runs behind ``best_metric``."""
-    lead_metric: float | None
-    """The best mean of a program measured at least twice when last recalled (``None``:
-    none, or recall off): a first run must beat it to be confirmed (the judge's lead
-    screen, ``agents.judge.judge_first``)."""
     noise: Noise | None
     """The noise recall measured (``agents.judge.noise_used``; ``None``: none yet): the
     iteration's verdicts are judged with it, against the base's mean read at the same time."""

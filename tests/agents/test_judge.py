@@ -54,23 +54,6 @@ def test_a_first_run_is_discarded_below_the_screen_and_a_candidate_above_it():
     assert up.pending  # the task's direction decides what "better" is
 
 
-def test_a_first_run_is_confirmed_only_if_it_beats_the_lead_too():
-    rules = Rules(screen=0.5)
-    # 0.02 better than the base (2 sds, past the screen), but a program measured twice has
-    # a mean of 0.975: not confirmed, and the reason names that mean
-    behind = judge_first(_ok(0.98), BASE, NOISE, "minimize", rules, lead=0.975)
-    assert behind.status == Status.discard and not behind.pending
-    assert "not better than 0.975" in behind.reason and "not confirmed" in behind.reason
-    ahead = judge_first(_ok(0.97), BASE, NOISE, "minimize", rules, lead=0.975)
-    assert ahead.pending
-    # the lead never lets a run past the screen: it only removes candidates
-    small = judge_first(_ok(0.997), BASE, NOISE, "minimize", rules, lead=1.5)
-    assert not small.pending and "screen" in small.reason
-    # the task's direction decides what "better than the lead" is
-    assert not judge_first(_ok(1.02), BASE, NOISE, "maximize", rules, lead=1.03).pending
-    assert judge_first(_ok(1.04), BASE, NOISE, "maximize", rules, lead=1.03).pending
-
-
 def test_a_candidate_is_kept_only_if_the_mean_of_both_runs_beats_the_margin():
     rules = Rules()
     margin = NOISE.margin(2, 3)
