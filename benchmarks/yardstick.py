@@ -476,6 +476,7 @@ def write_report(
                 "best_observed": [ym.best_observed(a, total) for a in lst],
                 "best_true_run": [ym.best_true_run(a, total) for a in lst],
                 "configurations_tried": [ym.configurations_tried(a, total) for a in lst],
+                "handover_lags": [ym.handover_lags(a, total) for a in lst],
                 "experiments": [len(a.experiments) for a in lst],
                 "duplicates": [ym.duplicate_runs(a) for a in lst],
                 "crashes": [ym.crashes(a) for a in lst],

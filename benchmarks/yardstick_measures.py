@@ -18,6 +18,9 @@
   baselines and its first k experiments), whatever it hands over: what the search alone
   found, apart from how well the arm recognises it. *Configurations tried*: the distinct
   configurations among those experiments, re-tests not counted.
+- *hand-over lag*: for each program an arm hands over, the experiments from its first run
+  to the hand-over (Optuna: 0; labswarm: a keep, its confirmation and its re-measures, the
+  other agents' runs in between).
 - *re-measures never picked*: re-measure runs of programs that were never the arm's pick
   in those experiments (they could not help the hand-over).
 - *false keep*: a labswarm keep whose true value is not better than its base's true value;
@@ -158,6 +161,31 @@ def wasted_remeasures(a: ArmSeed, total: int) -> tuple[int, int]:
             picked.add(_program(a, best))
     remeasures = [r for r in a.experiments[:total] if r.remeasure]
     return len(remeasures), sum(_program(a, r) not in picked for r in remeasures)
+
+
+def handover_lags(a: ArmSeed, total: int) -> list[int]:
+    """For each program the arm hands over within its first ``total`` experiments (each
+    change of its pick), the experiments from the program's first run to the hand-over:
+    what recognising a configuration costs in time. 0 when the run that first tried it
+    also handed it over (Optuna's best trial); the start, handed before any experiment,
+    is not counted."""
+    picker = _Picker(a)
+    for r in a.runs:
+        if r.baseline:
+            picker.add(r)
+    first: dict[str, int] = {}
+    before = picker.best()
+    handed = _program(a, before) if before is not None else None
+    lags: list[int] = []
+    for k, r in enumerate(a.experiments[:total], start=1):
+        first.setdefault(_program(a, r), k)
+        picker.add(r)
+        best = picker.best()
+        key = _program(a, best) if best is not None else None
+        if key is not None and key != handed:
+            lags.append(k - first.get(key, k))
+        handed = key
+    return lags
 
 
 def final_candidate(a: ArmSeed, total: int) -> Run | None:

@@ -256,6 +256,10 @@ def test_measures_on_hand_made_runs() -> None:
     assert ym.wasted_remeasures(a, 11) == (4, 0)
     assert ym.wasted_remeasures(b, 11) == (4, 0)
     assert ym.wasted_remeasures(c, 4) == (2, 2)
+    # r1 runs at experiment 1 and is handed over at 4 (confirmation, two re-measures); r5
+    # runs at 8 and is handed over at 11; in c nothing but the start is ever handed over
+    assert ym.handover_lags(a, 11) == [3, 3] and ym.handover_lags(a, 10) == [3]
+    assert ym.handover_lags(c, 4) == []
     assert ym.judge_errors(a) == (2, 1, 1)
     assert ym.false_keep_curve(a, 11) == [0] + [1] * 11
     assert ym.duplicate_runs(a) == 1  # r2 reruns the root; the re-tests of r1, r5 are not
@@ -267,6 +271,7 @@ def test_measures_on_hand_made_runs() -> None:
         "random", "smooth", 0, [_run(0, candidate=True, observed=3.0, true=3.1)], 1.0, 3.9
     )
     assert ym.handed_curve(optuna, 1) == [3.9, 3.1]
+    assert ym.handover_lags(optuna, 1) == [0]  # handed over by the run that tried it
     optuna_like = arms.ArmSeed("random", "smooth", 0, runs[6:8], 1.0, start_true=3.9)
     assert ym.handed_curve(optuna_like, 1) == [3.9, 3.9]  # no candidate yet: the start
     assert ym.judge_errors(arms.ArmSeed("random", "smooth", 0, [_run(1)], 1.0, 3.9)) is None
