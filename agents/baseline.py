@@ -9,6 +9,12 @@ never sets the noise. The noise is the sd memory pools over this swarm's repeate
 (:meth:`memory.base.Store.noise`; at the start: these replicates). Identical replicates
 stop the swarm with :func:`agents.judge.identical_message` unless the task declares a floor.
 The rule is in :mod:`agents.judge`.
+
+**Prior replicates** (:func:`measure_priors`): when memory holds runs of the task from
+elsewhere (seed packs, other hardware classes or budgets) and the builtin proposer takes
+whole configurations, the swarm then runs the best of those configurations
+(``BuiltinProposer.best_priors``: one round of the agents, ``prior_replicates`` runs each)
+before its agents start, recorded like the root's replicates with the root as parent.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import fmean
+from typing import Any
 
 from agents.execute import Bench
 from agents.judge import NoNoise, judge_replicate, noise_used
 from agents.program import Program
+from agents.program import diff as program_diff
 from agents.runner import run_seed
 from agents.tracing import Author, trace_from_run, write_trace
 from memory.base import Store
@@ -199,3 +207,91 @@ def measure_noise(
         log.warning("noise: the measured sd is below the task's declared floor %.6g", noise.sd)
     log.info("noise sd %.6g from %d run(s), %d df", noise.sd, noise.n, noise.df)
     return Baseline(noise=noise.sd, replicates=chosen)
+
+
+DEFAULT_PRIOR_REPLICATES = 2  # runs of each prior program before the agents start
+
+
+def run_prior_replicate(
+    store: Store,
+    seat: Seat,
+    root: Program,
+    root_id: str,
+    prior: Program,
+    label: str,
+    number: int,
+    knobs: dict[str, list[Any]],
+) -> ExperimentPublic:
+    """Replicate ``number`` of ``prior`` (a configuration from runs elsewhere) on ``seat``,
+    recorded like a root replicate (role ``baseline``: no verdict chose it) with the root's
+    first replicate ``root_id`` as its parent, its diff and knob changes against the root."""
+    trace_id = new_id()
+    outcome = seat.bench.execute(prior, f"baseline-{trace_id}", seed=run_seed(trace_id))
+    verdict = judge_replicate(outcome.result, outcome.tampered)
+    trace = trace_from_run(
+        seat.author,
+        outcome,
+        verdict,
+        trace_id=trace_id,
+        role=Role.baseline,
+        parent_id=root_id,
+        hypothesis=f"prior replicate {number}: {label}",
+        fingerprint=prior.fingerprint,
+        diff=program_diff(root, prior),
+        knobs=knobs,
+    )
+    write_trace(store, trace)
+    return store.get_trace(trace_id)
+
+
+def measure_priors(
+    store: Store,
+    root: Program,
+    root_id: str,
+    seats: Sequence[Seat],
+    priors: Sequence[tuple[Program, str, dict[str, list[Any]]]],
+    *,
+    replicates: int,
+    stop: threading.Event,
+) -> list[ExperimentPublic]:
+    """Run each prior program (``(program, where it comes from, knob changes)``)
+    ``replicates`` times before the agents start, as many runs at once as there are seats,
+    and return the traces. These runs were chosen before any of them ran here, like the
+    root's replicates, so they are unselected: two of them let memory's champion rule
+    weigh a prior against the start at once (``memory.models.champion_of``), where an
+    agent's run of it would need a keep, a confirmation and two re-measures. A failed run
+    is recorded with its status and the others go on; a stop ends the batch."""
+    jobs = [
+        (program, label, knobs, number)
+        for program, label, knobs in priors
+        for number in range(1, replicates + 1)
+    ]
+    done: list[ExperimentPublic] = []
+    for first in range(0, len(jobs), len(seats)):
+        if stop.is_set():
+            break
+        batch = jobs[first : first + len(seats)]
+        out: list[ExperimentPublic | BaseException] = [RuntimeError("not run")] * len(batch)
+
+        def one(i: int, batch: list[Any] = batch, out: list[Any] = out) -> None:
+            program, label, knobs, number = batch[i]
+            try:
+                out[i] = run_prior_replicate(
+                    store, seats[i], root, root_id, program, label, number, knobs
+                )
+            except BaseException as exc:  # re-raised by the caller's thread
+                out[i] = exc
+
+        threads = [
+            threading.Thread(target=one, args=(i,), name=f"prior-{first + i}")
+            for i in range(len(batch))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for item in out:
+            if isinstance(item, BaseException):
+                raise item
+            done.append(item)
+    return done

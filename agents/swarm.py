@@ -33,7 +33,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from agents.baseline import Baseline, BaselineError, Seat, measure_noise
+from agents.baseline import (
+    DEFAULT_PRIOR_REPLICATES,
+    Baseline,
+    BaselineError,
+    Seat,
+    measure_noise,
+    measure_priors,
+)
 from agents.board import AgentBoard, apply_event
 from agents.context import DEFAULT_MAX_REFUSALS, AgentContext
 from agents.devices import Device, plan_devices
@@ -107,6 +114,9 @@ class SwarmConfig:
     confirm: bool = True
     screen: float = DEFAULT_SCREEN
     remeasure: int = DEFAULT_REMEASURE  # extra runs of each newly kept program
+    # runs of each of the best configurations from elsewhere in memory (packs, other
+    # hardware or budgets) before the agents start (agents.baseline.measure_priors); 0: none
+    prior_replicates: int = DEFAULT_PRIOR_REPLICATES
 
 
 def recall_switches(config: SwarmConfig) -> dict[str, Any]:
@@ -296,10 +306,60 @@ def measure_on_board(owner: BoardOwner, seats: list[Seat]) -> Baseline:
     except (BaselineError, TaskRootChanged) as exc:
         raise SwarmError(str(exc)) from None
     owner.noise, owner.baseline_id = baseline.noise, baseline.baseline_id
+    priors = prior_programs(owner, seats)
+    if priors:
+        log.info("measuring %d prior configuration(s) from memory", len(priors))
+        with owner.board_lock:
+            for seat in seats:
+                b = owner.board[seat.name]
+                b.status, b.hypothesis, b.run_started = "baseline", "prior replicates", time.time()
+        try:
+            measure_priors(
+                owner.store,
+                owner.root,
+                baseline.baseline_id,
+                seats,
+                priors,
+                replicates=owner.config.prior_replicates,
+                stop=owner.stop_event,
+            )
+        except TaskRootChanged as exc:
+            raise SwarmError(str(exc)) from None
     with owner.board_lock:
         for b in owner.board.values():
             b.status, b.run_started, b.base_metric = "idle", None, baseline.metric
     return baseline
+
+
+def prior_programs(
+    owner: BoardOwner, seats: list[Seat]
+) -> list[tuple[Program, str, dict[str, list[Any]]]]:
+    """What a new swarm measures after its root, before its agents start
+    (:func:`agents.baseline.measure_priors`): with the builtin (or hybrid) proposer on whole
+    configurations and ``prior_replicates`` > 0, the best configurations of memory's runs
+    from elsewhere (``BuiltinProposer.best_priors``), as many as fill one round of the
+    seats; none without such runs."""
+    config = owner.config
+    if config.prior_replicates <= 0 or config.proposer not in ("builtin", "hybrid"):
+        return []
+    if config.moves != "whole" or not seats:
+        return []
+    from agents.proposers.builtin import BuiltinProposer
+
+    author = seats[0].author
+    builtin = BuiltinProposer(
+        owner.task,
+        owner.root,
+        author.device.kind,
+        author.device.hardware,
+        seed=config.seed,
+        budget=author.budget,
+        moves=config.moves,
+    )
+    try:
+        return builtin.best_priors(owner.store, max(1, len(seats) // config.prior_replicates))
+    finally:
+        builtin.close()
 
 
 class Swarm:

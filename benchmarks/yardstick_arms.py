@@ -126,13 +126,15 @@ class Run:
     base_id: str | None = None  # the program it changed (labswarm)
     retest: bool = False  # a confirmation or re-measure run of a program (labswarm)
     remeasure: bool = False  # a re-measure run: no verdict chose it (labswarm)
+    replicate: bool = False  # a prior's replicate, run before the agents: no verdict chose it
     recorded: float | None = None  # when memory recorded it (labswarm; epoch seconds)
 
     @property
     def unselected(self) -> bool:
         """A run no verdict chose (``memory.models.UNSELECTED_ROLES``): a baseline
-        replicate or a re-measure -- what memory's champion rule counts."""
-        return self.baseline or self.remeasure
+        replicate (of the root or of a prior) or a re-measure -- what memory's champion
+        rule counts."""
+        return self.baseline or self.remeasure or self.replicate
 
 
 @dataclass
@@ -239,7 +241,8 @@ def _trace_run(t: ExperimentPublic) -> Run:
         started=started,
         ended=ended,
         duration=t.duration_s or 0.0,
-        baseline=t.role == Role.baseline,
+        # the root's replicates (no parent); a prior's replicates are experiments
+        baseline=t.role == Role.baseline and t.parent_id is None,
         # memory's champion rule counts trusted kept runs: baseline replicates,
         # experiments, confirmations and re-measures (measures._Picker groups them)
         candidate=ok and t.status == Status.keep and t.role != Role.seed and not t.source,
@@ -247,6 +250,7 @@ def _trace_run(t: ExperimentPublic) -> Run:
         base_id=t.parent_id,
         retest=t.role in (Role.confirmation, Role.remeasure),
         remeasure=t.role == Role.remeasure,
+        replicate=t.role == Role.baseline and t.parent_id is not None,
         recorded=t.created_at.timestamp(),
     )
 

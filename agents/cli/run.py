@@ -27,6 +27,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from agents.baseline import DEFAULT_PRIOR_REPLICATES
 from agents.cli import cluster_run
 from agents.cli.options import at_least, memory_arg, open_store, positive_float
 from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
@@ -130,6 +131,15 @@ def add_parser(subparsers: Any) -> None:
         f"(default {DEFAULT_REMEASURE}; with fewer than {MIN_CHAMPION_RUNS} no keep ever "
         "becomes the swarm's champion)",
     )
+    p.add_argument(
+        "--prior-replicates",
+        type=at_least(0, "a count of runs"),
+        default=DEFAULT_PRIOR_REPLICATES,
+        help="before the agents start, run each of the best configurations that memory "
+        "holds from elsewhere (seed packs, other hardware or budgets) this many times, "
+        f"one round of the agents in all (default {DEFAULT_PRIOR_REPLICATES}; 0: none; "
+        "builtin and hybrid proposers, whole moves)",
+    )
     add_recall_arguments(p)
     p.add_argument("--runs-dir", default="runs", help="where swarm directories go")
     p.add_argument("--no-live", action="store_true", help="log lines instead of the live view")
@@ -224,6 +234,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         confirm=args.confirm,
         screen=args.screen,
         remeasure=args.remeasure,
+        prior_replicates=args.prior_replicates,
         recall=args.recall,
         semantic_recall=args.semantic_recall,
         refuse_near_duplicates=args.refuse_near_duplicates,

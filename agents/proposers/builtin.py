@@ -42,7 +42,9 @@ import math
 import random
 import threading
 import warnings
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from agents.knobs import Knob, KnobValue, discover_knobs, format_value, kind_of, set_knobs
@@ -493,28 +495,59 @@ class BuiltinProposer(Proposer):
         }
         return len(done - {root}) < self._n_startup
 
-    def _next_prior(
+    def _ranked_priors(
         self, base: Program, base_config: dict[str, Any], held: set[str]
-    ) -> tuple[dict[str, Any], str] | None:
-        """The best prior configuration not run here nor running, with where it comes from;
-        priors are ranked within their own source (hardware class and budget, or a seed
-        pack) by metric, the best of each source first. None after the start-up phase."""
-        if self.moves != "whole" or not self._priors or not self._startup():
-            return None
+    ) -> Iterator[tuple[dict[str, Any], str, Program]]:
+        """Prior configurations not run here nor running, best first, each with where it
+        comes from and its program (``base`` with its knob values): ranked within their own
+        source (hardware class and budget, or a seed pack) by metric, the best of each
+        source first."""
         ranked: list[tuple[float, int, dict[str, Any], str]] = []
         for i, (source, runs) in enumerate(sorted(self._priors.items())):
             reverse = self.task.direction == "maximize"
             ordered = sorted(runs, key=lambda r: r[0], reverse=reverse)
             for k, (_, config) in enumerate(ordered):
                 ranked.append((k / len(ordered), i, config, f"{source}, rank {k + 1}"))
+        given: set[str] = set()
         for _, _, config, label in sorted(ranked, key=lambda r: (r[0], r[1])):
             changes = {n: v for n, v in config.items() if v != base_config[n] and n in held}
             if not changes:
                 continue
-            fp = set_knobs(base, changes, self.task.knobs).fingerprint
-            if fp not in self._seen and fp not in self._pending:
-                return config, label
+            program = set_knobs(base, changes, self.task.knobs)
+            fp = program.fingerprint
+            if fp not in self._seen and fp not in self._pending and fp not in given:
+                given.add(fp)
+                yield config, label, program
+
+    def _next_prior(
+        self, base: Program, base_config: dict[str, Any], held: set[str]
+    ) -> tuple[dict[str, Any], str] | None:
+        """The best prior configuration not run here nor running, with where it comes from
+        (:meth:`_ranked_priors`). None after the start-up phase."""
+        if self.moves != "whole" or not self._priors or not self._startup():
+            return None
+        for config, label, _ in self._ranked_priors(base, base_config, held):
+            return config, label
         return None
+
+    def best_priors(
+        self, store: Store, limit: int
+    ) -> list[tuple[Program, str, dict[str, list[Any]]]]:
+        """The ``limit`` best prior programs of memory not run here (:meth:`_ranked_priors`
+        from the root), each with where it comes from and its knob changes against the root
+        (``{name: [old, new]}``): what a swarm measures like its root before its agents
+        start (``agents.baseline.measure_priors``). Empty for neighbour moves, which never
+        take priors."""
+        if self.moves != "whole" or limit <= 0:
+            return []
+        with self._lock:
+            self.sync(store)
+            root = self.root_config
+            ranked = self._ranked_priors(self.root, dict(root), set(root))
+            return [
+                (program, label, {n: [root[n], v] for n, v in config.items() if v != root[n]})
+                for config, label, program in islice(ranked, limit)
+            ]
 
     def _ask(self, attempt: int, base_config: dict[str, Any]) -> tuple[Any, list[str]]:
         """A new trial and the knobs it sets: all of them (whole moves), or one knob of the
