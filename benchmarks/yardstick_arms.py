@@ -15,8 +15,10 @@ numbers, see ``landscape/evaluate.py``).
 - ``labswarm-transfer``: ``labswarm-shared`` whose memory first imports a seed pack
   exported from an earlier labswarm swarm on the same landscape at ``PRIOR_BUDGET`` seconds
   per run (half the experiments, other seeds): its runs are priors of the start-up phase,
-  never trials. Only the new swarm's runs count. The landscape does not depend on the
-  budget, so this is the best case of transfer.
+  never trials, and its best configurations are run twice each before the agents start
+  (prior replicates: experiments here, counted like any other). Only the new swarm's runs
+  count. The landscape does not depend on the budget, so this is the best case of
+  transfer.
 - ``labswarm-isolated``: N one-agent swarms, each its own memory.
 - ``labswarm-single``: one agent doing every experiment.
 - ``labswarm-no-recall``: N agents, one memory, ``SwarmConfig(recall=False)`` (each agent

@@ -218,7 +218,9 @@ class Role(StrEnum):
     """Why a trace exists."""
 
     experiment = "experiment"  # a proposal by an agent
-    baseline = "baseline"  # a replicate run of an unmodified base, to measure noise
+    # a replicate run of a program chosen before any run of it here: the swarm's root (no
+    # parent), to measure noise, or a prior from elsewhere (parent: the root's replicate)
+    baseline = "baseline"
     seed = "seed"  # imported from a pack (another swarm, a person's log)
     # a re-run, with another seed, of an experiment's program (parent_id: that experiment;
     # same fingerprint; status: the final verdict of the pair, or its own failure)

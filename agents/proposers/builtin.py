@@ -45,6 +45,7 @@ import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from itertools import islice
+from statistics import fmean
 from typing import Any
 
 from agents.knobs import Knob, KnobValue, discover_knobs, format_value, kind_of, set_knobs
@@ -500,12 +501,20 @@ class BuiltinProposer(Proposer):
     ) -> Iterator[tuple[dict[str, Any], str, Program]]:
         """Prior configurations not run here nor running, best first, each with where it
         comes from and its program (``base`` with its knob values): ranked within their own
-        source (hardware class and budget, or a seed pack) by metric, the best of each
-        source first."""
+        source (hardware class and budget, or a seed pack) by the mean of the
+        configuration's runs there (a program re-run there is not ranked by its luckiest
+        run), the best of each source first."""
         ranked: list[tuple[float, int, dict[str, Any], str]] = []
         for i, (source, runs) in enumerate(sorted(self._priors.items())):
+            grouped: dict[tuple[tuple[str, Any], ...], list[float]] = {}
+            for metric, config in runs:
+                grouped.setdefault(tuple(sorted(config.items())), []).append(metric)
             reverse = self.task.direction == "maximize"
-            ordered = sorted(runs, key=lambda r: r[0], reverse=reverse)
+            ordered = sorted(
+                ((fmean(values), dict(key)) for key, values in grouped.items()),
+                key=lambda r: r[0],
+                reverse=reverse,
+            )
             for k, (_, config) in enumerate(ordered):
                 ranked.append((k / len(ordered), i, config, f"{source}, rank {k + 1}"))
         given: set[str] = set()

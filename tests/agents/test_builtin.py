@@ -453,3 +453,23 @@ def test_priors_only_lead_the_start_up_phase_and_seed_packs_are_never_trials(tmp
     later = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0)
     proposal = later.propose(_request(task, store, root, budget=1.0))
     assert "a prior" not in proposal.hypothesis and "TPE over" in proposal.hypothesis
+
+
+def test_best_priors_rank_a_source_s_configurations_by_the_mean_of_their_runs(tmp_path, store):
+    """A pack's program re-run there (0.5 then 0.9: mean 0.7) ranks after one run once at
+    0.6: not by its luckiest run. Programs already run here are not priors any more."""
+    task = load_task(make_task(tmp_path / "q"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.3, role=Role.baseline, budget=1.0)
+    twice, once, ran = (set_knobs(root, {"LR": lr}) for lr in (0.3, 0.25, 0.2))
+    for program, lr, metric in ((twice, 0.3, 0.5), (twice, 0.3, 0.9), (once, 0.25, 0.6),
+                                (ran, 0.2, 0.1)):  # fmt: skip
+        _record(store, task, program, Status.keep, metric, base.id, {"LR": [0.1, lr]},
+                role=Role.seed, budget=1.0)  # fmt: skip
+    _record(store, task, ran, Status.discard, 1.0, base.id, {"LR": [0.1, 0.2]}, budget=1.0)
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0, budget=1.0)
+    best = prop.best_priors(store, 5)
+    assert [p.fingerprint for p, _, _ in best] == [once.fingerprint, twice.fingerprint]
+    assert [label for _, label, _ in best] == ["a seed pack, rank 2", "a seed pack, rank 3"]
+    assert best[0][2] == {"LR": [0.1, 0.25]}
+    assert prop.best_priors(store, 1) == best[:1] and prop.best_priors(store, 0) == []
