@@ -26,7 +26,7 @@
 - *false keep*: a labswarm keep whose true value is not better than its base's true value;
   *missed gain*: a discard whose true value is better than its base's.
 - *duplicate run*: an experiment whose configuration had already run in the arm and seed
-  (a confirmation or re-measure, a deliberate re-test, is not one).
+  (a confirmation, a re-measure or a prior's replicate, a deliberate re-test, is not one).
 - *run inside a failed region*: an experiment within distance 1 (knobs encoded to [0, 1],
   divided by the surrogate's length scales) of an earlier crashed experiment of the arm.
 - *overhead per experiment*: per worker, the gap between the end of a run and the start of
@@ -282,7 +282,7 @@ def duplicate_runs(a: ArmSeed) -> int:
     dups = 0
     for r in a.experiments:
         k = _key(r.config)
-        if k is not None and k in seen and not r.retest:
+        if k is not None and k in seen and not (r.retest or r.replicate):
             dups += 1
         seen.add(k)
     return dups

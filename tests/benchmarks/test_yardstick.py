@@ -281,6 +281,24 @@ def test_measures_on_hand_made_runs() -> None:
     assert ym.paired([1.0, 2.0], [1.0, 2.0]).p == 1.0
 
 
+def test_a_prior_s_replicates_are_experiments_no_verdict_chose() -> None:
+    """Two replicates of a prior (run before the agents): experiments, not duplicates of
+    each other, and unselected, so the second hands the prior over if it beats the start."""
+    prior = dict(DEFAULT, MATRIX_LR=0.09)
+    twice = {"candidate": True, "replicate": True, "config": prior, "true": 3.5}
+    runs = [
+        _run(0, baseline=True, candidate=True, observed=4.0, true=3.9, config=DEFAULT),
+        _run(1, baseline=True, candidate=True, observed=4.02, true=3.9, config=DEFAULT),
+        _run(2, observed=3.5, **twice),
+        _run(3, observed=3.52, **twice),
+    ]  # fmt: skip
+    a = arms.ArmSeed("labswarm-transfer", "smooth", 0, runs, 1.0, start_true=3.9)
+    assert [r.id for r in a.experiments] == ["r2", "r3"]
+    assert ym.handed_curve(a, 2) == [3.9, 3.9, 3.5]
+    assert ym.duplicate_runs(a) == 0 and ym.handover_lags(a, 2) == [1]
+    assert ym.configurations_tried(a, 2) == 1
+
+
 def test_bad_arguments_are_refused() -> None:
     cmd = [sys.executable, str(BENCH / "yardstick.py"), "--workers", "3", "--experiments", "4"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
