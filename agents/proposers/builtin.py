@@ -20,8 +20,11 @@
   values measure something else, or were not measured here). Their weight: during TPE's
   start-up phase -- until ``n_startup_trials`` programs besides the root have finished
   here, when TPE would otherwise sample at random -- each whole-configuration proposal is
-  the best such configuration not yet run here (ranked within its own source, the best of
-  every source first); after that they are not used.
+  the best such configuration not yet run here (ranked within its own source by the mean
+  of its runs there, the best of every source first); after that they are not used. Before
+  the agents start, a swarm runs the best of them twice each
+  (:meth:`BuiltinProposer.best_priors`, ``agents.baseline.measure_priors``): runs of this
+  swarm, no longer priors.
 - **Pending trials**: every active claim is a running trial, so TPE's constant liar
   steers parallel agents apart.
 - **Moves** (``moves``): ``whole`` (the default) samples a value for every knob at once
