@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from statistics import fmean
 from typing import Any
 
@@ -92,49 +93,63 @@ def existing_baselines(
 
 
 def run_replicate(
-    store: Store, seat: Seat, root: Program, number: int, *, diff: str = "", origin: str = ""
+    store: Store,
+    seat: Seat,
+    program: Program,
+    hypothesis: str,
+    *,
+    diff: str = "",
+    parent_id: str | None = None,
+    knobs: dict[str, list[Any]] | None = None,
 ) -> ExperimentPublic:
-    """Replicate ``number`` (from 1) of ``root`` on ``seat``, recorded as a baseline."""
+    """One replicate of ``program`` on ``seat``, recorded as a baseline (no verdict chose
+    it): of the root (no parent), or of a prior (``parent_id``: the root's first replicate;
+    ``diff`` and ``knobs``: its changes against the root)."""
     trace_id = new_id()
-    outcome = seat.bench.execute(root, f"baseline-{trace_id}", seed=run_seed(trace_id))
+    outcome = seat.bench.execute(program, f"baseline-{trace_id}", seed=run_seed(trace_id))
     verdict = judge_replicate(outcome.result, outcome.tampered)
-    what = f"the program of trace {origin}" if origin else "the unmodified program"
     trace = trace_from_run(
         seat.author,
         outcome,
         verdict,
         trace_id=trace_id,
         role=Role.baseline,
-        parent_id=None,
-        hypothesis=f"baseline replicate {number}: {what}",
-        fingerprint=root.fingerprint,
+        parent_id=parent_id,
+        hypothesis=hypothesis,
+        fingerprint=program.fingerprint,
         diff=diff,
+        knobs=knobs,
     )
     write_trace(store, trace)
     return store.get_trace(trace_id)
 
 
-def _run_batch(
-    store: Store, batch: list[Seat], root: Program, first: int, *, diff: str, origin: str
-) -> list[ExperimentPublic | BaseException]:
-    """Replicates ``first``, ``first + 1``, ... in parallel, one per seat of ``batch``."""
-    out: list[ExperimentPublic | BaseException] = [RuntimeError("not run")] * len(batch)
+def _in_parallel(
+    seats: Sequence[Seat], jobs: Sequence[Callable[[Seat], ExperimentPublic]], name: str
+) -> list[ExperimentPublic]:
+    """Job ``i`` on ``seats[i]``, all at once; their traces, or the first job's error
+    raised here."""
+    out: list[ExperimentPublic | BaseException] = [RuntimeError("not run")] * len(jobs)
 
     def one(i: int) -> None:
         try:
-            out[i] = run_replicate(store, batch[i], root, first + i, diff=diff, origin=origin)
+            out[i] = jobs[i](seats[i])
         except BaseException as exc:  # re-raised by the caller's thread
             out[i] = exc
 
     threads = [
-        threading.Thread(target=one, args=(i,), name=f"baseline-{first + i}")
-        for i in range(len(batch))
+        threading.Thread(target=one, args=(i,), name=f"{name}-{i}") for i in range(len(jobs))
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return out
+    traces: list[ExperimentPublic] = []
+    for item in out:
+        if isinstance(item, BaseException):
+            raise item
+        traces.append(item)
+    return traces
 
 
 def measure_noise(
@@ -171,12 +186,19 @@ def measure_noise(
         if on_start is not None:
             for seat in batch:
                 on_start(seat.name)
-        out = _run_batch(store, batch, root, len(have) + 1, diff=diff, origin=origin)
+        what = f"the program of trace {origin}" if origin else "the unmodified program"
+        jobs = [
+            partial(
+                run_replicate,
+                store,
+                program=root,
+                hypothesis=f"baseline replicate {len(have) + 1 + i}: {what}",
+                diff=diff,
+            )
+            for i in range(len(batch))
+        ]
         traces: list[ExperimentPublic] = []
-        for i, seat in enumerate(batch):
-            item = out[i]
-            if isinstance(item, BaseException):
-                raise item
+        for seat, item in zip(batch, _in_parallel(batch, jobs, "baseline"), strict=True):
             if stop.is_set() or item.status == Status.interrupted:
                 raise BaselineError("stopped while measuring the noise")
             if item.status != Status.keep:
@@ -212,38 +234,6 @@ def measure_noise(
 DEFAULT_PRIOR_REPLICATES = 2  # runs of each prior program before the agents start
 
 
-def run_prior_replicate(
-    store: Store,
-    seat: Seat,
-    root: Program,
-    root_id: str,
-    prior: Program,
-    label: str,
-    number: int,
-    knobs: dict[str, list[Any]],
-) -> ExperimentPublic:
-    """Replicate ``number`` of ``prior`` (a configuration from runs elsewhere) on ``seat``,
-    recorded like a root replicate (role ``baseline``: no verdict chose it) with the root's
-    first replicate ``root_id`` as its parent, its diff and knob changes against the root."""
-    trace_id = new_id()
-    outcome = seat.bench.execute(prior, f"baseline-{trace_id}", seed=run_seed(trace_id))
-    verdict = judge_replicate(outcome.result, outcome.tampered)
-    trace = trace_from_run(
-        seat.author,
-        outcome,
-        verdict,
-        trace_id=trace_id,
-        role=Role.baseline,
-        parent_id=root_id,
-        hypothesis=f"prior replicate {number}: {label}",
-        fingerprint=prior.fingerprint,
-        diff=program_diff(root, prior),
-        knobs=knobs,
-    )
-    write_trace(store, trace)
-    return store.get_trace(trace_id)
-
-
 def measure_priors(
     store: Store,
     root: Program,
@@ -262,7 +252,15 @@ def measure_priors(
     agent's run of it would need a keep, a confirmation and two re-measures. A failed run
     is recorded with its status and the others go on; a stop ends the batch."""
     jobs = [
-        (program, label, knobs, number)
+        partial(
+            run_replicate,
+            store,
+            program=program,
+            hypothesis=f"prior replicate {number}: {label}",
+            diff=program_diff(root, program),
+            parent_id=root_id,
+            knobs=knobs,
+        )
         for program, label, knobs in priors
         for number in range(1, replicates + 1)
     ]
@@ -270,28 +268,5 @@ def measure_priors(
     for first in range(0, len(jobs), len(seats)):
         if stop.is_set():
             break
-        batch = jobs[first : first + len(seats)]
-        out: list[ExperimentPublic | BaseException] = [RuntimeError("not run")] * len(batch)
-
-        def one(i: int, batch: list[Any] = batch, out: list[Any] = out) -> None:
-            program, label, knobs, number = batch[i]
-            try:
-                out[i] = run_prior_replicate(
-                    store, seats[i], root, root_id, program, label, number, knobs
-                )
-            except BaseException as exc:  # re-raised by the caller's thread
-                out[i] = exc
-
-        threads = [
-            threading.Thread(target=one, args=(i,), name=f"prior-{first + i}")
-            for i in range(len(batch))
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for item in out:
-            if isinstance(item, BaseException):
-                raise item
-            done.append(item)
+        done += _in_parallel(seats, jobs[first : first + len(seats)], "prior")
     return done
