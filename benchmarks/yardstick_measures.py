@@ -126,20 +126,27 @@ def same_program(a: ArmSeed, run_id: str, other_id: str) -> bool:
     return one is not None and two is not None and _program(a, one) == _program(a, two)
 
 
+def picks(a: ArmSeed, total: int) -> list[Run | None]:
+    """The arm's pick (a run of the program it hands over; None: the start) after its
+    baselines and after each of its first ``total`` experiments: k = 0, 1, ..."""
+    picker = _Picker(a)
+    for r in a.runs:
+        if r.baseline:
+            picker.add(r)
+    out = [picker.best()]
+    for r in a.experiments[:total]:
+        picker.add(r)
+        out.append(picker.best())
+    return out
+
+
 def handed_curve(a: ArmSeed, total: int) -> list[float]:
     """True value of the configuration handed to the user after k = 0..total experiments."""
 
     def value(best: Run | None) -> float:
         return float(best.true) if best is not None and best.true is not None else a.start_true
 
-    picker = _Picker(a)
-    for r in a.runs:
-        if r.baseline:
-            picker.add(r)
-    curve = [value(picker.best())]
-    for r in a.experiments[:total]:
-        picker.add(r)
-        curve.append(value(picker.best()))
+    curve = [value(best) for best in picks(a, total)]
     while len(curve) < total + 1:
         curve.append(curve[-1])
     return curve
@@ -149,16 +156,7 @@ def wasted_remeasures(a: ArmSeed, total: int) -> tuple[int, int]:
     """(re-measure runs among the first ``total`` experiments, those of them whose program
     was never the arm's pick at any point of those experiments): what re-measuring every
     kept program costs beyond the programs that took the title."""
-    picker = _Picker(a)
-    for r in a.runs:
-        if r.baseline:
-            picker.add(r)
-    picked: set[str] = set()
-    for r in a.experiments[:total]:
-        picker.add(r)
-        best = picker.best()
-        if best is not None:
-            picked.add(_program(a, best))
+    picked = {_program(a, best) for best in picks(a, total)[1:] if best is not None}
     remeasures = [r for r in a.experiments[:total] if r.remeasure]
     return len(remeasures), sum(_program(a, r) not in picked for r in remeasures)
 
@@ -169,22 +167,13 @@ def handover_lags(a: ArmSeed, total: int) -> list[int]:
     what recognising a configuration costs in time. 0 when the run that first tried it
     also handed it over (Optuna's best trial); the start, handed before any experiment,
     is not counted."""
-    picker = _Picker(a)
-    for r in a.runs:
-        if r.baseline:
-            picker.add(r)
+    keys = [_program(a, best) if best is not None else None for best in picks(a, total)]
     first: dict[str, int] = {}
-    before = picker.best()
-    handed = _program(a, before) if before is not None else None
     lags: list[int] = []
     for k, r in enumerate(a.experiments[:total], start=1):
         first.setdefault(_program(a, r), k)
-        picker.add(r)
-        best = picker.best()
-        key = _program(a, best) if best is not None else None
-        if key is not None and key != handed:
-            lags.append(k - first.get(key, k))
-        handed = key
+        if keys[k] is not None and keys[k] != keys[k - 1]:
+            lags.append(k - first.get(keys[k], k))
     return lags
 
 
