@@ -33,6 +33,9 @@ class AgentContext:
     agent_name: str
     noise: float  # the swarm's noise sd when it started (each recall re-reads memory's)
     rules: Rules = field(default_factory=Rules)
+    # multi-fidelity: each new program runs at this budget first, and at the full budget only
+    # when promoted (agents.judge.judge_short); None: every run at the full budget
+    short_budget: float | None = None
     max_experiments: int | None = None
     deadline: float | None = None  # time.time() after which no new run starts
     max_refusals: int = DEFAULT_MAX_REFUSALS

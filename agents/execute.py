@@ -85,11 +85,19 @@ class Bench:
         if result is not None and result.status != "ok":
             raise SetupFailed(result, log_path)
 
-    def execute(self, program: Program, log_name: str, *, seed: int | None = None) -> Outcome:
+    def execute(
+        self,
+        program: Program,
+        log_name: str,
+        *,
+        seed: int | None = None,
+        budget: float | None = None,
+    ) -> Outcome:
         """Run ``program`` here (see the module docstring); never raises for a bad program.
 
         ``seed`` is the run's ``LABSWARM_SEED`` (default: :func:`agents.runner.run_seed` of
-        ``log_name``, so every log name -- a trace id -- gets its own)."""
+        ``log_name``, so every log name -- a trace id -- gets its own); ``budget`` its time
+        budget in seconds (default: the bench's; a short run's is shorter)."""
         self.check_root()
         self.ensure_setup()
         ws = self.workspace
@@ -100,7 +108,7 @@ class Bench:
             self.task,
             ws.path,
             self.device,
-            self.budget,
+            self.budget if budget is None else budget,
             self.logs_dir / f"{log_name}.log",
             stop=self.stop,
             on_start=ws.write_pidfile,

@@ -1,12 +1,15 @@
 """One researcher agent as a LangGraph ``StateGraph``::
 
-    recall -> propose -> recall_draft -> check -> run -> judge -> record -> recall ...
-                 ^            |             |             |  ^
-                 +--refused---+-------------+   candidate v  | (stage 2)
-                                                       confirm
+    recall -> propose -> recall_draft -> check -> [short ->] run -> judge -> record -> recall ...
+                 ^            |             |         |              |  ^
+                 +--refused---+-------------+         |   candidate  v  | (stage 2)
+                                       not promoted:  v            confirm
+                                                    recall
     recall_draft: memory searched with the draft (by meaning and by knob moves on the
     base's lineage); a near duplicate of a run or a claim in flight goes back
     refused: near duplicate / duplicate / invalid / too close to a recorded failure
+    short (a swarm with a short budget): the candidate runs at the short budget first and
+    at the full budget only if promoted (agents.judge.judge_short)
     candidate: a first run that passed the screen (or a suspect one) runs again with
     another seed before the verdict is final (agents.judge)
     record -> remeasure -> recall: a kept program runs rules.remeasure more times first
@@ -37,6 +40,7 @@ from agents.nodes import (
     record,
     remeasure,
     run,
+    short,
 )
 from agents.state import AgentState, InputState
 
@@ -66,10 +70,14 @@ def after_recall_draft(
 
 def after_check(
     state: AgentState, runtime: Runtime[AgentContext]
-) -> Literal["run", "propose", "__end__"]:
+) -> Literal["short", "run", "propose", "__end__"]:
     if state.get("claim_id") and state.get("candidate"):
-        return "run"
+        return "short" if runtime.context.short_budget is not None else "run"
     return _refused(state, runtime)
+
+
+def after_short(state: AgentState) -> Literal["run", "recall"]:
+    return "run" if state.get("short_id") else "recall"
 
 
 def after_judge(state: AgentState) -> Literal["confirm", "record"]:
@@ -86,6 +94,7 @@ builder.add_node("recall", recall)
 builder.add_node("propose", propose)
 builder.add_node("recall_draft", recall_draft)
 builder.add_node("check", check)
+builder.add_node("short", short)
 builder.add_node("run", run)
 builder.add_node("judge", judge_node)
 builder.add_node("confirm", confirm)
@@ -96,6 +105,7 @@ builder.add_conditional_edges("recall", after_recall)
 builder.add_conditional_edges("propose", after_propose)
 builder.add_conditional_edges("recall_draft", after_recall_draft)
 builder.add_conditional_edges("check", after_check)
+builder.add_conditional_edges("short", after_short)
 builder.add_edge("run", "judge")
 builder.add_conditional_edges("judge", after_judge)
 builder.add_edge("confirm", "judge")

@@ -50,6 +50,14 @@ gain of more than ``suspect_sd`` noise sds in one step is *suspect*: it is re-ru
 without confirmation) before it can be kept, and a program outside the range in either run
 is ``invalid``.
 
+**Short runs** (multi-fidelity, a swarm with a short budget): a new program first runs at
+the short budget, and only if that run ranks among the best ``promote`` fraction (default a
+third) of every short run of the task at that budget on this hardware class -- this one
+included, at least the best one -- does it run at the full budget, where the keep rule
+above judges it (:func:`judge_short`: ``keep`` promoted, ``discard`` not). The rule is
+successive halving's, decided when the short run ends (an agent never waits for later
+ones): with fewer than ``1 / promote`` short runs only the best so far is promoted.
+
 **Failures.** A run whose protected files changed, or that the runner found faking its
 metric (:attr:`agents.runner.RunResult.invalid`), is ``invalid``; a run killed at the hard
 timeout is ``timeout``; a non-zero exit, NaN or missing metric is ``crash``. A baseline
@@ -81,6 +89,7 @@ MIN_REPLICATES = 2  # a spread needs at least two runs of one program
 ALPHA = KEEP_ALPHA  # the most often a change with no effect may be kept
 DEFAULT_SCREEN = 1.0  # stage 1: a candidate gains more than this many noise sds
 DEFAULT_SUSPECT_SD = 8.0  # a one-step gain beyond this many noise sds is re-run first
+DEFAULT_PROMOTE = 1 / 3  # the best fraction of short runs that run at the full budget
 # extra runs of a newly kept program, so its mean is not only lucky; as many as make it a
 # champion (MIN_CHAMPION_RUNS runs no verdict chose): with fewer, no keep ever becomes one
 DEFAULT_REMEASURE = MIN_CHAMPION_RUNS
@@ -101,6 +110,7 @@ class Rules:
     remeasure: int = DEFAULT_REMEASURE
     alpha: float = ALPHA
     suspect_sd: float = DEFAULT_SUSPECT_SD
+    promote: float = DEFAULT_PROMOTE  # short runs promoted to the full budget (judge_short)
     metric_min: float | None = None
     metric_max: float | None = None
     noise_floor: float | None = None
@@ -182,6 +192,35 @@ def _failure(result: RunResult, tampered: Sequence[str]) -> Verdict | None:
 def judge_replicate(result: RunResult, tampered: Sequence[str] = ()) -> Verdict:
     """A baseline replicate: ``keep`` if it ran with a metric, else why it did not run."""
     return _failure(result, tampered) or Verdict(Status.keep, "baseline replicate ran")
+
+
+def judge_short(
+    result: RunResult,
+    rung: Sequence[float],
+    direction: Direction,
+    rules: Rules,
+    tampered: Sequence[str] = (),
+) -> Verdict:
+    """A short run: ``keep`` -- promoted to the full budget -- when its metric ranks among
+    the best ``rules.promote`` of ``rung`` (the metrics of the other short runs of the task
+    at this budget and hardware class) and itself, at least the best one; else
+    ``discard``; a failure (or a metric outside the plausible range: ``invalid``) is never
+    promoted. Ties rank together."""
+    failed = _failure(result, tampered)
+    if failed is not None:
+        return failed
+    metric = result.metric
+    assert metric is not None  # _failure: a run without a metric crashed
+    out = _out_of_range(metric, rules)
+    if out:
+        return Verdict(Status.invalid, f"short run: {out}")
+    runs = len(rung) + 1
+    rank = 1 + sum(better(other, metric, direction) for other in rung)
+    places = max(1, int(runs * rules.promote + 1e-9))  # 6 runs * (1 / 3): 2 places
+    where = f"ranks {rank} of {runs} short runs at this budget, the best {places} are promoted"
+    if rank <= places:
+        return Verdict(Status.keep, f"promoted to the full budget: {where}")
+    return Verdict(Status.discard, f"not promoted: {where}")
 
 
 def _out_of_range(metric: float, rules: Rules) -> str:

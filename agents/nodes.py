@@ -1,5 +1,7 @@
 """The nodes of one agent's iteration: recall -> propose -> recall_draft -> check -> run ->
-judge -> record (a candidate goes judge -> confirm -> judge -> record: :mod:`agents.judge`).
+judge -> record (a candidate goes judge -> confirm -> judge -> record: :mod:`agents.judge`;
+with a short budget, check -> short -> run when the short run is promoted, else short ->
+recall).
 
 Each node reads the state, reaches memory, proposer, workspace and device through the
 runtime context, and returns the state keys it changes. ``recall_draft`` (``near_duplicate``)
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from statistics import fmean
 from typing import Any
 
@@ -29,6 +32,7 @@ from agents.judge import (
     judge_confirmed,
     judge_first,
     judge_replicate,
+    judge_short,
     noise_used,
 )
 from agents.knobs import knob_changes
@@ -59,6 +63,7 @@ from memory.insights import recorded_base
 from memory.insights import stale_failures as memory_stale_failures
 from memory.models import (
     CRASHED_STATUSES,
+    MEASURED_STATUSES,
     RAN_STATUSES,
     ClaimCreate,
     ExperimentCreate,
@@ -592,6 +597,89 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
+def short_id(trace_id: str) -> str:
+    """The id of the short run of the candidate whose full run will be ``trace_id`` (fixed,
+    so a resumed agent never runs it twice)."""
+    return f"s-{trace_id}"
+
+
+def short_rung(ctx: AgentContext, budget: float, but: str) -> list[float]:
+    """The metrics of every short run of the task at ``budget`` on this hardware class
+    that produced one (any swarm's: later swarms reuse the rung), except trace ``but``."""
+    runs = ctx.store.every_trace(
+        TraceQuery(
+            task=ctx.task.name,
+            role=[Role.short],
+            status=list(MEASURED_STATUSES),
+            hardware=ctx.device.hardware,
+            budget_s=budget,
+        )
+    )
+    return [t.metric for t in runs if t.id != but and t.metric is not None]
+
+
+def short(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Run the candidate at the swarm's short budget and decide whether it runs at the
+    full budget (:func:`agents.judge.judge_short`); the short run is a trace of its own
+    (role ``short``, parent: the base). Promoted: on to ``run``, whose trace will name this
+    one. Not promoted (or failed): the claim is released and the iteration ends here."""
+    ctx = runtime.context
+    budget = ctx.short_budget
+    assert budget is not None, "the short node runs only with a short budget"
+    proposal = state.get("proposal")
+    hypothesis = proposal.hypothesis if proposal else ""
+    run_id = short_id(str(state["trace_id"]))
+    try:
+        trace: ExperimentPublic | ExperimentCreate = ctx.store.get_trace(run_id)  # a resume
+    except NotFound:
+        _status(ctx, "running", state, f"short run: {hypothesis}")
+        ctx.emit("running", hypothesis=f"short run: {hypothesis}", started=time.time())
+        outcome = ctx.bench.execute(
+            Program.of(state["candidate"]), run_id, seed=run_seed(run_id), budget=budget
+        )
+        rung = short_rung(ctx, budget, run_id)
+        verdict = judge_short(outcome.result, rung, ctx.task.direction, ctx.rules, outcome.tampered)
+        trace = trace_from_run(
+            replace(ctx.author, budget=budget),
+            outcome,
+            verdict,
+            trace_id=run_id,
+            role=Role.short,
+            parent_id=state.get("base_id"),
+            hypothesis=hypothesis,
+            fingerprint=state["fingerprint"],
+            diff=state.get("diff", ""),
+            knobs=state.get("knobs", {}),
+            proposer=made_by(proposal, ctx.proposer),
+        )
+        write_trace(ctx.store, trace)
+    ran = trace.status != Status.interrupted
+    ctx.emit("recorded", status=trace.status.value, trace_id=run_id, metric=trace.metric, ran=ran)
+    log.info("%s: short run %s: %s (%s)", ctx.agent_name, run_id, trace.status.value, trace.reason)
+    done = state.get("experiments", 0) + ran
+    if trace.status == Status.keep and not ctx.stop.is_set():
+        return {"short_id": run_id, "experiments": done}
+    if state.get("claim_id"):
+        try:
+            ctx.store.release(str(state["claim_id"]))
+        except NotFound:
+            pass
+    update: dict[str, Any] = {
+        "short_id": None,
+        "experiments": done,
+        "last_trace_id": run_id,
+        "claim_id": None,
+        "candidate": {},
+        "outcome": None,
+        "status": trace.status.value,
+        "reason": trace.reason,
+        "feedback": [],
+        "remeasure_due": False,
+    }
+    _status(ctx, "idle", {**state, **update})  # type: ignore[typeddict-item]
+    return update
+
+
 def run(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Run the candidate in the agent's workspace on its device (seed from its trace id)."""
     ctx = runtime.context
@@ -677,6 +765,7 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         knobs=state.get("knobs", {}),
         judged=state.get("judged", {}),
         proposer=made_by(proposal, ctx.proposer),
+        short_id=state.get("short_id") or "",
     )
     write_trace(ctx.store, trace)
     runs = 1
@@ -711,6 +800,7 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         "outcome": None,
         "confirm_id": None,
         "confirm_outcome": None,
+        "short_id": None,
         "feedback": [],
     }
     if status == Status.keep:

@@ -115,6 +115,9 @@ class AgentState(InputState, total=False):
     """Claim held for the candidate while it runs."""
     trace_id: str | None
     """Id the candidate's trace will have (fixed before the run, so a resume can find it)."""
+    short_id: str | None
+    """The candidate's short run, promoted to the full budget (multi-fidelity; ``None``
+    without one): its full run's trace names it."""
     outcome: Outcome | None
     """The run's result and the protected files it changed."""
     status: str

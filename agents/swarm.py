@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +47,7 @@ from agents.devices import Device, plan_devices
 from agents.execute import Bench, SetupFailed
 from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
 from agents.judge import (
+    DEFAULT_PROMOTE,
     DEFAULT_REMEASURE,
     DEFAULT_REPLICATES,
     DEFAULT_SCREEN,
@@ -54,6 +55,7 @@ from agents.judge import (
     Rules,
 )
 from agents.library import LineageError, ProgramLibrary, rebuild_for_review
+from agents.nodes import short_id
 from agents.program import Program, diff
 from agents.proposers.base import Proposer, made_by
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
@@ -117,6 +119,24 @@ class SwarmConfig:
     # runs of each of the best configurations from elsewhere in memory (packs, other
     # hardware or budgets) before the agents start (agents.baseline.measure_priors); 0: none
     prior_replicates: int = DEFAULT_PRIOR_REPLICATES
+    # multi-fidelity: each new program runs at this many seconds first and at the full
+    # budget only if its short run ranks among the best ``promote`` of the short runs
+    # (agents.judge.judge_short); None: every run at the full budget
+    short_budget: float | None = None
+    promote: float = DEFAULT_PROMOTE
+
+
+def check_short_budget(config: SwarmConfig, budget: float) -> None:
+    """A short budget below the swarm's ``budget`` and a promoted fraction in (0, 1], or a
+    :class:`SwarmError` naming the setting."""
+    short = config.short_budget
+    if short is not None and not 0 < short < budget:
+        raise SwarmError(
+            f"short_budget: {short:g} s must be above 0 and below the swarm's budget of "
+            f"{budget:g} s"
+        )
+    if not 0 < config.promote <= 1:
+        raise SwarmError(f"promote: {config.promote:g} must be in (0, 1]")
 
 
 def recall_switches(config: SwarmConfig) -> dict[str, Any]:
@@ -143,6 +163,7 @@ def judge_rules(config: SwarmConfig, task: Task) -> Rules:
         confirm=config.confirm,
         screen=config.screen,
         remeasure=config.remeasure,
+        promote=config.promote,
         metric_min=task.metric_min,
         metric_max=task.metric_max,
         noise_floor=task.noise_min,
@@ -387,6 +408,7 @@ class Swarm:
         self.budget = self.config.budget or self.task.default_budget(kind)
         if self.config.budget is None and self.config.quick_budget and kind == "cpu":
             self.budget = min(self.budget, self.config.quick_budget)
+        check_short_budget(self.config, self.budget)
         self.hardware = self.devices[0].hardware
         # the task root's protected files as this swarm first saw them
         self.expected: dict[str, str] = self.meta.get("protected") or protected_hashes(self.task)
@@ -514,12 +536,19 @@ class Swarm:
         values = snap.values or {}
         if not values:
             return {"base_id": self.baseline_id}
-        if snap.next == ("run",) and values.get("claim_id"):
+        if snap.next in (("run",), ("short",)) and values.get("claim_id"):
             proposal = values.get("proposal")
-            trace = ctx.author.trace(
+            trace_id = values.get("trace_id") or new_id()
+            cut_short = snap.next == ("short",)  # the short run was in flight
+            author = (
+                replace(ctx.author, budget=ctx.short_budget or ctx.budget)
+                if cut_short
+                else ctx.author
+            )
+            trace = author.trace(
                 Status.interrupted,
-                id=values.get("trace_id") or new_id(),
-                role=Role.experiment,
+                id=short_id(trace_id) if cut_short else trace_id,
+                role=Role.short if cut_short else Role.experiment,
                 parent_id=values.get("base_id"),
                 hypothesis=proposal.hypothesis if proposal is not None else "",
                 fingerprint=values.get("fingerprint", ""),
@@ -636,6 +665,7 @@ class Swarm:
                 max_experiments=self.config.max_experiments,
                 deadline=deadline,
                 max_refusals=self.config.max_refusals,
+                short_budget=self.config.short_budget,
                 on_event=self.on_event,
                 **recall_switches(self.config),
             )

@@ -94,6 +94,7 @@ def trace_from_run(
     knobs: dict[str, Any] | None = None,
     judged: dict[str, Any] | None = None,
     proposer: str = "",
+    short_id: str = "",
 ) -> ExperimentCreate:
     """The trace of one finished (or cut-off) run, judged ``verdict``: with its seed, the
     verdict's reason and what it was judged against (``judged``: base_metric, base_n,
@@ -119,6 +120,7 @@ def trace_from_run(
         reason=verdict.reason,
         seed=result.seed,
         proposer=proposer,
+        short_id=short_id,
         **against,
         started_at=outcome.started_at,
         finished_at=outcome.finished_at,

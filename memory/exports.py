@@ -4,11 +4,14 @@
 metric column is named after the traces' metric, ``val_bpb`` by default). Only runs that
 used a device are written (keep, discard, crash, timeout); a timeout is written as
 ``crash`` with "(timeout)" appended, as autoresearch logs it; a missing metric or memory is
-``0.000000`` / ``0.0``. ``commit`` is the program fingerprint.
+``0.000000`` / ``0.0``. ``commit`` is the program fingerprint. A short run (multi-fidelity,
+at another budget than the full runs) is written with "(short run, S s)" prepended to its
+description and its promotion as its status (``keep`` promoted, ``discard`` not).
 
 ``progress_png`` draws every run in order: discards as grey dots, keeps as green dots
 annotated with their description, crashes as red crosses on the bottom edge, outliers
 above the frame as grey triangles on the top edge, and the running best as a step line.
+Short runs are left out: their metric, at another budget, is not on the full runs' scale.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from memory.models import (
     CRASHED_STATUSES,
     RAN_STATUSES,
     ExperimentPublic,
+    Role,
     Status,
     running_best,
 )
@@ -47,6 +51,9 @@ def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
             continue
         status = "crash" if t.status in CRASHED_STATUSES else t.status.value
         description = _clean(t.hypothesis) or "(no description)"
+        if t.role == Role.short:
+            budget = f", {t.budget_s:g} s" if t.budget_s is not None else ""
+            description = f"(short run{budget}) {description}"
         if t.status == Status.timeout:
             description += " (timeout)"
         value = t.metric if t.metric is not None and status != "crash" else 0.0
@@ -73,7 +80,7 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    runs = [t for t in traces if t.status in RAN_STATUSES]
+    runs = [t for t in traces if t.status in RAN_STATUSES and t.role != Role.short]
     metric = next((t.metric_name for t in runs if t.metric_name), "val_bpb")
     maximize = any(t.direction == "maximize" for t in runs)
     xs_keep, ys_keep, xs_disc, ys_disc, xs_crash = [], [], [], [], []

@@ -229,6 +229,10 @@ class Role(StrEnum):
     # the kept experiment; same fingerprint): no verdict chose it, so it measures the
     # program without the winner's curse (migration 0006)
     remeasure = "remeasure"
+    # a run of an experiment's program at the swarm's shorter budget before any full run
+    # of it (multi-fidelity; parent_id: the base; status keep: promoted to the full budget,
+    # discard: not promoted); the full run names it in ``short_id`` (migration 0007)
+    short = "short"
 
 
 # What makes a program "seen" (``Store.seen``, and ``AlreadyRan`` for a claim): a finished
@@ -246,9 +250,10 @@ MEASURED_ROLES: tuple[Role, ...] = (
     Role.remeasure,
 )
 # The runs an agent spends a device on for its ideas: each experiment and its re-runs (a
-# candidate's confirmation, a kept program's re-measures); every one counts toward
+# candidate's confirmation, a kept program's re-measures) or its short run (multi-
+# fidelity: the same program at a shorter budget first); every one counts toward
 # ``--max-experiments`` and in every experiments figure.
-RUN_ROLES: tuple[Role, ...] = (Role.experiment, Role.confirmation, Role.remeasure)
+RUN_ROLES: tuple[Role, ...] = (Role.experiment, Role.confirmation, Role.remeasure, Role.short)
 # Runs that no verdict chose: baseline replicates and re-measures. An experiment's first
 # run passed the screen and its confirmation passed the keep test -- both were selected for
 # looking good -- so the champion's title is decided on these alone (``champion_of``).
@@ -263,6 +268,7 @@ UNPACKED_ROLES: dict[str, str] = {
     Role.baseline.value: "baselines set a swarm's noise",
     Role.confirmation.value: "confirmations decide whether a run is kept",
     Role.remeasure.value: "re-measures decide which program is the champion",
+    Role.short.value: "short runs decide which programs run at the full budget",
 }
 
 
@@ -326,6 +332,9 @@ class ExperimentBase(SQLModel):
     proposer: str = Field(default="", max_length=100, sa_column_kwargs={"server_default": ""})
     # a ``near_duplicate`` refusal: the id of the trace (or claim) the draft was too near to
     matched_id: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    # a full run promoted from a short run (multi-fidelity, migration 0007): the id of that
+    # short run, the same program at the swarm's shorter budget ("" for every other trace)
+    short_id: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
 
 
 # Judged-against fields that count runs (or are a seed): integers in 0..MAX_INT32 on input.

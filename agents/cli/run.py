@@ -31,7 +31,13 @@ from agents.baseline import DEFAULT_PRIOR_REPLICATES
 from agents.cli import cluster_run
 from agents.cli.options import at_least, memory_arg, open_store, positive_float
 from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
-from agents.judge import DEFAULT_REMEASURE, DEFAULT_REPLICATES, DEFAULT_SCREEN, MIN_REPLICATES
+from agents.judge import (
+    DEFAULT_PROMOTE,
+    DEFAULT_REMEASURE,
+    DEFAULT_REPLICATES,
+    DEFAULT_SCREEN,
+    MIN_REPLICATES,
+)
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
 from memory import MIN_CHAMPION_RUNS
 
@@ -140,11 +146,38 @@ def add_parser(subparsers: Any) -> None:
         f"one round of the agents in all (default {DEFAULT_PRIOR_REPLICATES}; 0: none; "
         "builtin and hybrid proposers, whole moves)",
     )
+    p.add_argument(
+        "--short-budget",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="multi-fidelity: run each new program for this many seconds first, and at the "
+        "full budget only if that short run ranks among the best --promote of the task's "
+        "short runs (default: every run at the full budget)",
+    )
+    p.add_argument(
+        "--promote",
+        type=fraction,
+        default=DEFAULT_PROMOTE,
+        help=f"with --short-budget: the best fraction of short runs promoted to the full "
+        f"budget (default {DEFAULT_PROMOTE:.3g})",
+    )
     add_recall_arguments(p)
     p.add_argument("--runs-dir", default="runs", help="where swarm directories go")
     p.add_argument("--no-live", action="store_true", help="log lines instead of the live view")
     cluster_run.add_arguments(p)  # --ray ...: the agents as Ray actors (agents/cluster/)
     p.set_defaults(func=cmd_run, parser=p)
+
+
+def fraction(text: str) -> float:
+    """A fraction in (0, 1] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a fraction lies in (0, 1], got {text}")
+    return value
 
 
 def threshold(text: str) -> float:
@@ -235,6 +268,8 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         screen=args.screen,
         remeasure=args.remeasure,
         prior_replicates=args.prior_replicates,
+        short_budget=args.short_budget,
+        promote=args.promote,
         recall=args.recall,
         semantic_recall=args.semantic_recall,
         refuse_near_duplicates=args.refuse_near_duplicates,

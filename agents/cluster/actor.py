@@ -281,6 +281,7 @@ class AgentWorker:
             max_experiments=params.max_experiments,
             deadline=params.deadline,
             max_refusals=params.max_refusals,
+            short_budget=spec.config.short_budget,
             recall=params.recall,
             on_event=self._on_event,
             **ablation_switches(spec.config),

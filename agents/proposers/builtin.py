@@ -25,6 +25,11 @@
   the agents start, a swarm runs the best of them twice each
   (:meth:`BuiltinProposer.best_priors`, ``agents.baseline.measure_priors``): runs of this
   swarm, no longer priors.
+- **Short runs** (a swarm with a short budget, multi-fidelity): a program not promoted
+  from its short run is a pruned trial at the short run's metric (ranked below every
+  finished trial, as Optuna's TPE does with its pruners' trials) and is never proposed
+  again; a short run that crashed is a failure's penalised trial; a promoted one waits
+  for its full run, the trial.
 - **Pending trials**: every active claim is a running trial, so TPE's constant liar
   steers parallel agents apart.
 - **Moves** (``moves``): ``whole`` (the default) samples a value for every knob at once
@@ -322,8 +327,15 @@ class BuiltinProposer(Proposer):
     def _in_space(self, config: dict[str, Any]) -> bool:
         return all(in_distribution(dist, config.get(name)) for name, dist in self.space.items())
 
-    def _add_trial(self, config: dict[str, Any], state: Any, value: float | None) -> int | None:
-        """Add a finished or running trial for ``config``; its number (None if off-space)."""
+    def _add_trial(
+        self,
+        config: dict[str, Any],
+        state: Any,
+        value: float | None,
+        intermediate: dict[int, float] | None = None,
+    ) -> int | None:
+        """Add a finished, pruned or running trial for ``config``; its number (None if
+        off-space). ``intermediate``: a pruned trial's values by step."""
         from optuna.trial import create_trial
 
         if not self._in_space(config):
@@ -331,7 +343,11 @@ class BuiltinProposer(Proposer):
         params = {name: config[name] for name in self.space}
         number = len(self.study.get_trials(deepcopy=False))  # numbers count up from 0
         trial = create_trial(
-            state=state, value=value, params=params, distributions=dict(self.space)
+            state=state,
+            value=value,
+            params=params,
+            distributions=dict(self.space),
+            intermediate_values=intermediate,
         )
         self.study.add_trial(trial)
         return number
@@ -375,6 +391,8 @@ class BuiltinProposer(Proposer):
         )
         if here and trace.status in SEEN_STATUSES and trace.role in SEEN_ROLES:
             self._seen.add(trace.fingerprint)  # what memory's "already ran" refuses
+        if self._short_run(trace):
+            return
         pending = self._pending.pop(trace.fingerprint, None)
         if pending is not None:  # a claimed run ended; elsewhere, its value is no trial here
             if here:
@@ -392,6 +410,32 @@ class BuiltinProposer(Proposer):
         judged = trace.status in (Status.keep, Status.discard)
         if judged and metric is not None and math.isfinite(metric) and self._in_space(config):
             self._priors.setdefault(_source(trace), []).append((metric, config))
+
+    def _short_run(self, trace: ExperimentPublic) -> bool:
+        """Take a short run of this hardware class at another budget (multi-fidelity; True
+        if ``trace`` was one): promoted, it is left to its full run (the claim's running
+        trial stays); not promoted, its program is seen and it is a pruned trial at its
+        metric -- TPE ranks pruned trials below every finished one, as for Optuna's own
+        pruners -- and a crash or a timeout is the penalised trial of a failure here."""
+        from optuna.trial import TrialState
+
+        if trace.role != Role.short or not run_here(trace) or trace.budget_s == self.budget:
+            return False
+        if trace.hardware and trace.hardware != self.hardware:
+            return False
+        if trace.status == Status.keep:
+            return True
+        self._seen.add(trace.fingerprint)
+        pending = self._pending.pop(trace.fingerprint, None)
+        if pending is not None:
+            self.study.tell(pending, state=TrialState.FAIL)
+        config = self._configs[trace.id]
+        if trace.status == Status.discard and trace.metric is not None:
+            step = round((trace.budget_s or 0) * 1000)  # the short budget in milliseconds
+            self._add_trial(config, TrialState.PRUNED, None, {step: trace.metric})
+        else:
+            self._add_trial(config, *self._outcome(trace))
+        return True
 
     def sync(self, store: Store, agent_id: str | None = None) -> int:
         """Turn new traces into trials and active claims into running trials

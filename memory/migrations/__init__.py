@@ -12,7 +12,9 @@ in ``versions/`` are the frozen history of that schema:
 - ``0004``: the ``near_duplicate`` status and ``experiment.proposer`` / ``matched_id``
   (``''`` in older rows);
 - ``0005``: ``finding.evidence`` (an exported insight's evidence; ``{}`` in older rows);
-- ``0006``: the ``remeasure`` role (older re-measures stay ``confirmation``).
+- ``0006``: the ``remeasure`` role (older re-measures stay ``confirmation``);
+- ``0007``: the ``short`` role and ``experiment.short_id`` (runs at a swarm's shorter
+  budget, and the full run each one was promoted to).
 
 :func:`upgrade` runs on every open (``memory._sql.create_schema``):
 

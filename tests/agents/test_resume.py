@@ -43,7 +43,13 @@ def _alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
+@pytest.mark.parametrize(
+    ("extra", "cut_off"),
+    [([], Role.experiment), (["--short-budget", "0.5"], Role.short)],
+    ids=["full-runs", "short-runs"],
+)
+def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path, extra, cut_off):
+    """With --short-budget the runs in flight are short runs: recorded as such."""
     flag = tmp_path / "sleep.flag"
     flag.write_text("sleep")
     task_dir = make_task(
@@ -71,6 +77,7 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
         "--max-experiments",
         "2",
         "--no-live",
+        *extra,
     ]
     proc = subprocess.Popen(
         args,
@@ -124,6 +131,9 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path):
         assert interrupted == in_flight, "each cut-off run is recorded, under its own id"
         for tid in interrupted:
             assert "in flight" in by_id[tid].error and by_id[tid].fingerprint
+            assert by_id[tid].role == cut_off
+            if cut_off == Role.short:
+                assert tid.startswith("s-") and by_id[tid].budget_s == 0.5
         assert store.active_claims("slow") == [], "the cut-off runs' claims are released"
         finished = [
             t for t in traces if t.role in RUN_ROLES and t.status in (Status.keep, Status.discard)

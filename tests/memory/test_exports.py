@@ -13,7 +13,7 @@ from matplotlib import image as mpimg
 
 from memory import ExperimentPublic, Status
 from memory.exports import progress_png, results_tsv, write_results_tsv
-from memory.models import ExperimentCreate
+from memory.models import ExperimentCreate, Role
 from memory.packs import load_pack
 
 SOURCE_TSV = Path("/work/shared/data/autoresearch/karpathy-h100-mar8-results.tsv")
@@ -52,13 +52,15 @@ def test_results_tsv_maps_statuses() -> None:
         _trace(4, Status.invalid, None),
         _trace(5, Status.discard, 1.7, hypothesis="tab\there\nnewline"),
         _trace(6, Status.discard, 1.8, hypothesis='MODE "a" -> "b"'),
+        _trace(7, Status.keep, 2.4, role=Role.short, budget_s=60.0),  # promoted
     ]
     rows = [r.split("\t") for r in results_tsv(traces).splitlines()]
     assert rows[1] == ["fp1", "1.500000", "2.0", "keep", "idea 1"]
     assert rows[2] == ["fp2", "0.000000", "0.0", "crash", "idea 2 (timeout)"]
     assert rows[3] == ["fp5", "1.700000", "0.0", "discard", "tab here newline"]
     assert rows[4] == ["fp6", "1.800000", "0.0", "discard", 'MODE "a" -> "b"']  # unquoted
-    assert len(rows) == 5
+    assert rows[5] == ["fp7", "2.400000", "0.0", "keep", "(short run, 60 s) idea 7"]
+    assert len(rows) == 6
 
 
 def test_progress_png_draws_every_run(karpathy_pack: Path, tmp_path: Path) -> None:
@@ -85,3 +87,15 @@ def test_progress_png_maximize_and_empty(tmp_path: Path) -> None:
     assert mpimg.imread(out).shape[:2] == (700, 1400)
     empty = progress_png([], tmp_path / "empty.png")
     assert empty.stat().st_size > 1000
+
+
+def test_progress_png_leaves_short_runs_out(tmp_path: Path) -> None:
+    """A short run's metric is at another budget: drawn beside the full runs, a promoted
+    one would be a keep far above them (here, off the frame, a triangle on the top edge)."""
+    full = [
+        _trace(i, Status.keep if i % 4 == 0 else Status.discard, 1.0 - i / 100) for i in range(12)
+    ]
+    short = [_trace(20 + i, Status.keep, 3.0, role=Role.short, budget_s=60.0) for i in range(12)]
+    alone = mpimg.imread(progress_png(full, tmp_path / "full.png"))
+    mixed = mpimg.imread(progress_png(full + short, tmp_path / "mixed.png"))
+    assert np.array_equal(alone, mixed)

@@ -57,8 +57,10 @@ OLD_CODE = {
     "0002": ("92b494d", "0002", "0002"),  # the last memory/ at revision 0002
     "0003": ("8c5fc59", "0003", "0003"),  # the last memory/ at revision 0003
 }
-HEAD = "0006"  # 0004: proposer, matched_id, near_duplicate; 0005: finding evidence; 0006: remeasure
-# what revisions 0003 and 0004 added, and the value every older row reads back with
+# 0004: proposer, matched_id, near_duplicate; 0005: finding evidence; 0006: remeasure;
+# 0007: short, short_id
+HEAD = "0007"
+# what revisions 0003, 0004 and 0007 added, and the value every older row reads back with
 NEW_TRACE_FIELDS = {
     "seed": None,
     "reason": "",
@@ -71,6 +73,7 @@ NEW_TRACE_FIELDS = {
     "threshold": None,
     "proposer": "",  # 0004: who proposed it was not recorded
     "matched_id": "",
+    "short_id": "",  # 0007: no older run was promoted from a short run
 }
 NEW_CLAIM_FIELDS = {"hardware": "", "budget_s": None}
 
@@ -530,6 +533,12 @@ _LOST_ON_DOWNGRADE = {
         "0005",
         _INSERT.format(
             columns=", parent_id", role="remeasure", status="keep", id="c1", values=", 'e1'"
+        ),
+    ),
+    "short": (
+        "0006",
+        _INSERT.format(
+            columns=", parent_id", role="short", status="discard", id="c1", values=", 'e1'"
         ),
     ),
 }

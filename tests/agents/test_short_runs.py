@@ -1,0 +1,147 @@
+"""Runs at several budgets (multi-fidelity): with a short budget, each new program runs at
+that budget first and at the swarm's full budget only when its short run ranks among the
+best fraction of the task's short runs; both rungs are in memory, linked."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from agents.devices import cpu_devices
+from agents.judge import Rules, judge_short
+from agents.knobs import set_knobs
+from agents.program import Program, apply_edits
+from agents.proposers.base import ProposalRequest
+from agents.proposers.builtin import BuiltinProposer
+from agents.runner import RunResult
+from agents.swarm import Swarm, SwarmConfig, SwarmError
+from agents.task import load_task
+from memory.models import RAN_STATUSES, RUN_ROLES, ExperimentCreate, Role, Status, TraceQuery
+from tests.agents.conftest import make_task
+
+DEV = cpu_devices(1, threads=1)[0]
+
+MODES = """\
+MODE = "a"  # choices: a | b | c
+print("---")
+print("val_loss:", {"a": 1.0, "b": 2.0, "c": 0.5}[MODE])
+"""
+
+
+def _result(metric: float | None, status: str = "ok") -> RunResult:
+    return RunResult(status=status, returncode=0 if status == "ok" else 1, metric=metric)
+
+
+def test_a_short_run_is_promoted_when_it_ranks_among_the_best_fraction():
+    rules = Rules(promote=1 / 3)
+    rung = [1.0, 2.0, 3.0, 4.0, 5.0]  # with the new run: 6 short runs, the best 2 promoted
+    first = judge_short(_result(0.5), rung, "minimize", rules)
+    assert first.status == Status.keep and "ranks 1 of 6" in first.reason
+    assert judge_short(_result(1.5), rung, "minimize", rules).status == Status.keep
+    third = judge_short(_result(2.5), rung, "minimize", rules)
+    assert third.status == Status.discard and "ranks 3 of 6 short runs" in third.reason
+    assert "the best 2 are promoted" in third.reason
+    # maximize: the largest is best
+    assert judge_short(_result(4.5), rung, "maximize", rules).status == Status.keep
+    assert judge_short(_result(3.5), rung, "maximize", rules).status == Status.discard
+    # with fewer runs than 1 / promote, only the best so far goes on
+    assert judge_short(_result(9.0), [], "minimize", rules).status == Status.keep
+    assert judge_short(_result(9.0), [1.0], "minimize", rules).status == Status.discard
+    assert judge_short(_result(0.9), [1.0], "minimize", rules).status == Status.keep
+    # a failure or an implausible metric is never promoted
+    crashed = judge_short(
+        RunResult(status="crash", returncode=1, metric=None, error="boom"), [], "minimize", rules
+    )
+    assert crashed.status == Status.crash
+    bounded = Rules(promote=1 / 3, metric_min=0.0)
+    assert judge_short(_result(-1.0), [], "minimize", bounded).status == Status.invalid
+
+
+def test_promoted_short_runs_and_their_full_runs_are_linked_in_memory(tmp_path, store):
+    task_dir = make_task(tmp_path / "t")
+    config = SwarmConfig(
+        task=str(task_dir), devices="cpu", budget=1, runs_dir=str(tmp_path / "runs"),
+        agents=2, max_experiments=5, short_budget=0.5,
+    )  # fmt: skip
+    swarm = Swarm(config, store)
+    result = swarm.run()
+    assert result.errors == []
+    traces = store.every_trace(TraceQuery(task="quad", swarm_id=swarm.swarm_id))
+    by_id = {t.id: t for t in traces}
+    shorts = [t for t in traces if t.role == Role.short]
+    full = [
+        t
+        for t in traces
+        if t.role == Role.experiment and t.status in (Status.keep, Status.discard, Status.crash)
+    ]
+    assert shorts and full
+    assert all(t.budget_s == 0.5 for t in shorts)
+    assert {t.status for t in shorts} <= {Status.keep, Status.discard, Status.crash}
+    assert {Status.keep, Status.discard} <= {t.status for t in shorts}  # both ways happen
+    # every full run came from a promoted short run of its program, at half its budget
+    for run in full:
+        assert run.budget_s == 1.0
+        short = by_id[run.short_id]
+        assert short.role == Role.short and short.status == Status.keep
+        assert short.fingerprint == run.fingerprint and short.parent_id == run.parent_id
+        assert short.knobs == run.knobs and short.hypothesis == run.hypothesis
+    # ... and a program not promoted never ran at the full budget
+    promoted = {t.id for t in shorts if t.status == Status.keep}
+    assert {run.short_id for run in full} <= promoted
+    dropped = {t.fingerprint for t in shorts if t.status != Status.keep}
+    assert not dropped & {t.fingerprint for t in traces if t.budget_s == 1.0}
+    # a short run is one of its agent's experiments (they count toward --max-experiments)
+    for agent in store.list_agents(swarm.swarm_id):
+        ran = [t for t in traces if t.agent_id == agent.id and t.role in RUN_ROLES]
+        assert agent.experiments == len([t for t in ran if t.status in RAN_STATUSES])
+        assert any(t.role == Role.short for t in ran)
+    # the swarm records its setting
+    row = next(s for s in store.list_swarms("quad") if s.id == swarm.swarm_id)
+    assert row.config["short_budget"] == 0.5 and row.config["promote"] == pytest.approx(1 / 3)
+
+
+def test_a_short_budget_must_be_below_the_swarm_s_budget(tmp_path, store):
+    task_dir = make_task(tmp_path / "t")
+    for short, promote, field in ((1.0, 0.5, "short_budget"), (0.5, 1.5, "promote")):
+        config = SwarmConfig(
+            task=str(task_dir), devices="cpu", budget=1, runs_dir=str(tmp_path / "runs"),
+            short_budget=short, promote=promote,
+        )  # fmt: skip
+        with pytest.raises(SwarmError, match=field):
+            Swarm(config, store)
+
+
+def _record(store, task, program, status, metric, parent, knobs, role, budget):
+    return store.add_trace(
+        ExperimentCreate(
+            task=task.name, fingerprint=program.fingerprint, status=status, metric=metric,
+            parent_id=parent, knobs=knobs, hardware=DEV.hardware, role=role,
+            metric_name="val_loss", budget_s=budget,
+        )
+    )  # fmt: skip
+
+
+def test_the_builtin_takes_a_short_run_not_promoted_as_a_pruned_trial(tmp_path, store):
+    task = load_task(make_task(tmp_path / "m", MODES, name="modes"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.0, None, {}, Role.baseline, 1.0)
+    b = set_knobs(root, {"MODE": "b"})
+    c = set_knobs(root, {"MODE": "c"})
+    # b's short run was not promoted; c's was, and its full run has not ended yet
+    _record(store, task, b, Status.discard, 2.0, base.id, {"MODE": ["a", "b"]}, Role.short, 0.5)
+    _record(store, task, c, Status.keep, 0.4, base.id, {"MODE": ["a", "c"]}, Role.short, 0.5)
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0, budget=1.0)
+    request = ProposalRequest(
+        task=task, agent_id="s/agent-0", device=DEV, store=store, base=root, base_trace=None,
+        base_metric=None, champion=None, budget=1.0,
+    )  # fmt: skip
+    proposal = prop.propose(request)
+    trials = prop.study.get_trials(deepcopy=False)
+    pruned = [
+        (t.params["MODE"], t.intermediate_values) for t in trials if t.state == TrialState.PRUNED
+    ]
+    assert pruned == [("b", {500: 2.0})]
+    finished = [(t.params["MODE"], t.value) for t in trials if t.state == TrialState.COMPLETE]
+    assert finished == [("a", 1.0)], "a promoted short run is no trial: its full run will be"
+    # b is never proposed again (nor a, the root): the one program left is c
+    assert apply_edits(root, proposal.edits).fingerprint == c.fingerprint
