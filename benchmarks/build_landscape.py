@@ -13,6 +13,15 @@ Three steps, each rerunnable on its own::
     #    surrogate is corrected where agents will search
     python benchmarks/build_landscape.py probe --runs 16
 
+    # another budget (the short runs of multi-fidelity): sample, then the 3 s probe
+    # rounds' configurations at that budget, then its own surrogate
+    python benchmarks/build_landscape.py collect --runs 150 --budget 1.5 \
+        --out benchmarks/landscape/runs-1.5s.jsonl
+    python benchmarks/build_landscape.py pair --budget 1.5 \
+        --out benchmarks/landscape/runs-1.5s.jsonl
+    python benchmarks/build_landscape.py fit --runs-file benchmarks/landscape/runs-1.5s.jsonl \
+        --out benchmarks/landscape/surrogate-1.5s.json
+
 Each real run copies trainer/ to a temporary directory, rewrites the sampled constants of
 train.py (only their values, as an agent's edit would), and runs ``python train.py`` with
 LABSWARM_TIME_BUDGET, LABSWARM_DEVICE=cpu, LABSWARM_THREADS=1 under ``nice``. Every run is
@@ -309,6 +318,36 @@ def probe(n: int, budget: float, jobs: int, seed: int, out: Path, surrogate_path
     return len(items)
 
 
+# ---------------------------------------------------------------------------
+# The same configurations at another budget
+# ---------------------------------------------------------------------------
+
+
+def pair(source: Path, kind: str, budget: float, jobs: int, out: Path) -> int:
+    """Run for real, at ``budget``, every configuration of kind ``kind`` recorded in
+    ``source`` (runs at another budget) that ``out`` does not hold yet: the probe rounds
+    of the 3 s landscape sit where agents search, so a surrogate of another budget gets
+    real runs there too, paired with the 3 s runs of the same configurations. Records
+    keep their source's label (index, kind, round) and ``paired_with`` its budget."""
+    done = {(r.get("kind"), int(r["index"])) for r in read_records(out)}
+    items = [
+        (
+            {
+                "index": r["index"],
+                "kind": r["kind"],
+                "round": r.get("round"),
+                "paired_with": r["budget"],
+            },
+            r["config"],
+        )
+        for r in read_records(source)
+        if r.get("kind") == kind and (kind, int(r["index"])) not in done
+    ]
+    log.info("%d %s configurations of %s to run at %g s", len(items), kind, source.name, budget)
+    run_many(items, budget, jobs, out)
+    return len(items)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -325,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--out", type=Path, default=RUNS)
     pr.add_argument("--surrogate", type=Path, default=SURROGATE)
+    pa = sub.add_parser("pair", help="run another budget's recorded configurations at this one")
+    pa.add_argument("--source", type=Path, default=RUNS, help="the runs to pair with")
+    pa.add_argument("--kind", default="probe", help="which of its runs (default: probe)")
+    pa.add_argument("--budget", type=float, required=True)
+    pa.add_argument("--jobs", type=int, default=2)
+    pa.add_argument("--out", type=Path, required=True)
     f = sub.add_parser("fit", help="fit the surrogate to runs.jsonl, write surrogate.json")
     f.add_argument("--runs-file", type=Path, default=RUNS)
     f.add_argument("--out", type=Path, default=SURROGATE)
@@ -335,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "probe":
         probe(args.runs, args.budget, args.jobs, args.seed, args.out, args.surrogate)
+        return 0
+    if args.cmd == "pair":
+        pair(args.source, args.kind, args.budget, args.jobs, args.out)
         return 0
     from fit_landscape import fit_and_write
 

@@ -19,6 +19,14 @@ numbers, see ``landscape/evaluate.py``).
   (prior replicates: experiments here, counted like any other). Only the new swarm's runs
   count. The landscape does not depend on the budget, so this is the best case of
   transfer.
+- ``labswarm-multifidelity``: ``labswarm-shared`` with ``SwarmConfig(short_budget=
+  SHORT_BUDGET)``: each new configuration runs at 1.5 s first and at the task's 3 s only
+  when its short run ranks among the best third of the short runs (``agents.judge.
+  judge_short``). The landscape scores a 1.5 s run with a surrogate fitted to real 1.5 s
+  runs (``landscape/surrogate-1.5s.json``). A short run is one experiment, so the arm gets
+  ``MULTIFIDELITY_EXPERIMENTS`` times the experiments of the others, enough to spend at
+  least their device-seconds; the report compares it at equal device-seconds as well as
+  at equal experiments.
 - ``labswarm-isolated``: N one-agent swarms, each its own memory.
 - ``labswarm-single``: one agent doing every experiment.
 - ``labswarm-no-recall``: N agents, one memory, ``SwarmConfig(recall=False)`` (each agent
@@ -83,6 +91,7 @@ LABSWARM_ARMS = (
     "labswarm-shared",
     "labswarm-neighbour",
     "labswarm-transfer",
+    "labswarm-multifidelity",
     "labswarm-isolated",
     "labswarm-single",
     "labswarm-no-recall",
@@ -94,6 +103,7 @@ SHARED_MEMORY_ARMS = (
     "labswarm-shared",
     "labswarm-neighbour",
     "labswarm-transfer",
+    "labswarm-multifidelity",
     "labswarm-no-recall",
     "labswarm-no-confirm",
     *ABLATIONS,
@@ -102,6 +112,10 @@ OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
 ARMS = LABSWARM_ARMS + OPTUNA_ARMS
 PRIOR_BUDGET = 1.5  # seconds per run of the transfer arm's earlier swarm (the task's: 3)
 PRIOR_SEED = 10_000  # + the seed: the landscape seed of that earlier swarm
+SHORT_BUDGET = 1.5  # seconds of a short run in the multi-fidelity arm (the task's: 3)
+# the multi-fidelity arm's experiments, as a multiple of the others': a short run costs
+# half a full one, so twice the experiments spend at least the others' device-seconds
+MULTIFIDELITY_EXPERIMENTS = 2
 N_STARTUP_TRIALS = 5  # the builtin proposer's TPESampler(n_startup_trials=5)
 
 CONFIG_PREFIX = "landscape config: "
@@ -130,6 +144,11 @@ class Run:
     remeasure: bool = False  # a re-measure run: no verdict chose it (labswarm)
     replicate: bool = False  # a prior's replicate, run before the agents: no verdict chose it
     recorded: float | None = None  # when memory recorded it (labswarm; epoch seconds)
+    # the run's budget in seconds, what it cost a device (None: the task's, as every run had
+    # before short runs existed)
+    budget: float | None = None
+    short: bool = False  # a short run (multi-fidelity): never handed over, never measured
+    promoted: bool = False  # a full run promoted from a short run of its configuration
 
     @property
     def unselected(self) -> bool:
@@ -151,6 +170,11 @@ class ArmSeed:
     start_true: float  # the true value of the task's unmodified configuration
     errors: list[str] = field(default_factory=list)
     champion_id: str | None = None  # what memory calls the champion (labswarm arms)
+    budget: float = 3.0  # the task's seconds per run (a run without its own budget)
+
+    def seconds(self, run: Run) -> float:
+        """The device-seconds ``run`` was given."""
+        return run.budget if run.budget is not None else self.budget
 
     @property
     def experiments(self) -> list[Run]:
@@ -246,14 +270,21 @@ def _trace_run(t: ExperimentPublic) -> Run:
         # the root's replicates (no parent); a prior's replicates are experiments
         baseline=t.role == Role.baseline and t.parent_id is None,
         # memory's champion rule counts trusted kept runs: baseline replicates,
-        # experiments, confirmations and re-measures (measures._Picker groups them)
-        candidate=ok and t.status == Status.keep and t.role != Role.seed and not t.source,
+        # experiments, confirmations and re-measures (measures._Picker groups them); a short
+        # run's keep is its promotion, at another budget
+        candidate=ok
+        and t.status == Status.keep
+        and t.role not in (Role.seed, Role.short)
+        and not t.source,
         kept=(t.status == Status.keep) if ok and t.role == Role.experiment else None,
         base_id=t.parent_id,
         retest=t.role in (Role.confirmation, Role.remeasure),
         remeasure=t.role == Role.remeasure,
         replicate=t.role == Role.baseline and t.parent_id is not None,
         recorded=t.created_at.timestamp(),
+        budget=t.budget_s,
+        short=t.role == Role.short,
+        promoted=bool(t.short_id),
     )
 
 
@@ -325,6 +356,9 @@ def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dic
         "labswarm-shared": [(n_agents, each, {})],
         "labswarm-neighbour": [(n_agents, each, {"moves": "neighbour"})],
         "labswarm-transfer": [(n_agents, each, {})],
+        "labswarm-multifidelity": [
+            (n_agents, each * MULTIFIDELITY_EXPERIMENTS, {"short_budget": SHORT_BUDGET})
+        ],
         "labswarm-no-recall": [(n_agents, each, {"recall": False})],
         "labswarm-no-confirm": [(n_agents, each, {"confirm": False, "remeasure": 0})],
         "labswarm-single": [(1, total, {})],

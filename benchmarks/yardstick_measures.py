@@ -29,6 +29,10 @@
   (a confirmation, a re-measure or a prior's replicate, a deliberate re-test, is not one).
 - *run inside a failed region*: an experiment within distance 1 (knobs encoded to [0, 1],
   divided by the surrogate's length scales) of an earlier crashed experiment of the arm.
+- *device-seconds*: the budgets of the experiments run so far (a short run of the
+  multi-fidelity arm costs its short budget, every other run the task's); *device-seconds
+  to reach the target*: spent when the target is first handed over. Short runs are never
+  handed over and never enter the champion rule's runs or noise (another budget).
 - *overhead per experiment*: per worker, the gap between the end of a run and the start of
   its next one (proposal, bookkeeping, workspace: everything but the run).
 - *experiments per hour*: experiments / (last end - first start).
@@ -83,6 +87,8 @@ class _Picker:
         self.measured: dict[str, list[float]] = {}
 
     def add(self, r: Run) -> None:
+        if r.short:  # another budget: memory's champion rule and noise never read it
+            return
         if r.ok and r.observed is not None:
             self.measured.setdefault(_program(self.a, r), []).append(r.observed)
         if r.candidate and r.observed is not None:
@@ -161,6 +167,29 @@ def wasted_remeasures(a: ArmSeed, total: int) -> tuple[int, int]:
     return len(remeasures), sum(_program(a, r) not in picked for r in remeasures)
 
 
+def device_seconds(a: ArmSeed) -> list[float]:
+    """The device-seconds the arm had spent after k = 0, 1, ... experiments (its root's
+    replicates not counted, as in every count of experiments)."""
+    out = [0.0]
+    for r in a.experiments:
+        out.append(out[-1] + a.seconds(r))
+    return out
+
+
+def within_seconds(a: ArmSeed, seconds: float) -> int:
+    """How many of the arm's first experiments fit in ``seconds`` device-seconds."""
+    spent = device_seconds(a)
+    return max(k for k, s in enumerate(spent) if s <= seconds + 1e-9)
+
+
+def seconds_to_reach(a: ArmSeed, target: float, seconds: float) -> float | None:
+    """The device-seconds spent when the arm first hands over a configuration at or below
+    ``target``, within ``seconds`` device-seconds; None when it never does."""
+    total = within_seconds(a, seconds)
+    k = experiments_to_reach(handed_curve(a, total), target)
+    return None if k is None else device_seconds(a)[k]
+
+
 def handover_lags(a: ArmSeed, total: int) -> list[int]:
     """For each program the arm hands over within its first ``total`` experiments (each
     change of its pick), the experiments from the program's first run to the hand-over:
@@ -219,7 +248,7 @@ def best_true_run(a: ArmSeed, total: int) -> float:
     """The best true value among the configurations run by the baselines and the first
     ``total`` experiments (crashed runs have none)."""
     pool = [r for r in a.runs if r.baseline] + a.experiments[:total]
-    values = [r.true for r in pool if r.ok and r.true is not None]
+    values = [r.true for r in pool if r.ok and r.true is not None and not r.short]
     return min(values) if values else math.nan
 
 
@@ -271,7 +300,7 @@ def duplicate_runs(a: ArmSeed) -> int:
     dups = 0
     for r in a.experiments:
         k = _key(r.config)
-        if k is not None and k in seen and not (r.retest or r.replicate):
+        if k is not None and k in seen and not (r.retest or r.replicate or r.promoted):
             dups += 1
         seen.add(k)
     return dups

@@ -20,6 +20,8 @@ PAIRS = (
     ("labswarm-neighbour", "optuna-shared"),
     ("labswarm-transfer", "optuna-shared"),
     ("labswarm-transfer", "labswarm-shared"),
+    ("labswarm-multifidelity", "labswarm-shared"),
+    ("labswarm-multifidelity", "optuna-shared"),
     ("labswarm-shared", "labswarm-isolated"),
     ("labswarm-shared", "labswarm-single"),
     ("labswarm-shared", "labswarm-no-recall"),
@@ -205,6 +207,117 @@ def arm_tables(
             ),
         ]
     )
+
+
+def device_budget(results: dict[str, list[ArmSeed]], total: int) -> float:
+    """The device-seconds every arm can be compared at: ``total`` runs at the task's
+    budget (what every arm without short runs spends in ``total`` experiments)."""
+    budgets = {a.budget for seeds in results.values() for a in seeds}
+    return total * (max(budgets) if budgets else 3.0)
+
+
+def seconds_to_target(a: ArmSeed, target: float, limit: float) -> float:
+    """Device-seconds to reach ``target`` (a seed that never does counts as above the limit)."""
+    spent = ym.seconds_to_reach(a, target, limit)
+    return spent if spent is not None else limit + 1
+
+
+def seconds_tables(
+    arms: Sequence[str], results: dict[str, list[ArmSeed]], total: int, target: float | None
+) -> str:
+    """Each arm at equal device-seconds: what it hands over after a quarter, a half and
+    all of ``device_budget``, and the device-seconds it needs to reach the target; the
+    multi-fidelity arm paired with labswarm-shared and optuna-shared at equal device time."""
+    limit = device_budget(results, total)
+    marks = [limit / 4, limit / 2, limit]
+    rows = []
+    for arm in arms:
+        seeds = results.get(arm, [])
+        if not seeds:
+            continue
+        cells = []
+        for mark in marks:
+            values = [ym.handed_curve(a, ym.within_seconds(a, mark))[-1] for a in seeds]
+            cells.append(summary_cell(ym.Summary.of(values)))
+        per = [ym.device_seconds(a)[-1] / len(a.experiments) for a in seeds if a.experiments]
+        if target is None:
+            reach = "n/a (flat)"
+        else:
+            spent = [seconds_to_target(a, target, limit) for a in seeds]
+            s = ym.Summary.of(spent)
+            got = sum(v <= limit for v in spent)
+
+            def shown(x: float) -> str:
+                return f"> {limit:g}" if x > limit else f"{x:g}"
+
+            reach = f"{shown(s.median)} [{shown(s.lo)}, {shown(s.hi)}] (reached {got}/{len(spent)})"
+        rows.append([arm, len(seeds), f"{statistics.fmean(per):.2f}", *cells, reach])
+    pairs = []
+    for a, b in (
+        ("labswarm-multifidelity", "labswarm-shared"),
+        ("labswarm-multifidelity", "optuna-shared"),
+    ):
+        ra = {x.seed: x for x in results.get(a, [])}
+        rb = {x.seed: x for x in results.get(b, [])}
+        common = sorted(set(ra) & set(rb))
+        if not common:
+            continue
+        va = [ym.handed_curve(ra[s], ym.within_seconds(ra[s], limit))[-1] for s in common]
+        vb = [ym.handed_curve(rb[s], ym.within_seconds(rb[s], limit))[-1] for s in common]
+        pt = ym.paired(va, vb)
+        row = [
+            f"{a} − {b}",
+            pt.n,
+            f"{pt.median_diff:+.3f}",
+            f"{pt.a_better}/{pt.b_better}",
+            f"{pt.p:.2g}",
+        ]
+        if target is not None:
+            sa = [seconds_to_target(ra[s], target, limit) for s in common]
+            sb = [seconds_to_target(rb[s], target, limit) for s in common]
+            ps = ym.paired(sa, sb)
+            row += [
+                f"{ps.median_diff:+g}",
+                f"{ps.a_better}/{ps.b_better}",
+                f"{ps.p:.2g}",
+                f"{statistics.median(sa) / statistics.median(sb):.2f}",
+            ]
+        else:
+            row += ["n/a (flat)"] * 4
+        pairs.append(row)
+    out = [
+        f"#### At equal device-seconds (up to {limit:g}: {total} runs at the task's budget)",
+        "",
+        "true value handed over after the experiments that fit in the device-seconds shown "
+        "(median [CI] (p25–p75)); device-seconds to reach the target (median [CI]; a seed "
+        f"that never does counts as more than {limit:g}); a short run costs its own budget",
+        "",
+        table(
+            ["arm", "seeds", "device-s per experiment"]
+            + [f"after {m:g} device-s" for m in marks]
+            + ["device-s to reach the target"],
+            rows,
+        ),
+    ]
+    if pairs:
+        out += [
+            "",
+            table(
+                [
+                    "a − b (paired, equal device-seconds)",
+                    "seeds",
+                    f"true value after {limit:g} device-s: median difference",
+                    "seeds a better / b better",
+                    "Wilcoxon p",
+                    "device-s to target: median difference",
+                    "seeds a sooner / b sooner",
+                    "Wilcoxon p",
+                    "ratio of medians a / b",
+                ],
+                pairs,
+            ),
+        ]
+    return "\n".join(out)
 
 
 def paired_table(results: dict[str, list[ArmSeed]], total: int, target: float | None) -> str:

@@ -23,6 +23,11 @@ Noise: the draw is seeded by LANDSCAPE_SEED (default 0), the configuration, and 
 - else (by hand): a per-directory counter and the directory's path, so replicate runs in
   one or two directories still differ.
 
+Budgets: a run at a budget for which ``surrogate-<budget>s.json`` exists (fitted to real
+runs at that budget, e.g. ``surrogate-1.5s.json``) is scored by that surrogate, with its own
+noise and crash region and its own repetition counter; every other budget by
+``surrogate.json``, fitted to real runs at the task's budget of 3 s.
+
 Variants: a ``landscape.toml`` in the run directory (the task directory's copy) may say
 ``kind = "flat"`` and ``value = <constant>``: the metric is then that constant plus the
 same noise (no configuration is better than another; no divergence region). The log's
@@ -50,6 +55,7 @@ sys.path.insert(0, str(HERE))
 
 import space  # noqa: E402
 
+SURROGATE = "surrogate.json"  # fitted to real runs at the task's budget (3 s)
 COUNTS = ".landscape_calls.json"  # per-directory evaluation counts (noise seeds)
 CRN_ENV = "LANDSCAPE_CRN_DIR"  # a shared repetition counter: common random numbers
 CRN_COUNTS = "counts.json"
@@ -214,9 +220,18 @@ def noise_draw(seed: int, key: str, repetition: int, place: str = "") -> float:
     return float(np.random.default_rng(digest).standard_normal())
 
 
-def _noise(config: dict[str, float], directory: Path) -> float:
+def surrogate_path(budget: float) -> Path:
+    """The surrogate a run at ``budget`` seconds is scored by: ``surrogate-<budget>s.json``
+    where real runs at that budget were fitted (``build_landscape.py fit``), else
+    ``surrogate.json`` (the task's own budget; any other budget is scored as if it were
+    that one)."""
+    own = HERE / f"surrogate-{budget:g}s.json"
+    return own if own.exists() else HERE / SURROGATE
+
+
+def _noise(config: dict[str, float], directory: Path, tag: str = "") -> float:
     seed = int(os.environ.get("LANDSCAPE_SEED", "0") or 0)
-    key = config_key(config)
+    key = config_key(config) + tag
     crn = os.environ.get(CRN_ENV, "")
     if crn:
         return noise_draw(seed, key, next_repetition(key, Path(crn) / CRN_COUNTS))
@@ -249,9 +264,11 @@ def read_variant(directory: Path) -> dict[str, float | str]:
 
 def main() -> int:
     cwd = Path.cwd()
+    budget = float(os.environ.get("LABSWARM_TIME_BUDGET", "3") or 3)
+    fitted = surrogate_path(budget)
     try:
         config = read_knobs(cwd / "knobs.py")
-        surrogate = Surrogate.load(HERE / "surrogate.json")
+        surrogate = Surrogate.load(fitted)
         variant = read_variant(cwd)
     except LandscapeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -269,13 +286,18 @@ def main() -> int:
         return 1
     else:
         mean = float(surrogate.mean(x)[0])
+    # a budget with its own surrogate keeps its own repetitions: a configuration's runs at
+    # the full budget draw the same noise whether or not it ran at a short budget first
+    tag = "" if fitted.name == SURROGATE else f"@{budget:g}s"
     try:
-        val_bpb = mean + surrogate.noise_sd * _noise(config, cwd)
+        val_bpb = mean + surrogate.noise_sd * _noise(config, cwd, tag)
     except LandscapeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    budget = float(os.environ.get("LABSWARM_TIME_BUDGET", "3") or 3)
-    print(f"landscape: surrogate mean {mean:.6f}, noise sd {surrogate.noise_sd:.6f}")
+    print(
+        f"landscape: surrogate mean {mean:.6f}, noise sd {surrogate.noise_sd:.6f}, "
+        f"surrogate {fitted.name}"
+    )
     print("---")
     print(f"val_bpb: {val_bpb:.6f}")
     print(f"training_seconds: {budget:.1f}")

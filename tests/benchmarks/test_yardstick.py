@@ -58,11 +58,13 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         section = report.split(f"## Landscape `{land}`")[1].split("\n## ")[0]
         rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln]
         for arm in arms.ARMS:
-            # true value, reach, judge, cost
-            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 4, (land, arm)
+            # true value, reach, judge, cost, at equal device-seconds
+            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 5, (land, arm)
         empty = [ln for ln in rows if re.search(r"\|\s*(n/a|nan)?\s*\|", ln)]
         assert not empty, (land, empty)
         assert section.count("| labswarm-shared − optuna-shared |") == 1
+        # the multi-fidelity arm paired at equal experiments and at equal device-seconds
+        assert section.count("| labswarm-multifidelity − labswarm-shared |") == 2
     assert "| 0 duplicate runs in shared arms |" in report
     assert "false keeps on the flat landscape" in report
     assert "equals the configuration this report hands over" in report and ": yes" in report
@@ -81,8 +83,20 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
     for a in raw:
         if a.arm in arms.LABSWARM_ARMS:
             extra = prior if a.arm == "labswarm-transfer" else 0
-            assert 4 + extra <= len(a.experiments) <= most + extra, (a.arm, a.landscape)
+            times = arms.MULTIFIDELITY_EXPERIMENTS if a.arm == "labswarm-multifidelity" else 1
+            least, top = 4 * times + extra, most + 4 * (times - 1) + extra
+            assert least <= len(a.experiments) <= top, (a.arm, a.landscape)
             assert sum(r.replicate for r in a.experiments) == extra, (a.arm, a.landscape)
+            shorts = [r for r in a.experiments if r.short]
+            if a.arm != "labswarm-multifidelity":
+                assert not shorts and not any(r.promoted for r in a.runs)
+                continue
+            # short runs at their own budget, scored by the surrogate of real 1.5 s runs;
+            # every full experiment was promoted from one, and costs the task's budget
+            assert shorts and all(r.budget == arms.SHORT_BUDGET for r in shorts)
+            full = [r for r in a.experiments if not r.short and not r.retest]
+            assert all(r.promoted and r.budget == a.budget for r in full), a.landscape
+            assert ym.device_seconds(a)[-1] < a.budget * len(a.experiments)
     assert (out / "true_vs_experiments.png").stat().st_size > 10000
     # common random numbers through the real swarm: every labswarm arm's two baseline
     # replicates of one seed drew the same two values
@@ -121,6 +135,43 @@ def test_same_configuration_same_repetition_same_noise_in_two_arms(tmp_path: Pat
     write_knobs(fresh, CONFIG_KNOBS)
     draws = [evaluate_task(fresh)[1] for _ in range(3)]
     assert draws == [first_a[1], second_a[1], third_a[1]]
+
+
+def test_a_run_at_a_budget_with_its_own_surrogate_is_scored_by_it(tmp_path: Path) -> None:
+    """The short runs of multi-fidelity: a 1.5 s run is scored by the surrogate fitted to
+    real 1.5 s runs, with its own repetitions; every other budget by the 3 s one."""
+    task = arms.prepare_task(LANDSCAPE, tmp_path / "arm", seed=0)
+    write_knobs(task, CONFIG_KNOBS)
+    t = arms.load_task(task)
+    x = evaluate.Surrogate.features([CONFIG_KNOBS])
+
+    def at(budget: float) -> tuple[float | None, float | None, str]:
+        env = {**arms.run_env(t), "LABSWARM_TIME_BUDGET": f"{budget:g}"}
+        out, _, _ = arms.evaluate_in(t, task, env)
+        _, true, observed = arms.parse_log(out)
+        return true, observed, out
+
+    full = evaluate.Surrogate.load(task / "surrogate.json")
+    short = evaluate.Surrogate.load(task / "surrogate-1.5s.json")
+    true_short, seen_short, out = at(1.5)
+    assert "surrogate surrogate-1.5s.json" in out
+    assert true_short == pytest.approx(float(short.mean(x)[0]), abs=1e-6)
+    draws = []
+    for budget in (3, 2):  # the task's budget, and one without a surrogate of its own
+        true, observed, out = at(budget)
+        assert "surrogate surrogate.json" in out
+        assert true == pytest.approx(float(full.mean(x)[0]), abs=1e-6)
+        draws.append(observed)
+    assert true_short != pytest.approx(true, abs=1e-3)  # two budgets, two landscapes
+    # the runs scored by surrogate.json drew repetitions 0 and 1, as in an arm where
+    # nothing ran at 1.5 s first (common random numbers hold across the two)
+    fresh = arms.prepare_task(LANDSCAPE, tmp_path / "fresh", seed=0)
+    write_knobs(fresh, CONFIG_KNOBS)
+    assert [evaluate_task(fresh)[1] for _ in range(2)] == draws
+    assert seen_short not in draws
+    # the crash and flat variants score their short runs by the same file
+    for variant in (CRASH, FLAT):
+        assert (variant / "surrogate-1.5s.json").resolve() == (LANDSCAPE / "surrogate-1.5s.json")
 
 
 def test_concurrent_evaluators_never_share_a_repetition(tmp_path: Path) -> None:
