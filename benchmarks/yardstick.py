@@ -275,8 +275,8 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
             [
                 f"with a pack of an earlier swarm at {arms_mod.PRIOR_BUDGET:g} s per run, "
                 f"labswarm reaches the target {target:.3f} in ≤ 0.5× the experiments of a cold "
-                "optuna-shared (median; the landscape does not depend on the budget: the best "
-                "case of transfer)",
+                "optuna-shared (median; the pack's runs scored by the surrogate of real "
+                f"{arms_mod.PRIOR_BUDGET:g} s runs)",
                 f"{shown(mt)} vs {shown(mo)} ({len(common)} seeds)",
                 "met" if mt <= 0.5 * mo else "missed",
             ]

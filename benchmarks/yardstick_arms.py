@@ -17,8 +17,9 @@ numbers, see ``landscape/evaluate.py``).
   per run (half the experiments, other seeds): its runs are priors of the start-up phase,
   never trials, and its best configurations are run twice each before the agents start
   (prior replicates: experiments here, counted like any other). Only the new swarm's runs
-  count. The landscape does not depend on the budget, so this is the best case of
-  transfer.
+  count. The earlier swarm's 1.5 s runs are scored by the surrogate of real 1.5 s runs
+  (``landscape/surrogate-1.5s.json``), so its ranking of configurations is the short
+  runs' own, not the 3 s landscape's.
 - ``labswarm-multifidelity``: ``labswarm-shared`` with ``SwarmConfig(short_budget=
   SHORT_BUDGET)``: each new configuration runs at 1.5 s first and at the task's 3 s only
   when its short run ranks among the best third of the short runs (``agents.judge.

@@ -358,6 +358,36 @@ def test_a_prior_s_replicates_are_experiments_no_verdict_chose() -> None:
     assert ym.configurations_tried(a, 2) == 1
 
 
+def test_short_runs_cost_their_budget_and_are_never_handed_over() -> None:
+    """Multi-fidelity: a short run (1.5 s) is an experiment that costs 1.5 device-seconds,
+    is never a candidate nor evidence of the champion rule (another budget), and the full
+    run promoted from it is no duplicate of it."""
+    good = dict(DEFAULT, MATRIX_LR=0.09)
+    bad = dict(DEFAULT, MATRIX_LR=0.01)
+    full = {"config": good, "true": 3.5, "candidate": True}
+    again = {**full, "retest": True}
+    runs = [
+        _run(0, baseline=True, candidate=True, observed=4.0, true=3.9, config=DEFAULT),
+        _run(1, baseline=True, candidate=True, observed=4.02, true=3.9, config=DEFAULT),
+        # short runs: a good one (promoted) and a bad one; their metrics at 1.5 s are low
+        # enough that, were they read as full runs, they would take the title
+        _run(2, short=True, budget=1.5, candidate=False, observed=3.0, true=3.2, config=good),
+        _run(3, short=True, budget=1.5, candidate=False, observed=3.0, true=3.4, config=bad),
+        _run(4, kept=True, base_id="r0", promoted=True, observed=3.5, **full),
+        _run(5, observed=3.5, **again),
+        _run(6, observed=3.48, remeasure=True, **again),
+        _run(7, observed=3.52, remeasure=True, **again),
+    ]  # fmt: skip
+    a = arms.ArmSeed("labswarm-multifidelity", "smooth", 0, runs, 1.0, start_true=3.9)
+    assert ym.device_seconds(a) == [0.0, 1.5, 3.0, 6.0, 9.0, 12.0, 15.0]
+    assert ym.within_seconds(a, 5.0) == 2 and ym.within_seconds(a, 15.0) == 6
+    assert ym.handed_curve(a, 6) == [3.9] * 6 + [3.5]
+    assert ym.seconds_to_reach(a, 3.6, 15.0) == 15.0
+    assert ym.seconds_to_reach(a, 3.6, 12.0) is None  # not within 12 device-seconds
+    assert ym.best_true_run(a, 6) == 3.5  # the 1.5 s runs' values are another landscape's
+    assert ym.duplicate_runs(a) == 0 and ym.configurations_tried(a, 6) == 2
+
+
 def test_bad_arguments_are_refused() -> None:
     cmd = [sys.executable, str(BENCH / "yardstick.py"), "--workers", "3", "--experiments", "4"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
