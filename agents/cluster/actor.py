@@ -264,7 +264,8 @@ class AgentWorker:
             return AgentEnd(spec.name, reason, 0)
         bench = self._bench(params.budget)
         author = self._author(params.budget)
-        settled = tuple(settle_claims(self.store, author))
+        short = spec.config.short_budget
+        settled = tuple(settle_claims(self.store, author, short_budget=short))
         base_id, done = agent_progress(self.store, spec.swarm_id, spec.agent_id)
         root = Program.of(spec.root)
         factory = default_proposer_factory(spec.config)
@@ -305,7 +306,7 @@ class AgentWorker:
         except Exception as exc:
             log.exception("%s failed", spec.name)
             try:  # a failed agent must not keep others off the program it claimed
-                settle_claims(self.store, author, f"the agent failed: {exc}")
+                settle_claims(self.store, author, f"the agent failed: {exc}", short)
             except Exception:
                 log.exception("%s: settling its claims failed", spec.name)
             ctx.emit("stopped", reason=f"error: {exc}")

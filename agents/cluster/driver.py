@@ -63,6 +63,7 @@ from agents.swarm import (
     SwarmError,
     SwarmHome,
     SwarmResult,
+    check_short_budget,
     measure_on_board,
     recorded_space,
     start_program,
@@ -293,6 +294,7 @@ class ClusterSwarm:
             self.budget = self.config.budget or self.task.default_budget(kind)
             if self.config.budget is None and self.config.quick_budget and kind == "cpu":
                 self.budget = min(self.budget, self.config.quick_budget)
+        check_short_budget(self.config, self.budget)
         if not self.hardware:
             self.hardware = self.devices[0].hardware
         self.space = recorded_space(self.config, self.task, self.root, kind)
@@ -390,7 +392,10 @@ class ClusterSwarm:
             end: AgentEnd = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             settled = settle_claims(
-                self.store, self._author(agent.name), f"the agent's node was lost: {exc}"
+                self.store,
+                self._author(agent.name),
+                f"the agent's node was lost: {exc}",
+                self.config.short_budget,
             )
             reason = "lost: its process or node died and Ray could not place it again"
             if settled:

@@ -4,7 +4,8 @@ read back from the shared memory, the one place that survives a node.
 
 - :func:`settle_claims`: every claim the agent still holds is a run cut off by the death
   of its process or node. It is recorded ``interrupted`` (unless its trace made it into
-  memory before the death) and released, so no program stays blocked and no run is lost.
+  memory before the death) and released, so no program stays blocked and no run is lost;
+  with a short budget, a cut-off short run is recorded as one.
 - :func:`agent_progress`: where the agent stood: its base (the row it last wrote) and how
   many experiments it finished.
 """
@@ -12,43 +13,62 @@ read back from the shared memory, the one place that survives a node.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from agents.tracing import Author, write_trace
 from memory.base import Store
 from memory.errors import NotFound
-from memory.models import RAN_STATUSES, RUN_ROLES, ClaimPublic, Role, Status, TraceQuery, new_id
+from memory.models import (
+    RAN_STATUSES,
+    RUN_ROLES,
+    ClaimPublic,
+    ExperimentPublic,
+    Role,
+    Status,
+    TraceQuery,
+    new_id,
+)
 
 log = logging.getLogger(__name__)
 
 CUT_OFF = "the agent's process or node died while this run was in flight"
 
 
-def _recorded(store: Store, claim: ClaimPublic) -> bool:
-    """True if the claimed program's trace by this agent reached memory after the claim."""
+def _recorded(store: Store, claim: ClaimPublic, role: Role) -> ExperimentPublic | None:
+    """The claimed program's trace of ``role`` by this agent written after the claim."""
     page = store.query_traces(
         TraceQuery(
             task=claim.task,
             agent_id=claim.agent_id,
             fingerprint=claim.fingerprint,
+            role=[role],
             since=claim.created_at,
             limit=1,
         )
     )
-    return bool(page.data)
+    return page.data[0] if page.data else None
 
 
-def settle_claims(store: Store, author: Author, why: str = CUT_OFF) -> list[str]:
+def settle_claims(
+    store: Store, author: Author, why: str = CUT_OFF, short_budget: float | None = None
+) -> list[str]:
     """Record each claim ``author``'s agent still holds as an ``interrupted`` run and
-    release it; the ids of the traces written."""
+    release it; the ids of the traces written. With a ``short_budget`` (multi-fidelity) a
+    claim whose short run is not in memory was cut off during that short run (recorded as
+    one, at that budget); one whose short run was not promoted had nothing in flight."""
     written: list[str] = []
     for claim in store.active_claims(author.task.name):
         if claim.agent_id != author.agent_id:
             continue
-        if not _recorded(store, claim):
-            trace = author.trace(
+        ran_short = _recorded(store, claim, Role.short) if short_budget is not None else None
+        cut_short = short_budget is not None and ran_short is None
+        in_flight = ran_short is None or ran_short.status == Status.keep
+        if in_flight and _recorded(store, claim, Role.experiment) is None:
+            by = replace(author, budget=short_budget) if cut_short and short_budget else author
+            trace = by.trace(
                 Status.interrupted,
                 id=new_id(),
-                role=Role.experiment,
+                role=Role.short if cut_short else Role.experiment,
                 parent_id=claim.parent_id,
                 hypothesis=claim.hypothesis,
                 fingerprint=claim.fingerprint,

@@ -145,3 +145,35 @@ def test_the_builtin_takes_a_short_run_not_promoted_as_a_pruned_trial(tmp_path, 
     assert finished == [("a", 1.0)], "a promoted short run is no trial: its full run will be"
     # b is never proposed again (nor a, the root): the one program left is c
     assert apply_edits(root, proposal.edits).fingerprint == c.fingerprint
+
+
+def test_a_cluster_agent_lost_during_a_short_run_records_it_as_one(tmp_path, store):
+    """``settle_claims`` (a Ray agent's node died): a claim with no short run in memory was
+    cut off during its short run; one promoted from its short run, during its full run;
+    one whose short run was not promoted had nothing in flight."""
+    from agents.cluster.recover import settle_claims
+    from agents.tracing import Author
+    from memory.models import ClaimCreate
+
+    task = load_task(make_task(tmp_path / "t"))
+    author = Author(task, "sw", "sw/agent-0", DEV, 1.0)
+    fps = {"cut-short": "fp-a", "cut-full": "fp-b", "dropped": "fp-c"}
+    for fp in fps.values():
+        store.claim(
+            ClaimCreate(task=task.name, fingerprint=fp, swarm_id="sw", agent_id="sw/agent-0")
+        )
+    for name, status in (("cut-full", Status.keep), ("dropped", Status.discard)):
+        store.add_trace(
+            ExperimentCreate(
+                task=task.name, fingerprint=fps[name], status=status, metric=1.0,
+                role=Role.short, agent_id="sw/agent-0", swarm_id="sw", hardware=DEV.hardware,
+                budget_s=0.5, metric_name="val_loss",
+            )
+        )  # fmt: skip
+    written = settle_claims(store, author, short_budget=0.5)
+    assert len(written) == 2 and store.active_claims(task.name) == []
+    cut = {store.get_trace(i).fingerprint: store.get_trace(i) for i in written}
+    assert set(cut) == {fps["cut-short"], fps["cut-full"]}
+    short, full = cut[fps["cut-short"]], cut[fps["cut-full"]]
+    assert (short.role, short.budget_s, short.status) == (Role.short, 0.5, Status.interrupted)
+    assert (full.role, full.budget_s, full.status) == (Role.experiment, 1.0, Status.interrupted)
