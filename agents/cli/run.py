@@ -406,11 +406,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 1
             config.start_from = args.start_from
         swarm: AnySwarm
-        if args.ray:
-            swarm = cluster_run.make_swarm(args, config, store, settings)
-            console.print(cluster_run.describe(swarm))
-        else:
-            swarm = Swarm(config, store, resume=args.resume)
+        try:
+            if args.ray:
+                swarm = cluster_run.make_swarm(args, config, store, settings)
+                console.print(cluster_run.describe(swarm))
+            else:
+                swarm = Swarm(config, store, resume=args.resume)
+        except SwarmError as exc:  # a setting this swarm cannot run with: nothing ran
+            print(f"labswarm: error: {exc}", file=sys.stderr)
+            return 1
         if quick and not args.resume and not args.ray:  # a cluster places agents later
             console.print(
                 f"quick swarm: {len(swarm.devices)} agents, {swarm.budget:g} s per run, "

@@ -106,6 +106,14 @@ def test_bad_flags_are_refused_with_a_message(tmp_path):
     assert out.returncode == 2 and "argument --remeasure: must be at least 0" in out.stderr
     out = run("--devices", "tpu")
     assert out.returncode == 1 and "'tpu' is not a GPU index" in out.stderr
+    out = run("--short-budget", "0")
+    assert out.returncode == 2 and "argument --short-budget: must be positive" in out.stderr
+    out = run("--promote", "1.5")
+    assert out.returncode == 2 and "argument --promote: a fraction lies in (0, 1]" in out.stderr
+    # a short budget is checked against the swarm's budget (the quick swarm's 20 s here)
+    out = run("--short-budget", "30", "--no-live")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "error: short_budget: 30 s must be above 0 and below the swarm's budget" in out.stderr
     assert not any((tmp_path / "r").glob("*")), "no swarm was started"
 
 
