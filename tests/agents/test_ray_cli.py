@@ -114,6 +114,8 @@ def test_labswarm_run_ray_local_runs_the_landscape_on_a_private_loopback_cluster
     argv += ["--agents", str(AGENTS), "--devices", "cpu", "--max-experiments", str(EXPERIMENTS)]
     argv += ["--memory", str(memory), "--ray-workdir", "nodes"]
     argv += ["--runs-dir", str(tmp_path / "runs"), "--no-live"]
+    # runs at two budgets (multi-fidelity) through the actors: 1.5 s first, then the 3 s
+    argv += ["--short-budget", "1.5"]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "LABSWARM_EMBEDDER": "hash"}
     env["RAY_TMPDIR"] = str(ray_tmp)
     env.pop("RAY_ADDRESS", None)  # never join a cluster someone else started
@@ -190,6 +192,13 @@ def test_labswarm_run_ray_local_runs_the_landscape_on_a_private_loopback_cluster
             check_count(len(mine), EXPERIMENTS)
             assert row.device.startswith("127.0.0.1#"), f"{name} on {row.device}"
         assert store.active_claims("trainer-landscape") == [], "a claim was left behind"
+        # every agent screened its programs at 1.5 s; every full run names its short run
+        shorts = {t.id: t for t in ran if t.role == Role.short}
+        assert {t.agent_id for t in shorts.values()} == {f"{swarm.id}/{n}" for n in rows}
+        assert all(t.budget_s == 1.5 for t in shorts.values()) and swarm.config["short_budget"]
+        for t in ran:
+            if t.role == Role.experiment:
+                assert t.budget_s == 3.0 and shorts[t.short_id].fingerprint == t.fingerprint
     finally:
         store.close()
     print(f"labswarm run --ray local: {took:.1f} s")
