@@ -605,7 +605,8 @@ def short_id(trace_id: str) -> str:
 
 def short_rung(ctx: AgentContext, budget: float, but: str) -> list[float]:
     """The metrics of every short run of the task at ``budget`` on this hardware class
-    that produced one (any swarm's: later swarms reuse the rung), except trace ``but``."""
+    that produced one (any swarm's of this installation: later swarms reuse the rung;
+    never a record written with a ``source``, which is evidence), except trace ``but``."""
     runs = ctx.store.every_trace(
         TraceQuery(
             task=ctx.task.name,
@@ -613,6 +614,7 @@ def short_rung(ctx: AgentContext, budget: float, but: str) -> list[float]:
             status=list(MEASURED_STATUSES),
             hardware=ctx.device.hardware,
             budget_s=budget,
+            trusted=True,
         )
     )
     return [t.metric for t in runs if t.id != but and t.metric is not None]

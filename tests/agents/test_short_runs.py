@@ -177,3 +177,35 @@ def test_a_cluster_agent_lost_during_a_short_run_records_it_as_one(tmp_path, sto
     short, full = cut[fps["cut-short"]], cut[fps["cut-full"]]
     assert (short.role, short.budget_s, short.status) == (Role.short, 0.5, Status.interrupted)
     assert (full.role, full.budget_s, full.status) == (Role.experiment, 1.0, Status.interrupted)
+
+
+def test_the_rung_holds_only_short_runs_this_installation_made(tmp_path, store):
+    """A short run written with a ``source`` (a server write from elsewhere) is evidence:
+    it never takes a place in the rung a promotion is decided by."""
+    from agents.nodes import short_rung
+
+    task_dir = make_task(tmp_path / "t")
+    config = SwarmConfig(
+        task=str(task_dir), devices="cpu", budget=1, runs_dir=str(tmp_path / "runs"),
+        agents=1, max_experiments=1, short_budget=0.5,
+    )  # fmt: skip
+    swarm = Swarm(config, store)
+    assert swarm.run().errors == []
+    mine = store.every_trace(TraceQuery(task="quad", role=[Role.short]))
+    assert len(mine) == 1 and mine[0].metric is not None
+    for source, metric in (("", 0.001), ("http://elsewhere", -5.0)):
+        store.add_trace(
+            ExperimentCreate(
+                task="quad", fingerprint=f"fp{metric}", status=Status.discard, metric=metric,
+                role=Role.short, hardware=mine[0].hardware, budget_s=0.5, source=source,
+                metric_name="val_loss",
+            )
+        )  # fmt: skip
+
+    class Ctx:  # what short_rung reads of an agent's context: the swarm's agent's
+        task = load_task(task_dir)
+        device = swarm.devices[0]
+
+    Ctx.store = store  # type: ignore[attr-defined]
+    rung = short_rung(Ctx(), 0.5, but="none")  # type: ignore[arg-type]
+    assert sorted(rung) == sorted([mine[0].metric, 0.001])
