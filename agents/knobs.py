@@ -17,6 +17,7 @@ import ast
 import json
 import math
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -78,6 +79,18 @@ def _choices(line_text: str, value: str) -> tuple[str, ...]:
     return found if value in found and len(found) > 1 else ()
 
 
+# CPython 3.11 builds ast objects with per-interpreter state that two threads parsing at
+# once can corrupt ("SystemError: AST constructor recursion depth mismatch", python/cpython
+# gh-106905); agents are threads of one process, so their parses take turns.
+_AST_LOCK = threading.Lock()
+
+
+def parse_python(text: str) -> ast.Module:
+    """``ast.parse(text)``, one thread at a time (see ``_AST_LOCK``)."""
+    with _AST_LOCK:
+        return ast.parse(text)
+
+
 def discover_knobs(program: Program, names: Iterable[str] = ()) -> list[Knob]:
     """Knobs of every ``.py`` file of ``program``, in file and line order."""
     wanted = set(names)
@@ -86,7 +99,7 @@ def discover_knobs(program: Program, names: Iterable[str] = ()) -> list[Knob]:
         if not path.endswith(".py"):
             continue
         try:
-            tree = ast.parse(text)
+            tree = parse_python(text)
         except SyntaxError:
             continue
         lines = text.splitlines()
