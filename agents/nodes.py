@@ -41,6 +41,7 @@ from agents.proposers.base import (
     Proposal,
     ProposalInvalid,
     ProposalRequest,
+    Proposer,
     SearchExhausted,
     made_by,
 )
@@ -499,11 +500,16 @@ def _refusal(
     """The refusal of a candidate that already ran or is too close to a failure, or None."""
     proposal = state.get("proposal")
     seen = ctx.store.seen(
-        ctx.task.name, candidate.fingerprint, hardware=ctx.device.hardware, budget=ctx.budget
+        ctx.task.name,
+        candidate.fingerprint,
+        hardware=ctx.device.hardware,
+        budget=ctx.budget,
+        short_budget=ctx.short_budget,
     )
     if seen is not None:
         metric = f", {ctx.task.metric_name} {seen.metric:.6g}" if seen.metric is not None else ""
-        why = f"this program already ran as trace {seen.id} ({seen.status.value}{metric})"
+        how = f"short run at {seen.budget_s or 0:g} s: " if seen.role == Role.short else ""
+        why = f"this program already ran as trace {seen.id} ({how}{seen.status.value}{metric})"
         trace = refusal(
             ctx.author,
             Status.duplicate,
@@ -597,6 +603,21 @@ def check(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
+def candidate_fields(state: AgentState | dict[str, Any], proposer: Proposer) -> dict[str, Any]:
+    """What every run of the claimed candidate records of it (its short run, its run, a
+    cut-off one found on resume): base, hypothesis, fingerprint, diff, knob moves, and who
+    proposed it (``proposer``: the agent's)."""
+    proposal = state.get("proposal")
+    return {
+        "parent_id": state.get("base_id"),
+        "hypothesis": proposal.hypothesis if proposal is not None else "",
+        "fingerprint": state.get("fingerprint", ""),
+        "diff": state.get("diff", ""),
+        "knobs": state.get("knobs", {}),
+        "proposer": made_by(proposal, proposer),
+    }
+
+
 def short_id(trace_id: str) -> str:
     """The id of the short run of the candidate whose full run will be ``trace_id`` (fixed,
     so a resumed agent never runs it twice)."""
@@ -628,8 +649,8 @@ def short(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     budget = ctx.short_budget
     assert budget is not None, "the short node runs only with a short budget"
-    proposal = state.get("proposal")
-    hypothesis = proposal.hypothesis if proposal else ""
+    fields = candidate_fields(state, ctx.proposer)
+    hypothesis = fields["hypothesis"]
     run_id = short_id(str(state["trace_id"]))
     try:
         trace: ExperimentPublic | ExperimentCreate = ctx.store.get_trace(run_id)  # a resume
@@ -647,12 +668,7 @@ def short(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             verdict,
             trace_id=run_id,
             role=Role.short,
-            parent_id=state.get("base_id"),
-            hypothesis=hypothesis,
-            fingerprint=state["fingerprint"],
-            diff=state.get("diff", ""),
-            knobs=state.get("knobs", {}),
-            proposer=made_by(proposal, ctx.proposer),
+            **fields,
         )
         write_trace(ctx.store, trace)
     ran = trace.status != Status.interrupted
@@ -750,8 +766,8 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     outcome = state.get("outcome")
     assert outcome is not None, "run comes before record"
-    proposal = state.get("proposal")
-    hypothesis = proposal.hypothesis if proposal else ""
+    fields = candidate_fields(state, ctx.proposer)
+    hypothesis = fields["hypothesis"]
     status = Status(state["status"])
     trace_id = str(state["trace_id"])
     trace = trace_from_run(
@@ -760,14 +776,9 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         Verdict(status, state.get("reason", "")),
         trace_id=trace_id,
         role=Role.experiment,
-        parent_id=state.get("base_id"),
-        hypothesis=hypothesis,
-        fingerprint=state["fingerprint"],
-        diff=state.get("diff", ""),
-        knobs=state.get("knobs", {}),
         judged=state.get("judged", {}),
-        proposer=made_by(proposal, ctx.proposer),
         short_id=state.get("short_id") or "",
+        **fields,
     )
     write_trace(ctx.store, trace)
     runs = 1
@@ -782,9 +793,9 @@ def record(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             role=Role.confirmation,
             parent_id=trace_id,
             hypothesis=f"confirmation of {trace_id}: {hypothesis}",
-            fingerprint=state["fingerprint"],
+            fingerprint=fields["fingerprint"],
             judged=state.get("judged", {}),
-            proposer=made_by(proposal, ctx.proposer),
+            proposer=fields["proposer"],
         )
         write_trace(ctx.store, again)
         runs = 2

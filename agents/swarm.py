@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,15 +55,15 @@ from agents.judge import (
     Rules,
 )
 from agents.library import LineageError, ProgramLibrary, rebuild_for_review
-from agents.nodes import short_id
+from agents.nodes import candidate_fields, short_id
 from agents.program import Program, diff
-from agents.proposers.base import Proposer, made_by
+from agents.proposers.base import Proposer
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
 from agents.task import Task, load_task
 from agents.tracing import Author, set_agent, setup_failure, write_trace
 from agents.workspace import TaskRootChanged, Workspace, protected_hashes
 from memory.base import Store
-from memory.models import Role, Status, SwarmCreate, new_id
+from memory.models import Status, SwarmCreate, new_id
 
 log = logging.getLogger(__name__)
 
@@ -537,24 +537,12 @@ class Swarm:
         if not values:
             return {"base_id": self.baseline_id}
         if snap.next in (("run",), ("short",)) and values.get("claim_id"):
-            proposal = values.get("proposal")
             trace_id = values.get("trace_id") or new_id()
             cut_short = snap.next == ("short",)  # the short run was in flight
-            author = (
-                replace(ctx.author, budget=ctx.short_budget or ctx.budget)
-                if cut_short
-                else ctx.author
-            )
-            trace = author.trace(
-                Status.interrupted,
+            trace = ctx.author.cut_off(
+                ctx.short_budget if cut_short else None,
                 id=short_id(trace_id) if cut_short else trace_id,
-                role=Role.short if cut_short else Role.experiment,
-                parent_id=values.get("base_id"),
-                hypothesis=proposal.hypothesis if proposal is not None else "",
-                fingerprint=values.get("fingerprint", ""),
-                diff=values.get("diff", ""),
-                knobs=values.get("knobs", {}),
-                proposer=made_by(proposal, ctx.proposer),
+                **candidate_fields(values, ctx.proposer),
                 error="the swarm process stopped while this run was in flight (found on resume)",
             )
             write_trace(self.store, trace)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,16 @@ class Author:
             resources=resources,
             **fields,
         )
+
+    def cut_off(self, short_budget: float | None, **fields: Any) -> ExperimentCreate:
+        """The ``interrupted`` trace of a run its swarm, process or node stopped: the
+        program's short run at ``short_budget`` (role short) when that was in flight, else
+        its run at this author's budget (role experiment)."""
+        if short_budget is not None:
+            return replace(self, budget=short_budget).trace(
+                Status.interrupted, role=Role.short, **fields
+            )
+        return self.trace(Status.interrupted, role=Role.experiment, **fields)
 
 
 def trace_from_run(

@@ -324,12 +324,20 @@ class Store(abc.ABC):
         *,
         hardware: str | None = None,
         budget: float | None = None,
+        short_budget: float | None = None,
     ) -> ExperimentPublic | None:
         """The oldest finished run of this program, if any (``memory.models.seen_query``):
         status keep/discard/crash (``SEEN_STATUSES``: a timeout or an interrupted run does
         not count), role experiment or baseline (a confirmation re-runs a program on
-        purpose), on ``hardware`` and with ``budget_s == budget`` when given."""
+        purpose), on ``hardware`` and with ``budget_s == budget`` when given. With a
+        ``short_budget`` (a multi-fidelity swarm), failing that, its oldest short run at
+        that budget that was not promoted or failed (a promoted one waits for its full
+        run)."""
         page = self.query_traces(seen_query(task, fingerprint, hardware=hardware, budget=budget))
+        if page.data or short_budget is None:
+            return page.data[0] if page.data else None
+        query = seen_query(task, fingerprint, hardware=hardware, budget=short_budget, short=True)
+        page = self.query_traces(query)
         return page.data[0] if page.data else None
 
     def champion(

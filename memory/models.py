@@ -240,6 +240,9 @@ class Role(StrEnum):
 # as an experiment or a baseline (a confirmation re-runs a program on purpose).
 SEEN_STATUSES: tuple[Status, ...] = (Status.keep, Status.discard, Status.crash)
 SEEN_ROLES: tuple[Role, ...] = (Role.experiment, Role.baseline)
+# A short run "saw" its program when it ended the program's way at the short budget: not
+# promoted (discard) or failed (crash); a promoted one leaves the verdict to its full run.
+SHORT_SEEN_STATUSES: tuple[Status, ...] = (Status.discard, Status.crash)
 # Runs whose metric is a measurement of their program (``Store.program_stats``,
 # ``Store.noise``): trusted keep/discard runs of any role but seed.
 MEASURED_STATUSES: tuple[Status, ...] = (Status.keep, Status.discard)
@@ -635,17 +638,24 @@ def run_here(trace: ExperimentBase) -> bool:
 
 
 def seen_query(
-    task: str, fingerprint: str, *, hardware: str | None = None, budget: float | None = None
+    task: str,
+    fingerprint: str,
+    *,
+    hardware: str | None = None,
+    budget: float | None = None,
+    short: bool = False,
 ) -> TraceQuery:
     """The query of ``Store.seen`` (the oldest match first), the one definition of "this
     program already ran": status in SEEN_STATUSES, role in SEEN_ROLES, on ``hardware`` and
     with ``budget_s == budget`` when given (a run without a recorded budget never matches a
-    budget). ``AlreadyRan`` for a claim applies the same query in SQL."""
+    budget). ``AlreadyRan`` for a claim applies the same query in SQL. ``short``: the same
+    for a short run at ``budget`` (multi-fidelity): role short, status in
+    SHORT_SEEN_STATUSES."""
     return TraceQuery(
         task=task,
         fingerprint=fingerprint,
-        status=list(SEEN_STATUSES),
-        role=list(SEEN_ROLES),
+        status=list(SHORT_SEEN_STATUSES if short else SEEN_STATUSES),
+        role=[Role.short] if short else list(SEEN_ROLES),
         hardware=hardware,
         budget_s=budget,
         sort="created_at",

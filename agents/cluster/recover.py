@@ -13,7 +13,6 @@ read back from the shared memory, the one place that survives a node.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from agents.tracing import Author, write_trace
 from memory.base import Store
@@ -64,11 +63,9 @@ def settle_claims(
         cut_short = short_budget is not None and ran_short is None
         in_flight = ran_short is None or ran_short.status == Status.keep
         if in_flight and _recorded(store, claim, Role.experiment) is None:
-            by = replace(author, budget=short_budget) if cut_short and short_budget else author
-            trace = by.trace(
-                Status.interrupted,
+            trace = author.cut_off(
+                short_budget if cut_short else None,
                 id=new_id(),
-                role=Role.short if cut_short else Role.experiment,
                 parent_id=claim.parent_id,
                 hypothesis=claim.hypothesis,
                 fingerprint=claim.fingerprint,

@@ -17,7 +17,7 @@ from agents.runner import RunResult
 from agents.swarm import Swarm, SwarmConfig, SwarmError
 from agents.task import load_task
 from memory.models import RAN_STATUSES, RUN_ROLES, ExperimentCreate, Role, Status, TraceQuery
-from tests.agents.conftest import make_task
+from tests.agents.conftest import edit_proposal, fixed_factory, make_task
 
 DEV = cpu_devices(1, threads=1)[0]
 
@@ -209,3 +209,49 @@ def test_the_rung_holds_only_short_runs_this_installation_made(tmp_path, store):
     Ctx.store = store  # type: ignore[attr-defined]
     rung = short_rung(Ctx(), 0.5, but="none")  # type: ignore[arg-type]
     assert sorted(rung) == sorted([mine[0].metric, 0.001])
+
+
+def test_a_program_whose_short_run_was_not_promoted_is_not_run_again(tmp_path, store):
+    """``Store.seen`` with the swarm's short budget: a program that ended at the short rung
+    (not promoted, or failed) already ran; proposed again it is refused as a duplicate
+    naming its short run, and no device is spent on it."""
+    task_dir = make_task(tmp_path / "t")
+    worse = edit_proposal("LR far too high", "LR = 0.1  #", "LR = 30.0  #")
+    factory = fixed_factory({"agent-0": [worse, worse.model_copy(deep=True)]})
+    config = SwarmConfig(
+        task=str(task_dir), devices="cpu", budget=1, runs_dir=str(tmp_path / "runs"),
+        agents=1, max_experiments=4, short_budget=0.5,
+    )  # fmt: skip
+    swarm = Swarm(config, store, proposer_factory=factory)
+    # three better short runs at 0.5 s on this hardware class: the new one ranks 4 of 4
+    for n in range(3):
+        store.add_trace(
+            ExperimentCreate(
+                task="quad", fingerprint=f"better-{n}", status=Status.discard, metric=0.0,
+                role=Role.short, hardware=swarm.devices[0].hardware, budget_s=0.5,
+                metric_name="val_loss",
+            )
+        )  # fmt: skip
+    assert swarm.run().errors == []
+    traces = store.every_trace(TraceQuery(task="quad", swarm_id=swarm.swarm_id))
+    mine = [t for t in traces if t.hypothesis == "LR far too high"]
+    shorts = [t for t in mine if t.role == Role.short]
+    assert len(shorts) == 1 and shorts[0].status == Status.discard, "ran once, not promoted"
+    refused = [t for t in mine if t.status == Status.duplicate]
+    assert len(refused) == 1 and refused[0].fingerprint == shorts[0].fingerprint
+    assert f"already ran as trace {shorts[0].id} (short run at 0.5 s: discard" in refused[0].error
+    assert not [t for t in mine if t.budget_s == 1.0 and t.status in RAN_STATUSES]
+    # the rule itself: only a short run at the swarm's short budget that ended there
+    seen = store.seen
+    fp, hw = shorts[0].fingerprint, shorts[0].hardware
+    assert seen("quad", fp, hardware=hw, budget=1.0) is None  # no full run of it
+    assert seen("quad", fp, hardware=hw, budget=1.0, short_budget=0.5).id == shorts[0].id
+    assert seen("quad", fp, hardware=hw, budget=1.0, short_budget=0.25) is None
+    promoted = store.add_trace(
+        ExperimentCreate(
+            task="quad", fingerprint="promoted", status=Status.keep, metric=0.0,
+            role=Role.short, hardware=hw, budget_s=0.5, metric_name="val_loss",
+        )
+    )  # fmt: skip
+    # a promoted short run leaves the verdict to its full run
+    assert seen("quad", promoted.fingerprint, budget=1.0, short_budget=0.5) is None
