@@ -202,19 +202,10 @@ def versions() -> str:
     return ", ".join(parts)
 
 
-def _paired_final(
-    res: dict[str, list[arms_mod.ArmSeed]], a: str, b: str
-) -> tuple[dict[int, arms_mod.ArmSeed], dict[int, arms_mod.ArmSeed], list[int]]:
-    """Arm-seeds of arms ``a`` and ``b`` by seed, and the seeds both ran."""
-    ra = {x.seed: x for x in res.get(a, [])}
-    rb = {x.seed: x for x in res.get(b, [])}
-    return ra, rb, sorted(set(ra) & set(rb))
-
-
 def _to_target(arm_seeds: list[arms_mod.ArmSeed], target: float, total: int) -> float:
-    """Median experiments to reach ``target`` (a seed that never does counts total + 1)."""
-    reach = [ym.experiments_to_reach(ym.handed_curve(a, total), target) for a in arm_seeds]
-    return float(np.median([v if v is not None else total + 1 for v in reach]))
+    """Median experiments to reach ``target`` (``yardstick_report.censored`` at ``total``)."""
+    reach = rep.reach_values([ym.handed_curve(a, total) for a in arm_seeds], target)
+    return float(np.median(rep.censored(reach, total)))
 
 
 def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, total: int) -> str:
@@ -225,7 +216,7 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
         return f"> {total}" if x > total else f"{x:g}"
 
     for land, res in by_land.items():
-        ra, rb, common = _paired_final(res, "labswarm-shared", "optuna-shared")
+        ra, rb, common = rep.paired_seeds(res, "labswarm-shared", "optuna-shared")
         if not common:
             continue
         ta = [ym.handed_curve(ra[s], total)[-1] for s in common]
@@ -266,7 +257,7 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
             ]
         )
     smooth = by_land.get("smooth", {})
-    rt, ro, common = _paired_final(smooth, "labswarm-transfer", "optuna-shared")
+    rt, ro, common = rep.paired_seeds(smooth, "labswarm-transfer", "optuna-shared")
     if common:
         target = facts["smooth"]["target"]
         mt = _to_target([rt[s] for s in common], target, total)
@@ -281,12 +272,12 @@ def goals(by_land: dict[str, dict[str, list[arms_mod.ArmSeed]]], facts: dict, to
                 "met" if mt <= 0.5 * mo else "missed",
             ]
         )
-    rm, rs, common = _paired_final(smooth, "labswarm-multifidelity", "labswarm-shared")
+    rm, rs, common = rep.paired_seeds(smooth, "labswarm-multifidelity", "labswarm-shared")
     if common:
         target = facts["smooth"]["target"]
         limit = rep.device_budget(smooth, total)
         spent = {
-            arm: float(np.median([rep.seconds_to_target(r[s], target, limit) for s in common]))
+            arm: float(np.median(rep.seconds_to_target([r[s] for s in common], target, limit)))
             for arm, r in (("multi", rm), ("shared", rs))
         }
 

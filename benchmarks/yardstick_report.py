@@ -63,11 +63,27 @@ def reach_values(curves: Sequence[Sequence[float]], target: float) -> list[int |
     return [ym.experiments_to_reach(c, target) for c in curves]
 
 
+def censored(values: Sequence[float | None], limit: float) -> list[float]:
+    """Experiments (or device-seconds) to reach a target, a seed that never reached it
+    within ``limit`` counted as ``limit + 1``: the one rule of every median and paired test
+    of them."""
+    return [v if v is not None else limit + 1 for v in values]
+
+
+def paired_seeds(
+    results: dict[str, list[ArmSeed]], a: str, b: str
+) -> tuple[dict[int, ArmSeed], dict[int, ArmSeed], list[int]]:
+    """Arm-seeds of arms ``a`` and ``b`` by seed, and the seeds both ran (in order): what
+    every paired comparison is made over."""
+    ra = {x.seed: x for x in results.get(a, [])}
+    rb = {x.seed: x for x in results.get(b, [])}
+    return ra, rb, sorted(set(ra) & set(rb))
+
+
 def reach_cell(values: Sequence[int | None], total: int) -> str:
     if not values:
         return "n/a"
-    censored = [v if v is not None else total + 1 for v in values]
-    s = ym.Summary.of(censored)
+    s = ym.Summary.of(censored(values, total))
     reached = sum(v is not None for v in values)
 
     def shown(x: float) -> str:
@@ -216,10 +232,9 @@ def device_budget(results: dict[str, list[ArmSeed]], total: int) -> float:
     return total * (max(budgets) if budgets else 3.0)
 
 
-def seconds_to_target(a: ArmSeed, target: float, limit: float) -> float:
-    """Device-seconds to reach ``target`` (a seed that never does counts as above the limit)."""
-    spent = ym.seconds_to_reach(a, target, limit)
-    return spent if spent is not None else limit + 1
+def seconds_to_target(seeds: Sequence[ArmSeed], target: float, limit: float) -> list[float]:
+    """Device-seconds each arm-seed took to reach ``target`` (:func:`censored` at ``limit``)."""
+    return censored([ym.seconds_to_reach(a, target, limit) for a in seeds], limit)
 
 
 def seconds_tables(
@@ -243,7 +258,7 @@ def seconds_tables(
         if target is None:
             reach = "n/a (flat)"
         else:
-            spent = [seconds_to_target(a, target, limit) for a in seeds]
+            spent = seconds_to_target(seeds, target, limit)
             s = ym.Summary.of(spent)
             got = sum(v <= limit for v in spent)
 
@@ -257,9 +272,7 @@ def seconds_tables(
         ("labswarm-multifidelity", "labswarm-shared"),
         ("labswarm-multifidelity", "optuna-shared"),
     ):
-        ra = {x.seed: x for x in results.get(a, [])}
-        rb = {x.seed: x for x in results.get(b, [])}
-        common = sorted(set(ra) & set(rb))
+        ra, rb, common = paired_seeds(results, a, b)
         if not common:
             continue
         va = [ym.handed_curve(ra[s], ym.within_seconds(ra[s], limit))[-1] for s in common]
@@ -273,8 +286,8 @@ def seconds_tables(
             f"{pt.p:.2g}",
         ]
         if target is not None:
-            sa = [seconds_to_target(ra[s], target, limit) for s in common]
-            sb = [seconds_to_target(rb[s], target, limit) for s in common]
+            sa = seconds_to_target([ra[s] for s in common], target, limit)
+            sb = seconds_to_target([rb[s] for s in common], target, limit)
             ps = ym.paired(sa, sb)
             row += [
                 f"{ps.median_diff:+g}",
@@ -324,9 +337,7 @@ def paired_table(results: dict[str, list[ArmSeed]], total: int, target: float | 
     """Paired comparisons over the seeds both arms ran."""
     rows = []
     for a, b in PAIRS:
-        ra = {x.seed: x for x in results.get(a, [])}
-        rb = {x.seed: x for x in results.get(b, [])}
-        common = sorted(set(ra) & set(rb))
+        ra, rb, common = paired_seeds(results, a, b)
         if not common:
             continue
         ca = [ym.handed_curve(ra[s], total) for s in common]
@@ -340,8 +351,8 @@ def paired_table(results: dict[str, list[ArmSeed]], total: int, target: float | 
             f"{p_true.p:.2g}",
         ]
         if target is not None:
-            ea = [v if v is not None else total + 1 for v in reach_values(ca, target)]
-            eb = [v if v is not None else total + 1 for v in reach_values(cb, target)]
+            ea = censored(reach_values(ca, target), total)
+            eb = censored(reach_values(cb, target), total)
             p_reach = ym.paired(ea, eb)
             row += [
                 f"{p_reach.median_diff:+g}",
