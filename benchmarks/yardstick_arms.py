@@ -37,6 +37,11 @@ numbers, see ``landscape/evaluate.py``).
   remeasure=0)``: a keep is judged on one run (the same 5 % test) and never re-run, so no
   program gathers the two kept runs a champion needs -- the agents only climb their own
   lineages.
+- ``labswarm-one-run-keep``: N agents, one memory, ``SwarmConfig(confirm=False)``: a keep
+  is judged on its one run (the same 5 % test, ``margin(1)``), with no confirmation run;
+  a contender is still re-measured twice (``remeasure`` at its default), so the champion
+  rule is the shipped one. It asks what the confirmation run costs and buys once the
+  champion needs unselected runs of its own.
 - one arm per ablation switch of the swarm (:data:`ABLATIONS`), each ``labswarm-shared``
   with exactly that one switch off: ``labswarm-no-semantic-recall``
   (``semantic_recall=False``: recall without the search by meaning),
@@ -97,6 +102,7 @@ LABSWARM_ARMS = (
     "labswarm-single",
     "labswarm-no-recall",
     "labswarm-no-confirm",
+    "labswarm-one-run-keep",
     *ABLATIONS,
 )
 # the arms whose N agents share one memory (one swarm)
@@ -107,6 +113,7 @@ SHARED_MEMORY_ARMS = (
     "labswarm-multifidelity",
     "labswarm-no-recall",
     "labswarm-no-confirm",
+    "labswarm-one-run-keep",
     *ABLATIONS,
 )
 OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
@@ -362,6 +369,7 @@ def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dic
         ],
         "labswarm-no-recall": [(n_agents, each, {"recall": False})],
         "labswarm-no-confirm": [(n_agents, each, {"confirm": False, "remeasure": 0})],
+        "labswarm-one-run-keep": [(n_agents, each, {"confirm": False})],
         "labswarm-single": [(1, total, {})],
         "labswarm-isolated": [(1, each, {})] * n_agents,
     }

@@ -26,6 +26,8 @@ PAIRS = (
     ("labswarm-shared", "labswarm-single"),
     ("labswarm-shared", "labswarm-no-recall"),
     ("labswarm-shared", "labswarm-no-confirm"),
+    ("labswarm-one-run-keep", "labswarm-shared"),
+    ("labswarm-one-run-keep", "optuna-shared"),
     ("labswarm-shared", "labswarm-no-semantic-recall"),
     ("labswarm-shared", "labswarm-no-near-dup"),
     ("labswarm-shared", "labswarm-no-insights"),
