@@ -454,6 +454,8 @@ def write_report(
             "",
             rep.paired_table(by_land[land], total, facts[land]["target"]),
             "",
+            rep.per_configuration_table(arms, by_land[land], total),
+            "",
         ]
     errors = [(a.landscape, a.arm, a.seed, e) for a in raw for e in a.errors]
     mismatch = [

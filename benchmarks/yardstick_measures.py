@@ -18,6 +18,9 @@
   baselines and its first k experiments), whatever it hands over: what the search alone
   found, apart from how well the arm recognises it. *Configurations tried*: the distinct
   configurations among those experiments, re-tests not counted.
+- *best true value of the first K configurations*: the same over the baselines and the
+  arm's first K distinct configurations only (the report's K: labswarm-shared's count on
+  the seed): the sampler per configuration, apart from how many it could afford.
 - *hand-over lag*: for each program an arm hands over, the experiments from its first run
   to the hand-over (Optuna: 0; labswarm: a keep, its confirmation and its re-measures, the
   other agents' runs in between).
@@ -249,6 +252,25 @@ def best_true_run(a: ArmSeed, total: int) -> float:
     ``total`` experiments (crashed runs have none)."""
     pool = [r for r in a.runs if r.baseline] + a.experiments[:total]
     values = [r.true for r in pool if r.ok and r.true is not None and not r.short]
+    return min(values) if values else math.nan
+
+
+def best_true_of_first(a: ArmSeed, configurations: int) -> float:
+    """The best true value among the baselines and the first ``configurations`` distinct
+    configurations the arm ran (re-tests and short runs add none): how good its search is
+    per configuration, apart from how many it could afford."""
+    seen: set[str] = set()
+    values = [r.true for r in a.runs if r.baseline and r.ok and r.true is not None]
+    for r in a.experiments:
+        if r.retest or r.short:
+            continue
+        key = _key(r.config) or r.id
+        if key not in seen:
+            if len(seen) >= configurations:
+                break
+            seen.add(key)
+        if r.ok and r.true is not None:
+            values.append(r.true)
     return min(values) if values else math.nan
 
 

@@ -64,7 +64,12 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         assert not empty, (land, empty)
         assert section.count("| labswarm-shared − optuna-shared |") == 1
         # the multi-fidelity arm paired at equal experiments and at equal device-seconds
-        assert section.count("| labswarm-multifidelity − labswarm-shared |") == 2
+        head, per = section.split("#### Search per configuration")
+        assert head.count("| labswarm-multifidelity − labswarm-shared |") == 2
+        # search per configuration: every other arm against labswarm-shared's count
+        for arm in arms.ARMS:
+            if arm != "labswarm-shared":
+                assert per.count(f"| {arm} − labswarm-shared |") == 1, (land, arm)
     assert "| 0 duplicate runs in shared arms |" in report
     assert "false keeps on the flat landscape" in report
     assert "equals the configuration this report hands over" in report and ": yes" in report
@@ -310,6 +315,10 @@ def test_measures_on_hand_made_runs() -> None:
     # the search alone: r5's configuration is the best run; r1, r2, r3, r4, r5 are tried
     assert ym.best_true_run(a, 11) == 3.5 and ym.best_true_run(a, 7) == 3.9
     assert ym.configurations_tried(a, 11) == 5 and ym.configurations_tried(a, 4) == 1
+    # per configuration: the first 4 distinct ones (c1, the root's, two HEAD_LR) hold no
+    # better than the baselines' 3.9; the fifth is r5's; re-tests add none
+    assert ym.best_true_of_first(a, 4) == 3.9 and ym.best_true_of_first(a, 5) == 3.5
+    assert ym.best_true_of_first(a, 0) == 3.9 and ym.best_true_of_first(a, 99) == 3.5
     # r1 and r5 both took the title (in a and in b): none of their re-measures was wasted;
     # in c, r1 never did, so its two are
     assert ym.wasted_remeasures(a, 11) == (4, 0)
