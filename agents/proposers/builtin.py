@@ -28,8 +28,12 @@
 - **Short runs** (a swarm with a short budget, multi-fidelity): a program not promoted
   from its short run is a pruned trial at the short run's metric (ranked below every
   finished trial, as Optuna's TPE does with its pruners' trials) and is never proposed
-  again; a short run that crashed is a failure's penalised trial; a promoted one waits
-  for its full run, the trial.
+  again; a short run that crashed is a failure's penalised trial, never proposed again
+  either (a timed-out one may be, as memory's ``Store.seen`` allows); a promoted one
+  waits for its full run, the trial. Short runs at any budget other than this swarm's
+  full one count, so a program an earlier swarm screened out at another short budget is
+  not proposed again: stricter than memory's refusal, which counts the swarm's own
+  short budget only.
 - **Pending trials**: every active claim is a running trial, so TPE's constant liar
   steers parallel agents apart.
 - **Moves** (``moves``): ``whole`` (the default) samples a value for every knob at once
@@ -65,6 +69,7 @@ from memory.models import (
     RAN_STATUSES,
     SEEN_ROLES,
     SEEN_STATUSES,
+    SHORT_SEEN_STATUSES,
     ExperimentPublic,
     Role,
     Status,
@@ -425,7 +430,8 @@ class BuiltinProposer(Proposer):
             return False
         if trace.status == Status.keep:
             return True
-        self._seen.add(trace.fingerprint)
+        if trace.status in SHORT_SEEN_STATUSES:  # memory's rule: a timeout may run again
+            self._seen.add(trace.fingerprint)
         pending = self._pending.pop(trace.fingerprint, None)
         if pending is not None:
             self.study.tell(pending, state=TrialState.FAIL)

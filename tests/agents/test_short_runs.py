@@ -147,6 +147,28 @@ def test_the_builtin_takes_a_short_run_not_promoted_as_a_pruned_trial(tmp_path, 
     assert apply_edits(root, proposal.edits).fingerprint == c.fingerprint
 
 
+def test_the_builtin_may_propose_again_a_program_whose_short_run_timed_out(tmp_path, store):
+    """The builtin's "seen" is memory's (``SHORT_SEEN_STATUSES``): a short run that was not
+    promoted or crashed ends its program, one that timed out does not."""
+    task = load_task(make_task(tmp_path / "m", MODES, name="modes"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.0, None, {}, Role.baseline, 1.0)
+    b = set_knobs(root, {"MODE": "b"})
+    c = set_knobs(root, {"MODE": "c"})
+    _record(store, task, b, Status.crash, None, base.id, {"MODE": ["a", "b"]}, Role.short, 0.5)
+    _record(store, task, c, Status.timeout, None, base.id, {"MODE": ["a", "c"]}, Role.short, 0.5)
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0, budget=1.0)
+    request = ProposalRequest(
+        task=task, agent_id="s/agent-0", device=DEV, store=store, base=root, base_trace=None,
+        base_metric=None, champion=None, budget=1.0,
+    )  # fmt: skip
+    proposal = prop.propose(request)
+    assert apply_edits(root, proposal.edits).fingerprint == c.fingerprint
+    for program in (b, c):  # memory agrees
+        seen = store.seen(task.name, program.fingerprint, budget=1.0, short_budget=0.5)
+        assert (seen is not None) == (program is b)
+
+
 def test_a_cluster_agent_lost_during_a_short_run_records_it_as_one(tmp_path, store):
     """``settle_claims`` (a Ray agent's node died): a claim with no short run in memory was
     cut off during its short run; one promoted from its short run, during its full run;
