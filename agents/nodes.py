@@ -494,11 +494,11 @@ def _same_value(old_change: Any, new: Any) -> bool:
     return abs(new - prev) / scale <= NEAR_FAILURE_REL
 
 
-def _refusal(
+def _already_ran(
     ctx: AgentContext, state: AgentState, candidate: Program, common: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The refusal of a candidate that already ran or is too close to a failure, or None."""
-    proposal = state.get("proposal")
+    """The ``duplicate`` refusal of a candidate memory says already ran here
+    (``Store.seen``, with the swarm's short budget), or None."""
     seen = ctx.store.seen(
         ctx.task.name,
         candidate.fingerprint,
@@ -506,20 +506,31 @@ def _refusal(
         budget=ctx.budget,
         short_budget=ctx.short_budget,
     )
-    if seen is not None:
-        metric = f", {ctx.task.metric_name} {seen.metric:.6g}" if seen.metric is not None else ""
-        how = f"short run at {seen.budget_s or 0:g} s: " if seen.role == Role.short else ""
-        why = f"this program already ran as trace {seen.id} ({how}{seen.status.value}{metric})"
-        trace = refusal(
-            ctx.author,
-            Status.duplicate,
-            why,
-            parent_id=state.get("base_id"),
-            hypothesis=proposal.hypothesis if proposal else "",
-            proposer=made_by(proposal, ctx.proposer),
-            **common,
-        )
-        return _refused(ctx, state, why, trace)
+    if seen is None:
+        return None
+    proposal = state.get("proposal")
+    metric = f", {ctx.task.metric_name} {seen.metric:.6g}" if seen.metric is not None else ""
+    how = f"short run at {seen.budget_s or 0:g} s: " if seen.role == Role.short else ""
+    why = f"this program already ran as trace {seen.id} ({how}{seen.status.value}{metric})"
+    trace = refusal(
+        ctx.author,
+        Status.duplicate,
+        why,
+        parent_id=state.get("base_id"),
+        hypothesis=proposal.hypothesis if proposal else "",
+        proposer=made_by(proposal, ctx.proposer),
+        **common,
+    )
+    return _refused(ctx, state, why, trace)
+
+
+def _refusal(
+    ctx: AgentContext, state: AgentState, candidate: Program, common: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The refusal of a candidate that already ran or is too close to a failure, or None."""
+    refused = _already_ran(ctx, state, candidate, common)
+    if refused is not None:
+        return refused
     near = near_failure(state, common["knobs"])
     if near:
         return _refused(ctx, state, f"too close to a recorded failure: {near}")
@@ -560,6 +571,14 @@ def _claim(
             **common,
         )
         return _refused(ctx, state, why, trace)
+    if ctx.short_budget is not None:
+        # the claim's AlreadyRan checks the full budget only: a short run of this program
+        # recorded after the check above and before its agent released the claim just
+        # taken is seen now (its agent records it before it releases)
+        refused = _already_ran(ctx, state, candidate, common)
+        if refused is not None:
+            ctx.store.release(claim.id)
+            return refused
     ctx.library.put(candidate)
     return {
         **common,

@@ -277,3 +277,43 @@ def test_a_program_whose_short_run_was_not_promoted_is_not_run_again(tmp_path, s
     )  # fmt: skip
     # a promoted short run leaves the verdict to its full run
     assert seen("quad", promoted.fingerprint, budget=1.0, short_budget=0.5) is None
+
+
+def test_a_short_run_recorded_between_the_check_and_the_claim_refuses_the_program(
+    tmp_path, store, monkeypatch
+):
+    """The race the claim alone leaves open: the check saw nothing, then another agent's
+    short run of the same program was recorded (and its claim released) before this
+    agent's claim. The check after the claim sees it: refused, the claim released, no
+    device spent."""
+    task_dir = make_task(tmp_path / "t")
+    worse = edit_proposal("LR far too high", "LR = 0.1  #", "LR = 30.0  #")
+    config = SwarmConfig(
+        task=str(task_dir), devices="cpu", budget=1, runs_dir=str(tmp_path / "runs"),
+        agents=1, max_experiments=2, short_budget=0.5,
+    )  # fmt: skip
+    swarm = Swarm(config, store, proposer_factory=fixed_factory({"agent-0": [worse]}))
+    claim = store.claim
+    raced: list[str] = []
+
+    def other_agent_first(request):
+        if request.hypothesis == "LR far too high" and not raced:
+            other = store.add_trace(
+                ExperimentCreate(
+                    task="quad", fingerprint=request.fingerprint, status=Status.discard,
+                    metric=9.0, role=Role.short, hardware=request.hardware, budget_s=0.5,
+                    metric_name="val_loss", agent_id="elsewhere/agent-9",
+                )
+            )  # fmt: skip
+            raced.append(other.id)
+        return claim(request)
+
+    monkeypatch.setattr(store, "claim", other_agent_first)
+    assert swarm.run().errors == []
+    assert raced, "the agent claimed the program"
+    mine = store.every_trace(TraceQuery(task="quad", swarm_id=swarm.swarm_id))
+    refused = [t for t in mine if t.hypothesis == "LR far too high"]
+    assert [t.status for t in refused] == [Status.duplicate]
+    assert f"already ran as trace {raced[0]} (short run at 0.5 s: discard" in refused[0].error
+    assert not [t for t in mine if t.role == Role.short], "no short run of its own"
+    assert store.active_claims("quad") == []
