@@ -508,10 +508,17 @@ def _already_ran(
     )
     if seen is None:
         return None
-    proposal = state.get("proposal")
     metric = f", {ctx.task.metric_name} {seen.metric:.6g}" if seen.metric is not None else ""
     how = f"short run at {seen.budget_s or 0:g} s: " if seen.role == Role.short else ""
     why = f"this program already ran as trace {seen.id} ({how}{seen.status.value}{metric})"
+    return _duplicate(ctx, state, why, common)
+
+
+def _duplicate(
+    ctx: AgentContext, state: AgentState, why: str, common: dict[str, Any]
+) -> dict[str, Any]:
+    """Refuse the candidate as a ``duplicate`` for ``why``, with its refusal trace."""
+    proposal = state.get("proposal")
     trace = refusal(
         ctx.author,
         Status.duplicate,
@@ -560,17 +567,7 @@ def _claim(
             )
         )
     except (AlreadyClaimed, AlreadyRan) as exc:
-        why = f"refused before the run: {exc}"
-        trace = refusal(
-            ctx.author,
-            Status.duplicate,
-            why,
-            parent_id=state.get("base_id"),
-            hypothesis=hypothesis,
-            proposer=made_by(proposal, ctx.proposer),
-            **common,
-        )
-        return _refused(ctx, state, why, trace)
+        return _duplicate(ctx, state, f"refused before the run: {exc}", common)
     if ctx.short_budget is not None:
         # the claim's AlreadyRan checks the full budget only: a short run of this program
         # recorded after the check above and before its agent released the claim just

@@ -121,21 +121,30 @@ def _record(store, task, program, status, metric, parent, knobs, role, budget):
     )  # fmt: skip
 
 
-def test_the_builtin_takes_a_short_run_not_promoted_as_a_pruned_trial(tmp_path, store):
+def _after_short_runs(tmp_path, store, b_run, c_run):
+    """A task whose root (MODE a) ran at 1.0 and whose MODE b and MODE c ran short at
+    0.5 s (``b_run``, ``c_run``: status and metric); the builtin's proposal after them:
+    (root, b, c, the proposer, its proposal)."""
     task = load_task(make_task(tmp_path / "m", MODES, name="modes"))
     root = Program.read(task.root, task.editable)
     base = _record(store, task, root, Status.keep, 1.0, None, {}, Role.baseline, 1.0)
     b = set_knobs(root, {"MODE": "b"})
     c = set_knobs(root, {"MODE": "c"})
-    # b's short run was not promoted; c's was, and its full run has not ended yet
-    _record(store, task, b, Status.discard, 2.0, base.id, {"MODE": ["a", "b"]}, Role.short, 0.5)
-    _record(store, task, c, Status.keep, 0.4, base.id, {"MODE": ["a", "c"]}, Role.short, 0.5)
+    _record(store, task, b, *b_run, base.id, {"MODE": ["a", "b"]}, Role.short, 0.5)
+    _record(store, task, c, *c_run, base.id, {"MODE": ["a", "c"]}, Role.short, 0.5)
     prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0, budget=1.0)
     request = ProposalRequest(
         task=task, agent_id="s/agent-0", device=DEV, store=store, base=root, base_trace=None,
         base_metric=None, champion=None, budget=1.0,
     )  # fmt: skip
-    proposal = prop.propose(request)
+    return root, b, c, prop, prop.propose(request)
+
+
+def test_the_builtin_takes_a_short_run_not_promoted_as_a_pruned_trial(tmp_path, store):
+    # b's short run was not promoted; c's was, and its full run has not ended yet
+    root, _, c, prop, proposal = _after_short_runs(
+        tmp_path, store, (Status.discard, 2.0), (Status.keep, 0.4)
+    )
     trials = prop.study.get_trials(deepcopy=False)
     pruned = [
         (t.params["MODE"], t.intermediate_values) for t in trials if t.state == TrialState.PRUNED
@@ -150,22 +159,12 @@ def test_the_builtin_takes_a_short_run_not_promoted_as_a_pruned_trial(tmp_path, 
 def test_the_builtin_may_propose_again_a_program_whose_short_run_timed_out(tmp_path, store):
     """The builtin's "seen" is memory's (``SHORT_SEEN_STATUSES``): a short run that was not
     promoted or crashed ends its program, one that timed out does not."""
-    task = load_task(make_task(tmp_path / "m", MODES, name="modes"))
-    root = Program.read(task.root, task.editable)
-    base = _record(store, task, root, Status.keep, 1.0, None, {}, Role.baseline, 1.0)
-    b = set_knobs(root, {"MODE": "b"})
-    c = set_knobs(root, {"MODE": "c"})
-    _record(store, task, b, Status.crash, None, base.id, {"MODE": ["a", "b"]}, Role.short, 0.5)
-    _record(store, task, c, Status.timeout, None, base.id, {"MODE": ["a", "c"]}, Role.short, 0.5)
-    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0, budget=1.0)
-    request = ProposalRequest(
-        task=task, agent_id="s/agent-0", device=DEV, store=store, base=root, base_trace=None,
-        base_metric=None, champion=None, budget=1.0,
-    )  # fmt: skip
-    proposal = prop.propose(request)
+    root, b, c, _, proposal = _after_short_runs(
+        tmp_path, store, (Status.crash, None), (Status.timeout, None)
+    )
     assert apply_edits(root, proposal.edits).fingerprint == c.fingerprint
     for program in (b, c):  # memory agrees
-        seen = store.seen(task.name, program.fingerprint, budget=1.0, short_budget=0.5)
+        seen = store.seen("modes", program.fingerprint, budget=1.0, short_budget=0.5)
         assert (seen is not None) == (program is b)
 
 
