@@ -84,32 +84,45 @@ def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path, sp
     assert not any((tmp_path / "runs").glob("*/agents/*/logs/*")), "a run started"
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--budget", "-3"], "argument --budget: must be positive"),
+        (["--replicates", "1"], "argument --replicates: must be at least 2"),
+        (["--replicates", "1"], "the noise is the spread of repeated runs"),
+        (["--max-experiments", "zero"], "not a number: 'zero'"),
+        (["--yes"], "--yes only confirms a --start-from diff"),
+        (["--screen", "-1"], "--screen: must be a finite number of noise sds"),
+        (["--moves", "sideways"], "argument --moves: invalid choice: 'sideways'"),
+        (["--remeasure", "-1"], "argument --remeasure: must be at least 0"),
+        (["--short-budget", "0"], "argument --short-budget: must be positive"),
+        (["--promote", "1.5"], "argument --promote: a fraction lies in (0, 1]"),
+    ],
+)
+def test_a_bad_flag_is_a_usage_error_naming_it(tmp_path, capsys, flags, message):
+    """Refused by the parser (exit 2) before anything is opened; in-process, as the console
+    script calls ``agents.cli.main`` (the subprocess test below covers the script)."""
+    from agents.cli import main
+
+    argv = ["run", "--memory", str(tmp_path / "m"), "--runs-dir", str(tmp_path / "r"), *flags]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
+
+
 def test_bad_flags_are_refused_with_a_message(tmp_path):
+    """Through the installed console script: exit codes and messages as a user sees them."""
+
     def run(*flags: str) -> subprocess.CompletedProcess:
         cmd = [LABSWARM, "run", "--memory", str(tmp_path / "m"), "--runs-dir", str(tmp_path / "r")]
         return subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=120)
 
     out = run("--budget", "-3")
     assert out.returncode == 2 and "argument --budget: must be positive" in out.stderr
-    out = run("--replicates", "1")
-    assert out.returncode == 2 and "argument --replicates: must be at least 2" in out.stderr
-    assert "the noise is the spread of repeated runs" in out.stderr
-    out = run("--max-experiments", "zero")
-    assert out.returncode == 2 and "not a number: 'zero'" in out.stderr
-    out = run("--yes")
-    assert out.returncode == 2 and "--yes only confirms a --start-from diff" in out.stderr
-    out = run("--screen", "-1")
-    assert out.returncode == 2 and "--screen: must be a finite number of noise sds" in out.stderr
-    out = run("--moves", "sideways")
-    assert out.returncode == 2 and "argument --moves: invalid choice: 'sideways'" in out.stderr
-    out = run("--remeasure", "-1")
-    assert out.returncode == 2 and "argument --remeasure: must be at least 0" in out.stderr
     out = run("--devices", "tpu")
     assert out.returncode == 1 and "'tpu' is not a GPU index" in out.stderr
-    out = run("--short-budget", "0")
-    assert out.returncode == 2 and "argument --short-budget: must be positive" in out.stderr
-    out = run("--promote", "1.5")
-    assert out.returncode == 2 and "argument --promote: a fraction lies in (0, 1]" in out.stderr
     # a short budget is checked against the swarm's budget (the quick swarm's 20 s here)
     out = run("--short-budget", "30", "--no-live")
     assert out.returncode == 1 and "Traceback" not in out.stderr

@@ -184,7 +184,8 @@ def test_cli_hybrid_flags_are_checked(tmp_path):
 def test_hybrid_swarm_with_the_real_local_model_alternates(tmp_path, store):
     """A real swarm: SQLite memory, the quad task's runs as subprocesses, the builtin side,
     and SmolLM2-135M-Instruct (transformers on CPU) as the LLM side, ratio 2."""
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=1)
+    # one agent: nothing else runs while the model generates, so both cores generate
+    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=2)
     made: list[HybridProposer] = []
 
     def factory(task, root, device, name, seed):

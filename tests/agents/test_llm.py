@@ -52,7 +52,8 @@ def _smollm2_gguf() -> Path:
 
 @pytest.mark.slow
 def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, store):
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=1)
+    # one agent: nothing else runs while the model generates, so both cores generate
+    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=2)
     proposers: list[LLMProposer] = []
 
     def factory(task, root, device, name, seed):
