@@ -456,6 +456,8 @@ def write_report(
             "",
             rep.per_configuration_table(arms, by_land[land], total),
             "",
+            rep.funnel_table(arms, by_land[land], total),
+            "",
         ]
     errors = [(a.landscape, a.arm, a.seed, e) for a in raw for e in a.errors]
     mismatch = [

@@ -21,6 +21,12 @@
 - *best true value of the first K configurations*: the same over the baselines and the
   arm's first K distinct configurations only (the report's K: labswarm-shared's count on
   the seed): the sampler per configuration, apart from how many it could afford.
+- *recognition funnel*: the best true value among the programs that reached each stage
+  of the hand-over -- ran (the best true value run), kept (a trusted keep run: the keep
+  rule passed it), measured (a contender of the champion rule: at least its
+  ``MIN_CHAMPION_RUNS`` kept runs that no verdict chose) -- and handed over: where between
+  the search and the hand-over the arm loses true value. For Optuna every finished trial
+  is kept and measured (its pick needs one run).
 - *hand-over lag*: for each program an arm hands over, the experiments from its first run
   to the hand-over (Optuna: 0; labswarm: a keep, its confirmation and its re-measures, the
   other agents' runs in between).
@@ -52,6 +58,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from yardstick_arms import ArmSeed, Run
@@ -231,6 +238,43 @@ def claimed_gain(a: ArmSeed, total: int) -> tuple[float, int, int] | None:
     runs = picker.groups[_program(a, best)]
     mean = statistics.fmean(r.observed for r in runs if r.observed is not None)
     return statistics.fmean(root) - mean, len(runs), len(root)
+
+
+class Funnel(NamedTuple):
+    """The best true value among the programs that reached each stage of the hand-over
+    after some experiments (lower is better; every stage holds the start's baselines)."""
+
+    ran: float
+    kept: float
+    measured: float
+    handed: float
+
+
+def funnel(a: ArmSeed, total: int) -> Funnel:
+    """The recognition funnel after ``total`` experiments: the best true value run, the
+    best among kept programs, the best among the champion rule's contenders (programs with
+    ``_need`` kept runs that no verdict chose; Optuna: one finished trial), and the handed
+    one (:func:`handed_curve`)."""
+    picker = _Picker(a)
+    for r in [r for r in a.runs if r.baseline] + a.experiments[:total]:
+        picker.add(r)
+
+    def true_of(runs: list[Run]) -> float:
+        return next((r.true for r in runs if r.true is not None), math.nan)
+
+    def counted(runs: list[Run]) -> int:
+        return sum(1 for r in runs if r.unselected) if picker.labswarm else len(runs)
+
+    kept = [true_of(runs) for runs in picker.groups.values()]
+    measured = [true_of(rs) for rs in picker.groups.values() if counted(rs) >= picker.need]
+    best = picker.best()
+    handed = best.true if best is not None and best.true is not None else a.start_true
+    return Funnel(
+        ran=best_true_run(a, total),
+        kept=min(kept, default=a.start_true),
+        measured=min(measured, default=a.start_true),
+        handed=float(handed),
+    )
 
 
 def experiments_to_reach(curve: Sequence[float], target: float) -> int | None:

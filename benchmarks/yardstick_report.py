@@ -12,6 +12,8 @@ import numpy as np
 import yardstick_measures as ym
 from yardstick_arms import ArmSeed
 
+from memory.models import MIN_CHAMPION_RUNS
+
 # Pairs compared seed by seed (a vs b; a negative difference means a is better).
 PAIRS = (
     ("labswarm-shared", "optuna-shared"),
@@ -385,6 +387,38 @@ def per_configuration_table(
                     "Wilcoxon p",
                 ],
                 rows,
+            ),
+        ]
+    )
+
+
+def funnel_table(arms: Sequence[str], results: dict[str, list[ArmSeed]], total: int) -> str:
+    """Where each arm loses true value between its search and its hand-over after ``total``
+    experiments (``ym.funnel``): medians over seeds of the best true value at each stage,
+    and of each seed's loss from the best it ran to what it hands over."""
+    rows = []
+    for arm in arms:
+        seeds = results.get(arm, [])
+        if not seeds:
+            continue
+        stages = [ym.funnel(a, total) for a in seeds]
+        cells = [statistics.median(getattr(x, name) for x in stages) for name in ym.Funnel._fields]
+        lost = statistics.median(x.handed - x.ran for x in stages)
+        rows.append([arm, len(seeds), *(f(c) for c in cells), f"{lost:+.3f}"])
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            f"#### Where the true value is lost between search and hand-over, after {total}",
+            "",
+            "median over seeds of the best true value among the programs that reached each "
+            "stage: ran; kept (a trusted keep: the keep rule passed it); measured (a contender "
+            f"of the champion rule: {MIN_CHAMPION_RUNS} or more kept runs that no verdict "
+            "chose; Optuna: any finished trial); handed over. Last column: the median of each "
+            "seed's handed value minus the best it ran (what recognising the best cost)",
+            "",
+            table(
+                ["arm", "seeds", "ran", "kept", "measured", "handed", "lost: handed − ran"], rows
             ),
         ]
     )

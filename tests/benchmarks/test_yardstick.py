@@ -58,8 +58,8 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         section = report.split(f"## Landscape `{land}`")[1].split("\n## ")[0]
         rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln]
         for arm in arms.ARMS:
-            # true value, reach, judge, cost, at equal device-seconds
-            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 5, (land, arm)
+            # true value, reach, judge, cost, at equal device-seconds, where it is lost
+            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 6, (land, arm)
         empty = [ln for ln in rows if re.search(r"\|\s*(n/a|nan)?\s*\|", ln)]
         assert not empty, (land, empty)
         assert section.count("| labswarm-shared − optuna-shared |") == 1
@@ -67,9 +67,13 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         head, per = section.split("#### Search per configuration")
         assert head.count("| labswarm-multifidelity − labswarm-shared |") == 2
         # search per configuration: every other arm against labswarm-shared's count
+        per, lost = per.split("#### Where the true value is lost")
         for arm in arms.ARMS:
             if arm != "labswarm-shared":
                 assert per.count(f"| {arm} − labswarm-shared |") == 1, (land, arm)
+            # the recognition funnel: one row per arm, a number in every cell
+            (row,) = [ln for ln in lost.splitlines() if ln.startswith(f"| {arm} | 2 |")]
+            assert len(re.findall(r"\| [+-]?\d\.\d{3} ", row)) == 5, row
     assert "| 0 duplicate runs in shared arms |" in report
     assert "false keeps on the flat landscape" in report
     assert "equals the configuration this report hands over" in report and ": yes" in report
@@ -328,6 +332,13 @@ def test_measures_on_hand_made_runs() -> None:
     # runs at 8 and is handed over at 11; in c nothing but the start is ever handed over
     assert ym.handover_lags(a, 11) == [3, 3] and ym.handover_lags(a, 10) == [3]
     assert ym.handover_lags(c, 4) == []
+    # the recognition funnel: after 9, r5 is run and kept (with its confirmation) but not
+    # yet re-measured, so the best contender is the start and the pick still r1 (3.95,
+    # worse than the start: what the champion rule's earlier title costs); after 11 it
+    # holds every stage
+    assert ym.funnel(a, 9) == ym.Funnel(ran=3.5, kept=3.5, measured=3.9, handed=3.95)
+    assert ym.funnel(a, 11) == ym.Funnel(ran=3.5, kept=3.5, measured=3.5, handed=3.5)
+    assert ym.funnel(c, 4) == ym.Funnel(ran=3.9, kept=3.9, measured=3.9, handed=3.9)
     assert ym.judge_errors(a) == (2, 1, 1)
     assert ym.false_keep_curve(a, 11) == [0] + [1] * 11
     assert ym.duplicate_runs(a) == 1  # r2 reruns the root; the re-tests of r1, r5 are not
@@ -340,6 +351,7 @@ def test_measures_on_hand_made_runs() -> None:
     )
     assert ym.handed_curve(optuna, 1) == [3.9, 3.1]
     assert ym.handover_lags(optuna, 1) == [0]  # handed over by the run that tried it
+    assert ym.funnel(optuna, 1) == ym.Funnel(ran=3.1, kept=3.1, measured=3.1, handed=3.1)
     optuna_like = arms.ArmSeed("random", "smooth", 0, runs[6:8], 1.0, start_true=3.9)
     assert ym.handed_curve(optuna_like, 1) == [3.9, 3.9]  # no candidate yet: the start
     assert ym.judge_errors(arms.ArmSeed("random", "smooth", 0, [_run(1)], 1.0, 3.9)) is None
