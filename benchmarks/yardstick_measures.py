@@ -156,13 +156,15 @@ def picks(a: ArmSeed, total: int) -> list[Run | None]:
     return out
 
 
+def handed_true(a: ArmSeed, pick: Run | None) -> float:
+    """The true value of what the arm hands over when ``pick`` is its pick (None: the
+    start)."""
+    return float(pick.true) if pick is not None and pick.true is not None else a.start_true
+
+
 def handed_curve(a: ArmSeed, total: int) -> list[float]:
     """True value of the configuration handed to the user after k = 0..total experiments."""
-
-    def value(best: Run | None) -> float:
-        return float(best.true) if best is not None and best.true is not None else a.start_true
-
-    curve = [value(best) for best in picks(a, total)]
+    curve = [handed_true(a, best) for best in picks(a, total)]
     while len(curve) < total + 1:
         curve.append(curve[-1])
     return curve
@@ -253,8 +255,8 @@ class Funnel(NamedTuple):
 def funnel(a: ArmSeed, total: int) -> Funnel:
     """The recognition funnel after ``total`` experiments: the best true value run, the
     best among kept programs, the best among the champion rule's contenders (programs with
-    ``_need`` kept runs that no verdict chose; Optuna: one finished trial), and the handed
-    one (:func:`handed_curve`)."""
+    ``MIN_CHAMPION_RUNS`` kept runs that no verdict chose; Optuna: one finished trial), and
+    the handed one (:func:`handed_true`)."""
     picker = _Picker(a)
     for r in [r for r in a.runs if r.baseline] + a.experiments[:total]:
         picker.add(r)
@@ -267,13 +269,11 @@ def funnel(a: ArmSeed, total: int) -> Funnel:
 
     kept = [true_of(runs) for runs in picker.groups.values()]
     measured = [true_of(rs) for rs in picker.groups.values() if counted(rs) >= picker.need]
-    best = picker.best()
-    handed = best.true if best is not None and best.true is not None else a.start_true
     return Funnel(
         ran=best_true_run(a, total),
         kept=min(kept, default=a.start_true),
         measured=min(measured, default=a.start_true),
-        handed=float(handed),
+        handed=handed_true(a, picker.best()),
     )
 
 
