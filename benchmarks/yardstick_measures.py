@@ -104,6 +104,19 @@ class _Picker:
         if r.candidate and r.observed is not None:
             self.groups.setdefault(_program(self.a, r), []).append(r)
 
+    def counted(self, runs: list[Run]) -> list[float]:
+        """The observed values of a program's kept runs that its pick counts: for labswarm
+        those no verdict chose (memory's champion rule), for Optuna every finished trial."""
+        return [
+            r.observed
+            for r in runs
+            if r.observed is not None and (r.unselected or not self.labswarm)
+        ]
+
+    def contender(self, runs: list[Run]) -> bool:
+        """True if a program has the counted runs its pick needs."""
+        return len(self.counted(runs)) >= self.need
+
     def best(self) -> Run | None:
         if self.labswarm:
             # in the order memory recorded each program's first kept run, as Store.champion
@@ -116,10 +129,7 @@ class _Picker:
                 ),
             )
             key = champion_of(
-                (
-                    (k, [r.observed for r in runs if r.observed is not None and r.unselected])
-                    for k, runs in order
-                ),
+                ((k, self.counted(runs)) for k, runs in order),
                 "minimize",
                 pooled_noise(self.measured.values()),
             )
@@ -127,9 +137,9 @@ class _Picker:
         best: Run | None = None
         best_mean = math.inf
         for runs in self.groups.values():
-            if len(runs) < self.need:
+            if not self.contender(runs):
                 continue
-            m = statistics.fmean(r.observed for r in runs if r.observed is not None)
+            m = statistics.fmean(self.counted(runs))
             if m < best_mean:
                 best, best_mean = runs[0], m
         return best
@@ -218,21 +228,24 @@ def handover_lags(a: ArmSeed, total: int) -> list[int]:
     return lags
 
 
-def final_candidate(a: ArmSeed, total: int) -> Run | None:
-    """The run whose configuration the arm hands over after ``total`` experiments."""
+def _picker_after(a: ArmSeed, total: int) -> _Picker:
+    """The arm's picker fed its baselines and its first ``total`` experiments."""
     picker = _Picker(a)
     for r in [r for r in a.runs if r.baseline] + a.experiments[:total]:
         picker.add(r)
-    return picker.best()
+    return picker
+
+
+def final_candidate(a: ArmSeed, total: int) -> Run | None:
+    """The run whose configuration the arm hands over after ``total`` experiments."""
+    return _picker_after(a, total).best()
 
 
 def claimed_gain(a: ArmSeed, total: int) -> tuple[float, int, int] | None:
     """What the arm claims after ``total`` experiments: its pick's mean observed value below
     the start's (the baseline replicates'), with the runs behind each mean; None when the
     arm has no baselines or no pick."""
-    picker = _Picker(a)
-    for r in [r for r in a.runs if r.baseline] + a.experiments[:total]:
-        picker.add(r)
+    picker = _picker_after(a, total)
     best = picker.best()
     root = [r.observed for r in a.runs if r.baseline and r.candidate and r.observed is not None]
     if best is None or not root:
@@ -257,18 +270,13 @@ def funnel(a: ArmSeed, total: int) -> Funnel:
     best among kept programs, the best among the champion rule's contenders (programs with
     ``MIN_CHAMPION_RUNS`` kept runs that no verdict chose; Optuna: one finished trial), and
     the handed one (:func:`handed_true`)."""
-    picker = _Picker(a)
-    for r in [r for r in a.runs if r.baseline] + a.experiments[:total]:
-        picker.add(r)
+    picker = _picker_after(a, total)
 
     def true_of(runs: list[Run]) -> float:
         return next((r.true for r in runs if r.true is not None), math.nan)
 
-    def counted(runs: list[Run]) -> int:
-        return sum(1 for r in runs if r.unselected) if picker.labswarm else len(runs)
-
     kept = [true_of(runs) for runs in picker.groups.values()]
-    measured = [true_of(rs) for rs in picker.groups.values() if counted(rs) >= picker.need]
+    measured = [true_of(rs) for rs in picker.groups.values() if picker.contender(rs)]
     return Funnel(
         ran=best_true_run(a, total),
         kept=min(kept, default=a.start_true),
