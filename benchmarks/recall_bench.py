@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/recall_bench.py                # all query sets
     .venv/bin/python benchmarks/recall_bench.py --sets dev     # tune on dev only
     .venv/bin/python benchmarks/recall_bench.py --misses       # also list queries missed at 5
+    .venv/bin/python benchmarks/recall_bench.py --model DIR    # another local model
 
 The pack ``seeds/karpathy-h100-mar8.jsonl`` is imported into a fresh embedded store (SQLite +
 Chroma in a temp dir, real all-MiniLM-L6-v2), and every query goes through
@@ -19,6 +20,10 @@ Two arms per query set:
   (glossed) documents only.
 * ``hybrid`` -- ``Store.search`` as shipped: the dense pool (40) re-selected by
   reciprocal-rank fusion with a BM25 rank, returned in cosine order (``memory/_search.py``).
+
+``--model DIR`` puts another sentence-transformers model, read from a local directory, in
+MiniLM's place (documents and queries embedded by it; the store, glossary and fusion
+unchanged): how a candidate model is compared before anyone ships it.
 
 Query sets:
 
@@ -54,6 +59,27 @@ sys.path.insert(0, str(REPO))
 from memory import SearchHit, Store, get_store  # noqa: E402
 from memory.embed import MiniLMEmbedder  # noqa: E402
 from memory.packs import import_pack  # noqa: E402
+
+
+class LocalModelEmbedder:
+    """A sentence-transformers model from a local directory, as the store's embedder
+    (unit vectors, the same calls as ``memory.embed.MiniLMEmbedder``)."""
+
+    def __init__(self, path: Path) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(path), device="cpu")
+        self.name = f"local-{path.name}"
+        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self.model.encode(
+            list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return vectors.tolist()
+
 
 PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
 BLIND = REPO / "benchmarks" / "recall_blind.jsonl"
@@ -189,13 +215,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="blind,dev,test",
         help="comma-separated query sets to run (blind, dev, test); default all",
     )
+    ap.add_argument(
+        "--model",
+        type=Path,
+        help="a local sentence-transformers model directory to use in MiniLM's place",
+    )
     args = ap.parse_args(argv)
     loaders = {"blind": load_blind, "dev": load_dev, "test": load_test_queries}
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     unknown = set(sets) - set(loaders)
     if unknown or not sets:
         ap.error(f"--sets: choose from {sorted(loaders)}, got {args.sets!r}")
-    embedder = MiniLMEmbedder()
+    if args.model is not None and not (args.model / "modules.json").is_file():
+        ap.error(f"--model: {args.model} is not a sentence-transformers model directory")
+    embedder = MiniLMEmbedder() if args.model is None else LocalModelEmbedder(args.model)
     embedder.embed(["warm up"])  # load the model before anything is timed
     with tempfile.TemporaryDirectory(prefix="recall-bench-") as tmp:
         store = get_store(Path(tmp), embedder=embedder)

@@ -458,6 +458,8 @@ def write_report(
             "",
             rep.funnel_table(arms, by_land[land], total),
             "",
+            rep.fate_table(arms, by_land[land], total),
+            "",
         ]
     errors = [(a.landscape, a.arm, a.seed, e) for a in raw for e in a.errors]
     mismatch = [

@@ -27,6 +27,12 @@
   ``MIN_CHAMPION_RUNS`` kept runs that no verdict chose) -- and handed over: where between
   the search and the hand-over the arm loses true value. For Optuna every finished trial
   is kept and measured (its pick needs one run).
+- *fate of the best run*: where the best configuration an arm ran (its best true value
+  among the first k experiments) stopped on its way to the hand-over -- its first run
+  screened out (labswarm: no confirmation), not confirmed, kept but never a contender of
+  the champion rule, a contender not picked, or handed over -- with the experiment that
+  first ran it and its true gain over the base it was judged against: whether the search
+  found it too late or the keep rule could not tell it from the noise.
 - *hand-over lag*: for each program an arm hands over, the experiments from its first run
   to the hand-over (Optuna: 0; labswarm: a keep, its confirmation and its re-measures, the
   other agents' runs in between).
@@ -283,6 +289,51 @@ def funnel(a: ArmSeed, total: int) -> Funnel:
         measured=min(measured, default=a.start_true),
         handed=handed_true(a, picker.best()),
     )
+
+
+FATES = ("screened out", "not confirmed", "kept only", "measured", "handed")
+
+
+class Fate(NamedTuple):
+    """Where the best configuration run stopped (one of :data:`FATES`; None when no
+    experiment beat the start's true value), the experiment (from 1) that first ran it,
+    and its true value's gain over its base's (labswarm; None for Optuna)."""
+
+    stage: str | None
+    first: int | None
+    gain: float | None
+
+
+def best_run_fate(a: ArmSeed, total: int) -> Fate:
+    """The fate of the best configuration among the first ``total`` experiments (ties: the
+    first to run it): ``screened out`` -- its first run was a discard and nothing re-ran it;
+    ``not confirmed`` -- a confirmation ran and it was not kept; ``kept only`` -- kept but
+    without the runs the champion rule counts; ``measured`` -- a contender the pick passed
+    over; ``handed`` -- the pick. Optuna's every finished trial is measured."""
+    experiments = a.experiments[:total]
+    tried = [(k, r) for k, r in enumerate(experiments, start=1) if r.ok and r.true is not None]
+    tried = [(k, r) for k, r in tried if not r.short and r.true < a.start_true]
+    if not tried:
+        return Fate(None, None, None)
+    first, best = min(tried, key=lambda kr: (kr[1].true, kr[0]))
+    key = _program(a, best)
+    picker = _picker_after(a, total)
+    pick = picker.best()
+    by_id = {r.id: r for r in a.runs}
+    base = by_id.get(best.base_id or "")
+    gain = base.true - best.true if base is not None and base.true is not None else None
+    runs = picker.groups.get(key)
+    if pick is not None and _program(a, pick) == key:
+        stage = "handed"
+    elif runs is not None and picker.contender(runs):
+        stage = "measured"
+    elif runs is not None:
+        stage = "kept only"
+    elif any(r.retest and _program(a, r) == key for r in experiments):
+        stage = "not confirmed"
+    else:
+        stage = "screened out"
+    return Fate(stage, first, gain)
 
 
 def experiments_to_reach(curve: Sequence[float], target: float) -> int | None:

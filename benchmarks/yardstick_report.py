@@ -424,6 +424,60 @@ def funnel_table(arms: Sequence[str], results: dict[str, list[ArmSeed]], total: 
     )
 
 
+def fate_table(arms: Sequence[str], results: dict[str, list[ArmSeed]], total: int) -> str:
+    """Where the best configuration each seed ran stopped on its way to the hand-over after
+    ``total`` experiments (``ym.best_run_fate``): seeds per stage, the median experiment
+    that first ran it and the median true gain over the base it was judged against."""
+    rows = []
+    for arm in arms:
+        seeds = results.get(arm, [])
+        if not seeds:
+            continue
+        fates = [ym.best_run_fate(a, total) for a in seeds]
+        found = [x for x in fates if x.stage is not None]
+        counts = [sum(x.stage == stage for x in found) for stage in ym.FATES]
+        first = [x.first for x in found if x.first is not None]
+        gains = [x.gain for x in found if x.gain is not None]
+        rows.append(
+            [
+                arm,
+                len(seeds),
+                len(seeds) - len(found),
+                *counts,
+                f"{statistics.median(first):g}" if first else "—",
+                f"{statistics.median(gains):+.3f}" if gains else "— (no base)" if found else "—",
+            ]
+        )
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            f"#### Why the best configuration run was or was not handed over, after {total}",
+            "",
+            "for each seed, the configuration with the best true value among the experiments "
+            "(when one beat the start): seeds by where it stopped -- its first run screened "
+            "out (a discard nothing re-ran), its confirmation failed, kept only (without "
+            f"the {MIN_CHAMPION_RUNS} runs no verdict chose that the champion rule counts), "
+            "measured but not picked, handed over (Optuna: every finished trial is measured, "
+            "the best observed is handed) -- the experiment that first ran it (median) and "
+            "its true value's gain over the base it was judged against (median, in the "
+            "metric's units; the landscape's noise sd is in the header)",
+            "",
+            table(
+                [
+                    "arm",
+                    "seeds",
+                    "none beat the start",
+                    *ym.FATES,
+                    "first run at experiment",
+                    "true gain over its base",
+                ],
+                rows,
+            ),
+        ]
+    )
+
+
 def paired_table(results: dict[str, list[ArmSeed]], total: int, target: float | None) -> str:
     """Paired comparisons over the seeds both arms ran."""
     rows = []

