@@ -317,6 +317,7 @@ class BuiltinProposer(Proposer):
         self._own: set[str] = set()  # fingerprints of my proposal not yet claimed
         self._since: datetime | None = None
         self._n_startup = n_startup_trials
+        self._worst: float | None = None  # the worst value of the study's finished trials
         # runs elsewhere (other hardware or budget) and seed-pack runs: never trials here
         self._priors: dict[str, list[tuple[float, dict[str, Any]]]] = {}  # source -> runs
 
@@ -341,7 +342,7 @@ class BuiltinProposer(Proposer):
     ) -> int | None:
         """Add a finished, pruned or running trial for ``config``; its number (None if
         off-space). ``intermediate``: a pruned trial's values by step."""
-        from optuna.trial import create_trial
+        from optuna.trial import TrialState, create_trial
 
         if not self._in_space(config):
             return None
@@ -355,7 +356,21 @@ class BuiltinProposer(Proposer):
             intermediate_values=intermediate,
         )
         self.study.add_trial(trial)
+        if state == TrialState.COMPLETE:
+            self._finished(value)
         return number
+
+    def _finished(self, value: float | None) -> None:
+        """Keep the worst finished value (the penalty of a failure, :meth:`_outcome`)
+        without reading every trial again: a warm start from N traces stays O(N)."""
+        if value is None:
+            return
+        if self._worst is None:
+            self._worst = value
+        elif self.task.direction == "minimize":
+            self._worst = max(self._worst, value)
+        else:
+            self._worst = min(self._worst, value)
 
     def _outcome(self, trace: ExperimentPublic) -> tuple[Any, float | None]:
         """The trial state and value of a ran trace: its metric; for a crash or a timeout
@@ -367,19 +382,17 @@ class BuiltinProposer(Proposer):
             if metric is not None and math.isfinite(metric):
                 return TrialState.COMPLETE, metric
             return TrialState.FAIL, None
-        finished = [
-            t.value
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None
-        ]
-        if not finished:
+        if self._worst is None:
             return TrialState.FAIL, None
-        worst = max(finished) if self.task.direction == "minimize" else min(finished)
-        return TrialState.COMPLETE, worst
+        return TrialState.COMPLETE, self._worst
 
     def _finish(self, number: int, trace: ExperimentPublic) -> None:
+        from optuna.trial import TrialState
+
         state, value = self._outcome(trace)
         self.study.tell(number, value, state=state)
+        if state == TrialState.COMPLETE:
+            self._finished(value)
 
     def _take(self, trace: ExperimentPublic) -> None:
         from optuna.trial import TrialState

@@ -125,6 +125,38 @@ def test_warm_start_from_every_trace_crashes_failed_claims_pending(tmp_path, sto
     assert running.params["LR"] == 0.05
 
 
+def test_a_failure_is_penalised_at_the_worst_value_finished_before_it(tmp_path, store):
+    """The penalty follows the study as it grows: a claimed run that finishes worse than
+    everything before it (a running trial told its value) sets the next crash's penalty."""
+    task = load_task(make_task(tmp_path / "q"))
+    root = Program.read(task.root, task.editable)
+    base = _record(store, task, root, Status.keep, 1.3, role=Role.baseline)
+    prop = BuiltinProposer(task, root, "cpu", DEV.hardware, seed=0)
+    slow = set_knobs(root, {"LR": 0.05})
+    claim = store.claim(
+        ClaimCreate(
+            task=task.name,
+            fingerprint=slow.fingerprint,
+            parent_id=base.id,
+            knobs={"LR": [0.1, 0.05]},
+        )
+    )
+    crash_1 = set_knobs(root, {"WIDTH": 64})
+    _record(store, task, crash_1, Status.crash, None, base.id, {"WIDTH": [16, 64]})
+    prop.sync(store)  # the claim is a running trial; the crash takes the baseline's 1.3
+    store.release(claim.id)
+    _record(store, task, slow, Status.discard, 2.0, base.id, {"LR": [0.1, 0.05]})
+    crash_2 = set_knobs(root, {"WIDTH": 4})
+    _record(store, task, crash_2, Status.crash, None, base.id, {"WIDTH": [16, 4]})
+    prop.sync(store)  # the claim's trial is told 2.0, then the second crash comes in
+    values = {
+        (t.params["LR"], t.params["WIDTH"]): t.value
+        for t in prop.study.get_trials(deepcopy=False)
+        if t.state == TrialState.COMPLETE
+    }
+    assert values == {(0.1, 16): 1.3, (0.1, 64): 1.3, (0.05, 16): 2.0, (0.1, 4): 2.0}
+
+
 def test_never_reproposes_a_recorded_failure_or_a_claimed_program(tmp_path, store):
     task = load_task(make_task(tmp_path / "m", MODES, name="modes"))
     root = Program.read(task.root, task.editable)
