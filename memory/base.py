@@ -26,9 +26,10 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from memory._mirror import TraceMirror
+from memory._mirror import TraceMirror, created
 from memory.models import (
     MEASURED_ROLES,
     MEASURED_STATUSES,
@@ -86,10 +87,12 @@ class Evidence:
 @dataclass
 class _EvidenceCache:
     """``Store.evidence`` of one (task, hardware, budget, swarm): its measured runs, kept
-    up to date incrementally, and the evidence computed from them."""
+    up to date incrementally, the evidence computed from them, and the running sums
+    (``built``) that computation added the runs to, oldest first."""
 
     runs: TraceMirror
     evidence: Evidence | None = None
+    built: EvidenceBuilder | None = None
 
 
 _EVIDENCE: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _EvidenceCache]] = (
@@ -108,38 +111,84 @@ def unselected(runs: Sequence[ExperimentPublic]) -> list[float]:
     return [r.metric for r in runs if r.role in UNSELECTED_ROLES and r.metric is not None]
 
 
-def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
-    """The ``Evidence`` of ``measured`` (the runs of ``_measured_query``, oldest first): runs
-    grouped by program for the stats and the noise; the champion among the programs' keep
-    runs that no verdict chose (``Store.champion``)."""
-    programs: dict[str, list[float]] = {}
-    kept: dict[str, list[ExperimentPublic]] = {}
-    for run in measured:
+def _order(run: ExperimentPublic) -> tuple[datetime, str]:
+    """Where a run stands among the measured runs, oldest first (``TraceMirror``'s order)."""
+    return created(run), run.id
+
+
+class EvidenceBuilder:
+    """The ``Evidence`` of measured runs added oldest first, one at a time: runs grouped
+    by program for the stats and the noise; the champion among the programs' keep runs
+    that no verdict chose (``Store.champion``). Adding a run updates its program's stats
+    only, so an agent's iteration does not regroup every run of a long swarm."""
+
+    def __init__(self) -> None:
+        self.programs: dict[str, list[float]] = {}
+        self.kept: dict[str, list[ExperimentPublic]] = {}
+        self.stats: dict[str, RunStats] = {}
+        self.ids: set[str] = set()
+        self.last: tuple[datetime, str] | None = None
+        self._changed: set[str] = set()
+
+    def add(self, run: ExperimentPublic) -> None:
+        self.ids.add(run.id)
+        self.last = _order(run)
         if run.metric is None:
-            continue
-        programs.setdefault(run.fingerprint, []).append(run.metric)
+            return
+        self.programs.setdefault(run.fingerprint, []).append(run.metric)
+        self._changed.add(run.fingerprint)
         if run.status == Status.keep:  # the head (below) may be a selected run
-            kept.setdefault(run.fingerprint, []).append(run)
-    noise = pooled_noise(programs.values())
-    heads = {
-        fp: head
-        for fp, runs in kept.items()
-        if (head := next((r for r in runs if r.role in SEEN_ROLES), None)) is not None
-    }
-    champion = None
-    if heads:
-        direction = next(iter(heads.values())).direction
-        key = champion_of(
-            ((fp, unselected(runs)) for fp, runs in kept.items() if fp in heads),
-            direction,
-            noise,
+            self.kept.setdefault(run.fingerprint, []).append(run)
+
+    def evidence(self) -> Evidence:
+        for fp in self._changed:
+            self.stats[fp] = run_stats(self.programs[fp])
+        self._changed.clear()
+        noise = pooled_noise(self.programs.values())
+        heads = {
+            fp: head
+            for fp, runs in self.kept.items()
+            if (head := next((r for r in runs if r.role in SEEN_ROLES), None)) is not None
+        }
+        champion = None
+        if heads:
+            direction = next(iter(heads.values())).direction
+            key = champion_of(
+                ((fp, unselected(runs)) for fp, runs in self.kept.items() if fp in heads),
+                direction,
+                noise,
+            )
+            champion = heads[key] if key is not None else None
+        return Evidence(
+            programs={fp: self.stats[fp] for fp in self.programs},
+            noise=noise,
+            champion=champion,
         )
-        champion = heads[key] if key is not None else None
-    return Evidence(
-        programs={fp: run_stats(values) for fp, values in programs.items()},
-        noise=noise,
-        champion=champion,
-    )
+
+
+def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
+    """The ``Evidence`` of ``measured`` (the runs of ``_measured_query``, oldest first)
+    (:class:`EvidenceBuilder`)."""
+    builder = EvidenceBuilder()
+    for run in measured:
+        builder.add(run)
+    return builder.evidence()
+
+
+def _built(cache: _EvidenceCache) -> EvidenceBuilder:
+    """``cache``'s runs added to its builder: only the new ones when each is newer than
+    every run added before (the usual case); else, a run committed late, all again in
+    order, so the evidence is always that of the runs oldest first."""
+    built = cache.built
+    new = [t for t in cache.runs.traces.values() if built is None or t.id not in built.ids]
+    new.sort(key=_order)
+    if built is None or (new and built.last is not None and _order(new[0]) < built.last):
+        built = EvidenceBuilder()
+        new = cache.runs.oldest_first()
+    for run in new:
+        built.add(run)
+    cache.built = built
+    return built
 
 
 def _measured_query(
@@ -438,7 +487,7 @@ class Store(abc.ABC):
                 cache = caches[key] = _EvidenceCache(TraceMirror(query, keep=_light))
         with cache.runs.lock:
             if cache.runs.refresh(self) or cache.evidence is None:
-                found = evidence_of(cache.runs.oldest_first())
+                found = _built(cache).evidence()
                 held = cache.evidence.champion if cache.evidence is not None else None
                 if found.champion is not None:  # read whole once per new champion
                     same = held is not None and held.id == found.champion.id

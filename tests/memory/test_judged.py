@@ -28,7 +28,8 @@ from memory import (
     Store,
     TraceQuery,
 )
-from memory._mirror import TraceMirror
+from memory._mirror import TraceMirror, created
+from memory.base import _EVIDENCE, Evidence, _measured_query, evidence_of
 from memory.models import pooled_noise, run_stats
 from tests.memory import test_contract
 from tests.memory.test_contract import at, trace
@@ -328,6 +329,40 @@ def test_evidence_follows_new_runs_reading_only_the_recent_ones(
     after = store.evidence(TASK, "cpu", 60, swarm_id="s1")
     assert after.stats("fp-once").n == 1 and after is not late
     assert after.champion is late.champion and whole == []
+
+
+def test_evidence_adds_new_runs_to_its_sums_and_starts_again_for_a_late_one(
+    store: Store,
+) -> None:
+    """``Store.evidence`` adds the runs a refresh brings to the sums it holds when each is
+    newer than every run before, and adds all runs again, oldest first, when one is older
+    (committed late): either way the evidence of the runs in order."""
+    key = (TASK, "cpu", 60, "s1")
+
+    def from_scratch() -> Evidence:
+        query = _measured_query(*key)
+        return evidence_of(sorted(store.every_trace(query), key=lambda t: (created(t), t.id)))
+
+    def same(a: Evidence, b: Evidence) -> bool:
+        ids = [e.champion.id if e.champion is not None else None for e in (a, b)]
+        return a.programs == b.programs and a.noise == b.noise and ids[0] == ids[1]
+
+    run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
+    run(store, "root2", 1.25, role=Role.baseline, fingerprint="fp-root", minutes=5)
+    store.evidence(*key[:3], swarm_id="s1")
+    cache = _EVIDENCE[store][key]
+    sums = cache.built
+    assert sums is not None and sums.ids == {"root", "root2"}
+    run(store, "b", 0.5, minutes=10, role=Role.baseline)
+    remeasure(store, "b", 0.625, minutes=11)
+    now = store.evidence(*key[:3], swarm_id="s1")
+    assert cache.built is sums and sums.ids == {"root", "root2", "b", "b+c0"}  # added to
+    assert same(now, from_scratch()) and now.champion is not None
+    assert list(now.programs) == ["fp-root", "fp-b"]  # in the order each first ran
+    run(store, "late", 0.75, role=Role.baseline, fingerprint="fp-root", minutes=-30)
+    late = store.evidence(*key[:3], swarm_id="s1")
+    assert cache.built is not sums and cache.built is not None  # all again, oldest first
+    assert same(late, from_scratch()) and late.stats("fp-root").n == 3
 
 
 def test_a_mirror_reads_once_when_a_run_lands_between_its_count_and_its_read(
