@@ -70,7 +70,10 @@ class LocalModelEmbedder:
 
         self.model = SentenceTransformer(str(path), device="cpu")
         self.name = f"local-{path.name}"
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 0)
+        # renamed in sentence-transformers 6 (the old name warns); older ones have only it
+        size = getattr(self.model, "get_embedding_dimension", None)
+        size = size or self.model.get_sentence_embedding_dimension
+        self.dim = int(size() or 0)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
