@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,17 @@ def censored(values: Sequence[float | None], limit: float) -> list[float]:
     return [v if v is not None else limit + 1 for v in values]
 
 
+def arms_that_ran(
+    arms: Sequence[str], results: dict[str, list[ArmSeed]]
+) -> Iterator[tuple[str, list[ArmSeed]]]:
+    """Each arm of ``arms``, in order, with its arm-seeds; arms without any are left out
+    (a table has no row for them)."""
+    for arm in arms:
+        seeds = results.get(arm, [])
+        if seeds:
+            yield arm, seeds
+
+
 def paired_seeds(
     results: dict[str, list[ArmSeed]], a: str, b: str
 ) -> tuple[dict[int, ArmSeed], dict[int, ArmSeed], list[int]]:
@@ -112,10 +123,7 @@ def arm_tables(
     """The per-landscape tables: handed true value, reach, judge, waste, cost."""
     ks = checkpoints(total)
     true_rows, reach_rows, judge_rows, cost_rows = [], [], [], []
-    for arm in arms:
-        seeds = results.get(arm, [])
-        if not seeds:
-            continue
+    for arm, seeds in arms_that_ran(arms, results):
         curves = [ym.handed_curve(a, total) for a in seeds]
         true_rows.append(
             [arm, len(seeds)] + [summary_cell(ym.Summary.of([c[k] for c in curves])) for k in ks]
@@ -250,10 +258,7 @@ def seconds_tables(
     limit = device_budget(results, total)
     marks = [limit / 4, limit / 2, limit]
     rows = []
-    for arm in arms:
-        seeds = results.get(arm, [])
-        if not seeds:
-            continue
+    for arm, seeds in arms_that_ran(arms, results):
         cells = []
         for mark in marks:
             values = [ym.handed_curve(a, ym.within_seconds(a, mark))[-1] for a in seeds]
@@ -397,10 +402,7 @@ def funnel_table(arms: Sequence[str], results: dict[str, list[ArmSeed]], total: 
     experiments (``ym.funnel``): medians over seeds of the best true value at each stage,
     and of each seed's loss from the best it ran to what it hands over."""
     rows = []
-    for arm in arms:
-        seeds = results.get(arm, [])
-        if not seeds:
-            continue
+    for arm, seeds in arms_that_ran(arms, results):
         stages = [ym.funnel(a, total) for a in seeds]
         cells = [statistics.median(getattr(x, name) for x in stages) for name in ym.Funnel._fields]
         lost = statistics.median(x.handed - x.ran for x in stages)
@@ -429,10 +431,7 @@ def fate_table(arms: Sequence[str], results: dict[str, list[ArmSeed]], total: in
     ``total`` experiments (``ym.best_run_fate``): seeds per stage, the median experiment
     that first ran it and the median true gain over the base it was judged against."""
     rows = []
-    for arm in arms:
-        seeds = results.get(arm, [])
-        if not seeds:
-            continue
+    for arm, seeds in arms_that_ran(arms, results):
         fates = [ym.best_run_fate(a, total) for a in seeds]
         found = [x for x in fates if x.stage is not None]
         counts = [sum(x.stage == stage for x in found) for stage in ym.FATES]
@@ -539,9 +538,8 @@ def plot(
     ks = np.arange(total + 1)
     for ax, (name, results, target) in zip(axes, panels, strict=True):
         if target is None:  # flat: every true value is the same; show the judge instead
-            for arm in arms:
-                seeds = results.get(arm, [])
-                if not seeds or not arm.startswith("labswarm"):
+            for arm, seeds in arms_that_ran(arms, results):
+                if not arm.startswith("labswarm"):
                     continue
                 fk = np.array([ym.false_keep_curve(a, total) for a in seeds], dtype=float)
                 lo, hi = ym.median_ci_band(fk)
@@ -554,10 +552,7 @@ def plot(
             ax.legend(fontsize=7)
             continue
         low, start = math.inf, -math.inf
-        for arm in arms:
-            seeds = results.get(arm, [])
-            if not seeds:
-                continue
+        for arm, seeds in arms_that_ran(arms, results):
             curves = np.array([ym.handed_curve(a, total) for a in seeds], dtype=float)
             lo, hi = ym.median_ci_band(curves)
             (line,) = ax.plot(ks, np.median(curves, axis=0), label=f"{arm} (n={len(seeds)})")

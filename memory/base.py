@@ -125,6 +125,9 @@ class EvidenceBuilder:
     def __init__(self) -> None:
         self.programs: dict[str, list[float]] = {}
         self.kept: dict[str, list[ExperimentPublic]] = {}
+        # each kept program's head: its first keep run of a role memory counts as a run of
+        # the program (a program kept only by confirmations has none and is passed over)
+        self.heads: dict[str, ExperimentPublic] = {}
         self.stats: dict[str, RunStats] = {}
         self.ids: set[str] = set()
         self.last: tuple[datetime, str] | None = None
@@ -137,28 +140,25 @@ class EvidenceBuilder:
             return
         self.programs.setdefault(run.fingerprint, []).append(run.metric)
         self._changed.add(run.fingerprint)
-        if run.status == Status.keep:  # the head (below) may be a selected run
+        if run.status == Status.keep:  # the head may be a selected run
             self.kept.setdefault(run.fingerprint, []).append(run)
+            if run.role in SEEN_ROLES:
+                self.heads.setdefault(run.fingerprint, run)
 
     def evidence(self) -> Evidence:
         for fp in self._changed:
             self.stats[fp] = run_stats(self.programs[fp])
         self._changed.clear()
         noise = pooled_noise(self.programs.values())
-        heads = {
-            fp: head
-            for fp, runs in self.kept.items()
-            if (head := next((r for r in runs if r.role in SEEN_ROLES), None)) is not None
-        }
         champion = None
-        if heads:
-            direction = next(iter(heads.values())).direction
+        if self.heads:
+            direction = next(iter(self.heads.values())).direction
             key = champion_of(
-                ((fp, unselected(runs)) for fp, runs in self.kept.items() if fp in heads),
+                ((fp, unselected(runs)) for fp, runs in self.kept.items() if fp in self.heads),
                 direction,
                 noise,
             )
-            champion = heads[key] if key is not None else None
+            champion = self.heads[key] if key is not None else None
         return Evidence(
             programs={fp: self.stats[fp] for fp in self.programs},
             noise=noise,
@@ -169,10 +169,15 @@ class EvidenceBuilder:
 def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
     """The ``Evidence`` of ``measured`` (the runs of ``_measured_query``, oldest first)
     (:class:`EvidenceBuilder`)."""
+    return evidence_builder(measured).evidence()
+
+
+def evidence_builder(measured: Sequence[ExperimentPublic]) -> EvidenceBuilder:
+    """An :class:`EvidenceBuilder` with ``measured`` (oldest first) added."""
     builder = EvidenceBuilder()
     for run in measured:
         builder.add(run)
-    return builder.evidence()
+    return builder
 
 
 def _built(cache: _EvidenceCache) -> EvidenceBuilder:
@@ -180,15 +185,14 @@ def _built(cache: _EvidenceCache) -> EvidenceBuilder:
     every run added before (the usual case); else, a run committed late, all again in
     order, so the evidence is always that of the runs oldest first."""
     built = cache.built
-    new = [t for t in cache.runs.traces.values() if built is None or t.id not in built.ids]
-    new.sort(key=_order)
-    if built is None or (new and built.last is not None and _order(new[0]) < built.last):
-        built = EvidenceBuilder()
-        new = cache.runs.oldest_first()
-    for run in new:
-        built.add(run)
-    cache.built = built
-    return built
+    if built is not None:
+        new = sorted((t for t in cache.runs.traces.values() if t.id not in built.ids), key=_order)
+        if not new or built.last is None or _order(new[0]) > built.last:
+            for run in new:
+                built.add(run)
+            return built
+    cache.built = evidence_builder(cache.runs.oldest_first())
+    return cache.built
 
 
 def _measured_query(

@@ -357,10 +357,10 @@ class BuiltinProposer(Proposer):
         )
         self.study.add_trial(trial)
         if state == TrialState.COMPLETE:
-            self._finished(value)
+            self._track_worst(value)
         return number
 
-    def _finished(self, value: float | None) -> None:
+    def _track_worst(self, value: float | None) -> None:
         """Keep the worst finished value (the penalty of a failure, :meth:`_outcome`)
         without reading every trial again: a warm start from N traces stays O(N)."""
         if value is None:
@@ -392,7 +392,7 @@ class BuiltinProposer(Proposer):
         state, value = self._outcome(trace)
         self.study.tell(number, value, state=state)
         if state == TrialState.COMPLETE:
-            self._finished(value)
+            self._track_worst(value)
 
     def _take(self, trace: ExperimentPublic) -> None:
         from optuna.trial import TrialState
