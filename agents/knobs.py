@@ -172,13 +172,22 @@ def rewrite_knob(program: Program, knob: Knob, value: KnobValue) -> Program:
 
 
 def set_knobs(program: Program, values: dict[str, Any], names: Iterable[str] = ()) -> Program:
-    """Rewrite several knobs, one line each (positions are re-read after every rewrite)."""
-    for name, value in values.items():
-        current = {k.name: k for k in discover_knobs(program, names)}
+    """Rewrite several knobs, one line each. The files are parsed once: the rewrites run
+    from the last knob of a file to its first, so none moves a knob still to be rewritten
+    (a knob's value sits on one line, and a rewrite moves only what follows it on that
+    line). A whole-configuration proposal sets every knob; re-reading the file after each
+    rewrite cost one parse per knob (about 90 ms for the built-in task's 21)."""
+    current = {k.name: k for k in discover_knobs(program, names)}
+    for name in values:
         if name not in current:
             raise KeyError(f"no knob named {name!r}")
-        if current[name].value != value or type(current[name].value) is not type(value):
-            program = rewrite_knob(program, current[name], value)
+    changed = [
+        current[name]
+        for name, value in values.items()
+        if current[name].value != value or type(current[name].value) is not type(value)
+    ]
+    for knob in sorted(changed, key=lambda k: (k.path, k.line, k.col), reverse=True):
+        program = rewrite_knob(program, knob, values[knob.name])
     return program
 
 

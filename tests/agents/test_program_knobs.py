@@ -68,6 +68,32 @@ def test_rewrite_changes_only_that_constants_line():
     assert knob_changes(p, s) == {"ACT": ["relu", "gelu"], "DEPTH": [8, 16], "USE_X": [True, False]}
 
 
+def test_several_knobs_are_set_as_if_one_at_a_time():
+    """One parse for all rewrites (last knob first) writes what rewriting one knob at a time,
+    re-reading the positions each time, writes -- also for two knobs on one line whose
+    values change length, and across files."""
+    text = SRC.replace("DEPTH = 8\n", "DEPTH = 8; WIDTH = 64  # two on one line\n")
+    p = Program.of({"train.py": text, "model.py": "HEADS = 4\nDROP = 0.1\n"})
+    values = {"WIDTH": 1024, "DEPTH": 12, "LR": 0.000125, "ACT": "silu", "HEADS": 16, "DROP": 0.0}
+    one_at_a_time = p
+    for name, value in values.items():
+        one_at_a_time = set_knobs(one_at_a_time, {name: value})
+    together = set_knobs(p, values)
+    assert together.files == one_at_a_time.files
+    assert "DEPTH = 12; WIDTH = 1024  # two on one line" in together.get("train.py")
+    assert knob_changes(p, together) == {
+        "ACT": ["relu", "silu"],
+        "DEPTH": [8, 12],
+        "DROP": [0.1, 0.0],
+        "HEADS": [4, 16],
+        "LR": [0.04, 0.000125],
+        "WIDTH": [64, 1024],
+    }
+    assert set_knobs(p, {"LR": 0.04}).files == p.files  # the same value: nothing rewritten
+    with pytest.raises(KeyError, match="NOPE"):
+        set_knobs(p, {"LR": 0.1, "NOPE": 1})
+
+
 def test_builtin_trainer_knobs_are_discovered():
     task = load_task(None)
     root = Program.read(task.root, task.editable)
