@@ -45,18 +45,24 @@ class TraceMirror:
     newest: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def refresh(self, store: Store) -> bool:
-        """Bring the copy up to ``store``; True when anything was added."""
+    def refresh(self, store: Store) -> list[ExperimentPublic]:
+        """Bring the copy up to ``store``; the traces it did not hold before, in the order
+        they were read (empty: nothing was added). The overlap's re-read traces are not
+        among them, so a caller that keeps sums over the copy adds only these."""
         total = store.count(self.query)
         if total == len(self.traces):
-            return False
+            return []
+        added: dict[str, ExperimentPublic] = {}
         since = self.newest - OVERLAP if self.newest is not None else None
         for t in store.every_trace(self.query.model_copy(update={"since": since})):
-            self.traces[t.id] = self.keep(t)
+            if t.id not in self.traces:
+                added[t.id] = self.traces[t.id] = self.keep(t)
         if len(self.traces) < total:  # more: runs committed after the count, also read
-            self.traces = {t.id: self.keep(t) for t in store.every_trace(self.query)}
+            for t in store.every_trace(self.query):
+                if t.id not in self.traces:
+                    added[t.id] = self.traces[t.id] = self.keep(t)
         self.newest = max((created(t) for t in self.traces.values()), default=None)
-        return True
+        return list(added.values())
 
     def oldest_first(self) -> list[ExperimentPublic]:
         """The copy in the order the traces were created (ties by id)."""

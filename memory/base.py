@@ -180,13 +180,14 @@ def evidence_builder(measured: Sequence[ExperimentPublic]) -> EvidenceBuilder:
     return builder
 
 
-def _built(cache: _EvidenceCache) -> EvidenceBuilder:
-    """``cache``'s runs added to its builder: only the new ones when each is newer than
-    every run added before (the usual case); else, a run committed late, all again in
-    order, so the evidence is always that of the runs oldest first."""
+def _built(cache: _EvidenceCache, added: Sequence[ExperimentPublic]) -> EvidenceBuilder:
+    """``cache``'s runs added to its builder: only ``added`` (what the mirror's refresh
+    just brought) when each is newer than every run added before (the usual case); else --
+    a run committed late, or a builder that does not hold every other run of the mirror --
+    all again in order, so the evidence is always that of the runs oldest first."""
     built = cache.built
-    if built is not None:
-        new = sorted((t for t in cache.runs.traces.values() if t.id not in built.ids), key=_order)
+    if built is not None and len(built.ids) + len(added) == len(cache.runs.traces):
+        new = sorted(added, key=_order)
         if not new or built.last is None or _order(new[0]) > built.last:
             for run in new:
                 built.add(run)
@@ -490,8 +491,9 @@ class Store(abc.ABC):
                 query = _measured_query(task, hardware, budget, swarm_id)
                 cache = caches[key] = _EvidenceCache(TraceMirror(query, keep=_light))
         with cache.runs.lock:
-            if cache.runs.refresh(self) or cache.evidence is None:
-                found = _built(cache).evidence()
+            added = cache.runs.refresh(self)
+            if added or cache.evidence is None:
+                found = _built(cache, added).evidence()
                 held = cache.evidence.champion if cache.evidence is not None else None
                 if found.champion is not None:  # read whole once per new champion
                     same = held is not None and held.id == found.champion.id

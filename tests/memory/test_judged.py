@@ -370,7 +370,8 @@ def test_a_mirror_reads_once_when_a_run_lands_between_its_count_and_its_read(
 ) -> None:
     run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
     mirror = TraceMirror(TraceQuery(task=TASK))
-    assert mirror.refresh(store) and set(mirror.traces) == {"root"}
+    assert [t.id for t in mirror.refresh(store)] == ["root"] and set(mirror.traces) == {"root"}
+    assert mirror.refresh(store) == []  # nothing new: nothing read, nothing added
     run(store, "a", 0.9, minutes=5)
     count, every = store.count, store.every_trace
     reads: list[TraceQuery] = []
@@ -386,7 +387,8 @@ def test_a_mirror_reads_once_when_a_run_lands_between_its_count_and_its_read(
 
     monkeypatch.setattr(store, "count", count_then_another_lands)
     monkeypatch.setattr(store, "every_trace", read)
-    assert mirror.refresh(store)
+    # the overlap re-reads "root" too; only what the mirror did not hold is reported added
+    assert sorted(t.id for t in mirror.refresh(store)) == ["a", "b"]
     assert set(mirror.traces) == {"root", "a", "b"}
     assert len(reads) == 1 and reads[0].since is not None  # no second, full read
 
