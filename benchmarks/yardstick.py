@@ -47,6 +47,8 @@ import yardstick_arms as arms_mod  # noqa: E402
 import yardstick_measures as ym  # noqa: E402
 import yardstick_report as rep  # noqa: E402
 
+from agents.proposers.builtin import N_STARTUP_TRIALS  # noqa: E402
+
 log = logging.getLogger("yardstick")
 
 RESULTS = HERE / "results"
@@ -381,8 +383,8 @@ def write_report(
         "not counted; its confirmation, re-measure and prior replicate runs are); the search "
         "space is the task's, "
         "from labswarm's builtin `search_space`; Optuna arms use "
-        "`TPESampler(constant_liar=True, "
-        f"n_startup_trials={arms_mod.N_STARTUP_TRIALS})` (random: `RandomSampler`) with one "
+        "`TPESampler(constant_liar=True, multivariate=True, "
+        f"n_startup_trials={N_STARTUP_TRIALS})` (random: `RandomSampler`) with one "
         "`load_study` per worker thread on one journal file, and run the same evaluator "
         "subprocess with the same environment as labswarm's runs",
         "- memory embedder of the labswarm arms: "

@@ -51,8 +51,9 @@ numbers, see ``landscape/evaluate.py``).
   (``follow_champion=False``: an agent stays on its own lineage instead of moving onto
   the swarm's champion).
 - ``optuna-shared``: one Optuna study in a journal file shared by N worker threads, each
-  with its own ``load_study`` and ``TPESampler(constant_liar=True)`` with the builtin's
-  ``n_startup_trials``; nothing of labswarm runs.
+  with its own ``load_study`` and the builtin's sampler
+  (``agents.proposers.builtin.tpe_sampler``: ``TPESampler(constant_liar=True,
+  multivariate=True)``, the same ``n_startup_trials``); nothing of labswarm runs.
 - ``optuna-sequential``: the same with one worker.
 - ``random``: the same N workers with ``RandomSampler``.
 
@@ -76,6 +77,7 @@ from typing import Any
 
 from agents.program import Program
 from agents.proposers.builtin import search_space as builtin_space
+from agents.proposers.builtin import tpe_sampler
 from agents.swarm import Swarm, SwarmConfig
 from agents.task import Task, load_task
 from memory import get_store
@@ -124,7 +126,6 @@ SHORT_BUDGET = 1.5  # seconds of a short run in the multi-fidelity arm (the task
 # the multi-fidelity arm's experiments, as a multiple of the others': a short run costs
 # half a full one, so twice the experiments spend at least the others' device-seconds
 MULTIFIDELITY_EXPERIMENTS = 2
-N_STARTUP_TRIALS = 5  # the builtin proposer's TPESampler(n_startup_trials=5)
 
 CONFIG_PREFIX = "landscape config: "
 TRUE_RE = re.compile(r"^landscape: surrogate mean ([-+0-9.eE]+)", re.MULTILINE)
@@ -542,9 +543,7 @@ def run_optuna(
         sampler: optuna.samplers.BaseSampler = (
             optuna.samplers.RandomSampler(seed=seed * 100 + i)
             if arm == "random"
-            else optuna.samplers.TPESampler(
-                seed=seed * 100 + i, n_startup_trials=N_STARTUP_TRIALS, constant_liar=True
-            )
+            else tpe_sampler(seed * 100 + i)  # the builtin's settings
         )
         study = optuna.load_study(
             study_name=study_name,

@@ -1,5 +1,8 @@
 """The builtin proposer: Optuna's TPE over the task's knobs, no LLM.
 
+- **Sampler**: ``TPESampler(multivariate=True, constant_liar=True)``: one Parzen estimator
+  over the whole configuration (what Optuna 5 does by default for one objective), so knobs
+  that work together, such as a learning rate and a batch size, are modelled together.
 - **Space** (fixed per task): a knob declared in ``task.toml``'s ``[space.NAME]`` takes
   that range or those choices (:func:`search_space`); any other knob gets the default box
   centred on the task's original value: floats on a log scale from value/4 to value*4
@@ -80,8 +83,21 @@ from memory.models import (
 log = logging.getLogger(__name__)
 
 MOVES = ("whole", "neighbour")
+N_STARTUP_TRIALS = 5  # programs besides the root before TPE stops sampling at random
 PAGE = 1000
 SYNC_OVERLAP = timedelta(seconds=30)  # re-read this much history to catch late commits
+
+
+def tpe_sampler(seed: int | None, n_startup_trials: int = N_STARTUP_TRIALS) -> Any:
+    """The builtin's sampler: multivariate TPE (Optuna 5's default for one objective, said
+    here so that a change of that default cannot change the search unseen) with the
+    constant liar, so a running trial steers the next ask away. The yardstick's
+    ``optuna-shared`` arm samples with this too."""
+    import optuna
+
+    return optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=n_startup_trials, constant_liar=True, multivariate=True
+    )
 
 
 def _is_pow2(v: int) -> bool:
@@ -281,7 +297,7 @@ class BuiltinProposer(Proposer):
         seed: int | None = None,
         budget: float | None = None,
         moves: str = "whole",
-        n_startup_trials: int = 5,
+        n_startup_trials: int = N_STARTUP_TRIALS,
         max_tries: int = 64,
     ) -> None:
         import optuna
@@ -305,9 +321,7 @@ class BuiltinProposer(Proposer):
         self.root_config: dict[str, Any] = {k.name: k.value for k in knobs}
         self.max_tries = max_tries
         self._rng = random.Random(seed)
-        self._tpe = optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=n_startup_trials, constant_liar=True
-        )
+        self._tpe = tpe_sampler(seed, n_startup_trials)
         self.study = optuna.create_study(direction=task.direction, sampler=self._tpe)
         self._lock = threading.Lock()
         self._configs: dict[str, dict[str, Any]] = {}  # trace/claim id -> full knob config
