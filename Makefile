@@ -37,8 +37,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two pytest-xdist workers (the reference machine has 2 cores); tests/conftest.py groups
+# the tests by file (and the Ray files together), so each group runs on one worker.
 test: setup system lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
