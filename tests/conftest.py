@@ -16,15 +16,16 @@ from tests.backends import BackendEnv, Services
 REPO = Path(__file__).resolve().parents[1]
 KARPATHY_PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
 
-# Files whose tests must share one pytest-xdist worker: both start Ray clusters, and two
-# clusters on one machine at once would compete for its cores and its Ray ports.
+# Files whose tests share one pytest-xdist worker. Both start Ray clusters (a head and
+# nodes: dozens of processes) and wait on Ray's health checks with short limits; they are
+# kept apart from each other as a precaution (side by side they were never tried).
 SHARED_WORKER = {"test_ray.py": "ray", "test_ray_cli.py": "ray"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs two workers with `--dist loadgroup`: every test is grouped by its
-    file (module and session fixtures are set up once per worker, not once per test), and
-    the Ray files share a group."""
+    """`make test` runs two workers with `--dist loadgroup`: the tests of a file form one
+    group, so a file's module fixtures are set up on one worker only, and the Ray files
+    share a group."""
     for item in items:
         name = item.path.name
         item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(name, str(item.path))))
