@@ -16,9 +16,10 @@ from tests.backends import BackendEnv, Services
 REPO = Path(__file__).resolve().parents[1]
 KARPATHY_PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
 
-# Files whose tests share one pytest-xdist worker. Both start Ray clusters (a head and
-# nodes: dozens of processes) and wait on Ray's health checks with short limits; they are
-# kept apart from each other as a precaution (side by side they were never tried).
+# Files whose tests share one pytest-xdist worker, so they never run at the same time.
+# Both start Ray clusters (a head and nodes: dozens of processes) and wait on Ray's health
+# checks with short limits; sharing a worker is a precaution (side by side they were never
+# tried). `--dist loadfile` alone cannot put two files on one worker, hence the groups.
 SHARED_WORKER = {"test_ray.py": "ray", "test_ray_cli.py": "ray"}
 
 
@@ -27,8 +28,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     group, so a file's module fixtures are set up on one worker only, and the Ray files
     share a group."""
     for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(name, str(item.path))))
+        group = SHARED_WORKER.get(item.path.name, str(item.path))
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 class CachedEmbedder:
