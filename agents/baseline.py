@@ -15,6 +15,13 @@ elsewhere (seed packs, other hardware classes or budgets) and the builtin propos
 whole configurations, the swarm then runs the best of those configurations
 (``BuiltinProposer.best_priors``: one round of the agents, ``prior_replicates`` runs each)
 before its agents start, recorded like the root's replicates with the root as parent.
+
+**Finalists** (:func:`measure_finalists`, a swarm's ``finalists``): after its agents have
+finished, the swarm re-measures its best programs -- by the mean of their runs here, the
+root aside, whatever the verdict on their first run -- ``MIN_CHAMPION_RUNS`` times each
+(role ``remeasure``: runs no verdict chose), so memory's champion rule can hand over the
+best of them. Paired with ``confirm=False, remeasure=0`` it moves a swarm's re-tests from
+after each keep to its end (docs/judging.md, "Finalists").
 """
 
 from __future__ import annotations
@@ -34,7 +41,15 @@ from agents.program import diff as program_diff
 from agents.runner import run_seed
 from agents.tracing import Author, trace_from_run, write_trace
 from memory.base import Store
-from memory.models import ExperimentPublic, Role, Status, TraceQuery, new_id
+from memory.models import (
+    MIN_CHAMPION_RUNS,
+    Direction,
+    ExperimentPublic,
+    Role,
+    Status,
+    TraceQuery,
+    new_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -269,4 +284,98 @@ def measure_priors(
         if stop.is_set():
             break
         done += _in_parallel(seats, jobs[first : first + len(seats)], "prior")
+    return done
+
+
+def finalists(
+    store: Store,
+    author: Author,
+    root_fingerprint: str,
+    count: int,
+    program_of: Callable[[ExperimentPublic], Program | None],
+) -> list[tuple[Program, ExperimentPublic]]:
+    """The ``count`` programs of this swarm with the best mean over their measured runs on
+    its hardware class and budget (``Store.evidence``), the root aside, best first: each
+    with the first judged run of the program (its experiment, keep or discard), whose
+    trace the champion rule returns. A program whose experiment this swarm cannot rebuild
+    (``program_of`` gives ``None``) is passed over."""
+    task, hardware, budget = author.task.name, author.device.hardware, author.budget
+    evidence = store.evidence(task, hardware, budget, swarm_id=author.swarm_id)
+    direction: Direction = author.task.direction
+    ranked: list[tuple[float, str]] = []
+    for fingerprint, stats in evidence.programs.items():
+        if fingerprint != root_fingerprint and stats.mean is not None:
+            ranked.append((stats.mean, fingerprint))
+    # best first: a stable sort by "better than" (minimize: lower; maximize: higher)
+    ranked.sort(key=lambda r: r[0], reverse=direction == "maximize")
+    chosen: list[tuple[Program, ExperimentPublic]] = []
+    for mean, fingerprint in ranked:
+        if len(chosen) >= count:
+            break
+        first = store.query_traces(
+            TraceQuery(
+                task=task,
+                swarm_id=author.swarm_id,
+                fingerprint=fingerprint,
+                hardware=hardware,
+                budget_s=budget,
+                trusted=True,
+                role=[Role.experiment],
+                status=[Status.keep, Status.discard],
+                sort="created_at",
+                limit=1,
+            )
+        ).data
+        program = program_of(first[0]) if first else None
+        if program is None:
+            log.info("finalist %s (mean %.6g) passed over: no experiment here", fingerprint, mean)
+            continue
+        chosen.append((program, first[0]))
+    return chosen
+
+
+def run_final(
+    store: Store, seat: Seat, program: Program, first: ExperimentPublic, number: int
+) -> ExperimentPublic:
+    """Final re-measure ``number`` of ``program`` on ``seat`` (role ``remeasure``, parent:
+    its experiment ``first``): a run no verdict chose."""
+    trace_id = new_id()
+    outcome = seat.bench.execute(program, f"final-{trace_id}", seed=run_seed(trace_id))
+    verdict = judge_replicate(outcome.result, outcome.tampered)
+    trace = trace_from_run(
+        seat.author,
+        outcome,
+        verdict,
+        trace_id=trace_id,
+        role=Role.remeasure,
+        parent_id=first.id,
+        hypothesis=f"final re-measure {number} of {first.id}: {first.hypothesis}",
+        fingerprint=program.fingerprint,
+    )
+    write_trace(store, trace)
+    return store.get_trace(trace_id)
+
+
+def measure_finalists(
+    store: Store,
+    seats: Sequence[Seat],
+    chosen: Sequence[tuple[Program, ExperimentPublic]],
+    *,
+    stop: threading.Event,
+    runs: int = MIN_CHAMPION_RUNS,
+) -> list[ExperimentPublic]:
+    """Run each of the ``chosen`` programs (:func:`finalists`) ``runs`` times, as many
+    runs at once as there are seats, the best program first, and return the traces. A
+    failed run is recorded with its status and the others go on; a stop ends the batch."""
+    jobs = [
+        partial(run_final, store, program=program, first=first, number=number)
+        for program, first in chosen
+        for number in range(1, runs + 1)
+    ]
+    done: list[ExperimentPublic] = []
+    for start in range(0, len(jobs), len(seats)):
+        if stop.is_set():
+            break
+        batch = jobs[start : start + len(seats)]
+        done += _in_parallel(seats[: len(batch)], batch, "final")
     return done

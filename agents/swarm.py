@@ -38,6 +38,8 @@ from agents.baseline import (
     Baseline,
     BaselineError,
     Seat,
+    finalists,
+    measure_finalists,
     measure_noise,
     measure_priors,
 )
@@ -124,6 +126,17 @@ class SwarmConfig:
     # (agents.judge.judge_short); None: every run at the full budget
     short_budget: float | None = None
     promote: float = DEFAULT_PROMOTE
+    # after the agents finish: re-measure this many of the swarm's best programs (by the
+    # mean of their runs, whatever their first run's verdict) MIN_CHAMPION_RUNS times each,
+    # runs no verdict chose (agents.baseline.measure_finalists); 0: none. With confirm=False
+    # and remeasure=0 the swarm's re-tests all come at its end (docs/judging.md)
+    finalists: int = 0
+
+
+def check_finalists(config: SwarmConfig) -> None:
+    """A finalists count of 0 or more, or a :class:`SwarmError` naming the setting."""
+    if config.finalists < 0:
+        raise SwarmError(f"finalists: {config.finalists} must be 0 or more")
 
 
 def check_short_budget(config: SwarmConfig, budget: float) -> None:
@@ -409,6 +422,7 @@ class Swarm:
         if self.config.budget is None and self.config.quick_budget and kind == "cpu":
             self.budget = min(self.budget, self.config.quick_budget)
         check_short_budget(self.config, self.budget)
+        check_finalists(self.config)
         self.hardware = self.devices[0].hardware
         # the task root's protected files as this swarm first saw them
         self.expected: dict[str, str] = self.meta.get("protected") or protected_hashes(self.task)
@@ -527,6 +541,37 @@ class Swarm:
         """Replicate runs of the root program (see :mod:`agents.baseline`), stored here."""
         seats = [Seat(n, self.author(n, benches[n].device), benches[n]) for n in names]
         return measure_on_board(self, seats)
+
+    def measure_finalists(self, benches: dict[str, Bench], names: list[str]) -> int:
+        """Re-measure the swarm's ``finalists`` best programs after its agents finished
+        (:func:`agents.baseline.measure_finalists`), showing the runs on the board; the
+        number of runs recorded."""
+        seats = [Seat(n, self.author(n, benches[n].device), benches[n]) for n in names]
+        root = self.store.get_trace(self.baseline_id) if self.baseline_id else None
+        chosen = finalists(
+            self.store,
+            seats[0].author,
+            root.fingerprint if root is not None else self.root.fingerprint,
+            self.config.finalists,
+            self.library.for_trace,
+        )
+        if not chosen:
+            return 0
+        log.info("re-measuring %d finalist(s): %s", len(chosen), [t.id for _, t in chosen])
+        with self.board_lock:
+            before = {seat.name: self.board[seat.name].status for seat in seats}
+            for seat in seats:
+                b = self.board[seat.name]
+                b.status, b.hypothesis, b.run_started = "remeasure", "finalists", time.time()
+        try:
+            runs = measure_finalists(self.store, seats, chosen, stop=self.stop_event)
+        except TaskRootChanged as exc:
+            raise SwarmError(str(exc)) from None
+        finally:
+            with self.board_lock:
+                for name, status in before.items():
+                    self.board[name].status, self.board[name].run_started = status, None
+        return len(runs)
 
     # -- resume -------------------------------------------------------------------
 
@@ -697,6 +742,8 @@ class Swarm:
             self._run_agents(benches, names, conn, result)
             if self._fatal:
                 raise SwarmError(self._fatal)
+            if self.config.finalists and not self.stop_event.is_set():
+                self.measure_finalists(benches, names)
             status = "stopped" if self.stop_event.is_set() else "finished"
         finally:
             conn.close()

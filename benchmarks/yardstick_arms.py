@@ -42,6 +42,12 @@ numbers, see ``landscape/evaluate.py``).
   a contender is still re-measured twice (``remeasure`` at its default), so the champion
   rule is the shipped one. It asks what the confirmation run costs and buys once the
   champion needs unselected runs of its own.
+- ``labswarm-finalists``: N agents, one memory, ``SwarmConfig(confirm=False, remeasure=0,
+  finalists=N // 2)`` with one experiment fewer per agent: no re-test during the search
+  (every experiment a new configuration, but for a suspect metric's re-run), then the
+  swarm's N // 2 best programs by mean re-measured twice each after the agents finish
+  (``agents.baseline.measure_finalists``): the same total of experiments, its re-tests
+  all at the end.
 - one arm per ablation switch of the swarm (:data:`ABLATIONS`), each ``labswarm-shared``
   with exactly that one switch off: ``labswarm-no-semantic-recall``
   (``semantic_recall=False``: recall without the search by meaning),
@@ -105,6 +111,7 @@ LABSWARM_ARMS = (
     "labswarm-no-recall",
     "labswarm-no-confirm",
     "labswarm-one-run-keep",
+    "labswarm-finalists",
     *ABLATIONS,
 )
 # the arms whose N agents share one memory (one swarm)
@@ -116,6 +123,7 @@ SHARED_MEMORY_ARMS = (
     "labswarm-no-recall",
     "labswarm-no-confirm",
     "labswarm-one-run-keep",
+    "labswarm-finalists",
     *ABLATIONS,
 )
 OPTUNA_ARMS = ("optuna-shared", "optuna-sequential", "random")
@@ -371,6 +379,14 @@ def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dic
         "labswarm-no-recall": [(n_agents, each, {"recall": False})],
         "labswarm-no-confirm": [(n_agents, each, {"confirm": False, "remeasure": 0})],
         "labswarm-one-run-keep": [(n_agents, each, {"confirm": False})],
+        # N // 2 finalists x 2 re-measures = N runs (N - 1 when N is odd): one round
+        "labswarm-finalists": [
+            (
+                n_agents,
+                each - 1,
+                {"confirm": False, "remeasure": 0, "finalists": max(n_agents // 2, 1)},
+            )
+        ],
         "labswarm-single": [(1, total, {})],
         "labswarm-isolated": [(1, each, {})] * n_agents,
     }

@@ -125,8 +125,12 @@ class EvidenceBuilder:
     def __init__(self) -> None:
         self.programs: dict[str, list[float]] = {}
         self.kept: dict[str, list[ExperimentPublic]] = {}
-        # each kept program's head: its first keep run of a role memory counts as a run of
-        # the program (a program kept only by confirmations has none and is passed over)
+        # each program's head: its first judged run (keep or discard) of a role memory
+        # counts as a run of the program -- its experiment, or a baseline replicate; a
+        # program with only confirmations or re-measures has none and is passed over. A
+        # program discarded against its base can still become the champion when runs no
+        # verdict chose (a swarm's finalists' re-measures) beat the start: the champion
+        # rule judges those runs, not the verdict on its first one.
         self.heads: dict[str, ExperimentPublic] = {}
         self.stats: dict[str, RunStats] = {}
         self.ids: set[str] = set()
@@ -140,10 +144,10 @@ class EvidenceBuilder:
             return
         self.programs.setdefault(run.fingerprint, []).append(run.metric)
         self._changed.add(run.fingerprint)
-        if run.status == Status.keep:  # the head may be a selected run
+        if run.status == Status.keep:
             self.kept.setdefault(run.fingerprint, []).append(run)
-            if run.role in SEEN_ROLES:
-                self.heads.setdefault(run.fingerprint, run)
+        if run.role in SEEN_ROLES:  # a keep or a discard (measured runs only); may be selected
+            self.heads.setdefault(run.fingerprint, run)
 
     def evidence(self) -> Evidence:
         for fp in self._changed:

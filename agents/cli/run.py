@@ -147,6 +147,17 @@ def add_parser(subparsers: Any) -> None:
         "builtin and hybrid proposers, whole moves)",
     )
     p.add_argument(
+        "--finalists",
+        type=at_least(0, "a count of programs"),
+        default=0,
+        metavar="N",
+        help="after the agents finish, re-measure the swarm's N best programs (by the mean "
+        f"of their runs, whatever their first run's verdict) {MIN_CHAMPION_RUNS} times each, "
+        "so the champion is the best of them: runs beyond --max-experiments; with "
+        "--no-confirm --remeasure 0 every re-test comes at the end (default 0: none; not on "
+        "a Ray cluster)",
+    )
+    p.add_argument(
         "--short-budget",
         type=positive_float,
         default=None,
@@ -268,6 +279,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         screen=args.screen,
         remeasure=args.remeasure,
         prior_replicates=args.prior_replicates,
+        finalists=args.finalists,
         short_budget=args.short_budget,
         promote=args.promote,
         recall=args.recall,
@@ -281,7 +293,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         quick_budget=QUICK_CPU_BUDGET if quick else None,
         cache_dir=cache_dir,
     )
-    if config.remeasure < MIN_CHAMPION_RUNS:
+    if config.remeasure < MIN_CHAMPION_RUNS and not config.finalists:
         print(
             f"labswarm: note: --remeasure {config.remeasure}: a kept program needs "
             f"{MIN_CHAMPION_RUNS} re-measure runs to become the champion, so the champion "

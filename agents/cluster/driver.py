@@ -135,6 +135,11 @@ class ClusterSwarm:
         self.board_lock = threading.Lock()
         home = SwarmHome.open(config, resume)
         self.config, self.swarm_id, self.directory = home.config, home.swarm_id, home.directory
+        if self.config.finalists:
+            raise SwarmError(
+                "finalists: not run on a Ray cluster yet (the embedded swarm re-measures them "
+                "after its agents finish); run without --finalists"
+            )
         self.meta, self.resuming = home.meta, home.resuming
         self.want_gpu, self.cpus = share(self.config.devices)
         self.task = load_task(self.config.task)

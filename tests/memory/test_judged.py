@@ -197,8 +197,9 @@ def test_champion_is_the_best_mean_and_returns_the_oldest_experiment_or_baseline
     run(store, "c", 0.625, minutes=7)  # ... mean 0.625 too: a tie, b ran first
     remeasure(store, "c", 0.375, minutes=8)
     remeasure(store, "c", 0.875, minutes=9)
-    # only re-runs of a program kept (its experiment was discarded): passed over
-    run(store, "d", 0.0625, status=Status.discard, minutes=10)
+    # only a confirmation and re-measures, no run of a role memory counts as the
+    # program's own (its experiment or a replicate): no head to return, passed over
+    run(store, "d", 0.0625, role=Role.confirmation, minutes=10)
     remeasure(store, "d", 0.0625, minutes=11)
     remeasure(store, "d", 0.0625, minutes=12)
     # untrusted or elsewhere: never counted
@@ -231,6 +232,24 @@ def test_champion_is_the_best_mean_and_returns_the_oldest_experiment_or_baseline
     assert store.champion(TASK, "cpu", 300).id == "b300-0"  # type: ignore[union-attr]
     assert store.champion(TASK, "cpu", 60, swarm_id="s2").id == "s2-0"  # type: ignore[union-attr]
     assert store.champion(TASK, "cpu", 120) is None
+
+
+def test_a_program_discarded_against_its_base_is_champion_once_its_unselected_runs_beat_the_start(
+    store: Store,
+) -> None:
+    """A swarm's finalists (``agents.baseline.measure_finalists``) are re-measured whatever
+    their first run's verdict: the champion rule judges the runs no verdict chose, so a
+    program discarded against its base takes the title when those beat the start, and its
+    discarded experiment is what is returned."""
+    run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
+    run(store, "root2", 1.1, role=Role.baseline, fingerprint="fp-root", minutes=1)
+    run(store, "d", 0.9, status=Status.discard, minutes=2)
+    assert store.champion(TASK, "cpu", 60).id == "root"  # type: ignore[union-attr]
+    remeasure(store, "d", 0.5, minutes=3)
+    assert store.champion(TASK, "cpu", 60).id == "root"  # type: ignore[union-attr]  # one run
+    remeasure(store, "d", 0.55, minutes=4)
+    champ = store.champion(TASK, "cpu", 60)
+    assert champ is not None and champ.id == "d" and champ.status == Status.discard
 
 
 def test_champion_follows_the_direction_and_moves_only_beyond_the_noise(store: Store) -> None:
