@@ -46,6 +46,7 @@ def test_run_help_lists_every_flag():
         "--start-from",
         "--yes",
         "--replicates",
+        "--finalists",
     ):
         assert flag in out.stdout
 
@@ -97,6 +98,7 @@ def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path, sp
         (["--remeasure", "-1"], "argument --remeasure: must be at least 0"),
         (["--short-budget", "0"], "argument --short-budget: must be positive"),
         (["--promote", "1.5"], "argument --promote: a fraction lies in (0, 1]"),
+        (["--finalists", "-1"], "argument --finalists: must be at least 0"),
     ],
 )
 def test_a_bad_flag_is_a_usage_error_naming_it(tmp_path, capsys, flags, message):
