@@ -116,19 +116,22 @@ def run_replicate(
     diff: str = "",
     parent_id: str | None = None,
     knobs: dict[str, list[Any]] | None = None,
+    role: Role = Role.baseline,
 ) -> ExperimentPublic:
-    """One replicate of ``program`` on ``seat``, recorded as a baseline (no verdict chose
-    it): of the root (no parent), or of a prior (``parent_id``: the root's first replicate;
-    ``diff`` and ``knobs``: its changes against the root)."""
+    """One replicate of ``program`` on ``seat``, a run no verdict chose: a baseline of the
+    root (no parent), or of a prior (``parent_id``: the root's first replicate; ``diff``
+    and ``knobs``: its changes against the root); or (``role`` ``remeasure``) a
+    finalist's final re-measure (``parent_id``: its experiment)."""
     trace_id = new_id()
-    outcome = seat.bench.execute(program, f"baseline-{trace_id}", seed=run_seed(trace_id))
+    name = f"{'final' if role == Role.remeasure else 'baseline'}-{trace_id}"
+    outcome = seat.bench.execute(program, name, seed=run_seed(trace_id))
     verdict = judge_replicate(outcome.result, outcome.tampered)
     trace = trace_from_run(
         seat.author,
         outcome,
         verdict,
         trace_id=trace_id,
-        role=Role.baseline,
+        role=role,
         parent_id=parent_id,
         hypothesis=hypothesis,
         fingerprint=program.fingerprint,
@@ -334,28 +337,6 @@ def finalists(
     return chosen
 
 
-def run_final(
-    store: Store, seat: Seat, program: Program, first: ExperimentPublic, number: int
-) -> ExperimentPublic:
-    """Final re-measure ``number`` of ``program`` on ``seat`` (role ``remeasure``, parent:
-    its experiment ``first``): a run no verdict chose."""
-    trace_id = new_id()
-    outcome = seat.bench.execute(program, f"final-{trace_id}", seed=run_seed(trace_id))
-    verdict = judge_replicate(outcome.result, outcome.tampered)
-    trace = trace_from_run(
-        seat.author,
-        outcome,
-        verdict,
-        trace_id=trace_id,
-        role=Role.remeasure,
-        parent_id=first.id,
-        hypothesis=f"final re-measure {number} of {first.id}: {first.hypothesis}",
-        fingerprint=program.fingerprint,
-    )
-    write_trace(store, trace)
-    return store.get_trace(trace_id)
-
-
 def measure_finalists(
     store: Store,
     seats: Sequence[Seat],
@@ -368,7 +349,14 @@ def measure_finalists(
     runs at once as there are seats, the best program first, and return the traces. A
     failed run is recorded with its status and the others go on; a stop ends the batch."""
     jobs = [
-        partial(run_final, store, program=program, first=first, number=number)
+        partial(
+            run_replicate,
+            store,
+            program=program,
+            hypothesis=f"final re-measure {number} of {first.id}: {first.hypothesis}",
+            parent_id=first.id,
+            role=Role.remeasure,
+        )
         for program, first in chosen
         for number in range(1, runs + 1)
     ]
