@@ -123,8 +123,7 @@ def run_replicate(
     and ``knobs``: its changes against the root); or (``role`` ``remeasure``) a
     finalist's final re-measure (``parent_id``: its experiment)."""
     trace_id = new_id()
-    name = f"{'final' if role == Role.remeasure else 'baseline'}-{trace_id}"
-    outcome = seat.bench.execute(program, name, seed=run_seed(trace_id))
+    outcome = seat.bench.execute(program, f"{role.value}-{trace_id}", seed=run_seed(trace_id))
     verdict = judge_replicate(outcome.result, outcome.tampered)
     trace = trace_from_run(
         seat.author,

@@ -537,21 +537,22 @@ class Swarm:
 
     # -- noise --------------------------------------------------------------------
 
+    def _seats(self, benches: dict[str, Bench], names: list[str]) -> list[Seat]:
+        return [Seat(n, self.author(n, benches[n].device), benches[n]) for n in names]
+
     def measure_noise(self, benches: dict[str, Bench], names: list[str]) -> Baseline:
         """Replicate runs of the root program (see :mod:`agents.baseline`), stored here."""
-        seats = [Seat(n, self.author(n, benches[n].device), benches[n]) for n in names]
-        return measure_on_board(self, seats)
+        return measure_on_board(self, self._seats(benches, names))
 
     def measure_finalists(self, benches: dict[str, Bench], names: list[str]) -> int:
         """Re-measure the swarm's ``finalists`` best programs after its agents finished
         (:func:`agents.baseline.measure_finalists`), showing the runs on the board; the
         number of runs recorded."""
-        seats = [Seat(n, self.author(n, benches[n].device), benches[n]) for n in names]
-        root = self.store.get_trace(self.baseline_id) if self.baseline_id else None
+        seats = self._seats(benches, names)
         chosen = finalists(
             self.store,
             seats[0].author,
-            root.fingerprint if root is not None else self.root.fingerprint,
+            self.root.fingerprint,  # what the baseline replicates ran
             self.config.finalists,
             self.library.for_trace,
         )
