@@ -48,7 +48,11 @@ the two lucky runs': a stricter bar for that agent's later gains, never a laxer 
 **Sanity gate.** A metric outside the task's plausible range (``[metric].min``/``max``) or a
 gain of more than ``suspect_sd`` noise sds in one step is *suspect*: it is re-run (even
 without confirmation) before it can be kept, and a program outside the range in either run
-is ``invalid``.
+is ``invalid``. One exception (``Rules.suspect_to_finals``: a swarm without confirmation
+that re-measures finalists at its end): a big step is not re-run at once but discarded,
+never a base on one run, and left to the finalists, which rank every program by its runs
+whatever their verdict and re-measure the best before any can be champion; a metric out of
+range is still re-run at once.
 
 **Short runs** (multi-fidelity, a swarm with a short budget): a new program first runs at
 the short budget, and only if that run ranks among the best ``promote`` fraction (default a
@@ -110,6 +114,9 @@ class Rules:
     remeasure: int = DEFAULT_REMEASURE
     alpha: float = ALPHA
     suspect_sd: float = DEFAULT_SUSPECT_SD
+    # without confirmation: a big step is discarded and left to the finalists' re-measure
+    # instead of re-run at once (the swarm sets it when it has finalists)
+    suspect_to_finals: bool = False
     promote: float = DEFAULT_PROMOTE  # short runs promoted to the full budget (judge_short)
     metric_min: float | None = None
     metric_max: float | None = None
@@ -270,14 +277,19 @@ def judge_first(
     tampered: Sequence[str] = (),
 ) -> Verdict:
     """Stage 1: a failure, a ``discard``, or a pending candidate (``pending=True``). Without
-    confirmation, the final single-run verdict (suspect runs still go to a re-run)."""
+    confirmation, the final single-run verdict (suspect runs still go to a re-run, or with
+    ``rules.suspect_to_finals`` a big step to the finalists)."""
     failed = _failure(result, tampered)
     if failed is not None:
         return failed
     assert result.metric is not None  # _failure returned a crash otherwise
     x = [result.metric]
     g = None if base.mean is None or noise is None else gain(result.metric, base.mean, direction)
-    suspect = _out_of_range(result.metric, rules) or _big_step(g, noise, rules)
+    out_of_range, big_step = _out_of_range(result.metric, rules), _big_step(g, noise, rules)
+    if big_step and not out_of_range and rules.suspect_to_finals and not rules.confirm:
+        why = f"suspect ({big_step}): not kept on one run; left to the finalists' re-measure"
+        return _verdict(Status.discard, why, base, noise, improvement=g, judged=x, suspect=big_step)
+    suspect = out_of_range or big_step
     if suspect:
         why = f"suspect ({suspect}): re-run before judging"
         return _verdict(

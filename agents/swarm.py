@@ -177,6 +177,7 @@ def judge_rules(config: SwarmConfig, task: Task) -> Rules:
         screen=config.screen,
         remeasure=config.remeasure,
         promote=config.promote,
+        suspect_to_finals=config.finalists > 0 and not config.confirm,
         metric_min=task.metric_min,
         metric_max=task.metric_max,
         noise_floor=task.noise_min,

@@ -41,6 +41,11 @@ def test_the_best_programs_by_mean_are_re_measured_twice_after_the_agents(tmp_pa
         if t.fingerprint != root.fingerprint and t.metric is not None:
             means.setdefault(t.fingerprint, []).append(t.metric)
     top = sorted(means, key=lambda fp: fmean(means[fp]))[:2]
+    # a big step (far more than 8 noise sds on this bowl) is not re-run at once: it is
+    # discarded and left to the finalists (agents.judge.Rules.suspect_to_finals)
+    assert [t for t in mine if t.role == Role.confirmation] == []
+    held = [t for t in searched if "left to the finalists" in t.reason]
+    assert held and all(t.status == Status.discard for t in held)
     # two finalists, the two best means of the search (the root aside), two runs each
     assert len(finals) == 4 and sorted(t.fingerprint for t in finals) == sorted(top * 2)
     assert all(t.status == Status.keep for t in finals)

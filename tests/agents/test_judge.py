@@ -22,8 +22,11 @@ from agents.judge import (
     noise_used,
 )
 from agents.runner import RunResult
+from agents.swarm import SwarmConfig, judge_rules
+from agents.task import load_task
 from benchmarks.keep_rule import simulate
 from memory.models import NoiseEstimate, RunStats, Status, champion_of, pooled_noise, run_stats
+from tests.agents.conftest import make_task
 
 BASE = RunStats(mean=1.0, n=3, sd=None)
 NOISE = Noise(sd=0.01, n=20, df=15)
@@ -86,6 +89,34 @@ def test_the_sanity_gate_holds_implausible_results_for_a_re_run():
     assert leap.pending and "noise sds in one step" in leap.suspect
     single = judge_first(_ok(0.85), BASE, NOISE, "minimize", Rules(confirm=False))
     assert single.pending  # a suspect run is re-run even without confirmation
+
+
+def test_with_finalists_a_big_step_is_discarded_and_left_to_them():
+    rules = Rules(confirm=False, metric_min=0.5, metric_max=8.0, suspect_to_finals=True)
+    leap = judge_first(_ok(0.85), BASE, NOISE, "minimize", rules)  # 15 sds in one step
+    assert not leap.pending and leap.status == Status.discard
+    assert "noise sds in one step" in leap.suspect and "left to the finalists" in leap.reason
+    # a metric out of the plausible range is still re-run at once
+    assert judge_first(_ok(0.1), BASE, NOISE, "minimize", rules).pending
+    # with confirmation the big step is confirmed as before
+    confirming = Rules(confirm=True, suspect_to_finals=True)
+    assert judge_first(_ok(0.85), BASE, NOISE, "minimize", confirming).pending
+    # a gain under the gate is judged as without finalists
+    margin = NOISE.margin(1, 3)
+    assert judge_first(_ok(1.0 - margin * 1.01), BASE, NOISE, "minimize", rules).status == (
+        Status.keep
+    )
+
+
+def test_a_swarm_leaves_big_steps_to_its_finalists_only_without_confirmation(tmp_path):
+    task = load_task(make_task(tmp_path / "t"))
+
+    def rules(**kw):
+        return judge_rules(SwarmConfig(task=str(task.root), **kw), task)
+
+    assert rules(confirm=False, finalists=2).suspect_to_finals
+    assert not rules(confirm=False, finalists=0).suspect_to_finals
+    assert not rules(confirm=True, finalists=2).suspect_to_finals
 
 
 def test_without_confirmation_one_run_is_judged_by_the_same_test():
