@@ -1,7 +1,10 @@
 """SQL plumbing shared by the SQL-backed store: engines, the schema on open, UTC fixes.
 
 SQLite (embedded) runs in WAL mode with a busy timeout; the store also serialises its own
-writes with a lock, so threads of one process never see "database is locked". PostgreSQL
+writes with a lock, so threads of one process never see "database is locked". Switching a
+new file to WAL is retried (:func:`_wal`): SQLite refuses it at once, without waiting on
+the busy timeout, while another process holds the write lock of a file still in rollback
+mode -- several processes opening one new memory together. PostgreSQL
 uses psycopg 3 (``postgresql+psycopg://``); ``postgresql://`` and ``postgres://`` URLs are
 rewritten to it. Opening a database brings its schema to this code's revision with
 Alembic (``memory.migrations``): new databases are created, older memories upgraded in place.
@@ -10,6 +13,8 @@ Alembic (``memory.migrations``): new databases are created, older memories upgra
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +36,8 @@ from memory.models import (
 
 log = logging.getLogger(__name__)
 
+SQLITE_BUSY_S = 30.0  # how long a SQLite connection waits for another's lock
+
 
 def normalise_url(url: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
@@ -43,21 +50,37 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30.0}, pool_size=8
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_S}, pool_size=8
         )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_S * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
     return engine
+
+
+def _wal(cur: sqlite3.Cursor) -> None:
+    """Switch the connection's file to WAL (a no-op once it is). SQLite answers "database
+    is locked" at once, without its busy handler, while another connection holds the write
+    lock of a file in rollback mode (waiting could deadlock), so the switch is tried again
+    every 10 ms for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + SQLITE_BUSY_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def create_schema(engine: Engine, where: str = "") -> None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -576,6 +578,27 @@ def test_head_downgrades_unless_a_newer_label_would_be_lost(
         if db is not None:
             db.drop()
 
+
+
+def test_a_new_sqlite_file_switches_to_wal_once_another_writer_lets_go(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once (no busy wait) while another connection
+    holds the write lock of a file still in rollback mode, as when several processes open
+    one new memory together; opening waits for the lock instead of failing."""
+    path = tmp_path / "busy.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")  # the write lock, the file in rollback mode
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # what SQLite does
+        sqlite3.connect(path, timeout=5.0).execute("PRAGMA journal_mode=WAL")
+    release = threading.Timer(0.5, lambda: (other.execute("COMMIT"), other.close()))
+    release.start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        release.join()
+        engine.dispose()
 
 # Each process waits for the same wall-clock instant, then opens (migrates) the database.
 RACER = textwrap.dedent(
