@@ -579,7 +579,6 @@ def test_head_downgrades_unless_a_newer_label_would_be_lost(
             db.drop()
 
 
-
 def test_a_new_sqlite_file_switches_to_wal_once_another_writer_lets_go(tmp_path: Path) -> None:
     """SQLite refuses the switch to WAL at once (no busy wait) while another connection
     holds the write lock of a file still in rollback mode, as when several processes open
@@ -599,6 +598,7 @@ def test_a_new_sqlite_file_switches_to_wal_once_another_writer_lets_go(tmp_path:
     finally:
         release.join()
         engine.dispose()
+
 
 # Each process waits for the same wall-clock instant, then opens (migrates) the database.
 RACER = textwrap.dedent(
