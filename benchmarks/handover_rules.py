@@ -21,6 +21,9 @@ was and replays other hand-over rules on it, so the two can be told apart:
   landscape would have printed: its true value plus the noise draw of the configuration's
   next repetitions under common random numbers (``landscape/evaluate.py``), so a
   replayed run is the run that arm would have made.
+- ``model-end:E:K:R``: the same, with the K configurations ranked by the Gaussian
+  process's predicted mean over the first E experiments (as ``model``) instead of their
+  own mean metric; the best mean of the fresh runs alone handed over.
 
 Only the smooth and crash landscapes: on the flat one every configuration has the same
 true value, so no rule can differ. The start is left out of the ``end`` rule's pick (on
@@ -82,9 +85,10 @@ def parse_rule(text: str, total: int) -> Rule:
     if text in ("recorded", "best-observed", "best-mean", "model"):
         return Rule(text)
     parts = text.split(":")
-    if parts[0] != "end" or len(parts) != 4:
+    if parts[0] not in ("end", "model-end") or len(parts) != 4:
         raise RuleError(
-            f"rule {text!r}: expected recorded, best-observed, best-mean, model or end:E:K:R"
+            f"rule {text!r}: expected recorded, best-observed, best-mean, model, end:E:K:R "
+            "or model-end:E:K:R"
         )
     try:
         explore, top, reruns = (int(p) for p in parts[1:])
@@ -130,8 +134,14 @@ def replayed_metric(seed: int, key: str, true: float, repetition: int, sd: float
 
 def model_pick(groups: dict[str, list[Run]]) -> float:
     """The true value of the configuration whose predicted mean is lowest under a Gaussian
-    process fitted to every finished run (the knobs as the landscape's surrogate encodes
-    them)."""
+    process fitted to every finished run (:func:`predicted`)."""
+    predictions = predicted(groups)
+    return _true(groups[min(predictions, key=predictions.__getitem__)])
+
+
+def predicted(groups: dict[str, list[Run]]) -> dict[str, float]:
+    """Each configuration's mean as a Gaussian process fitted to every finished run
+    predicts it (the knobs as the landscape's surrogate encodes them)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -147,13 +157,16 @@ def model_pick(groups: dict[str, list[Run]]) -> float:
         warnings.simplefilter("ignore", ConvergenceWarning)
         gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=0).fit(x, y)
     centres = np.array([evaluate.space.encode(groups[k][0].config or {}) for k in keys])
-    return _true(groups[keys[int(np.argmin(gp.predict(centres)))]])
+    return dict(zip(keys, (float(v) for v in gp.predict(centres)), strict=True))
 
 
 def end_pick(a: ArmSeed, rule: Rule, sd: float) -> float:
-    """The ``end:E:K:R`` hand-over's true value (module docstring)."""
+    """The ``end:E:K:R`` or ``model-end:E:K:R`` hand-over's true value (module docstring)."""
     groups = _by_config(_finished(a, rule.explore))
-    ranked = sorted(groups, key=lambda k: _mean(groups[k]))[: rule.top]
+    if not groups:
+        return a.start_true
+    score = predicted(groups) if rule.name.startswith("model-end:") else None
+    ranked = sorted(groups, key=lambda k: score[k] if score else _mean(groups[k]))[: rule.top]
     best_key, best_mean = None, math.inf
     for key in ranked:
         runs = groups[key]
@@ -169,7 +182,7 @@ def handed(a: ArmSeed, rule: Rule, total: int, sd: float) -> float:
     """The true value ``a`` hands over after ``total`` experiments under ``rule``."""
     if rule.name == "recorded":
         return ym.handed_curve(a, total)[total]
-    if rule.name.startswith("end:"):
+    if rule.explore:
         return end_pick(a, rule, sd)
     groups = _by_config(_finished(a, total))
     if not groups:

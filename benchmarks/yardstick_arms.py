@@ -44,7 +44,8 @@ numbers, see ``landscape/evaluate.py``).
   champion needs unselected runs of its own.
 - ``labswarm-finalists``: N agents, one memory, ``SwarmConfig(confirm=False, remeasure=0,
   finalists=N // 2)`` with one experiment fewer per agent: no re-test during the search
-  (every experiment a new configuration, but for a suspect metric's re-run), then the
+  (every experiment a new configuration, but for the re-run of a metric out of the
+  plausible range; a suspect big step is left to the finalists), then the
   swarm's N // 2 best programs by mean re-measured twice each after the agents finish
   (``agents.baseline.measure_finalists``): the same total of experiments, its re-tests
   all at the end.

@@ -154,8 +154,8 @@ def add_parser(subparsers: Any) -> None:
         help="after the agents finish, re-measure the swarm's N best programs (by the mean "
         f"of their runs, whatever their first run's verdict) {MIN_CHAMPION_RUNS} times each, "
         "so the champion is the best of them: runs beyond --max-experiments; with "
-        "--no-confirm --remeasure 0 every re-test comes at the end (default 0: none; not on "
-        "a Ray cluster)",
+        "--no-confirm --remeasure 0 every re-test comes at the end, a suspect big step "
+        "included (default 0: none; not on a Ray cluster)",
     )
     p.add_argument(
         "--short-budget",

@@ -88,6 +88,29 @@ def test_model_pick_recovers_the_best_without_noise() -> None:
     assert hr.handed(a, hr.parse_rule("model", 7), 7, SD) == 3.55
 
 
+def test_the_model_endgame_re_runs_what_the_model_ranks_first(monkeypatch) -> None:
+    """model-end:E:K:R re-runs the K configurations the Gaussian process ranks best over
+    the first E experiments, not the K best means: with the model's ranking fixed, the
+    unlucky truly-best configuration is re-run and handed over, where end:2:1:2 re-runs
+    the lucky one."""
+    runs = [
+        _run(0, 0.01, observed=3.50, true=3.80),  # lucky: the best mean of the first two
+        _run(1, 0.02, observed=3.70, true=3.00),  # ranked first by the model below
+        _run(2, 0.03, observed=3.30, true=3.60),  # after E = 2: never ranked
+    ]
+    a = arms.ArmSeed("optuna-shared", "smooth", 0, runs, 1.0, start_true=3.9)
+    seen: list[int] = []
+
+    def ranking(groups: dict[str, list[arms.Run]]) -> dict[str, float]:
+        seen.append(len(groups))
+        return {k: 3.0 if runs[0].id not in {r.id for r in v} else 3.9 for k, v in groups.items()}
+
+    monkeypatch.setattr(hr, "predicted", ranking)
+    assert hr.handed(a, hr.parse_rule("model-end:2:1:2", 4), 4, SD) == 3.00
+    assert seen == [2]  # fitted to the first E experiments' configurations only
+    assert hr.handed(a, hr.parse_rule("end:2:1:2", 4), 4, SD) == 3.80
+
+
 def test_bad_rules_are_refused_naming_the_rule() -> None:
     with pytest.raises(hr.RuleError, match=r"E \+ K x R = 80"):
         hr.parse_rule("end:64:8:3", 80)
@@ -95,6 +118,8 @@ def test_bad_rules_are_refused_naming_the_rule() -> None:
         hr.parse_rule("end:a:8:2", 80)
     with pytest.raises(hr.RuleError, match="expected recorded"):
         hr.parse_rule("luckiest", 80)
+    with pytest.raises(hr.RuleError, match=r"E \+ K x R = 80"):
+        hr.parse_rule("model-end:72:4:3", 80)
     cmd = [sys.executable, str(BENCH / "handover_rules.py"), "--rules", "end:10:1:1"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--rules: rule 'end:10:1:1'" in proc.stderr
