@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from statistics import fmean
@@ -36,9 +36,11 @@ from typing import Any
 
 from agents.execute import Bench
 from agents.judge import NoNoise, judge_replicate, noise_used
+from agents.knobs import knob_values
 from agents.program import Program
 from agents.program import diff as program_diff
 from agents.runner import run_seed
+from agents.surrogate import encode, predicted_means
 from agents.tracing import Author, trace_from_run, write_trace
 from memory.base import Store
 from memory.models import (
@@ -52,6 +54,9 @@ from memory.models import (
 )
 
 log = logging.getLogger(__name__)
+
+# how a swarm's finalists are chosen (SwarmConfig.finalists_by, :func:`finalists`)
+FINALISTS_BY = ("mean", "model")
 
 
 class BaselineError(RuntimeError):
@@ -292,48 +297,96 @@ def measure_priors(
 def finalists(
     store: Store,
     author: Author,
-    root_fingerprint: str,
+    root: Program,
     count: int,
     program_of: Callable[[ExperimentPublic], Program | None],
+    *,
+    space: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[tuple[Program, ExperimentPublic]]:
     """The ``count`` programs of this swarm with the best mean over their measured runs on
     its hardware class and budget (``Store.evidence``), the root aside, best first: each
     with the first judged run of the program (its experiment, keep or discard), whose
     trace the champion rule returns. A program whose experiment this swarm cannot rebuild
-    (``program_of`` gives ``None``) is passed over."""
+    (``program_of`` gives ``None``) is passed over.
+
+    With a recorded search ``space`` (``finalists_by="model"``) the programs are ranked by
+    the mean a Gaussian process over their knob values predicts (:mod:`agents.surrogate`),
+    fitted to every measured program of the swarm, the root included; a program that sets
+    a knob of the space to no value it can encode is passed over."""
     task, hardware, budget = author.task.name, author.device.hardware, author.budget
     evidence = store.evidence(task, hardware, budget, swarm_id=author.swarm_id)
     direction: Direction = author.task.direction
-    ranked: list[tuple[float, str]] = []
-    for fingerprint, stats in evidence.programs.items():
-        if fingerprint != root_fingerprint and stats.mean is not None:
-            ranked.append((stats.mean, fingerprint))
-    # best first: a stable sort by "better than" (minimize: lower; maximize: higher)
-    ranked.sort(key=lambda r: r[0], reverse=direction == "maximize")
+    measured = [(fp, s.mean) for fp, s in evidence.programs.items() if s.mean is not None]
+    root_fingerprint = root.fingerprint
+    heads: dict[str, tuple[Program, ExperimentPublic]] = {}
+
+    def head(fingerprint: str) -> tuple[Program, ExperimentPublic] | None:
+        if fingerprint not in heads:
+            first = store.query_traces(
+                TraceQuery(
+                    task=task,
+                    swarm_id=author.swarm_id,
+                    fingerprint=fingerprint,
+                    hardware=hardware,
+                    budget_s=budget,
+                    trusted=True,
+                    role=[Role.experiment],
+                    status=[Status.keep, Status.discard],
+                    sort="created_at",
+                    limit=1,
+                )
+            ).data
+            program = program_of(first[0]) if first else None
+            if program is None:
+                return None
+            heads[fingerprint] = (program, first[0])
+        return heads[fingerprint]
+
+    scores = dict(measured)
+    if space is not None:
+        scores = _model_scores(space, measured, root, head)
+    ranked = sorted(
+        (fp for fp in scores if fp != root_fingerprint),
+        key=scores.__getitem__,
+        reverse=direction == "maximize",  # best first: a stable sort by "better than"
+    )
     chosen: list[tuple[Program, ExperimentPublic]] = []
-    for mean, fingerprint in ranked:
+    for fingerprint in ranked:
         if len(chosen) >= count:
             break
-        first = store.query_traces(
-            TraceQuery(
-                task=task,
-                swarm_id=author.swarm_id,
-                fingerprint=fingerprint,
-                hardware=hardware,
-                budget_s=budget,
-                trusted=True,
-                role=[Role.experiment],
-                status=[Status.keep, Status.discard],
-                sort="created_at",
-                limit=1,
-            )
-        ).data
-        program = program_of(first[0]) if first else None
-        if program is None:
-            log.info("finalist %s (mean %.6g) passed over: no experiment here", fingerprint, mean)
+        found = head(fingerprint)
+        if found is None:
+            score = scores[fingerprint]
+            log.info("finalist %s (%.6g) passed over: no experiment here", fingerprint, score)
             continue
-        chosen.append((program, first[0]))
+        chosen.append(found)
     return chosen
+
+
+def _model_scores(
+    space: Mapping[str, Mapping[str, Any]],
+    measured: Sequence[tuple[str, float]],
+    root: Program,
+    head: Callable[[str], tuple[Program, ExperimentPublic] | None],
+) -> dict[str, float]:
+    """``{fingerprint: predicted mean}`` of the measured programs whose knob values
+    encode under ``space`` (:func:`agents.surrogate.predicted_means`), the root (which
+    has no experiment, only replicates) among them."""
+    names = list(space)
+    points: list[list[float]] = []
+    kept: list[tuple[str, float]] = []
+    for fingerprint, mean in measured:
+        found = head(fingerprint) if fingerprint != root.fingerprint else (root, None)
+        if found is None:
+            continue
+        try:
+            points.append(encode(space, knob_values(found[0], names)))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.info("finalist %s left out of the model: %s", fingerprint, exc)
+            continue
+        kept.append((fingerprint, mean))
+    predictions = predicted_means(points, [m for _, m in kept])
+    return {fp: p for (fp, _), p in zip(kept, predictions, strict=True)}
 
 
 def measure_finalists(

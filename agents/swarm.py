@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from agents.baseline import (
     DEFAULT_PRIOR_REPLICATES,
+    FINALISTS_BY,
     Baseline,
     BaselineError,
     Seat,
@@ -131,12 +132,27 @@ class SwarmConfig:
     # runs no verdict chose (agents.baseline.measure_finalists); 0: none. With confirm=False
     # and remeasure=0 the swarm's re-tests all come at its end (docs/judging.md)
     finalists: int = 0
+    # how the finalists are chosen (agents.baseline.FINALISTS_BY): "mean" (of each
+    # program's runs) or "model" (the mean a Gaussian process over the knob values of every
+    # measured program predicts, agents.surrogate; builtin proposer, whole moves)
+    finalists_by: str = "mean"
 
 
 def check_finalists(config: SwarmConfig) -> None:
-    """A finalists count of 0 or more, or a :class:`SwarmError` naming the setting."""
+    """A finalists count of 0 or more and a ranking the proposer allows, or a
+    :class:`SwarmError` naming the setting."""
     if config.finalists < 0:
         raise SwarmError(f"finalists: {config.finalists} must be 0 or more")
+    if config.finalists_by not in FINALISTS_BY:
+        raise SwarmError(
+            f"finalists_by: {config.finalists_by!r} is not one of {', '.join(FINALISTS_BY)}"
+        )
+    if config.finalists_by == "model" and (config.proposer, config.moves) != ("builtin", "whole"):
+        raise SwarmError(
+            "finalists_by: 'model' ranks programs by their knob values, so it needs the "
+            f"builtin proposer on whole moves (got --proposer {config.proposer}, "
+            f"--moves {config.moves})"
+        )
 
 
 def check_short_budget(config: SwarmConfig, budget: float) -> None:
@@ -553,9 +569,10 @@ class Swarm:
         chosen = finalists(
             self.store,
             seats[0].author,
-            self.root.fingerprint,  # what the baseline replicates ran
+            self.root,  # what the baseline replicates ran
             self.config.finalists,
             self.library.for_trace,
+            space=self.space if self.config.finalists_by == "model" else None,
         )
         if not chosen:
             return 0

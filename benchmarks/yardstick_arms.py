@@ -43,10 +43,11 @@ numbers, see ``landscape/evaluate.py``).
   rule is the shipped one. It asks what the confirmation run costs and buys once the
   champion needs unselected runs of its own.
 - ``labswarm-finalists``: N agents, one memory, ``SwarmConfig(confirm=False, remeasure=0,
-  finalists=N // 2)`` with one experiment fewer per agent: no re-test during the search
-  (every experiment a new configuration, but for the re-run of a metric out of the
-  plausible range; a suspect big step is left to the finalists), then the
-  swarm's N // 2 best programs by mean re-measured twice each after the agents finish
+  finalists=N // 2, finalists_by="model")`` with one experiment fewer per agent: no
+  re-test during the search (every experiment a new configuration, but for the re-run of a
+  metric out of the plausible range; a suspect big step is left to the finalists), then
+  the swarm's N // 2 best programs by the mean a Gaussian process over their knob values
+  predicts (``agents.surrogate``) re-measured twice each after the agents finish
   (``agents.baseline.measure_finalists``): the same total of experiments, its re-tests
   all at the end.
 - one arm per ablation switch of the swarm (:data:`ABLATIONS`), each ``labswarm-shared``
@@ -385,7 +386,12 @@ def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dic
             (
                 n_agents,
                 each - 1,
-                {"confirm": False, "remeasure": 0, "finalists": max(n_agents // 2, 1)},
+                {
+                    "confirm": False,
+                    "remeasure": 0,
+                    "finalists": max(n_agents // 2, 1),
+                    "finalists_by": "model",
+                },
             )
         ],
         "labswarm-single": [(1, total, {})],

@@ -27,7 +27,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from agents.baseline import DEFAULT_PRIOR_REPLICATES
+from agents.baseline import DEFAULT_PRIOR_REPLICATES, FINALISTS_BY
 from agents.cli import cluster_run
 from agents.cli.options import at_least, memory_arg, open_store, positive_float
 from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
@@ -158,6 +158,15 @@ def add_parser(subparsers: Any) -> None:
         "included (default 0: none; not on a Ray cluster)",
     )
     p.add_argument(
+        "--finalists-by",
+        choices=FINALISTS_BY,
+        default="mean",
+        help="how the finalists are chosen: by the mean of each program's runs, or by the "
+        "mean a Gaussian process over the knob values of every measured program predicts "
+        "(pools neighbouring configurations' runs; builtin proposer, whole moves; default "
+        "mean)",
+    )
+    p.add_argument(
         "--short-budget",
         type=positive_float,
         default=None,
@@ -280,6 +289,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         remeasure=args.remeasure,
         prior_replicates=args.prior_replicates,
         finalists=args.finalists,
+        finalists_by=args.finalists_by,
         short_budget=args.short_budget,
         promote=args.promote,
         recall=args.recall,
