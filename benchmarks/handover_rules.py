@@ -10,9 +10,10 @@ was and replays other hand-over rules on it, so the two can be told apart:
   (one shared Optuna study's rule: its best trial);
 - ``best-mean``: the lowest mean over a configuration's runs (for Optuna arms, whose
   configurations ran once each, the same as ``best-observed``);
-- ``model``: the configuration run whose mean a Gaussian process over every finished run
-  predicts lowest (Matern 5/2 plus white noise on the knobs encoded as the landscape's
-  surrogate encodes them; no run added);
+- ``model``: the configuration run whose mean a Gaussian process over every finished
+  configuration's mean predicts lowest (``agents.surrogate.predicted_means``, the model of
+  ``--finalists-by model``, on the knobs encoded as the landscape's surrogate encodes them;
+  no run added);
 - ``end:E:K:R`` (E + K x R = the total): a trusted hand-over at the same number of
   experiments -- the arm's first E experiments as recorded, then the K configurations with
   the best mean metric among them run R more times each, and the best mean of those fresh
@@ -46,7 +47,6 @@ import json
 import math
 import statistics
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,11 +56,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "landscape"))
 
 import evaluate  # noqa: E402  (benchmarks/landscape)
-import numpy as np  # noqa: E402
 import yardstick_measures as ym  # noqa: E402
 from yardstick import load_raw  # noqa: E402
 from yardstick_arms import ArmSeed, Run  # noqa: E402
 from yardstick_report import table  # noqa: E402
+
+from agents.surrogate import predicted_means  # noqa: E402
 
 LANDSCAPES = ("smooth", "crash")
 BASELINE_ARM = "optuna-shared"
@@ -140,24 +141,13 @@ def model_pick(groups: dict[str, list[Run]]) -> float:
 
 
 def predicted(groups: dict[str, list[Run]]) -> dict[str, float]:
-    """Each configuration's mean as a Gaussian process fitted to every finished run
-    predicts it (the knobs as the landscape's surrogate encodes them)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
-
+    """Each configuration's mean as the finalists' model (``agents.surrogate``, what
+    ``--finalists-by model`` ranks by) predicts it, fitted to every configuration's mean,
+    the knobs encoded as the landscape's surrogate encodes them."""
     keys = list(groups)
-    runs = [(k, r) for k in keys for r in groups[k]]
-    x = np.array([evaluate.space.encode(r.config or {}) for _, r in runs])
-    y = np.array([float(r.observed or 0.0) for _, r in runs])
-    kernel = ConstantKernel(1.0, (1e-3, 1e2)) * Matern(
-        length_scale=np.full(x.shape[1], 0.5), length_scale_bounds=(0.02, 50.0), nu=2.5
-    ) + WhiteKernel(0.5, (1e-4, 10.0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=0).fit(x, y)
-    centres = np.array([evaluate.space.encode(groups[k][0].config or {}) for k in keys])
-    return dict(zip(keys, (float(v) for v in gp.predict(centres)), strict=True))
+    points = [evaluate.space.encode(groups[k][0].config or {}) for k in keys]
+    means = predicted_means(points, [_mean(groups[k]) for k in keys])
+    return dict(zip(keys, means, strict=True))
 
 
 def end_pick(a: ArmSeed, rule: Rule, sd: float) -> float:

@@ -47,6 +47,7 @@ def test_run_help_lists_every_flag():
         "--yes",
         "--replicates",
         "--finalists",
+        "--finalists-by",
     ):
         assert flag in out.stdout
 
@@ -99,6 +100,7 @@ def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path, sp
         (["--short-budget", "0"], "argument --short-budget: must be positive"),
         (["--promote", "1.5"], "argument --promote: a fraction lies in (0, 1]"),
         (["--finalists", "-1"], "argument --finalists: must be at least 0"),
+        (["--finalists-by", "luck"], "argument --finalists-by: invalid choice: 'luck'"),
     ],
 )
 def test_a_bad_flag_is_a_usage_error_naming_it(tmp_path, capsys, flags, message):
