@@ -345,6 +345,7 @@ def finalists(
     scores = dict(measured)
     if space is not None:
         scores = _model_scores(space, measured, root, head)
+        log.info("finalists ranked by the model's predicted means of %d programs", len(scores))
     ranked = sorted(
         (fp for fp in scores if fp != root_fingerprint),
         key=scores.__getitem__,
