@@ -13,7 +13,14 @@
 - **Warm start**: every trace of this task in memory becomes a trial (its knob values
   rebuilt along its lineage): keep/discard with their metric; a confirmation is one more
   trial of its program. Traces from another hardware class or at another budget (seconds
-  per run) are left out: their values measure something else.
+  per run) are left out: their values measure something else. The root's replicates
+  are not trials either: no sampler chose them, and as trials they put one observation
+  per replicate (per swarm, as swarms accumulate) on one point of the space and count
+  toward TPE's random start-up (three replicates left it two random proposals of five);
+  on the yardstick's crash landscape leaving them out improved the configurations found
+  and handed over (docs/benchmarks.md). A prior's
+  replicates, run before the agents like the root's, stay trials: a prior is a
+  configuration chosen from evidence, like a proposal.
 - **Failures constrain the search**: a crash or a timeout is a trial with a penalised
   value (the worst metric of the study's finished trials at the time it is added), so
   TPE counts its region among the bad ones and samples there less; before any trial has
@@ -435,6 +442,8 @@ class BuiltinProposer(Proposer):
         if off_space:
             return
         if here:
+            if trace.role == Role.baseline and trace.parent_id is None:
+                return  # the root's replicates: measured, never sampled (see the docstring)
             self._add_trial(self._configs[trace.id], *self._outcome(trace))
             return
         config = self._configs[trace.id]
