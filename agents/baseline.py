@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 
 # how a swarm's finalists are chosen (SwarmConfig.finalists_by, :func:`finalists`)
 FINALISTS_BY = ("mean", "model")
+# when a swarm re-tests its keeps: as they happen, after the search, or chosen from its
+# settings (SwarmConfig.retest, agents.swarm.resolve_retest)
+RETEST = ("auto", "each", "end")
 
 
 class BaselineError(RuntimeError):

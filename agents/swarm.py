@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from agents.baseline import (
     DEFAULT_PRIOR_REPLICATES,
     FINALISTS_BY,
+    RETEST,
     Baseline,
     BaselineError,
     Seat,
@@ -134,8 +135,54 @@ class SwarmConfig:
     finalists: int = 0
     # how the finalists are chosen (agents.baseline.FINALISTS_BY): "mean" (of each
     # program's runs) or "model" (the mean a Gaussian process over the knob values of every
-    # measured program predicts, agents.surrogate; builtin proposer, whole moves)
-    finalists_by: str = "mean"
+    # measured program predicts, agents.surrogate; builtin proposer, whole moves); None:
+    # "model" where it can, else "mean" (resolve_retest)
+    finalists_by: str | None = None
+    # when the swarm re-tests (RETEST, resolve_retest): "each" -- a keep is confirmed and
+    # re-measured as it happens (confirm, remeasure above); "end" -- none during the search,
+    # the best programs re-measured after it (finalists); "auto" -- "end" for a builtin
+    # swarm on whole moves with --max-experiments that asked nothing else of its re-tests
+    retest: str = "auto"
+
+
+def resolve_retest(config: SwarmConfig, n_agents: int, *, cluster: bool = False) -> SwarmConfig:
+    """``config`` with its re-test plan settled (``retest`` "each" or "end", never "auto")
+    and ``finalists_by`` chosen, or a :class:`SwarmError` naming the setting.
+
+    "auto" is "end" for a swarm whose end is known in experiments (``max_experiments``) on
+    the builtin proposer with whole moves, no short budget, and the re-test settings left
+    at their defaults (confirmed keeps, ``DEFAULT_REMEASURE``, no finalists); otherwise
+    "each", and on a Ray cluster always "each". "end" turns off the confirmation and the
+    re-measures and sets ``finalists`` (when 0) to half the agents, at least one: measured
+    on the yardstick at 8 agents (docs/benchmarks.md), where the per-keep re-tests took a
+    third of the experiments and handed over worse than one shared Optuna study."""
+    if config.retest not in RETEST:
+        raise SwarmError(f"retest: {config.retest!r} is not one of {', '.join(RETEST)}")
+    whole_builtin = (config.proposer, config.moves) == ("builtin", "whole")
+    by = config.finalists_by or ("model" if whole_builtin else "mean")
+    mode = config.retest
+    if mode == "auto":
+        asked_nothing = (
+            config.confirm and config.remeasure == DEFAULT_REMEASURE and config.finalists == 0
+        )
+        known_end = config.max_experiments is not None and config.short_budget is None
+        mode = "end" if whole_builtin and asked_nothing and known_end and not cluster else "each"
+    if mode == "each":
+        return replace(config, retest="each", finalists_by=by)
+    if cluster:
+        raise SwarmError(
+            "retest: 'end' is not run on a Ray cluster yet (the embedded swarm re-measures "
+            "its finalists after its agents finish); use --retest each"
+        )
+    if config.max_experiments is None and config.hours is None:
+        raise SwarmError(
+            "retest: 'end' re-tests after the search ends, so the search needs an end: "
+            "give --max-experiments or --hours"
+        )
+    finalists = config.finalists or max(1, n_agents // 2)
+    return replace(
+        config, retest="end", confirm=False, remeasure=0, finalists=finalists, finalists_by=by
+    )
 
 
 def check_finalists(config: SwarmConfig) -> None:
@@ -439,6 +486,7 @@ class Swarm:
         if self.config.budget is None and self.config.quick_budget and kind == "cpu":
             self.budget = min(self.budget, self.config.quick_budget)
         check_short_budget(self.config, self.budget)
+        self.config = resolve_retest(self.config, len(self.devices))
         check_finalists(self.config)
         self.hardware = self.devices[0].hardware
         # the task root's protected files as this swarm first saw them
@@ -786,6 +834,8 @@ def _read_meta(directory: Path, resume: str) -> dict[str, Any]:
 def _resumed_config(meta: dict[str, Any], asked: SwarmConfig) -> SwarmConfig:
     """The stopped swarm's config; a resume may extend its limits."""
     saved = SwarmConfig(**meta["config"])
+    if "retest" not in meta["config"]:  # saved before the setting: its re-tests came per keep
+        saved.retest = "each"
     for key in ("max_experiments", "hours"):
         if getattr(asked, key) is not None:
             setattr(saved, key, getattr(asked, key))

@@ -8,8 +8,12 @@ seed gets its own ``LANDSCAPE_CRN_DIR`` and ``LANDSCAPE_SEED = seed``, so the sa
 configuration at the same repetition draws the same noise in every arm (common random
 numbers, see ``landscape/evaluate.py``).
 
-- ``labswarm-shared``: N agents, one memory (labswarm's default: whole-configuration
-  moves).
+- ``labswarm-shared``: N agents, one memory, labswarm's defaults: whole-configuration
+  moves, and (``SwarmConfig.retest`` "auto", which resolves to "end" here) no re-test
+  during the search, the N // 2 best programs by a Gaussian process's predicted mean
+  re-measured twice each after it; each agent gets one experiment fewer so that the
+  finals fit the same total (:func:`default_plan`). Before 2026-12-03 the default
+  confirmed and re-measured each keep as it happened (``retest="each"``).
 - ``labswarm-neighbour``: the same with ``SwarmConfig(moves="neighbour")``: each proposal
   changes one knob of the agent's base (the previous release's default).
 - ``labswarm-transfer``: ``labswarm-shared`` whose memory first imports a seed pack
@@ -86,11 +90,18 @@ from typing import Any
 from agents.program import Program
 from agents.proposers.builtin import search_space as builtin_space
 from agents.proposers.builtin import tpe_sampler
-from agents.swarm import Swarm, SwarmConfig
+from agents.swarm import Swarm, SwarmConfig, resolve_retest
 from agents.task import Task, load_task
 from memory import get_store
 from memory.base import Store
-from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQuery
+from memory.models import (
+    MIN_CHAMPION_RUNS,
+    RAN_STATUSES,
+    ExperimentPublic,
+    Role,
+    Status,
+    TraceQuery,
+)
 from memory.packs import export_pack, import_pack
 
 log = logging.getLogger(__name__)
@@ -367,25 +378,41 @@ def _interleave(groups: list[list[Run]]) -> list[Run]:
     return out
 
 
+def default_plan(
+    n_agents: int, total: int, options: dict[str, Any]
+) -> tuple[int, int, dict[str, Any]]:
+    """One swarm of ``n_agents`` with ``options`` over ``total`` experiments: (agents,
+    experiments each, options). Its re-test plan is resolved as the swarm resolves it
+    (``agents.swarm.resolve_retest``); a swarm that re-tests at its end runs its finals
+    after the agents' ``max_experiments``, so their runs come out of the agents' share --
+    unless that would leave an agent no experiment, when the swarm re-tests each keep."""
+    config = resolve_retest(SwarmConfig(max_experiments=1, **options), n_agents)
+    finals = config.finalists * MIN_CHAMPION_RUNS
+    each = (total - finals) // n_agents
+    if each < 1:
+        return (n_agents, total // n_agents, {**options, "retest": "each"})
+    return (n_agents, each, options)
+
+
 def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dict[str, Any]]]:
     """The swarms a labswarm arm runs, one after another: (agents, experiments each, the
     ``SwarmConfig`` options that differ from the defaults)."""
     each = total // n_agents
     by_arm: dict[str, list[tuple[int, int, dict[str, Any]]]] = {
-        "labswarm-shared": [(n_agents, each, {})],
-        "labswarm-neighbour": [(n_agents, each, {"moves": "neighbour"})],
-        "labswarm-transfer": [(n_agents, each, {})],
+        "labswarm-shared": [default_plan(n_agents, total, {})],
+        "labswarm-neighbour": [default_plan(n_agents, total, {"moves": "neighbour"})],
+        "labswarm-transfer": [default_plan(n_agents, total, {})],
         "labswarm-multifidelity": [
             (n_agents, each * MULTIFIDELITY_EXPERIMENTS, {"short_budget": SHORT_BUDGET})
         ],
-        "labswarm-no-recall": [(n_agents, each, {"recall": False})],
-        "labswarm-no-confirm": [(n_agents, each, {"confirm": False, "remeasure": 0})],
-        "labswarm-one-run-keep": [(n_agents, each, {"confirm": False})],
+        "labswarm-no-recall": [default_plan(n_agents, total, {"recall": False})],
+        "labswarm-no-confirm": [default_plan(n_agents, total, {"confirm": False, "remeasure": 0})],
+        "labswarm-one-run-keep": [default_plan(n_agents, total, {"confirm": False})],
         # N // 2 finalists x 2 re-measures = N runs (N - 1 when N is odd): one round
         "labswarm-finalists": [
-            (
+            default_plan(
                 n_agents,
-                each - 1,
+                total,
                 {
                     "confirm": False,
                     "remeasure": 0,
@@ -394,11 +421,11 @@ def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dic
                 },
             )
         ],
-        "labswarm-single": [(1, total, {})],
-        "labswarm-isolated": [(1, each, {})] * n_agents,
+        "labswarm-single": [default_plan(1, total, {})],
+        "labswarm-isolated": [default_plan(1, each, {})] * n_agents,
     }
     for ablation, switch in ABLATIONS.items():  # one switch off, nothing else changed
-        by_arm[ablation] = [(n_agents, each, {switch: False})]
+        by_arm[ablation] = [default_plan(n_agents, total, {switch: False})]
     return by_arm[arm]
 
 

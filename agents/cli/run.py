@@ -27,7 +27,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from agents.baseline import DEFAULT_PRIOR_REPLICATES, FINALISTS_BY
+from agents.baseline import DEFAULT_PRIOR_REPLICATES, FINALISTS_BY, RETEST
 from agents.cli import cluster_run
 from agents.cli.options import at_least, memory_arg, open_store, positive_float
 from agents.idea import DEFAULT_NEAR_DUPLICATE, DEFAULT_NEAR_DUPLICATE_TRIES
@@ -160,11 +160,22 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--finalists-by",
         choices=FINALISTS_BY,
-        default="mean",
+        default=None,
         help="how the finalists are chosen: by the mean of each program's runs, or by the "
         "mean a Gaussian process over the knob values of every measured program predicts "
         "(pools neighbouring configurations' runs; builtin proposer, whole moves; default "
-        "mean)",
+        "model where it can, else mean)",
+    )
+    p.add_argument(
+        "--retest",
+        choices=RETEST,
+        default="auto",
+        help="when kept programs are re-tested: 'each' confirms and re-measures every keep "
+        "as it happens (the champion moves during the swarm); 'end' re-tests nothing during "
+        "the search and re-measures the best programs after it (--finalists, default half "
+        "the agents), so every experiment of the search is a new configuration; 'auto' "
+        "(default) is 'end' for a builtin swarm on whole moves with --max-experiments and "
+        "no other re-test option, else 'each' (see docs/judging.md)",
     )
     p.add_argument(
         "--short-budget",
@@ -290,6 +301,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         prior_replicates=args.prior_replicates,
         finalists=args.finalists,
         finalists_by=args.finalists_by,
+        retest=args.retest,
         short_budget=args.short_budget,
         promote=args.promote,
         recall=args.recall,

@@ -66,6 +66,7 @@ from agents.swarm import (
     check_short_budget,
     measure_on_board,
     recorded_space,
+    resolve_retest,
     start_program,
 )
 from agents.task import load_task
@@ -135,6 +136,7 @@ class ClusterSwarm:
         self.board_lock = threading.Lock()
         home = SwarmHome.open(config, resume)
         self.config, self.swarm_id, self.directory = home.config, home.swarm_id, home.directory
+        self.config = resolve_retest(self.config, self.config.agents or 1, cluster=True)
         if self.config.finalists:
             raise SwarmError(
                 "finalists: not run on a Ray cluster yet (the embedded swarm re-measures them "

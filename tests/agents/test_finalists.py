@@ -4,9 +4,11 @@ so memory's champion rule hands over the best of them."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
+from dataclasses import asdict
 from statistics import fmean
 
 import pytest
@@ -19,7 +21,7 @@ from agents.knobs import knob_values, set_knobs
 from agents.program import Program
 from agents.proposers.builtin import describe_space, search_space
 from agents.surrogate import encode, predicted_means
-from agents.swarm import Swarm, SwarmConfig, SwarmError
+from agents.swarm import Swarm, SwarmConfig, SwarmError, SwarmHome, resolve_retest
 from agents.task import load_task
 from agents.tracing import Author
 from memory.models import Role, Status, TraceQuery
@@ -128,12 +130,68 @@ def test_finalists_by_model_are_the_best_programs_the_model_predicts(tmp_path, s
     assert len(finals) == 4 and sorted(t.fingerprint for t in finals) == sorted(ranked[:2] * 2)
 
 
-def test_no_finalists_by_default(tmp_path, store):
+def test_a_builtin_swarm_with_an_end_re_tests_at_its_end_by_default(tmp_path, store):
+    task_dir = make_task(tmp_path / "t", QUAD_TRAIN.replace("LR = 0.1 ", "LR = 0.02 "))
+    swarm = Swarm(_config(tmp_path, task_dir), store)
+    # settled as the swarm starts and saved with it (a resume keeps the plan)
+    assert (swarm.config.retest, swarm.config.confirm, swarm.config.remeasure) == ("end", False, 0)
+    assert (swarm.config.finalists, swarm.config.finalists_by) == (1, "model")
+    assert swarm.run().errors == []
+    saved = json.loads((swarm.directory / "swarm.json").read_text(encoding="utf-8"))
+    assert saved["config"]["retest"] == "end" and saved["config"]["finalists"] == 1
+    mine = store.query_traces(TraceQuery(task="quad", swarm_id=swarm.swarm_id, limit=200)).data
+    assert [t for t in mine if t.role == Role.confirmation] == []
+    finals = [t for t in mine if t.role == Role.remeasure]
+    assert len(finals) == 2 and len({t.fingerprint for t in finals}) == 1
+    experiments = [t for t in mine if t.role == Role.experiment]
+    assert len(experiments) == 6  # 2 agents x 3, the finals beyond them
+
+
+def test_each_keep_is_re_tested_when_asked_or_when_the_end_is_unknown(tmp_path, store):
     task_dir = make_task(tmp_path / "t")
-    swarm = Swarm(_config(tmp_path, task_dir, max_experiments=1), store)
+    swarm = Swarm(_config(tmp_path, task_dir, max_experiments=1, retest="each"), store)
+    assert (swarm.config.confirm, swarm.config.finalists) == (True, 0)
     assert swarm.run().errors == []
     mine = store.query_traces(TraceQuery(task="quad", swarm_id=swarm.swarm_id, limit=200)).data
     assert [t for t in mine if t.hypothesis.startswith("final re-measure")] == []
+
+    def plan(**kw) -> tuple[str, bool, int, int, str | None]:
+        c = resolve_retest(SwarmConfig(**kw), 8)
+        return c.retest, c.confirm, c.remeasure, c.finalists, c.finalists_by
+
+    assert plan(max_experiments=10) == ("end", False, 0, 4, "model")
+    assert plan(max_experiments=10, agents=1) == ("end", False, 0, 4, "model")  # n_agents rules
+    assert resolve_retest(SwarmConfig(max_experiments=10), 1).finalists == 1
+    assert plan(max_experiments=10, finalists=2) == ("each", True, 2, 2, "model")
+    assert plan(hours=1.0) == ("each", True, 2, 0, "model")  # no end known in experiments
+    assert plan() == ("each", True, 2, 0, "model")
+    assert plan(max_experiments=10, confirm=False)[:2] == ("each", False)
+    assert plan(max_experiments=10, remeasure=1)[0] == "each"
+    assert plan(max_experiments=10, moves="neighbour") == ("each", True, 2, 0, "mean")
+    assert plan(max_experiments=10, short_budget=1.0)[0] == "each"
+    assert plan(max_experiments=10, proposer="llm")[0] == "each"
+    assert plan(hours=1.0, retest="end", moves="neighbour") == ("end", False, 0, 4, "mean")
+    assert plan(max_experiments=10, retest="end", finalists=3)[3] == 3
+    assert plan(max_experiments=10, finalists_by="mean")[4] == "mean"
+    on_ray = resolve_retest(SwarmConfig(max_experiments=10), 8, cluster=True)
+    assert (on_ray.retest, on_ray.finalists) == ("each", 0)
+    with pytest.raises(SwarmError, match="retest: 'end' is not run on a Ray cluster"):
+        resolve_retest(SwarmConfig(max_experiments=10, retest="end"), 8, cluster=True)
+    with pytest.raises(SwarmError, match="retest: 'end' .* give --max-experiments or --hours"):
+        resolve_retest(SwarmConfig(retest="end"), 8)
+    with pytest.raises(SwarmError, match="retest: 'later' is not one of auto, each, end"):
+        Swarm(_config(tmp_path, task_dir, retest="later"), store)
+
+
+def test_a_swarm_saved_before_the_re_test_plan_resumes_re_testing_each_keep(tmp_path):
+    runs = tmp_path / "runs"
+    (runs / "old").mkdir(parents=True)
+    saved = {k: v for k, v in asdict(SwarmConfig(max_experiments=3)).items() if k != "retest"}
+    meta = {"swarm_id": "old", "config": saved}
+    (runs / "old" / "swarm.json").write_text(json.dumps(meta), encoding="utf-8")
+    home = SwarmHome.open(SwarmConfig(runs_dir=str(runs)), "old")
+    assert home.config.retest == "each" and home.config.max_experiments == 3
+    assert resolve_retest(home.config, 2).finalists == 0
 
 
 def test_bad_finalists_are_refused_naming_the_setting(tmp_path, store):

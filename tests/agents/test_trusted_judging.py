@@ -43,9 +43,9 @@ def test_a_program_that_ignores_its_seed_is_refused_with_the_reason(tmp_path, st
 def test_with_a_declared_noise_floor_the_same_program_is_judged(tmp_path, store):
     task_dir = make_task(tmp_path / "t", CONSTANT, extra="[noise]\nmin = 0.001\n")
     factory = fixed_factory({"agent-0": [edit_proposal("LR up", *LR_UP)]})
-    swarm = Swarm(
-        _config(tmp_path, task_dir, agents=1, max_experiments=3), store, proposer_factory=factory
-    )
+    # re-tests as each keep happens: the candidate is confirmed (judged on two runs)
+    config = _config(tmp_path, task_dir, agents=1, max_experiments=3, retest="each")
+    swarm = Swarm(config, store, proposer_factory=factory)
     swarm.run()
     run = store.query_traces(TraceQuery(task="quad", role=[Role.experiment])).data[0]
     assert run.status == Status.keep and run.noise_sd == 0.001 and run.judged_n == 2
