@@ -380,8 +380,8 @@ def write_report(
         "- the runs were recorded by: " + "; ".join(f"`{c}`" for c in recorded_commands(args.raw)),
         f"- arms: {', '.join(arms)}; N = {args.workers} workers (agents) per parallel arm; "
         f"{total} experiments per arm and seed in all (labswarm's replicates of its root are "
-        "not counted; its confirmation, re-measure and prior replicate runs are); the search "
-        "space is the task's, "
+        "not counted; its confirmation, re-measure, finalists' and prior replicate runs "
+        "are); the search space is the task's, "
         "from labswarm's builtin `search_space`; Optuna arms use "
         "`TPESampler(constant_liar=True, multivariate=True, "
         f"n_startup_trials={N_STARTUP_TRIALS})` (random: `RandomSampler`) with one "

@@ -8,6 +8,12 @@ seed gets its own ``LANDSCAPE_CRN_DIR`` and ``LANDSCAPE_SEED = seed``, so the sa
 configuration at the same repetition draws the same noise in every arm (common random
 numbers, see ``landscape/evaluate.py``).
 
+Every labswarm arm runs labswarm's defaults but for what it names, so an arm whose swarm
+re-tests at its end (``SwarmConfig.retest`` "auto" resolving to "end") gives its agents
+the total less the finals' runs (:func:`default_plan`); the arm-seeds recorded before
+2026-12-03 ran the per-keep default (``benchmarks/results/raw.commands`` names the code
+that ran each).
+
 - ``labswarm-shared``: N agents, one memory, labswarm's defaults: whole-configuration
   moves, and (``SwarmConfig.retest`` "auto", which resolves to "end" here) no re-test
   during the search, the N // 2 best programs by a Gaussian process's predicted mean
@@ -379,16 +385,21 @@ def _interleave(groups: list[list[Run]]) -> list[Run]:
 
 
 def default_plan(
-    n_agents: int, total: int, options: dict[str, Any]
+    n_agents: int, total: int, options: dict[str, Any], *, priors: bool = False
 ) -> tuple[int, int, dict[str, Any]]:
     """One swarm of ``n_agents`` with ``options`` over ``total`` experiments: (agents,
     experiments each, options). Its re-test plan is resolved as the swarm resolves it
     (``agents.swarm.resolve_retest``); a swarm that re-tests at its end runs its finals
     after the agents' ``max_experiments``, so their runs come out of the agents' share --
-    unless that would leave an agent no experiment, when the swarm re-tests each keep."""
+    unless that would leave an agent no experiment, when the swarm re-tests each keep.
+    ``priors``: memory holds runs from elsewhere, so the swarm first runs its prior
+    replicates (``prior_replicates`` runs of each of ``n_agents // prior_replicates``
+    priors, at least one: one round, ``agents.swarm``), which come out of the share too."""
     config = resolve_retest(SwarmConfig(max_experiments=1, **options), n_agents)
     finals = config.finalists * MIN_CHAMPION_RUNS
-    each = (total - finals) // n_agents
+    reps = config.prior_replicates
+    first = reps * max(1, n_agents // reps) if priors and reps > 0 else 0
+    each = (total - finals - first) // n_agents
     if each < 1:
         return (n_agents, total // n_agents, {**options, "retest": "each"})
     return (n_agents, each, options)
@@ -401,7 +412,7 @@ def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dic
     by_arm: dict[str, list[tuple[int, int, dict[str, Any]]]] = {
         "labswarm-shared": [default_plan(n_agents, total, {})],
         "labswarm-neighbour": [default_plan(n_agents, total, {"moves": "neighbour"})],
-        "labswarm-transfer": [default_plan(n_agents, total, {})],
+        "labswarm-transfer": [default_plan(n_agents, total, {}, priors=True)],
         "labswarm-multifidelity": [
             (n_agents, each * MULTIFIDELITY_EXPERIMENTS, {"short_budget": SHORT_BUDGET})
         ],

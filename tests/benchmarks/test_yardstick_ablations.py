@@ -47,6 +47,20 @@ def test_each_ablation_arm_turns_off_exactly_one_switch() -> None:
     assert all(f"`{arm}`" in docs and f"{switch}=False" in docs for arm, switch in SWITCHES.items())
 
 
+def test_an_arm_that_re_tests_at_its_end_gives_the_finals_runs_out_of_its_total() -> None:
+    # the default at 8 agents re-tests at its end: 4 finalists x 2 runs after 8 x 9
+    assert arms.swarm_plans("labswarm-shared", 8, 80) == [(8, 9, {})]
+    assert arms.swarm_plans("labswarm-finalists", 8, 80)[0][:2] == (8, 9)
+    assert arms.swarm_plans("labswarm-single", 8, 80) == [(1, 78, {})]  # one finalist
+    # a pack's prior replicates (4 priors x 2 runs) run first: out of the share as well
+    assert arms.swarm_plans("labswarm-transfer", 8, 80) == [(8, 8, {})]
+    # per-keep arms keep the whole total for their agents
+    assert arms.swarm_plans("labswarm-one-run-keep", 8, 80) == [(8, 10, {"confirm": False})]
+    assert arms.swarm_plans("labswarm-neighbour", 8, 80) == [(8, 10, {"moves": "neighbour"})]
+    # finals that would leave an agent nothing to search: the arm re-tests each keep
+    assert arms.swarm_plans("labswarm-isolated", 2, 4) == [(1, 2, {"retest": "each"})] * 2
+
+
 def test_an_ablation_arm_runs_the_real_swarm_with_its_switch_off(tmp_path: Path) -> None:
     work = tmp_path / "work"
     start = 3.9  # only reported back, not used by the arm's runs
