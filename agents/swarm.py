@@ -429,6 +429,14 @@ def measure_on_board(owner: BoardOwner, seats: list[Seat]) -> Baseline:
     return baseline
 
 
+def prior_count(config: SwarmConfig, n_seats: int) -> int:
+    """How many prior configurations fill one round of ``n_seats`` at ``prior_replicates``
+    runs each (at least one); 0 when the swarm runs no prior replicates."""
+    if config.prior_replicates <= 0:
+        return 0
+    return max(1, n_seats // config.prior_replicates)
+
+
 def prior_programs(
     owner: BoardOwner, seats: list[Seat]
 ) -> list[tuple[Program, str, dict[str, list[Any]]]]:
@@ -455,7 +463,7 @@ def prior_programs(
         moves=config.moves,
     )
     try:
-        return builtin.best_priors(owner.store, max(1, len(seats) // config.prior_replicates))
+        return builtin.best_priors(owner.store, prior_count(config, len(seats)))
     finally:
         builtin.close()
 

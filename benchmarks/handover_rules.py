@@ -57,7 +57,7 @@ sys.path.insert(0, str(HERE / "landscape"))
 
 import evaluate  # noqa: E402  (benchmarks/landscape)
 import yardstick_measures as ym  # noqa: E402
-from yardstick import load_raw  # noqa: E402
+from yardstick import load_raw, raw_file  # noqa: E402
 from yardstick_arms import ArmSeed, Run  # noqa: E402
 from yardstick_report import table  # noqa: E402
 
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     raws = args.raw or [HERE / "results" / "raw.jsonl"]
     for raw in raws:
-        if not raw.exists() and not raw.with_name(raw.name + ".gz").exists():
+        if raw_file(raw) is None:
             print(f"error: --raw: neither {raw} nor its .gz exists", file=sys.stderr)
             return 2
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]

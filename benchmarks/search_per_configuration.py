@@ -43,10 +43,9 @@ def load_arm(spec: str) -> tuple[str, Runs]:
     runs: Runs = []
     for f in files.split("+"):
         path = Path(f.strip())
-        plain = path.with_name(path.name[:-3]) if path.name.endswith(".gz") else path
-        if not plain.exists() and not plain.with_name(plain.name + ".gz").exists():
+        if yardstick.raw_file(path) is None:
             raise SpecError(f"{name}: {path}: no such file (nor its .gz)")
-        found = {(a.landscape, a.seed): a for a in yardstick.load_raw(plain) if a.arm == name}
+        found = {(a.landscape, a.seed): a for a in yardstick.load_raw(path) if a.arm == name}
         if not found:
             raise SpecError(f"{name}: {path} holds no arm-seed of arm {name!r}")
         runs.append(found)

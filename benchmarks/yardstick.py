@@ -151,17 +151,26 @@ def recorded_commands(raw: Path) -> list[str]:
     return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
+def raw_file(path: Path) -> Path | None:
+    """``path`` if it exists, else its gzipped copy ``path.gz`` (how the shipped results
+    keep it small) if that does; ``path`` may name the ``.gz`` itself."""
+    plain = path.with_name(path.name[:-3]) if path.name.endswith(".gz") else path
+    for candidate in (plain, plain.with_name(plain.name + ".gz")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def load_raw(path: Path) -> list[arms_mod.ArmSeed]:
-    """The recorded arm-seeds of ``path``, or of its gzipped copy ``path.gz`` (how the
-    shipped results keep it small)."""
+    """The recorded arm-seeds of ``path`` or its ``.gz`` (:func:`raw_file`); none if
+    neither exists."""
     import gzip
 
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    elif path.with_name(path.name + ".gz").exists():
-        text = gzip.decompress(path.with_name(path.name + ".gz").read_bytes()).decode("utf-8")
-    else:
+    found = raw_file(path)
+    if found is None:
         return []
+    data = found.read_bytes()
+    text = (gzip.decompress(data) if found.name.endswith(".gz") else data).decode("utf-8")
     return [from_json(ln) for ln in text.splitlines() if ln.strip()]
 
 

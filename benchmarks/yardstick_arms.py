@@ -96,7 +96,7 @@ from typing import Any
 from agents.program import Program
 from agents.proposers.builtin import search_space as builtin_space
 from agents.proposers.builtin import tpe_sampler
-from agents.swarm import Swarm, SwarmConfig, resolve_retest
+from agents.swarm import Swarm, SwarmConfig, prior_count, resolve_retest
 from agents.task import Task, load_task
 from memory import get_store
 from memory.base import Store
@@ -397,8 +397,7 @@ def default_plan(
     priors, at least one: one round, ``agents.swarm``), which come out of the share too."""
     config = resolve_retest(SwarmConfig(max_experiments=1, **options), n_agents)
     finals = config.finalists * MIN_CHAMPION_RUNS
-    reps = config.prior_replicates
-    first = reps * max(1, n_agents // reps) if priors and reps > 0 else 0
+    first = prior_count(config, n_agents) * config.prior_replicates if priors else 0
     each = (total - finals - first) // n_agents
     if each < 1:
         return (n_agents, total // n_agents, {**options, "retest": "each"})
