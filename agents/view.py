@@ -2,7 +2,8 @@
 swarm's ``results.tsv`` and ``progress.png`` (through ``memory.exports``).
 
 Live columns: agent, device, status, current hypothesis, elapsed/budget of the run in
-flight, experiments done, the agent's base metric; the title holds the champion.
+flight, experiments done, the agent's base metric; the title holds the champion, and the
+leader while it is not the champion (the best found so far, not yet re-tested).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.text import Text
 from agents.board import AgentBoard
 from agents.task import Task
 from memory.base import Store
-from memory.models import ExperimentPublic, TraceQuery
+from memory.models import ExperimentPublic, RunStats, TraceQuery
 
 STATUS_STYLE = {
     "keep": "green",
@@ -60,6 +61,22 @@ def _champion(swarm: Watched) -> ExperimentPublic | None:
     )
 
 
+def _leader(
+    swarm: Watched, champion: ExperimentPublic | None
+) -> tuple[ExperimentPublic, RunStats] | None:
+    """This swarm's leader (``Store.leader``) and its runs' stats, when it is not the
+    champion: the best the search has found, not yet re-tested (``--retest end`` re-tests
+    it after the search)."""
+    store, task = swarm.store, swarm.task.name
+    leader = store.leader(task, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id)
+    if leader is None or (champion is not None and leader.fingerprint == champion.fingerprint):
+        return None
+    stats = store.program_stats(
+        task, leader.fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
+    )
+    return leader, stats
+
+
 def swarm_traces(swarm: Watched) -> list[ExperimentPublic]:
     """Every trace of this swarm, oldest first."""
     from memory.packs import iter_traces
@@ -75,6 +92,9 @@ def agents_table(swarm: Watched) -> Table:
         f"budget {swarm.budget:g}s | noise {swarm.noise:.3g} | champion "
         f"{swarm.task.metric_name} {_fmt(champ.metric if champ else None)}"
     )
+    leading = _leader(swarm, champ)
+    if leading is not None:
+        title += f" | leading {_fmt(leading[1].mean)} ({leading[1].n} run(s), not re-tested)"
     table = Table(title=title, expand=True)
     for col in ("agent", "device", "status", "hypothesis", "elapsed", "done", "base", "last"):
         table.add_column(col, overflow="fold" if col == "hypothesis" else "ellipsis")
@@ -141,6 +161,18 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
                 f"champion {champ.id} {swarm.task.metric_name} {_fmt(champ.metric)}: "
                 f"{champ.hypothesis}",
                 style="bold green",
+            )
+        )
+    leading = _leader(swarm, champ)
+    if leading is not None:
+        leader, stats = leading
+        lines.append(
+            Text(
+                f"leading, not re-tested: {leader.id} {swarm.task.metric_name} "
+                f"{_fmt(stats.mean)} (mean of {stats.n} run(s); not the champion until "
+                "re-tests show it: a swarm with --retest end re-tests it after its search, "
+                f"a stopped one when resumed): {leader.hypothesis}",
+                style="yellow",
             )
         )
     keeps = Table(title="keeps", expand=True)

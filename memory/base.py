@@ -24,7 +24,7 @@ import abc
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from memory.models import (
     AgentPublic,
     ClaimCreate,
     ClaimPublic,
+    Direction,
     ExperimentCreate,
     ExperimentPublic,
     FindingCreate,
@@ -54,6 +55,7 @@ from memory.models import (
     SwarmCreate,
     SwarmPublic,
     TraceQuery,
+    better,
     champion_of,
     pooled_noise,
     run_stats,
@@ -73,11 +75,13 @@ _EVIDENCE_KEYS = 64  # (task, hardware, budget, swarm) evidence caches kept per 
 @dataclass(frozen=True)
 class Evidence:
     """What the measured runs of a task on one hardware class and budget say
-    (``Store.evidence``): each program's stats, the pooled noise, the champion."""
+    (``Store.evidence``): each program's stats, the pooled noise, the champion, and the
+    leader (``Store.leader``)."""
 
     programs: dict[str, RunStats]
     noise: NoiseEstimate
     champion: ExperimentPublic | None
+    leader: ExperimentPublic | None = None
 
     def stats(self, fingerprint: str) -> RunStats:
         """``Store.program_stats`` of one program (no measured run: mean ``None``, n 0)."""
@@ -154,7 +158,7 @@ class EvidenceBuilder:
             self.stats[fp] = run_stats(self.programs[fp])
         self._changed.clear()
         noise = pooled_noise(self.programs.values())
-        champion = None
+        champion = leader = None
         if self.heads:
             direction = next(iter(self.heads.values())).direction
             key = champion_of(
@@ -163,11 +167,28 @@ class EvidenceBuilder:
                 noise,
             )
             champion = self.heads[key] if key is not None else None
+            leader = self.heads[leader_of(self.heads, self.stats, direction)]
         return Evidence(
             programs={fp: self.stats[fp] for fp in self.programs},
             noise=noise,
             champion=champion,
+            leader=leader,
         )
+
+
+def leader_of(
+    heads: Mapping[str, ExperimentPublic], stats: Mapping[str, RunStats], direction: Direction
+) -> str:
+    """The leading program among ``heads`` (programs with a run of their own, in the order
+    each first ran): the best mean over all its measured runs, however few -- one lucky
+    run can lead -- the first to run on a tie. What a swarm's finals ranked by mean would
+    re-test first; the champion is what the runs no verdict chose have shown."""
+    best: str | None = None
+    for fp in heads:
+        mean = stats[fp].mean
+        if mean is not None and (best is None or better(mean, stats[best].mean, direction)):
+            best = fp
+    return best if best is not None else next(iter(heads))
 
 
 def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
@@ -422,6 +443,24 @@ class Store(abc.ABC):
         experiment or baseline trace of the champion."""
         return self.evidence(task, hardware, budget, swarm_id=swarm_id).champion
 
+    def leader(
+        self,
+        task: str,
+        hardware: str | None = None,
+        budget: float | None = None,
+        *,
+        swarm_id: str | None = None,
+    ) -> ExperimentPublic | None:
+        """The LEADING program of ``task`` (``memory.base.leader_of``): the best mean over
+        its trusted measured runs (keep/discard, the runs that made it a keep included),
+        however few -- unlike the champion, one lucky run can lead. While a swarm
+        re-tests at its end (``--retest end``) the champion stays the start until the
+        finals and the leader is what the search has found so far, not yet re-tested; it
+        is the champion once the re-tests confirm it. Same filters and trust as
+        ``champion``; the oldest experiment or baseline trace of the program, or ``None``
+        while no program has a measured run."""
+        return self.evidence(task, hardware, budget, swarm_id=swarm_id).leader
+
     def program_stats(
         self,
         task: str,
@@ -498,14 +537,23 @@ class Store(abc.ABC):
             added = cache.runs.refresh(self)
             if added or cache.evidence is None:
                 found = _built(cache, added).evidence()
-                held = cache.evidence.champion if cache.evidence is not None else None
-                if found.champion is not None:  # read whole once per new champion
-                    same = held is not None and held.id == found.champion.id
-                    found = replace(
-                        found, champion=held if same else self.get_trace(found.champion.id)
-                    )
+                found = replace(
+                    found,
+                    champion=self._whole(found.champion, cache.evidence, "champion"),
+                    leader=self._whole(found.leader, cache.evidence, "leader"),
+                )
                 cache.evidence = found
             return cache.evidence
+
+    def _whole(
+        self, light: ExperimentPublic | None, held: Evidence | None, field: str
+    ) -> ExperimentPublic | None:
+        """The champion or leader ``light`` (as the evidence cache holds runs) read whole,
+        once per new one: the ``field`` of the ``held`` evidence when it is the same run."""
+        if light is None:
+            return None
+        before = getattr(held, field) if held is not None else None
+        return before if before is not None and before.id == light.id else self.get_trace(light.id)
 
     def insights(
         self, task: str, hardware: str | None = None, budget: float | None = None

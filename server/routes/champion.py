@@ -1,4 +1,5 @@
-"""The champion of a task, its noise, and the progress chart's data (the running best)."""
+"""The champion of a task, its leader, its noise, and the progress chart's data (the running
+best)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,28 @@ def get_champion(
             f"no program of task {task!r}{where}{within} has {MIN_CHAMPION_RUNS} trusted "
             "kept runs with a metric yet"
         )
+    return best
+
+
+@router.get("/leader", response_model=ExperimentPublic)
+def get_leader(
+    store: StoreDep,
+    task: TaskName,
+    hardware: Text200 = None,
+    budget: Budget = None,
+    swarm_id: Id128 = None,
+) -> ExperimentPublic:
+    """The leading program of ``task`` (``Store.leader``): the best mean over its trusted
+    measured runs however few -- one lucky run can lead, so it is not the champion until
+    re-tested (a swarm with ``--retest end`` re-tests it after its search) -- on
+    ``hardware``, with run budget ``budget`` (seconds) and from ``swarm_id`` when given.
+    Answers the oldest experiment (or baseline) trace of that program; 404 while no program
+    has a measured run there."""
+    best = store.leader(task, hardware, budget, swarm_id=swarm_id)
+    if best is None:
+        where = f" on hardware {hardware!r}" if hardware else ""
+        within = f" with a budget of {budget:g} s" if budget is not None else ""
+        raise NotFound(f"no program of task {task!r}{where}{within} has a measured run yet")
     return best
 
 

@@ -74,16 +74,20 @@ async function loadTasks() {
 }
 
 async function loadStats() {
-  const [stats, champion] = await Promise.all([
+  const where = { task: state.task, hardware: state.hardware };
+  const [stats, champion, leader] = await Promise.all([
     api("/api/stats", { task: state.task || undefined }),
-    state.task ? api("/api/champion", { task: state.task, hardware: state.hardware })
-      .catch(() => null) : null,
+    state.task ? api("/api/champion", where).catch(() => null) : null,
+    state.task ? api("/api/leader", where).catch(() => null) : null,
   ]);
-  // the champion is chosen by the mean of its kept runs: show that, with its n
-  const championStats = champion
-    ? await api("/api/program-stats", { task: state.task, fingerprint: champion.fingerprint,
-      hardware: state.hardware }).catch(() => null)
-    : null;
+  // the champion is chosen by the mean of its kept runs: show that, with its n; the
+  // leader (the best mean however few its runs) too, marked while it is not re-tested
+  const statsOf = (exp) => (exp
+    ? api("/api/program-stats", { ...where, fingerprint: exp.fingerprint }).catch(() => null)
+    : null);
+  const [championStats, leaderStats] = await Promise.all([statsOf(champion), statsOf(leader)]);
+  const meanOf = (s) => (s && s.mean !== null ? `${fmtMetric(s.mean)} (n=${s.n})` : "—");
+  const leaderIsChampion = leader && champion && leader.fingerprint === champion.fingerprint;
   const by = stats.by_status || {};
   const cards = [
     ["experiments", stats.total],
@@ -95,8 +99,9 @@ async function loadStats() {
       : stats.experiments_per_hour.toFixed(1)],
     ["duplicates refused", stats.duplicates_refused],
     ["findings", stats.findings],
-    ["champion (mean of its runs)", championStats && championStats.mean !== null
-      ? `${fmtMetric(championStats.mean)} (n=${championStats.n})` : "—"],
+    ["champion (mean of its runs)", meanOf(championStats)],
+    [leaderIsChampion ? "leader (the champion)" : "leader, not re-tested (mean of its runs)",
+      meanOf(leaderStats)],
   ];
   $("stats").replaceChildren(...cards.map(([label, value]) =>
     el("div", { class: "stat" }, el("b", {}, value), el("span", {}, label))));

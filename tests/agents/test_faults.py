@@ -90,8 +90,53 @@ def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     assert "agent-0" in text and "cpu[" in text and "champion val_loss" in text
     # 3 baseline replicates, LR up with its confirmation and its 2 re-measures: 7 kept runs
     assert "keep: 7" in text and "discard: 1" in text and "LR up" in text
+    # LR up was confirmed and re-measured: it is the champion, so no leader apart from it
+    assert "leading" not in text
     tsv, png = write_outputs(swarm, traces)
     rows = tsv.read_text().splitlines()
     assert len(rows) == 9 and rows[-1].split("\t")[3] == "discard"
     assert "MODE 'b'" in rows[-1] or "MODE b" in rows[-1]
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_live_table_and_summary_show_a_leader_not_yet_re_tested(tmp_path, store):
+    """A keep judged on its one run (no confirmation, no re-measure, no finals) is not the
+    champion; the title and the summary show it apart, as the leader, marked so."""
+    import io
+
+    from rich.console import Console
+
+    from agents.view import agents_table, summary, swarm_traces
+
+    task_dir = make_task(tmp_path / "quad")
+    good = edit_proposal("LR up", "LR = 0.1  # step size", "LR = 0.3  # step size")
+    factory = fixed_factory({"agent-0": [good]})
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        budget=1,
+        runs_dir=str(tmp_path / "runs"),
+        confirm=False,
+        remeasure=0,
+    )
+    swarm = Swarm(config, store, proposer_factory=factory)
+    assert swarm.config.retest == "each" and swarm.config.finalists == 0
+    swarm.run()
+    lr_up = store.query_traces(TraceQuery(task="quad", role=[Role.experiment])).data
+    assert [t.hypothesis for t in lr_up] == ["LR up"] and lr_up[0].status == Status.keep
+    champion = store.champion("quad", swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id)
+    assert champion is not None and champion.role == Role.baseline  # still the start
+    out = io.StringIO()
+    console = Console(file=out, width=400)
+    console.print(agents_table(swarm))
+    console.print(summary(swarm, swarm_traces(swarm)))
+    text = out.getvalue()
+    # its one big gain was re-run at once (a suspect metric), never re-measured
+    stats = store.program_stats(
+        "quad", lr_up[0].fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
+    )
+    assert stats.n == 2 and stats.mean is not None
+    assert f"champion val_loss {champion.metric:.6g} | leading {stats.mean:.6g}" in text
+    assert f"leading, not re-tested: {lr_up[0].id} val_loss {stats.mean:.6g}" in text
+    assert "(mean of 2 run(s); not the champion until re-tests show it" in text

@@ -252,6 +252,47 @@ def test_a_program_discarded_against_its_base_is_champion_once_its_unselected_ru
     assert champ is not None and champ.id == "d" and champ.status == Status.discard
 
 
+def test_the_leader_is_the_best_mean_however_few_its_runs_and_the_champion_does_not_move(
+    store: Store,
+) -> None:
+    """While a swarm re-tests at its end, its champion stays the start and its leader is
+    what the search found: the best mean over every measured run, one lucky run included."""
+    assert store.leader(TASK, "cpu", 60) is None  # nothing measured yet
+    run(store, "root", 1.0, role=Role.baseline, fingerprint="fp-root", minutes=0)
+    run(store, "root2", 1.25, role=Role.baseline, fingerprint="fp-root", minutes=1)
+    leader = store.leader(TASK, "cpu", 60)
+    assert leader is not None and leader.id == "root"  # the start leads while alone
+    run(store, "worse", 1.5, status=Status.discard, minutes=2)
+    run(store, "lucky", 0.5, minutes=3, diff="+LR = 0.1\n")
+    run(store, "tie", 0.5, minutes=4)  # as good, later: the first to run leads
+    run(store, "crashed", None, status=Status.crash, minutes=5)
+    run(store, "pack", 0.01, role=Role.seed, source="pack p", fingerprint="fp-pack")
+    run(store, "gpu", 0.01, hardware="1xH100", fingerprint="fp-gpu")
+    leader = store.leader(TASK, "cpu", 60, swarm_id="s1")
+    assert leader is not None and leader.id == "lucky"
+    assert leader.diff == "+LR = 0.1\n"  # read whole, not as the evidence cache holds it
+    assert store.champion(TASK, "cpu", 60, swarm_id="s1").id == "root"  # type: ignore[union-attr]
+    # its re-measures are worse than its first run: the tie, measured once, leads now
+    remeasure(store, "lucky", 0.75, minutes=6)
+    assert store.leader(TASK, "cpu", 60).id == "tie"  # type: ignore[union-attr]
+    # re-measured better: mean (1.5 + 3 * 0.25) / 4 = 0.5625, still behind the tie's 0.5
+    for minutes in (7, 8, 9):
+        remeasure(store, "worse", 0.25, minutes=minutes)
+    assert store.leader(TASK, "cpu", 60).id == "tie"  # type: ignore[union-attr]
+    # four more at 0.0: mean 2.25 / 8, and its seven unselected runs beat the start beyond
+    # the noise: the champion and the leader are one program
+    for minutes in (10, 11, 12, 13):
+        remeasure(store, "worse", 0.0, minutes=minutes)
+    worse = store.program_stats(TASK, "fp-worse", "cpu", 60)
+    assert worse.n == 8 and worse.mean == pytest.approx(2.25 / 8)
+    assert store.leader(TASK, "cpu", 60).id == "worse"  # type: ignore[union-attr]
+    assert store.champion(TASK, "cpu", 60).id == "worse"  # type: ignore[union-attr]
+    # the other direction: the highest mean leads
+    run(store, "up", 2.0, direction="maximize", task="judged-max", minutes=14)
+    run(store, "down", 0.5, direction="maximize", task="judged-max", minutes=15)
+    assert store.leader("judged-max").id == "up"  # type: ignore[union-attr]
+
+
 def test_champion_follows_the_direction_and_moves_only_beyond_the_noise(store: Store) -> None:
     for tid, metrics in (("lo", (0.50, 0.52)), ("hi", (0.53, 0.55)), ("top", (0.9,))):
         run(store, tid, metrics[0], direction="maximize", role=Role.baseline)

@@ -190,6 +190,35 @@ def test_champion_is_kept_twice_and_beat_the_one_before_on_hardware_and_budget(
     assert body["id"] == expected and body["role"] == "experiment"  # not its confirmation
 
 
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        # j-lucky's one run (0.900) is the best mean: it leads, it is not the champion
+        ({}, "j-lucky"),
+        ({"budget": 300}, "j-lucky"),
+        ({"hardware": "1xH100", "budget": 600}, "j-warm"),
+        ({"hardware": "cpu"}, "j-depth"),
+        ({"swarm_id": "another"}, None),
+        ({"hardware": "tpu"}, None),
+    ],
+)
+def test_leader_is_the_best_mean_however_few_its_runs(
+    judged: httpx.Client, params: dict[str, Any], expected: str | None
+) -> None:
+    response = judged.get("/api/leader", params={"task": JUDGED_TASK, **params})
+    if expected is None:
+        assert response.status_code == 404, response.text
+        assert "has a measured run yet" in response.json()["message"]
+        return
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == expected
+
+
+def test_leader_of_a_bad_budget_is_422_naming_it(judged: httpx.Client) -> None:
+    response = judged.get("/api/leader", params={"task": JUDGED_TASK, "budget": "soon"})
+    assert response.status_code == 422 and "budget" in response.json()["message"]
+
+
 def test_noise_is_pooled_over_repeated_programs(judged: httpx.Client) -> None:
     params: dict[str, str | int] = {"task": JUDGED_TASK, "hardware": "1xH100", "budget": 300}
     body = judged.get("/api/noise", params=params).json()

@@ -57,9 +57,11 @@ def page(browser: Any) -> Iterator[Any]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
 
     def on_console(msg: Any) -> None:
-        # a 404 from /api/champion is an answer ("no trusted champion yet"), not an error
+        # a 404 from /api/champion or /api/leader is an answer ("no trusted champion yet",
+        # "nothing measured yet"), not an error
         url = (msg.location or {}).get("url", "")
-        if msg.type == "error" and not ("/api/champion" in url and "404" in msg.text):
+        answer = ("/api/champion" in url or "/api/leader" in url) and "404" in msg.text
+        if msg.type == "error" and not answer:
             errors.append(msg.text)
 
     page.on("console", on_console)
@@ -247,6 +249,9 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             assert "1 run(s) without a recorded hardware class" in page.inner_text("#noise-note")
             # the champion: the mean of j-warm's four kept runs, not j-lucky's single 0.9
             assert "0.941000 (n=4)" in page.inner_text("#stats")
+            # j-lucky's single 0.9 leads: shown apart, marked as not re-tested
+            cards = page.locator("#stats .stat").all_inner_texts()
+            assert "0.900000 (n=1)\nleader, not re-tested (mean of its runs)" in cards, cards
             page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
 
             page.click("#exp-body tr[data-id='j-lr']")
