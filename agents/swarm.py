@@ -481,6 +481,12 @@ class Swarm:
     ) -> None:
         self.store = store
         self.stop_event = threading.Event()
+        # stop(search_only=True): the search stopped, the finals still to run (until a
+        # plain stop()); guarded by _stop_lock against a second stop racing the finals
+        self._search_stopped = False
+        self._finals_after_stop = False
+        self._finals_started = False
+        self._stop_lock = threading.Lock()
         self.board: dict[str, AgentBoard] = {}
         self.board_lock = threading.Lock()
         home = SwarmHome.open(config, resume)
@@ -817,18 +823,44 @@ class Swarm:
             self._run_agents(benches, names, conn, result)
             if self._fatal:
                 raise SwarmError(self._fatal)
-            if self.config.finalists and not self.stop_event.is_set():
+            if self.config.finalists and self._finals_go_ahead():
                 self.measure_finalists(benches, names)
-            status = "stopped" if self.stop_event.is_set() else "finished"
+            stopped = self.stop_event.is_set() or self._search_stopped
+            status = "stopped" if stopped else "finished"
         finally:
             conn.close()
             self._mark_stopped()
             self._upsert_swarm(status)
         return result
 
-    def stop(self) -> None:
-        """Ask every agent to stop; runs in flight are killed and recorded ``interrupted``."""
-        self.stop_event.set()
+    def stop(self, *, search_only: bool = False) -> None:
+        """Ask every agent to stop; runs in flight are killed and recorded ``interrupted``.
+
+        ``search_only`` (the CLI's first Ctrl-C): a swarm with finalists still runs its
+        finals once its agents have stopped, so what it found is re-tested and judged;
+        a later plain ``stop()`` ends those too. The swarm is recorded ``stopped`` either
+        way (its search did not finish; a resume runs the rest, then the finals again)."""
+        with self._stop_lock:
+            self._search_stopped = True
+            self._finals_after_stop = search_only and self.finals_pending
+            self.stop_event.set()
+
+    @property
+    def finals_pending(self) -> bool:
+        """True while this swarm has finalists to re-test and their runs have not begun."""
+        return self.config.finalists > 0 and not self._finals_started
+
+    def _finals_go_ahead(self) -> bool:
+        """Whether the finals run now: the search ended by itself, or it was stopped by
+        ``stop(search_only=True)`` and no plain stop came since (then the stop event is
+        cleared for the finals' runs)."""
+        with self._stop_lock:
+            if self.stop_event.is_set():
+                if not self._finals_after_stop or self._fatal:
+                    return False
+                self.stop_event.clear()
+            self._finals_started = True
+            return True
 
 
 def _read_meta(directory: Path, resume: str) -> dict[str, Any]:

@@ -392,13 +392,35 @@ def _run_in_thread(swarm: AnySwarm, live: bool, console: Any) -> list[BaseExcept
             while not finished.wait(timeout=0.5):
                 pass
     except KeyboardInterrupt:
-        console.print("stopping: runs in flight are killed and recorded as interrupted")
-        swarm.stop()
-        while not finished.wait(timeout=0.5):
-            pass
+        _stop_on_interrupt(swarm, finished, console)
     finally:
         signal.signal(signal.SIGTERM, previous)
     return errors
+
+
+def _stop_on_interrupt(swarm: AnySwarm, finished: threading.Event, console: Any) -> None:
+    """A Ctrl-C: stop the agents (runs in flight killed, recorded interrupted) and wait
+    for the swarm to end. A swarm whose finals have not begun still runs them, so what
+    its search found is re-tested and judged; a second Ctrl-C stops those too."""
+    from agents.swarm import Swarm
+
+    if isinstance(swarm, Swarm) and swarm.finals_pending:
+        console.print(
+            "stopping the search: runs in flight are killed and recorded as interrupted; "
+            f"then its {swarm.config.finalists} best program(s) are re-tested (the finals). "
+            "Ctrl-C again to stop those too"
+        )
+        swarm.stop(search_only=True)
+        try:
+            while not finished.wait(timeout=0.5):
+                pass
+            return
+        except KeyboardInterrupt:
+            pass
+    console.print("stopping: runs in flight are killed and recorded as interrupted")
+    swarm.stop()
+    while not finished.wait(timeout=0.5):
+        pass
 
 
 def cmd_run(args: argparse.Namespace) -> int:

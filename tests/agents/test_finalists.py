@@ -257,3 +257,85 @@ def test_a_lucky_program_among_poor_neighbours_is_a_finalist_by_mean_not_by_mode
     assert lucky not in [p.fingerprint for p, _ in by_model]
     assert all(abs(math.log(lr / 0.3)) < 0.5 for lr in lrs_of(by_model))
     assert all(t.role == Role.experiment for _, t in by_model)
+
+
+def _stopping_factory(config: SwarmConfig, at_call: int, stops: list):
+    """The default proposer factory of ``config``, whose ``at_call``-th proposal (counted
+    over the swarm's agents) first calls each of ``stops`` (a Ctrl-C, as the CLI does)."""
+    import threading
+
+    from agents.swarm import default_proposer_factory
+
+    inner = default_proposer_factory(config)
+    calls, lock = [0], threading.Lock()
+
+    def factory(task, root, device, name, seed):
+        proposer = inner(task, root, device, name, seed)
+        propose = proposer.propose
+
+        def counted(request):
+            with lock:
+                calls[0] += 1
+                now = calls[0] == at_call
+            if now:
+                for stop in stops:
+                    stop()
+            return propose(request)
+
+        proposer.propose = counted
+        return proposer
+
+    return factory
+
+
+def test_a_search_stopped_with_finals_pending_still_runs_its_finals(tmp_path, store):
+    """The first Ctrl-C of a swarm that re-tests at its end stops the search and runs the
+    finals on what it found (recorded stopped: a resume runs the rest of the search)."""
+    task_dir = make_task(tmp_path / "t", QUAD_TRAIN.replace("LR = 0.1 ", "LR = 0.02 "))
+    config = _config(tmp_path, task_dir, max_experiments=6)
+    holder: list[Swarm] = []
+    factory = _stopping_factory(config, 5, [lambda: holder[0].stop(search_only=True)])
+    swarm = Swarm(config, store, proposer_factory=factory)
+    holder.append(swarm)
+    assert swarm.config.retest == "end" and swarm.finals_pending
+    assert swarm.run().errors == []
+    mine = store.query_traces(TraceQuery(task="quad", swarm_id=swarm.swarm_id, limit=200)).data
+    experiments = [t for t in mine if t.role == Role.experiment]
+    assert len(experiments) < 12  # 2 agents x 6 asked, the search cut short
+    finals = [t for t in mine if t.role == Role.remeasure]
+    assert len(finals) == 2 and all(t.status in (Status.keep, Status.discard) for t in finals)
+    assert all(t.hypothesis.startswith("final re-measure") for t in finals)
+    measured = {t.fingerprint for t in experiments if t.status in (Status.keep, Status.discard)}
+    assert {t.fingerprint for t in finals} <= measured
+    assert not swarm.finals_pending
+    assert store.list_swarms("quad")[0].status == "stopped"
+    champion = store.champion("quad", swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id)
+    assert champion is not None
+
+
+def test_a_second_stop_skips_the_finals(tmp_path, store):
+    task_dir = make_task(tmp_path / "t", QUAD_TRAIN.replace("LR = 0.1 ", "LR = 0.02 "))
+    config = _config(tmp_path, task_dir, max_experiments=6)
+    holder: list[Swarm] = []
+    stops = [lambda: holder[0].stop(search_only=True), lambda: holder[0].stop()]
+    swarm = Swarm(config, store, proposer_factory=_stopping_factory(config, 5, stops))
+    holder.append(swarm)
+    assert swarm.run().errors == []
+    mine = store.query_traces(TraceQuery(task="quad", swarm_id=swarm.swarm_id, limit=200)).data
+    assert [t for t in mine if t.role == Role.remeasure] == []
+    assert swarm.finals_pending  # a resume runs the rest of the search, then the finals
+    assert store.list_swarms("quad")[0].status == "stopped"
+
+
+def test_a_swarm_without_finalists_stops_whole_at_a_search_only_stop(tmp_path, store):
+    task_dir = make_task(tmp_path / "t", QUAD_TRAIN.replace("LR = 0.1 ", "LR = 0.02 "))
+    config = _config(tmp_path, task_dir, max_experiments=6, retest="each")
+    holder: list[Swarm] = []
+    factory = _stopping_factory(config, 3, [lambda: holder[0].stop(search_only=True)])
+    swarm = Swarm(config, store, proposer_factory=factory)
+    holder.append(swarm)
+    assert not swarm.finals_pending
+    assert swarm.run().errors == []
+    mine = store.query_traces(TraceQuery(task="quad", swarm_id=swarm.swarm_id, limit=200)).data
+    assert [t for t in mine if t.role == Role.remeasure and "final" in t.hypothesis] == []
+    assert store.list_swarms("quad")[0].status == "stopped"

@@ -182,7 +182,9 @@ def test_ctrl_c_records_the_runs_in_flight_as_interrupted_before_exiting(tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert "stopping" in out.decode(errors="replace")
+    # its default plan re-tests at its end: the first Ctrl-C stops the search, then the
+    # finals re-test what it measured -- nothing but the root here, so none run
+    assert "stopping the search" in out.decode(errors="replace")
     assert not any(_alive(g) for g in pgids), "no run outlives the swarm"
     store = get_store(mem, embedder="hash")
     try:
