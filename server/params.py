@@ -9,10 +9,11 @@ finite.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query
 from pydantic import AfterValidator
 
 from memory.models import text_problem, time_problem, utc
@@ -49,3 +50,27 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 When = Annotated[datetime | None, AfterValidator(to_utc)]
 IdPath = Annotated[str, Path(min_length=1, max_length=64, description="the record's id"), Clean]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which of a task's runs a judging query reads (the champion, the leader, the noise,
+    a program's stats): on ``hardware``, with run budget ``budget`` (seconds), from
+    ``swarm_id``; ``None`` for any."""
+
+    hardware: str | None
+    budget: float | None
+    swarm_id: str | None
+
+    def place(self) -> str:
+        """`` on hardware 'x' with a budget of 300 s`` (the parts given), for messages."""
+        where = f" on hardware {self.hardware!r}" if self.hardware else ""
+        within = f" with a budget of {self.budget:g} s" if self.budget is not None else ""
+        return where + within
+
+
+def where(hardware: Text200 = None, budget: Budget = None, swarm_id: Id128 = None) -> Where:
+    return Where(hardware, budget, swarm_id)
+
+
+WhereQuery = Annotated[Where, Depends(where)]

@@ -16,7 +16,7 @@ from memory.models import (
 )
 from server.deps import StoreDep
 from server.errors import ERROR_RESPONSES
-from server.params import Budget, FingerprintQuery, Id128, TaskName, Text200
+from server.params import FingerprintQuery, Id128, TaskName, Text200, WhereQuery
 from server.schemas import ProgressPage, ProgressPoint
 
 router = APIRouter(prefix="/api", tags=["champion"], responses=ERROR_RESPONSES)
@@ -25,81 +25,56 @@ PROGRESS_MAX_POINTS = 10_000  # the chart's first runs; later ones are flagged t
 
 
 @router.get("/champion", response_model=ExperimentPublic)
-def get_champion(
-    store: StoreDep,
-    task: TaskName,
-    hardware: Text200 = None,
-    budget: Budget = None,
-    swarm_id: Id128 = None,
-) -> ExperimentPublic:
+def get_champion(store: StoreDep, task: TaskName, where: WhereQuery) -> ExperimentPublic:
     """The champion of ``task`` (``Store.champion``): among programs kept at least twice
     (one lucky run is never the champion), the one whose MEAN last beat the champion
     before it by the keep rule's margin, on ``hardware``, with run budget ``budget`` (seconds) and
     from ``swarm_id`` when given; never a seed or an imported trace. Answers the oldest
     experiment (or baseline) trace of that program; 404 if no program qualifies."""
-    best = store.champion(task, hardware, budget, swarm_id=swarm_id)
+    best = store.champion(task, where.hardware, where.budget, swarm_id=where.swarm_id)
     if best is None:
-        where = f" on hardware {hardware!r}" if hardware else ""
-        within = f" with a budget of {budget:g} s" if budget is not None else ""
         raise NotFound(
-            f"no program of task {task!r}{where}{within} has {MIN_CHAMPION_RUNS} trusted "
+            f"no program of task {task!r}{where.place()} has {MIN_CHAMPION_RUNS} trusted "
             "kept runs with a metric yet"
         )
     return best
 
 
 @router.get("/leader", response_model=ExperimentPublic)
-def get_leader(
-    store: StoreDep,
-    task: TaskName,
-    hardware: Text200 = None,
-    budget: Budget = None,
-    swarm_id: Id128 = None,
-) -> ExperimentPublic:
+def get_leader(store: StoreDep, task: TaskName, where: WhereQuery) -> ExperimentPublic:
     """The leading program of ``task`` (``Store.leader``): the best mean over its trusted
     measured runs however few -- one lucky run can lead, so it is not the champion until
     re-tested (a swarm with ``--retest end`` re-tests it after its search) -- on
     ``hardware``, with run budget ``budget`` (seconds) and from ``swarm_id`` when given.
     Answers the oldest experiment (or baseline) trace of that program; 404 while no program
     has a measured run there."""
-    best = store.leader(task, hardware, budget, swarm_id=swarm_id)
+    best = store.leader(task, where.hardware, where.budget, swarm_id=where.swarm_id)
     if best is None:
-        where = f" on hardware {hardware!r}" if hardware else ""
-        within = f" with a budget of {budget:g} s" if budget is not None else ""
-        raise NotFound(f"no program of task {task!r}{where}{within} has a measured run yet")
+        raise NotFound(f"no program of task {task!r}{where.place()} has a measured run yet")
     return best
 
 
 @router.get("/program-stats", response_model=RunStats)
 def get_program_stats(
-    store: StoreDep,
-    task: TaskName,
-    fingerprint: FingerprintQuery,
-    hardware: Text200 = None,
-    budget: Budget = None,
-    swarm_id: Id128 = None,
+    store: StoreDep, task: TaskName, fingerprint: FingerprintQuery, where: WhereQuery
 ) -> RunStats:
     """Mean, count and sample sd of one program's trusted keep/discard runs
     (``Store.program_stats``) on ``hardware``, with run budget ``budget`` (seconds) and from
     ``swarm_id`` when given: the evidence behind a champion (its mean, not one run)."""
-    return store.program_stats(task, fingerprint, hardware, budget, swarm_id=swarm_id)
+    return store.program_stats(
+        task, fingerprint, where.hardware, where.budget, swarm_id=where.swarm_id
+    )
 
 
 @router.get("/noise", response_model=NoiseEstimate)
-def get_noise(
-    store: StoreDep,
-    task: TaskName,
-    hardware: Text200 = None,
-    budget: Budget = None,
-    swarm_id: Id128 = None,
-) -> NoiseEstimate:
+def get_noise(store: StoreDep, task: TaskName, where: WhereQuery) -> NoiseEstimate:
     """The run-to-run noise of ``task`` (``Store.noise``): the pooled within-program
     standard deviation of the trusted keep/discard runs of every program that ran at
     least twice, on ``hardware``, with run budget ``budget`` (seconds) and from
     ``swarm_id`` when given (leaving out hardware or budget pools over all of them).
     ``sd`` is null while no program has run twice; ``identical``: every repeated program
     gave exactly the same metric. Always 200 for a valid query."""
-    return store.noise(task, hardware, budget, swarm_id=swarm_id)
+    return store.noise(task, where.hardware, where.budget, swarm_id=where.swarm_id)
 
 
 @router.get("/progress", response_model=ProgressPage)
