@@ -65,8 +65,8 @@ def _leader(
     swarm: Watched, champion: ExperimentPublic | None
 ) -> tuple[ExperimentPublic, RunStats] | None:
     """This swarm's leader (``Store.leader``) and its runs' stats, when it is not the
-    champion: the best the search has found, not yet re-tested (``--retest end`` re-tests
-    it after the search)."""
+    champion: the best mean so far, unconfirmed (``--retest end`` re-tests the best
+    programs after the search; the champion rule may still find it inside the noise)."""
     store, task = swarm.store, swarm.task.name
     leader = store.leader(task, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id)
     if leader is None or (champion is not None and leader.fingerprint == champion.fingerprint):
@@ -94,7 +94,7 @@ def agents_table(swarm: Watched) -> Table:
     )
     leading = _leader(swarm, champ)
     if leading is not None:
-        title += f" | leading {_fmt(leading[1].mean)} ({leading[1].n} run(s), not re-tested)"
+        title += f" | leading {_fmt(leading[1].mean)} ({leading[1].n} run(s), unconfirmed)"
     table = Table(title=title, expand=True)
     for col in ("agent", "device", "status", "hypothesis", "elapsed", "done", "base", "last"):
         table.add_column(col, overflow="fold" if col == "hypothesis" else "ellipsis")
@@ -152,7 +152,7 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
     counts = Counter(t.status.value for t in traces)
     champ = _champion(swarm)
     lines = [
-        Text(f"swarm {swarm.swarm_id} finished: {len(traces)} traces in {swarm.directory}"),
+        Text(f"swarm {swarm.swarm_id} ended: {len(traces)} traces in {swarm.directory}"),
         Text("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no traces"),
     ]
     if champ is not None:
@@ -168,10 +168,12 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
         leader, stats = leading
         lines.append(
             Text(
-                f"leading, not re-tested: {leader.id} {swarm.task.metric_name} "
-                f"{_fmt(stats.mean)} (mean of {stats.n} run(s); not the champion until "
-                "re-tests show it: a swarm with --retest end re-tests it after its search, "
-                f"a stopped one when resumed): {leader.hypothesis}",
+                f"leading, unconfirmed: {leader.id} {swarm.task.metric_name} "
+                f"{_fmt(stats.mean)} (mean of {stats.n} run(s)): the best mean so far, not "
+                "the champion -- its runs that no verdict chose (re-measures, a swarm's "
+                "finals) have not shown it better than the start beyond the noise; a swarm "
+                "with --retest end re-tests its best after its search, a stopped one when "
+                f"resumed: {leader.hypothesis}",
                 style="yellow",
             )
         )

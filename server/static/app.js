@@ -81,7 +81,7 @@ async function loadStats() {
     state.task ? api("/api/leader", where).catch(() => null) : null,
   ]);
   // the champion is chosen by the mean of its kept runs: show that, with its n; the
-  // leader (the best mean however few its runs) too, marked while it is not re-tested
+  // leader (the best mean however few its runs) too, marked while it is not the champion
   const statsOf = (exp) => (exp
     ? api("/api/program-stats", { ...where, fingerprint: exp.fingerprint }).catch(() => null)
     : null);
@@ -100,7 +100,7 @@ async function loadStats() {
     ["duplicates refused", stats.duplicates_refused],
     ["findings", stats.findings],
     ["champion (mean of its runs)", meanOf(championStats)],
-    [leaderIsChampion ? "leader (the champion)" : "leader, not re-tested (mean of its runs)",
+    [leaderIsChampion ? "leader (the champion)" : "leader, unconfirmed (mean of its runs)",
       meanOf(leaderStats)],
   ];
   $("stats").replaceChildren(...cards.map(([label, value]) =>

@@ -138,5 +138,5 @@ def test_the_live_table_and_summary_show_a_leader_not_yet_re_tested(tmp_path, st
     )
     assert stats.n == 2 and stats.mean is not None
     assert f"champion val_loss {champion.metric:.6g} | leading {stats.mean:.6g}" in text
-    assert f"leading, not re-tested: {lr_up[0].id} val_loss {stats.mean:.6g}" in text
-    assert "(mean of 2 run(s); not the champion until re-tests show it" in text
+    assert f"leading, unconfirmed: {lr_up[0].id} val_loss {stats.mean:.6g}" in text
+    assert "(mean of 2 run(s)): the best mean so far, not the champion" in text

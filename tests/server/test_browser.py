@@ -249,9 +249,9 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             assert "1 run(s) without a recorded hardware class" in page.inner_text("#noise-note")
             # the champion: the mean of j-warm's four kept runs, not j-lucky's single 0.9
             assert "0.941000 (n=4)" in page.inner_text("#stats")
-            # j-lucky's single 0.9 leads: shown apart, marked as not re-tested
+            # j-lucky's single 0.9 leads: shown apart, marked as unconfirmed
             cards = page.locator("#stats .stat").all_inner_texts()
-            assert "0.900000 (n=1)\nleader, not re-tested (mean of its runs)" in cards, cards
+            assert "0.900000 (n=1)\nleader, unconfirmed (mean of its runs)" in cards, cards
             page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
 
             page.click("#exp-body tr[data-id='j-lr']")
