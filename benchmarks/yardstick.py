@@ -471,6 +471,8 @@ def write_report(
             "",
             rep.fate_table(arms, by_land[land], total),
             "",
+            rep.leader_table(arms, by_land[land], total, facts[land]["target"]),
+            "",
         ]
     errors = [(a.landscape, a.arm, a.seed, e) for a in raw for e in a.errors]
     mismatch = [

@@ -10,6 +10,9 @@
   the best over its swarms), Optuna's best trial (the best COMPLETE value).
   Before any candidate exists, the task's unmodified configuration. Every count of
   experiments counts runs: a confirmation or re-measure run is one experiment.
+- *leader after k*: the true value of what ``Store.leader`` would name after k
+  experiments (the best mean over a program's measured runs however few: what a person
+  watching sees beside the champion, unconfirmed); Optuna: its pick.
 - *experiments to reach the target*: the first k whose handed true value is at or below the
   landscape's target (declared before the arms run); None when never.
 - *best observed*: the lowest metric observed among the baselines and the experiments.
@@ -181,6 +184,42 @@ def handed_true(a: ArmSeed, pick: Run | None) -> float:
 def handed_curve(a: ArmSeed, total: int) -> list[float]:
     """True value of the configuration handed to the user after k = 0..total experiments."""
     curve = [handed_true(a, best) for best in picks(a, total)]
+    while len(curve) < total + 1:
+        curve.append(curve[-1])
+    return curve
+
+
+def leader_curve(a: ArmSeed, total: int) -> list[float]:
+    """True value of the arm's *leader* after k = 0..total experiments: for labswarm what
+    ``Store.leader`` names (``memory.base.leader_of``: the best mean over a program's
+    measured runs however few -- one lucky run can lead -- the first to run on a tie; the
+    start while nothing measured beats it), what a person watching a swarm sees beside its
+    champion; for Optuna its pick (its best trial is both its leader and its hand-over)."""
+    if not a.arm.startswith("labswarm"):
+        return handed_curve(a, total)
+    sums: dict[str, list[float]] = {}  # program -> [sum, n, true value]
+    leader: str | None = None
+
+    def add(r: Run) -> None:
+        nonlocal leader
+        if r.short or not r.ok or r.observed is None:
+            return
+        key = _program(a, r)
+        acc = sums.setdefault(key, [0.0, 0, float(r.true) if r.true is not None else a.start_true])
+        acc[0] += r.observed
+        acc[1] += 1
+        leader = min(sums, key=lambda k: sums[k][0] / sums[k][1])  # the first on a tie
+
+    def now() -> float:
+        return sums[leader][2] if leader is not None else a.start_true
+
+    for r in a.runs:
+        if r.baseline:
+            add(r)
+    curve = [now()]
+    for r in a.experiments[:total]:
+        add(r)
+        curve.append(now())
     while len(curve) < total + 1:
         curve.append(curve[-1])
     return curve

@@ -426,6 +426,45 @@ def funnel_table(arms: Sequence[str], results: dict[str, list[ArmSeed]], total: 
     )
 
 
+def leader_table(
+    arms: Sequence[str], results: dict[str, list[ArmSeed]], total: int, target: float | None
+) -> str:
+    """What a person watching sees beside the champion (``ym.leader_curve``): the leader's
+    true value after k experiments and the experiments until it reaches the target."""
+    ks = checkpoints(total)
+    rows = []
+    for arm, seeds in arms_that_ran(arms, results):
+        curves = [ym.leader_curve(a, total) for a in seeds]
+        reach = (
+            reach_cell(reach_values(curves, target), total)
+            if target is not None
+            else "n/a (flat: every configuration is at the target)"
+        )
+        rows.append(
+            [arm, len(seeds)]
+            + [summary_cell(ym.Summary.of([c[k] for c in curves])) for k in ks]
+            + [reach]
+        )
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "#### The leader: what a person watching sees beside the champion, after k experiments",
+            "",
+            "true value of the program `Store.leader` names (the best mean over its measured "
+            "runs however few; unconfirmed: one lucky run can lead), median [CI] (p25–p75) "
+            "over seeds, and the experiments until it first reaches the target; for Optuna "
+            "arms their pick (the best trial is both). Not what an arm hands over: see the "
+            "first table",
+            "",
+            table(
+                ["arm", "seeds"] + [f"after {k}" for k in ks] + ["experiments to reach the target"],
+                rows,
+            ),
+        ]
+    )
+
+
 def fate_table(arms: Sequence[str], results: dict[str, list[ArmSeed]], total: int) -> str:
     """Where the best configuration each seed ran stopped on its way to the hand-over after
     ``total`` experiments (``ym.best_run_fate``): seeds per stage, the median experiment

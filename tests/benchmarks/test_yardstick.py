@@ -19,6 +19,7 @@ import space  # noqa: E402
 import yardstick  # noqa: E402
 import yardstick_arms as arms  # noqa: E402
 import yardstick_measures as ym  # noqa: E402
+import yardstick_report as rep  # noqa: E402
 
 from agents.baseline import DEFAULT_PRIOR_REPLICATES
 from agents.judge import DEFAULT_REMEASURE
@@ -59,8 +60,8 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln]
         for arm in arms.ARMS:
             # true value, reach, judge, cost, at equal device-seconds, where it is lost, the
-            # best run's fate
-            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 7, (land, arm)
+            # best run's fate, the leader
+            assert sum(1 for ln in rows if ln.startswith(f"| {arm} |")) == 8, (land, arm)
         empty = [ln for ln in rows if re.search(r"\|\s*(n/a|nan)?\s*\|", ln)]
         assert not empty, (land, empty)
         assert section.count("| labswarm-shared − optuna-shared |") == 1
@@ -70,6 +71,7 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
         # search per configuration: every other arm against labswarm-shared's count
         per, lost = per.split("#### Where the true value is lost")
         lost, fate = lost.split("#### Why the best configuration run")
+        fate, leader = fate.split("#### The leader")
         for arm in arms.ARMS:
             if arm != "labswarm-shared":
                 assert per.count(f"| {arm} − labswarm-shared |") == 1, (land, arm)
@@ -80,6 +82,9 @@ def test_quick_run_fills_every_table(tmp_path: Path) -> None:
             (row,) = [ln for ln in fate.splitlines() if ln.startswith(f"| {arm} | 2 |")]
             counts = [int(c) for c in row.split("|")[3:9]]
             assert sum(counts) == 2, row
+            # the leader: a true value after each checkpoint, and when it reached the target
+            (row,) = [ln for ln in leader.splitlines() if ln.startswith(f"| {arm} | 2 |")]
+            assert len(re.findall(r"\| \d\.\d{3} \[", row)) == len(rep.checkpoints(4)), row
     assert "| 0 duplicate runs in shared arms |" in report
     assert "false keeps on the flat landscape" in report
     assert "equals the configuration this report hands over" in report and ": yes" in report
@@ -304,6 +309,18 @@ def test_measures_on_hand_made_runs() -> None:
     assert ym.final_candidate(a, 11).id == "r5"  # type: ignore[union-attr]
     assert ym.final_candidate(a, 10).id == "r1"  # type: ignore[union-attr]
     assert ym.final_candidate(a, 3).id == "r0"  # type: ignore[union-attr]
+    # the leader (Store.leader): the best mean however few its runs -- r1 from its first
+    # run on (true 3.95, worse than the start's 3.9: one lucky run leads), r5 from its
+    # first run (experiment 8), three experiments before the champion rule hands it over
+    leader = [3.9, 3.95, 3.95, 3.95, 3.95, 3.95, 3.95, 3.95, 3.5, 3.5, 3.5, 3.5]
+    assert ym.leader_curve(a, 11) == leader
+    assert ym.experiments_to_reach(ym.leader_curve(a, 11), 3.6) == 8
+    # a short run (another budget) never leads; an Optuna arm's leader is its pick
+    short = _run(13, id="s1", short=True, observed=3.0, true=3.0, config=dict(cfg, HEAD_LR=0.6))
+    with_short = arms.ArmSeed("labswarm-shared", "smooth", 0, [*runs, short], 1.0, 3.9)
+    assert ym.leader_curve(with_short, 12) == [*leader, 3.5]
+    study = arms.ArmSeed("optuna-shared", "smooth", 0, runs, 1.0, start_true=3.9)
+    assert ym.leader_curve(study, 11) == ym.handed_curve(study, 11)
     # a program better than the champion by less than the noise takes the title once it
     # beats the start beyond the noise: the best mean among such programs is the champion
     close = [
