@@ -455,8 +455,9 @@ class Store(abc.ABC):
         its trusted measured runs (keep/discard, the runs that made it a keep included),
         however few -- unlike the champion, one lucky run can lead. While a swarm
         re-tests at its end (``--retest end``) the champion stays the start until the
-        finals and the leader is what the search has found so far, not yet re-tested; it
-        is the champion once the re-tests confirm it. Same filters and trust as
+        finals and the leader is what the search has found so far, unconfirmed; it is the
+        champion once its runs that no verdict chose beat the start beyond the noise (the
+        champion rule). Same filters and trust as
         ``champion``; the oldest experiment or baseline trace of the program, or ``None``
         while no program has a measured run."""
         return self.evidence(task, hardware, budget, swarm_id=swarm_id).leader
