@@ -3,7 +3,7 @@ swarm's ``results.tsv`` and ``progress.png`` (through ``memory.exports``).
 
 Live columns: agent, device, status, current hypothesis, elapsed/budget of the run in
 flight, experiments done, the agent's base metric; the title holds the champion, and the
-leader while it is not the champion (the best found so far, not yet re-tested).
+leader while it is not the champion (the best mean so far, unconfirmed).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rich.text import Text
 
 from agents.board import AgentBoard
 from agents.task import Task
-from memory.base import Store
+from memory.base import Evidence, Store
 from memory.models import ExperimentPublic, RunStats, TraceQuery
 
 STATUS_STYLE = {
@@ -54,27 +54,22 @@ class Watched(Protocol):
     board_lock: threading.Lock
 
 
-def _champion(swarm: Watched) -> ExperimentPublic | None:
-    """This swarm's champion (what its agents move onto)."""
-    return swarm.store.champion(
+def _evidence(swarm: Watched) -> Evidence:
+    """This swarm's evidence (``Store.evidence``, one read): its champion (what its agents
+    move onto), its leader and each program's stats."""
+    return swarm.store.evidence(
         swarm.task.name, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
     )
 
 
-def _leader(
-    swarm: Watched, champion: ExperimentPublic | None
-) -> tuple[ExperimentPublic, RunStats] | None:
-    """This swarm's leader (``Store.leader``) and its runs' stats, when it is not the
-    champion: the best mean so far, unconfirmed (``--retest end`` re-tests the best
-    programs after the search; the champion rule may still find it inside the noise)."""
-    store, task = swarm.store, swarm.task.name
-    leader = store.leader(task, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id)
+def _leader(evidence: Evidence) -> tuple[ExperimentPublic, RunStats] | None:
+    """The leader (``Store.leader``) and its runs' stats, when it is not the champion: the
+    best mean so far, unconfirmed (``--retest end`` re-tests the best programs after the
+    search; the champion rule may still find it inside the noise)."""
+    leader, champion = evidence.leader, evidence.champion
     if leader is None or (champion is not None and leader.fingerprint == champion.fingerprint):
         return None
-    stats = store.program_stats(
-        task, leader.fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
-    )
-    return leader, stats
+    return leader, evidence.stats(leader.fingerprint)
 
 
 def swarm_traces(swarm: Watched) -> list[ExperimentPublic]:
@@ -86,13 +81,14 @@ def swarm_traces(swarm: Watched) -> list[ExperimentPublic]:
 
 
 def agents_table(swarm: Watched) -> Table:
-    champ = _champion(swarm)
+    evidence = _evidence(swarm)
+    champ = evidence.champion
     title = (
         f"swarm {swarm.swarm_id} | task {swarm.task.name} | {swarm.hardware} | "
         f"budget {swarm.budget:g}s | noise {swarm.noise:.3g} | champion "
         f"{swarm.task.metric_name} {_fmt(champ.metric if champ else None)}"
     )
-    leading = _leader(swarm, champ)
+    leading = _leader(evidence)
     if leading is not None:
         title += f" | leading {_fmt(leading[1].mean)} ({leading[1].n} run(s), unconfirmed)"
     table = Table(title=title, expand=True)
@@ -150,7 +146,8 @@ class _Renderable:
 def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
     """End-of-swarm summary: counts by status, the champion, the keeps."""
     counts = Counter(t.status.value for t in traces)
-    champ = _champion(swarm)
+    evidence = _evidence(swarm)
+    champ = evidence.champion
     lines = [
         Text(f"swarm {swarm.swarm_id} ended: {len(traces)} traces in {swarm.directory}"),
         Text("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no traces"),
@@ -163,7 +160,7 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
                 style="bold green",
             )
         )
-    leading = _leader(swarm, champ)
+    leading = _leader(evidence)
     if leading is not None:
         leader, stats = leading
         lines.append(

@@ -72,7 +72,7 @@ from typing import NamedTuple
 import numpy as np
 from yardstick_arms import ArmSeed, Run
 
-from memory.models import MIN_CHAMPION_RUNS, champion_of, pooled_noise
+from memory.models import MIN_CHAMPION_RUNS, champion_of, leader_of, pooled_noise
 
 FAILED_REGION_RADIUS = 1.0
 BOOTSTRAP = 2000
@@ -191,27 +191,26 @@ def handed_curve(a: ArmSeed, total: int) -> list[float]:
 
 def leader_curve(a: ArmSeed, total: int) -> list[float]:
     """True value of the arm's *leader* after k = 0..total experiments: for labswarm what
-    ``Store.leader`` names (``memory.base.leader_of``: the best mean over a program's
+    ``Store.leader`` names (``memory.models.leader_of``: the best mean over a program's
     measured runs however few -- one lucky run can lead -- the first to run on a tie; the
     start while nothing measured beats it), what a person watching a swarm sees beside its
     champion; for Optuna its pick (its best trial is both its leader and its hand-over)."""
     if not a.arm.startswith("labswarm"):
         return handed_curve(a, total)
-    sums: dict[str, list[float]] = {}  # program -> [sum, n, true value]
-    leader: str | None = None
+    picker = _Picker(a)  # its measured runs per program, in the order each first ran
+    true: dict[str, float] = {}
 
     def add(r: Run) -> None:
-        nonlocal leader
-        if r.short or not r.ok or r.observed is None:
-            return
+        picker.add(r)
         key = _program(a, r)
-        acc = sums.setdefault(key, [0.0, 0, float(r.true) if r.true is not None else a.start_true])
-        acc[0] += r.observed
-        acc[1] += 1
-        leader = min(sums, key=lambda k: sums[k][0] / sums[k][1])  # the first on a tie
+        # the true value of a measured run at the full budget (a short run's is another)
+        if key in picker.measured and not r.short and r.true is not None:
+            true.setdefault(key, float(r.true))
 
     def now() -> float:
-        return sums[leader][2] if leader is not None else a.start_true
+        means = ((k, statistics.fmean(v)) for k, v in picker.measured.items())
+        key = leader_of(means, "minimize")
+        return true.get(key, a.start_true) if key is not None else a.start_true
 
     for r in a.runs:
         if r.baseline:

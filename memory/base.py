@@ -24,7 +24,7 @@ import abc
 import sys
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,6 @@ from memory.models import (
     AgentPublic,
     ClaimCreate,
     ClaimPublic,
-    Direction,
     ExperimentCreate,
     ExperimentPublic,
     FindingCreate,
@@ -55,8 +54,8 @@ from memory.models import (
     SwarmCreate,
     SwarmPublic,
     TraceQuery,
-    better,
     champion_of,
+    leader_of,
     pooled_noise,
     run_stats,
     seen_query,
@@ -167,28 +166,14 @@ class EvidenceBuilder:
                 noise,
             )
             champion = self.heads[key] if key is not None else None
-            leader = self.heads[leader_of(self.heads, self.stats, direction)]
+            lead = leader_of(((fp, self.stats[fp].mean) for fp in self.heads), direction)
+            leader = self.heads[lead] if lead is not None else None
         return Evidence(
             programs={fp: self.stats[fp] for fp in self.programs},
             noise=noise,
             champion=champion,
             leader=leader,
         )
-
-
-def leader_of(
-    heads: Mapping[str, ExperimentPublic], stats: Mapping[str, RunStats], direction: Direction
-) -> str:
-    """The leading program among ``heads`` (programs with a run of their own, in the order
-    each first ran): the best mean over all its measured runs, however few -- one lucky
-    run can lead -- the first to run on a tie. What a swarm's finals ranked by mean would
-    re-test first; the champion is what the runs no verdict chose have shown."""
-    best: str | None = None
-    for fp in heads:
-        mean = stats[fp].mean
-        if mean is not None and (best is None or better(mean, stats[best].mean, direction)):
-            best = fp
-    return best if best is not None else next(iter(heads))
 
 
 def evidence_of(measured: Sequence[ExperimentPublic]) -> Evidence:
@@ -451,7 +436,7 @@ class Store(abc.ABC):
         *,
         swarm_id: str | None = None,
     ) -> ExperimentPublic | None:
-        """The LEADING program of ``task`` (``memory.base.leader_of``): the best mean over
+        """The LEADING program of ``task`` (``memory.models.leader_of``): the best mean over
         its trusted measured runs (keep/discard, the runs that made it a keep included),
         however few -- unlike the champion, one lucky run can lead. While a swarm
         re-tests at its end (``--retest end``) the champion stays the start until the

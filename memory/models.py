@@ -790,6 +790,21 @@ def champion_of(
     return champion
 
 
+def leader_of(programs: Iterable[tuple[str, float | None]], direction: Direction) -> str | None:
+    """The leading program among ``programs`` (key, mean over all its measured runs), given
+    in the order each first ran: the best mean, however few its runs -- one lucky run can
+    lead -- the first to run on a tie; ``None`` while none has a mean. What a swarm's
+    finals ranked by mean would re-test first; the champion is what the runs no verdict
+    chose have shown (``champion_of``). The rule of ``Store.leader`` and of the
+    yardstick's leader curve."""
+    best: str | None = None
+    best_mean: float | None = None
+    for key, mean in programs:
+        if mean is not None and better(mean, best_mean, direction):
+            best, best_mean = key, mean
+    return best
+
+
 class BestSoFar(NamedTuple):
     """One point of the running best: the best kept metric so far (``None`` before the
     first keep) and whether this trace set it."""

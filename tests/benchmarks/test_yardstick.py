@@ -319,6 +319,13 @@ def test_measures_on_hand_made_runs() -> None:
     short = _run(13, id="s1", short=True, observed=3.0, true=3.0, config=dict(cfg, HEAD_LR=0.6))
     with_short = arms.ArmSeed("labswarm-shared", "smooth", 0, [*runs, short], 1.0, 3.9)
     assert ym.leader_curve(with_short, 12) == [*leader, 3.5]
+    # ... nor lends a program its true value: c1's short run (true 3.0 at that budget)
+    # before r1, the first run of c1 at the full budget (true 3.95)
+    c1_short = _run(1, id="s0", short=True, observed=3.0, true=3.0, config=c1)
+    short_first = arms.ArmSeed(
+        "labswarm-shared", "smooth", 0, [*runs[:2], c1_short, *runs[2:]], 1.0, 3.9
+    )
+    assert ym.leader_curve(short_first, 12) == [3.9, *leader]
     study = arms.ArmSeed("optuna-shared", "smooth", 0, runs, 1.0, start_true=3.9)
     assert ym.leader_curve(study, 11) == ym.handed_curve(study, 11)
     # a program better than the champion by less than the noise takes the title once it
