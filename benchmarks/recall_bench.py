@@ -14,12 +14,15 @@ for 5). The rank for MRR@10 and the timed search are those of a search for 10. P
 query set and arm: recall@1, @5, @10, MRR@10 and the cost of one search (p50/p95 ms, the
 query's embedding included). Numbers only, no assertions.
 
-Two arms per query set:
+Three arms per query set:
 
 * ``dense`` -- ``Store.search`` with ``hybrid = False``: cosine over MiniLM vectors of the
   (glossed) documents only.
-* ``hybrid`` -- ``Store.search`` as shipped: the dense pool (40) re-selected by
-  reciprocal-rank fusion with a BM25 rank, returned in cosine order (``memory/_search.py``).
+* ``hybrid-minilm`` -- the dense pool (40) re-selected by reciprocal-rank fusion of its
+  MiniLM rank with a BM25 rank, returned in cosine order (the previous release's search).
+* ``hybrid`` -- ``Store.search`` as shipped: the same, with the pool's dense rank taken
+  from the mean of MiniLM's cosine and paraphrase-MiniLM-L3-v2's (``memory/_search.py``,
+  the second opinion).
 
 ``--model DIR`` puts another sentence-transformers model, read from a local directory, in
 MiniLM's place (documents and queries embedded by it; the store, glossary and fusion
@@ -142,12 +145,28 @@ def dense(store: Store, query: str, limit: int) -> Hits:
         store.hybrid = hybrid  # type: ignore[attr-defined]
 
 
+def hybrid_minilm(store: Store, query: str, limit: int) -> Hits:
+    """``Store.search`` without the second opinion: the dense pool's MiniLM rank fused
+    with BM25 (the search of the previous release)."""
+    second = getattr(store, "second_opinion", None)
+    store.second_opinion = None  # type: ignore[attr-defined]
+    try:
+        return store.search(query, task=TASK, limit=limit)
+    finally:
+        store.second_opinion = second  # type: ignore[attr-defined]
+
+
 def hybrid(store: Store, query: str, limit: int) -> Hits:
-    """``Store.search`` as agents call it (dense pool, lexical re-selection)."""
+    """``Store.search`` as agents call it (dense pool ranked by MiniLM and the paraphrase
+    model together, lexical re-selection)."""
     return store.search(query, task=TASK, limit=limit)
 
 
-ARMS: dict[str, Callable[[Store, str, int], Hits]] = {"dense": dense, "hybrid": hybrid}
+ARMS: dict[str, Callable[[Store, str, int], Hits]] = {
+    "dense": dense,
+    "hybrid-minilm": hybrid_minilm,
+    "hybrid": hybrid,
+}
 
 
 def load_queries(path: Path) -> list[Query]:

@@ -17,6 +17,13 @@ stays the cosine similarity, best first: fusion decides *which* hits come back, 
 embedding decides their order. Words are lower-cased, English stop words dropped, IDF
 over the pool. ``hybrid = False`` on a store turns the lexical part off (the benchmark's
 dense arm).
+
+Second opinion. A store embedded by MiniLM also has ``second_opinion``
+(``memory.embed.ParaphraseScorer``): the dense rank that enters the fusion is then the
+rank by the mean of MiniLM's cosine and the paraphrase model's over the same pool, so two
+models must agree for a hit to rank high by meaning. Returned order and scores stay
+MiniLM's. Measured on Karpathy's log (docs/memory.md, Recall): blind recall@5 20 -> 24 of
+30. ``second_opinion = None`` turns it off (the benchmark's ``hybrid-minilm`` arm).
 """
 
 from __future__ import annotations
@@ -77,15 +84,33 @@ def bm25(query: str, docs: Sequence[str]) -> list[float]:
     return scores
 
 
-def fused_order(query: str, texts: Sequence[str]) -> list[int]:
+def fused_order(
+    query: str, texts: Sequence[str], dense: Sequence[float] | None = None
+) -> list[int]:
     """Indexes of ``texts`` (given in dense order, best first) by reciprocal-rank fusion
-    of the dense rank and the BM25 rank; ties keep the dense order."""
+    of the dense rank and the BM25 rank; ties keep the given order. ``dense``: a score
+    per text (higher is nearer) that ranks them by meaning instead of their given order."""
     lexical = bm25(query, texts)
     by_lexical = sorted((i for i, s in enumerate(lexical) if s > 0), key=lambda i: -lexical[i])
-    fused = {i: 1 / (RRF_K + i + 1) for i in range(len(texts))}
+    by_dense = (
+        range(len(texts)) if dense is None else sorted(range(len(texts)), key=lambda i: -dense[i])
+    )
+    fused = {i: 1 / (RRF_K + rank) for rank, i in enumerate(by_dense, start=1)}
     for rank, i in enumerate(by_lexical, start=1):
         fused[i] += 1 / (RRF_K + rank)
     return sorted(fused, key=lambda i: (-fused[i], i))
+
+
+def meaning_scores(
+    second_opinion: Any, query: str, hits: Sequence[SearchHit]
+) -> list[float] | None:
+    """The scores that rank a dense pool by meaning in the fusion: the mean of each hit's
+    cosine (MiniLM's) and the second opinion's for the same text; None without a second
+    opinion (the pool's own order, by cosine, then ranks it)."""
+    if second_opinion is None:
+        return None
+    other = second_opinion.cosines(query, [h.text for h in hits])
+    return [(h.score + c) / 2 for h, c in zip(hits, other, strict=True)]
 
 
 class SearchMixin:
@@ -94,6 +119,7 @@ class SearchMixin:
     embedder: Any
     index: Any
     hybrid: bool = True  # lexical re-selection of the dense pool (see the module docstring)
+    second_opinion: Any = None  # a memory.embed.ParaphraseScorer (see the module docstring)
     _fetch: Callable[..., dict[str, Any]]  # SqlStore._fetch(model, ids, *where)
     _sync_index: Callable[[], None]
     _session: Callable[[], Any]
@@ -130,7 +156,9 @@ class SearchMixin:
                 hits.extend(self._nearest(kind, vector, task, statuses, pool))
         hits.sort(key=lambda h: -h.score)
         if self.hybrid and len(hits) > limit:
-            hits = [hits[i] for i in fused_order(text, [h.text for h in hits])[:limit]]
+            texts = [h.text for h in hits]
+            dense = meaning_scores(self.second_opinion, text, hits)
+            hits = [hits[i] for i in fused_order(text, texts, dense)[:limit]]
             hits.sort(key=lambda h: -h.score)
         return hits[:limit]
 

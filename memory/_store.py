@@ -39,7 +39,7 @@ from memory._sql import (
 from memory._tasks import TaskCap
 from memory.base import Store
 from memory.documents import finding_document, trace_document
-from memory.embed import Embedder
+from memory.embed import Embedder, second_opinion_for
 from memory.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from memory.models import (
     UNPACKED_ROLES,
@@ -105,6 +105,7 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
         create_schema(self.engine, self.location)
         self.index = index
         self.embedder = embedder
+        self.second_opinion = second_opinion_for(embedder)  # memory._search
         # SQLite allows one writer: serialise this process's writes (WAL keeps reads free).
         self._write_lock: Any = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
         self._indexer = IndexWriter(self._index_rows)

