@@ -26,7 +26,8 @@ Three arms per query set:
 
 ``--model DIR`` puts another sentence-transformers model, read from a local directory, in
 MiniLM's place (documents and queries embedded by it; the store, glossary and fusion
-unchanged): how a candidate model is compared before anyone ships it.
+unchanged, but no second opinion, which is MiniLM's partner: its ``hybrid`` arm is then
+``hybrid-minilm``'s search): how a candidate model is compared before anyone ships it.
 
 Query sets:
 
