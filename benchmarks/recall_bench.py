@@ -136,25 +136,25 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def dense(store: Store, query: str, limit: int) -> Hits:
-    """``Store.search`` with the lexical re-selection turned off (cosine only)."""
-    hybrid = getattr(store, "hybrid", True)
-    store.hybrid = False  # type: ignore[attr-defined]
+def _search_with(store: Store, setting: str, value: object, query: str, limit: int) -> Hits:
+    """``Store.search`` with one of the store's search settings set for this call only."""
+    before = getattr(store, setting)
+    setattr(store, setting, value)
     try:
         return store.search(query, task=TASK, limit=limit)
     finally:
-        store.hybrid = hybrid  # type: ignore[attr-defined]
+        setattr(store, setting, before)
+
+
+def dense(store: Store, query: str, limit: int) -> Hits:
+    """``Store.search`` with the lexical re-selection turned off (cosine only)."""
+    return _search_with(store, "hybrid", False, query, limit)
 
 
 def hybrid_minilm(store: Store, query: str, limit: int) -> Hits:
     """``Store.search`` without the second opinion: the dense pool's MiniLM rank fused
     with BM25 (the search of the previous release)."""
-    second = getattr(store, "second_opinion", None)
-    store.second_opinion = None  # type: ignore[attr-defined]
-    try:
-        return store.search(query, task=TASK, limit=limit)
-    finally:
-        store.second_opinion = second  # type: ignore[attr-defined]
+    return _search_with(store, "second_opinion", None, query, limit)
 
 
 def hybrid(store: Store, query: str, limit: int) -> Hits:
