@@ -22,7 +22,7 @@ Second opinion. A store embedded by MiniLM also has ``second_opinion``
 (``memory.embed.ParaphraseScorer``): the dense rank that enters the fusion is then the
 rank by the mean of MiniLM's cosine and the paraphrase model's over the same pool, so two
 models must agree for a hit to rank high by meaning. Returned order and scores stay
-MiniLM's. Measured on Karpathy's log (docs/memory.md, Recall): blind recall@5 20 -> 24 of
+MiniLM's. Measured on Karpathy's log (docs/memory.md, Recall): blind recall@5 20 -> 23 of
 30. ``second_opinion = None`` turns it off (the benchmark's ``hybrid-minilm`` arm).
 """
 
