@@ -67,7 +67,7 @@ from agents.task import Task, load_task
 from agents.tracing import Author, set_agent, setup_failure, write_trace
 from agents.workspace import TaskRootChanged, Workspace, protected_hashes
 from memory.base import Store
-from memory.models import Status, SwarmCreate, new_id
+from memory.models import MIN_CHAMPION_RUNS, Status, SwarmCreate, new_id
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,31 @@ def resolve_retest(config: SwarmConfig, n_agents: int, *, cluster: bool = False)
     finalists = config.finalists or max(1, n_agents // 2)
     return replace(
         config, retest="end", confirm=False, remeasure=0, finalists=finalists, finalists_by=by
+    )
+
+
+# the finals' share of a planned swarm above which re-testing at the end measured behind one
+# shared Optuna study (docs/benchmarks.md, "A swarm planned for fewer experiments": 8 of 16
+# and 8 of 24 runs behind, 8 of 40 level)
+SMALL_PLAN_FINALS_SHARE = 0.25
+
+
+def small_plan_warning(config: SwarmConfig, n_agents: int) -> str | None:
+    """What to tell a person whose swarm re-tests at its end (``config`` resolved by
+    :func:`resolve_retest`) when its finals take more than ``SMALL_PLAN_FINALS_SHARE`` of
+    its planned experiments; None otherwise, or when the plan is not in experiments."""
+    if config.retest != "end" or config.max_experiments is None:
+        return None
+    finals = config.finalists * MIN_CHAMPION_RUNS
+    total = config.max_experiments * n_agents + finals
+    if finals <= SMALL_PLAN_FINALS_SHARE * total:
+        return None
+    return (
+        f"retest: the finals ({config.finalists} programs x {MIN_CHAMPION_RUNS} runs) take "
+        f"{finals} of this swarm's {total} experiments; planned this small, re-testing at "
+        "the end handed over worse than one shared Optuna study on the yardstick "
+        "(docs/benchmarks.md, 'A swarm planned for fewer experiments'); more "
+        "--max-experiments leaves the search a larger share"
     )
 
 
@@ -502,6 +527,9 @@ class Swarm:
         check_short_budget(self.config, self.budget)
         self.config = resolve_retest(self.config, len(self.devices))
         check_finalists(self.config)
+        warning = small_plan_warning(self.config, len(self.devices))
+        if warning:
+            log.warning("%s", warning)
         self.hardware = self.devices[0].hardware
         # the task root's protected files as this swarm first saw them
         self.expected: dict[str, str] = self.meta.get("protected") or protected_hashes(self.task)

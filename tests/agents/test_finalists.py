@@ -21,7 +21,14 @@ from agents.knobs import knob_values, set_knobs
 from agents.program import Program
 from agents.proposers.builtin import describe_space, search_space
 from agents.surrogate import encode, predicted_means
-from agents.swarm import Swarm, SwarmConfig, SwarmError, SwarmHome, resolve_retest
+from agents.swarm import (
+    Swarm,
+    SwarmConfig,
+    SwarmError,
+    SwarmHome,
+    resolve_retest,
+    small_plan_warning,
+)
 from agents.task import load_task
 from agents.tracing import Author
 from memory.models import Role, Status, TraceQuery
@@ -145,6 +152,19 @@ def test_a_builtin_swarm_with_an_end_re_tests_at_its_end_by_default(tmp_path, st
     assert len(finals) == 2 and len({t.fingerprint for t in finals}) == 1
     experiments = [t for t in mine if t.role == Role.experiment]
     assert len(experiments) == 6  # 2 agents x 3, the finals beyond them
+
+
+def test_a_swarm_whose_finals_take_much_of_its_plan_is_warned(tmp_path, store, caplog):
+    task_dir = make_task(tmp_path / "t", QUAD_TRAIN)
+    with caplog.at_level(logging.WARNING, logger="agents.swarm"):
+        Swarm(_config(tmp_path, task_dir, max_experiments=1), store)  # 2 agents x 1 + 1 x 2
+    assert "take 2 of this swarm's 4 experiments" in caplog.text
+    # 8 agents: 8 of 16 and 8 of 24 (measured behind the study) are warned, 8 of 40 is not
+    for each, warned in ((1, True), (2, True), (4, False), (9, False)):
+        config = resolve_retest(SwarmConfig(max_experiments=each), 8)
+        assert (small_plan_warning(config, 8) is not None) is warned, each
+    each = resolve_retest(SwarmConfig(max_experiments=1, retest="each"), 8)
+    assert small_plan_warning(each, 8) is None  # no finals
 
 
 def test_each_keep_is_re_tested_when_asked_or_when_the_end_is_unknown(tmp_path, store):
