@@ -191,13 +191,19 @@ def resolve_retest(config: SwarmConfig, n_agents: int, *, cluster: bool = False)
 SMALL_PLAN_FINALS_SHARE = 0.25
 
 
+def finals_runs(config: SwarmConfig) -> int:
+    """The runs of a resolved swarm's finals: each finalist re-measured
+    ``MIN_CHAMPION_RUNS`` times (``agents.baseline.measure_finalists``)."""
+    return config.finalists * MIN_CHAMPION_RUNS
+
+
 def small_plan_warning(config: SwarmConfig, n_agents: int) -> str | None:
     """What to tell a person whose swarm re-tests at its end (``config`` resolved by
     :func:`resolve_retest`) when its finals take more than ``SMALL_PLAN_FINALS_SHARE`` of
     its planned experiments; None otherwise, or when the plan is not in experiments."""
     if config.retest != "end" or config.max_experiments is None:
         return None
-    finals = config.finalists * MIN_CHAMPION_RUNS
+    finals = finals_runs(config)
     total = config.max_experiments * n_agents + finals
     if finals <= SMALL_PLAN_FINALS_SHARE * total:
         return None

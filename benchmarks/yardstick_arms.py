@@ -96,12 +96,11 @@ from typing import Any
 from agents.program import Program
 from agents.proposers.builtin import search_space as builtin_space
 from agents.proposers.builtin import tpe_sampler
-from agents.swarm import Swarm, SwarmConfig, prior_count, resolve_retest
+from agents.swarm import Swarm, SwarmConfig, finals_runs, prior_count, resolve_retest
 from agents.task import Task, load_task
 from memory import get_store
 from memory.base import Store
 from memory.models import (
-    MIN_CHAMPION_RUNS,
     RAN_STATUSES,
     ExperimentPublic,
     Role,
@@ -396,7 +395,7 @@ def default_plan(
     replicates (``prior_replicates`` runs of each of ``n_agents // prior_replicates``
     priors, at least one: one round, ``agents.swarm``), which come out of the share too."""
     config = resolve_retest(SwarmConfig(max_experiments=1, **options), n_agents)
-    finals = config.finalists * MIN_CHAMPION_RUNS
+    finals = finals_runs(config)
     first = prior_count(config, n_agents) * config.prior_replicates if priors else 0
     each = (total - finals - first) // n_agents
     if each < 1:

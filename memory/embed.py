@@ -220,16 +220,15 @@ class ParaphraseScorer:
         with self._lock:
             self._load()
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-            if missing:
-                for text, vector in zip(missing, self._vectors(missing), strict=True):
-                    self._cache[text] = vector
+            fresh = self._vectors([*missing, query])  # one run: the new documents and the query
+            for text, vector in zip(missing, fresh, strict=False):
+                self._cache[text] = vector
             for text in texts:
                 self._cache.move_to_end(text)
             vectors = np.stack([self._cache[t] for t in texts])
             while len(self._cache) > max(self.cache_size, len(texts)):
                 self._cache.popitem(last=False)
-            q = self._vectors([query])[0]
-        return [float(c) for c in vectors @ q]
+        return [float(c) for c in vectors @ fresh[-1]]
 
 
 _scorer: ParaphraseScorer | None = None
