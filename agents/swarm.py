@@ -150,12 +150,13 @@ def resolve_retest(config: SwarmConfig, n_agents: int, *, cluster: bool = False)
     and ``finalists_by`` chosen, or a :class:`SwarmError` naming the setting.
 
     "auto" is "end" for a swarm whose end is known in experiments (``max_experiments``) on
-    the builtin proposer with whole moves, no short budget, and the re-test settings left
-    at their defaults (confirmed keeps, ``DEFAULT_REMEASURE``, no finalists); otherwise
-    "each", and on a Ray cluster always "each". "end" turns off the confirmation and the
-    re-measures and sets ``finalists`` (when 0) to half the agents, at least one: measured
-    on the yardstick at 8 agents (docs/benchmarks.md), where the per-keep re-tests took a
-    third of the experiments and handed over worse than one shared Optuna study."""
+    the builtin proposer with whole moves and the re-test settings left at their defaults
+    (confirmed keeps, ``DEFAULT_REMEASURE``, no finalists), with or without a short budget;
+    otherwise "each", and on a Ray cluster always "each". "end" turns off the confirmation
+    and the re-measures and sets ``finalists`` (when 0) to half the agents, at least one:
+    measured on the yardstick at 8 agents (docs/benchmarks.md), where the per-keep re-tests
+    took a third of the experiments and handed over worse than one shared Optuna study, and
+    with short runs handed over better than per-keep re-tests at the same device-seconds."""
     if config.retest not in RETEST:
         raise SwarmError(f"retest: {config.retest!r} is not one of {', '.join(RETEST)}")
     whole_builtin = (config.proposer, config.moves) == ("builtin", "whole")
@@ -165,7 +166,7 @@ def resolve_retest(config: SwarmConfig, n_agents: int, *, cluster: bool = False)
         asked_nothing = (
             config.confirm and config.remeasure == DEFAULT_REMEASURE and config.finalists == 0
         )
-        known_end = config.max_experiments is not None and config.short_budget is None
+        known_end = config.max_experiments is not None
         mode = "end" if whole_builtin and asked_nothing and known_end and not cluster else "each"
     if mode == "each":
         return replace(config, retest="each", finalists_by=by)

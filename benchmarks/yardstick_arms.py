@@ -34,10 +34,12 @@ that ran each).
   SHORT_BUDGET)``: each new configuration runs at 1.5 s first and at the task's 3 s only
   when its short run ranks among the best third of the short runs (``agents.judge.
   judge_short``). The landscape scores a 1.5 s run with a surrogate fitted to real 1.5 s
-  runs (``landscape/surrogate-1.5s.json``). A short run is one experiment, so the arm gets
-  ``MULTIFIDELITY_EXPERIMENTS`` times the experiments of the others, enough to spend at
-  least their device-seconds; the report compares it at equal device-seconds as well as
-  at equal experiments.
+  runs (``landscape/surrogate-1.5s.json``). A short run is one experiment. The swarm
+  re-tests at its end (``--retest auto``, since 2026-12-03 also with a short budget) and is
+  planned to spend at most the others' device-seconds, its finals included
+  (:func:`multifidelity_plan`: 8 agents x 12 where the others run 80 experiments); the
+  report compares it at equal device-seconds as well as at equal experiments. Before, it
+  re-tested each keep and got ``MULTIFIDELITY_EXPERIMENTS`` times the others' experiments.
 - ``labswarm-isolated``: N one-agent swarms, each its own memory.
 - ``labswarm-single``: one agent doing every experiment.
 - ``labswarm-no-recall``: N agents, one memory, ``SwarmConfig(recall=False)`` (each agent
@@ -149,9 +151,17 @@ ARMS = LABSWARM_ARMS + OPTUNA_ARMS
 PRIOR_BUDGET = 1.5  # seconds per run of the transfer arm's earlier swarm (the task's: 3)
 PRIOR_SEED = 10_000  # + the seed: the landscape seed of that earlier swarm
 SHORT_BUDGET = 1.5  # seconds of a short run in the multi-fidelity arm (the task's: 3)
-# the multi-fidelity arm's experiments, as a multiple of the others': a short run costs
-# half a full one, so twice the experiments spend at least the others' device-seconds
+# the multi-fidelity arm's experiments, as a multiple of the others', when its swarm
+# re-tests each keep: a short run costs half a full one, so twice the experiments spend at
+# least the others' device-seconds
 MULTIFIDELITY_EXPERIMENTS = 2
+# the device-seconds one search experiment of the multi-fidelity arm costs at most, to plan
+# a swarm that re-tests at its end within the others' device-seconds: 60 arm-seeds of 8
+# agents x 14 (smooth and crash, 2026-12-03, dropped/multifidelity-end-retests.jsonl.gz)
+# spent 1.83-2.11 per search experiment (median 1.98; short runs, promoted full runs and
+# re-runs of metrics out of range), so 2.25 leaves room for the dearest seed
+MULTIFIDELITY_DEVICE_S = 2.25
+LANDSCAPE_BUDGET = 3.0  # the landscape task's seconds per run (task.toml's [budget])
 
 CONFIG_PREFIX = "landscape config: "
 TRUE_RE = re.compile(r"^landscape: surrogate mean ([-+0-9.eE]+)", re.MULTILINE)
@@ -403,6 +413,23 @@ def default_plan(
     return (n_agents, each, options)
 
 
+def multifidelity_plan(n_agents: int, total: int) -> tuple[int, int, dict[str, Any]]:
+    """The multi-fidelity arm's swarm, planned to spend at most the device-seconds of
+    ``total`` full runs: (agents, experiments each, options). Resolved as the swarm resolves
+    it, it re-tests at its end, so its finals' full runs come out of those device-seconds
+    and each agent gets what is left at ``MULTIFIDELITY_DEVICE_S`` per experiment (8 agents,
+    80 runs' worth: 12 each). Where that leaves an agent no experiment it re-tests each keep
+    with ``MULTIFIDELITY_EXPERIMENTS`` times the others' experiments, as before 2026-12-03."""
+    options: dict[str, Any] = {"short_budget": SHORT_BUDGET}
+    config = resolve_retest(SwarmConfig(max_experiments=1, **options), n_agents)
+    device_s = total * LANDSCAPE_BUDGET - finals_runs(config) * LANDSCAPE_BUDGET
+    each = int(device_s // (n_agents * MULTIFIDELITY_DEVICE_S))
+    if config.retest == "end" and each >= 1:
+        return (n_agents, each, options)
+    more = (total // n_agents) * MULTIFIDELITY_EXPERIMENTS
+    return (n_agents, more, {**options, "retest": "each"})
+
+
 def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dict[str, Any]]]:
     """The swarms a labswarm arm runs, one after another: (agents, experiments each, the
     ``SwarmConfig`` options that differ from the defaults)."""
@@ -411,9 +438,7 @@ def swarm_plans(arm: str, n_agents: int, total: int) -> list[tuple[int, int, dic
         "labswarm-shared": [default_plan(n_agents, total, {})],
         "labswarm-neighbour": [default_plan(n_agents, total, {"moves": "neighbour"})],
         "labswarm-transfer": [default_plan(n_agents, total, {}, priors=True)],
-        "labswarm-multifidelity": [
-            (n_agents, each * MULTIFIDELITY_EXPERIMENTS, {"short_budget": SHORT_BUDGET})
-        ],
+        "labswarm-multifidelity": [multifidelity_plan(n_agents, total)],
         "labswarm-no-recall": [default_plan(n_agents, total, {"recall": False})],
         "labswarm-no-confirm": [default_plan(n_agents, total, {"confirm": False, "remeasure": 0})],
         "labswarm-one-run-keep": [default_plan(n_agents, total, {"confirm": False})],

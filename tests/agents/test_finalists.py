@@ -188,7 +188,8 @@ def test_each_keep_is_re_tested_when_asked_or_when_the_end_is_unknown(tmp_path, 
     assert plan(max_experiments=10, confirm=False)[:2] == ("each", False)
     assert plan(max_experiments=10, remeasure=1)[0] == "each"
     assert plan(max_experiments=10, moves="neighbour") == ("each", True, 2, 0, "mean")
-    assert plan(max_experiments=10, short_budget=1.0)[0] == "each"
+    # short runs too: measured better re-tested at the end at the same device-seconds
+    assert plan(max_experiments=10, short_budget=1.0) == ("end", False, 0, 4, "model")
     assert plan(max_experiments=10, proposer="llm")[0] == "each"
     assert plan(hours=1.0, retest="end", moves="neighbour") == ("end", False, 0, 4, "mean")
     assert plan(max_experiments=10, retest="end", finalists=3)[3] == 3

@@ -90,9 +90,18 @@ def test_promoted_short_runs_and_their_full_runs_are_linked_in_memory(tmp_path, 
     assert {run.short_id for run in full} <= promoted
     dropped = {t.fingerprint for t in shorts if t.status != Status.keep}
     assert not dropped & {t.fingerprint for t in traces if t.budget_s == 1.0}
-    # a short run is one of its agent's experiments (they count toward --max-experiments)
+    # a short run is one of its agent's experiments (they count toward --max-experiments);
+    # the finals after the search (--retest auto: end) re-measure full-budget programs only
+    finals = [t for t in traces if t.hypothesis.startswith("final re-measure")]
+    assert finals and all(t.role == Role.remeasure and t.budget_s == 1.0 for t in finals)
+    measured = {t.fingerprint for t in full} | {
+        t.fingerprint for t in traces if t.role == "baseline"
+    }
+    assert {by_id[t.parent_id].fingerprint for t in finals} <= measured
     for agent in store.list_agents(swarm.swarm_id):
-        ran = [t for t in traces if t.agent_id == agent.id and t.role in RUN_ROLES]
+        ran = [
+            t for t in traces if t.agent_id == agent.id and t.role in RUN_ROLES and t not in finals
+        ]
         assert agent.experiments == len([t for t in ran if t.status in RAN_STATUSES])
         assert any(t.role == Role.short for t in ran)
     # the swarm records its setting

@@ -61,6 +61,20 @@ def test_an_arm_that_re_tests_at_its_end_gives_the_finals_runs_out_of_its_total(
     assert arms.swarm_plans("labswarm-isolated", 2, 4) == [(1, 2, {"retest": "each"})] * 2
 
 
+def test_the_multi_fidelity_arm_is_planned_within_the_others_device_seconds() -> None:
+    short = {"short_budget": arms.SHORT_BUDGET}
+    # 80 full runs' worth: the finals' 8 full runs, then 8 agents x 12 at the dearest cost
+    # a search experiment measured, so the whole swarm stays within 240 device-seconds
+    (plan,) = arms.swarm_plans("labswarm-multifidelity", 8, 80)
+    assert plan == (8, 12, short)
+    finals = 4 * 2 * arms.LANDSCAPE_BUDGET
+    assert 8 * 12 * arms.MULTIFIDELITY_DEVICE_S + finals <= 80 * arms.LANDSCAPE_BUDGET
+    assert 8 * 13 * arms.MULTIFIDELITY_DEVICE_S + finals > 80 * arms.LANDSCAPE_BUDGET
+    assert arms.multifidelity_plan(2, 4) == (2, 1, short)
+    # too small for the finals and one experiment each: re-test each keep, twice the runs
+    assert arms.multifidelity_plan(8, 8) == (8, 2, {**short, "retest": "each"})
+
+
 def test_an_ablation_arm_runs_the_real_swarm_with_its_switch_off(tmp_path: Path) -> None:
     work = tmp_path / "work"
     start = 3.9  # only reported back, not used by the arm's runs
