@@ -559,6 +559,7 @@ def run_all(
             work,
             facts[land]["start_true"],
             args.embedder,
+            args.pack_experiments,
         )
 
     if args.jobs == 1:
@@ -580,6 +581,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=8, help="N: agents / Optuna workers")
     p.add_argument("--experiments", type=int, default=80, help="total experiments per arm")
     p.add_argument("--seeds", type=int, default=30, help="seeds per landscape")
+    p.add_argument(
+        "--pack-experiments",
+        type=int,
+        default=None,
+        help="total experiments of the earlier swarm whose pack labswarm-transfer imports "
+        "(default: half of --experiments), so a smaller plan can keep the report's pack",
+    )
     p.add_argument(
         "--landscape-seeds",
         default="",
@@ -623,6 +631,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--workers, --experiments, --seeds and --jobs must be at least 1")
     if args.experiments % args.workers:
         p.error(f"--experiments {args.experiments} must divide by --workers {args.workers}")
+    pack = args.pack_experiments
+    if pack is not None and (pack < args.workers or pack % args.workers):
+        p.error(
+            f"--pack-experiments {pack} must be a positive multiple of --workers {args.workers}"
+        )
     args.seed_counts = {x: args.seeds for x in args.land_list}
     for item in filter(None, (s.strip() for s in args.landscape_seeds.split(","))):
         name, _, count = item.partition("=")

@@ -473,8 +473,11 @@ def run_labswarm(
     work: Path,
     start_true: float,
     embedder: str | None,
+    pack_experiments: int | None = None,
 ) -> ArmSeed:
-    """A labswarm arm at ``seed``: the real swarm(s), builtin proposer, embedded memory."""
+    """A labswarm arm at ``seed``: the real swarm(s), builtin proposer, embedded memory.
+    ``pack_experiments``: the transfer arm's earlier swarm's total (None: half of
+    ``total``)."""
     root = work / f"{landscape}-{arm}-s{seed}"
     task = prepare_task(task_dir, root, seed)
     plans = swarm_plans(arm, n_agents, total)
@@ -491,7 +494,8 @@ def run_labswarm(
     try:
         pack = None
         if arm == "labswarm-transfer":
-            pack = _prior_pack(task_dir, root, n_agents, total // 2, seed, embedder)
+            earlier = pack_experiments or total // 2
+            pack = _prior_pack(task_dir, root, n_agents, earlier, seed, embedder)
         for j, (agents, per_agent, options) in enumerate(plans):
             store = get_store(root / f"memory-{j}", embedder=embedder)
             try:
@@ -708,11 +712,22 @@ def run_arm(
     work: Path,
     start_true: float,
     embedder: str | None = None,
+    pack_experiments: int | None = None,
 ) -> ArmSeed:
-    """Run ``arm`` at ``seed`` with ``total`` experiments in all."""
+    """Run ``arm`` at ``seed`` with ``total`` experiments in all (the transfer arm's pack
+    from an earlier swarm of ``pack_experiments``, None: half of ``total``)."""
     if arm in LABSWARM_ARMS:
         return run_labswarm(
-            arm, landscape, task_dir, seed, n_workers, total, work, start_true, embedder
+            arm,
+            landscape,
+            task_dir,
+            seed,
+            n_workers,
+            total,
+            work,
+            start_true,
+            embedder,
+            pack_experiments,
         )
     if arm in OPTUNA_ARMS:
         return run_optuna(arm, landscape, task_dir, seed, n_workers, total, work, start_true)

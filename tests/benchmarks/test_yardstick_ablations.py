@@ -92,3 +92,25 @@ def test_an_ablation_arm_runs_the_real_swarm_with_its_switch_off(tmp_path: Path)
     assert swarm.config["follow_champion"] is False
     for other in set(SWITCHES.values()) - {"follow_champion"}:
         assert swarm.config[other] is True, other
+
+
+def test_the_transfer_arm_s_pack_comes_from_an_earlier_swarm_of_the_size_asked(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    result = arms.run_arm(
+        "labswarm-transfer", "smooth", LANDSCAPE, 0, 2, 4, work, 3.9, "hash", pack_experiments=8
+    )
+    assert not result.errors and sum(r.replicate for r in result.experiments) == 2
+    store = get_store(work / "smooth-labswarm-transfer-s0" / "prior" / "memory", embedder="hash")
+    try:
+        (swarm,) = store.list_swarms()
+        agents = store.list_agents(swarm.id)
+    finally:
+        store.close()
+    # 2 agents x 4 experiments, not half of this swarm's 4; the earlier swarm's budget
+    assert [a.experiments for a in agents] == [4, 4]
+    assert swarm.config["budget"] == arms.PRIOR_BUDGET
+    args = [sys.executable, str(BENCH / "yardstick.py"), "--arms", "labswarm-transfer"]
+    bad = subprocess.run([*args, "--pack-experiments", "12"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--pack-experiments 12 must be a positive multiple" in bad.stderr
