@@ -215,7 +215,7 @@ class ArmSeed:
     start_true: float  # the true value of the task's unmodified configuration
     errors: list[str] = field(default_factory=list)
     champion_id: str | None = None  # what memory calls the champion (labswarm arms)
-    budget: float = 3.0  # the task's seconds per run (a run without its own budget)
+    budget: float = LANDSCAPE_BUDGET  # the task's seconds per run (a run without its own)
 
     def seconds(self, run: Run) -> float:
         """The device-seconds ``run`` was given."""
@@ -422,7 +422,7 @@ def multifidelity_plan(n_agents: int, total: int) -> tuple[int, int, dict[str, A
     with ``MULTIFIDELITY_EXPERIMENTS`` times the others' experiments, as before 2026-12-03."""
     options: dict[str, Any] = {"short_budget": SHORT_BUDGET}
     config = resolve_retest(SwarmConfig(max_experiments=1, **options), n_agents)
-    device_s = total * LANDSCAPE_BUDGET - finals_runs(config) * LANDSCAPE_BUDGET
+    device_s = (total - finals_runs(config)) * LANDSCAPE_BUDGET
     each = int(device_s // (n_agents * MULTIFIDELITY_DEVICE_S))
     if config.retest == "end" and each >= 1:
         return (n_agents, each, options)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import yardstick_measures as ym
-from yardstick_arms import ArmSeed
+from yardstick_arms import LANDSCAPE_BUDGET, ArmSeed
 
 from memory.models import MIN_CHAMPION_RUNS
 
@@ -241,7 +241,7 @@ def device_budget(results: dict[str, list[ArmSeed]], total: int) -> float:
     """The device-seconds every arm can be compared at: ``total`` runs at the task's
     budget (what every arm without short runs spends in ``total`` experiments)."""
     budgets = {a.budget for seeds in results.values() for a in seeds}
-    return total * (max(budgets) if budgets else 3.0)
+    return total * (max(budgets) if budgets else LANDSCAPE_BUDGET)
 
 
 def seconds_to_target(seeds: Sequence[ArmSeed], target: float, limit: float) -> list[float]:

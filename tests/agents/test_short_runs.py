@@ -95,7 +95,7 @@ def test_promoted_short_runs_and_their_full_runs_are_linked_in_memory(tmp_path, 
     finals = [t for t in traces if t.hypothesis.startswith("final re-measure")]
     assert finals and all(t.role == Role.remeasure and t.budget_s == 1.0 for t in finals)
     measured = {t.fingerprint for t in full} | {
-        t.fingerprint for t in traces if t.role == "baseline"
+        t.fingerprint for t in traces if t.role == Role.baseline
     }
     assert {by_id[t.parent_id].fingerprint for t in finals} <= measured
     for agent in store.list_agents(swarm.swarm_id):
