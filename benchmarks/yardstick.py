@@ -59,12 +59,18 @@ LANDSCAPES = {
 }
 TARGET_QUANTILE = 0.01  # the target: the true value 1 % of uniform draws of the box beat
 TARGET_DRAWS = 20000
+SHORT_BEST = 0.05  # fidelity_agreement: the share of the box a short-budget ranking puts first
 
 
-def true_values(task_dir: Path, configs: list[dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+def true_values(
+    task_dir: Path, configs: list[dict[str, float]], budget: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free value and crash flag of each configuration, as evaluate.py computes them
-    (in chunks: the distance arrays of 20,000 points would take 400 MB at once)."""
-    surrogate = evaluate.Surrogate.load(task_dir / "surrogate.json")
+    for a run at ``budget`` seconds (None: the task's own budget; another one needs the
+    task's ``surrogate-<budget>s.json``, fitted to real runs at that budget), in chunks:
+    the distance arrays of 20,000 points would take 400 MB at once."""
+    name = "surrogate.json" if budget is None else f"surrogate-{budget:g}s.json"
+    surrogate = evaluate.Surrogate.load(task_dir / name)
     variant = evaluate.read_variant(task_dir)
     refused = np.array([evaluate.refused_by_trainer(c) is not None for c in configs])
     if variant["kind"] == "flat":
@@ -108,21 +114,72 @@ def sample_box(task_dir: Path, n: int, seed: int = 0) -> list[dict[str, float]]:
     return [{k: cols[k][i] if k in cols else float(start[k]) for k in start} for i in range(n)]
 
 
+def fidelity_agreement(
+    full: np.ndarray, short: np.ndarray, crashed: np.ndarray, target: float
+) -> dict[str, float]:
+    """How far runs at the short budget tell the full budget's values, over the box's
+    draws that do not crash (lower is better at both budgets):
+
+    - ``short_rank_corr``: Spearman's rank correlation of the two values;
+    - ``short_best_at_target``: of the best ``SHORT_BEST`` share of draws by their short
+      value (what a pack from a swarm at the short budget ranks first), the share whose
+      full value reaches ``target``;
+    - ``target_short_percentile``: the median, over the draws that reach ``target``, of
+      the share of draws with a better short value (a short run promotes the best
+      third: above 1/3, most of them would be screened out)."""
+    from scipy.stats import spearmanr
+
+    ok = ~crashed
+    full, short = full[ok], short[ok]
+    best_short = short <= np.quantile(short, SHORT_BEST)
+    at_target = short[full <= target]
+    ordered = np.sort(short)
+    return {
+        "short_rank_corr": float(spearmanr(full, short).statistic),
+        "short_best_at_target": float(np.mean(full[best_short] <= target)),
+        "target_short_percentile": float(
+            np.median(np.searchsorted(ordered, at_target, side="left") / len(short))
+        )
+        if len(at_target)
+        else math.nan,
+    }
+
+
+def fidelity_cell(fidelity: dict[str, float] | None) -> str:
+    """The report's cell for :func:`fidelity_agreement` (n/a on a flat landscape)."""
+    if fidelity is None:
+        return "n/a (flat)"
+    return (
+        f"{fidelity['short_rank_corr']:.2f} / "
+        f"{100 * fidelity['short_best_at_target']:.1f} % / "
+        f"{100 * fidelity['target_short_percentile']:.0f} %"
+    )
+
+
 def landscape_facts(task_dir: Path) -> dict[str, Any]:
-    """Start value, target, and the box's crash share: computed from the landscape and its
-    search box alone, before any arm runs (the target is never tuned to the arms)."""
+    """Start value, target, the box's crash share and how well short runs
+    (``yardstick_arms.SHORT_BUDGET`` seconds, the transfer arm's pack budget too) tell its
+    values (:func:`fidelity_agreement`; None on a flat landscape): computed from the
+    landscape and its search box alone, before any arm runs (the target is never tuned to
+    the arms)."""
     start = evaluate.read_knobs(task_dir / "knobs.py")
     start_true, _ = true_values(task_dir, [start])
     draws = sample_box(task_dir, TARGET_DRAWS)
     values, crashed = true_values(task_dir, draws)
     flat = evaluate.read_variant(task_dir)["kind"] == "flat"
     ok = values[~crashed]
+    target = None if flat else float(np.quantile(ok, TARGET_QUANTILE))
+    fidelity = None
+    if target is not None:
+        short, _ = true_values(task_dir, draws, budget=arms_mod.SHORT_BUDGET)
+        fidelity = fidelity_agreement(values, short, crashed, target)
     return {
         "start_true": float(start_true[0]),
-        "target": None if flat else float(np.quantile(ok, TARGET_QUANTILE)),
+        "target": target,
         "box_crash_share": float(crashed.mean()),
         "box_best": float(ok.min()),
         "box_median": float(np.median(ok)),
+        "fidelity": fidelity,
     }
 
 
@@ -431,6 +488,9 @@ def write_report(
                 "target",
                 "box: crash share",
                 "box: median / best true value",
+                f"box: {arms_mod.SHORT_BUDGET:g} s runs against {arms_mod.LANDSCAPE_BUDGET:g} s: "
+                f"rank correlation / best {100 * SHORT_BEST:g} % at {arms_mod.SHORT_BUDGET:g} s "
+                "reaching the target / target's percentile",
             ],
             [
                 [
@@ -440,10 +500,20 @@ def write_report(
                     rep.f(facts[land]["target"]),
                     f"{100 * facts[land]['box_crash_share']:.1f} %",
                     f"{facts[land]['box_median']:.3f} / {facts[land]['box_best']:.3f}",
+                    fidelity_cell(facts[land].get("fidelity")),
                 ]
                 for land in lands
             ],
         ),
+        "",
+        f"The last column says how well a run at {arms_mod.SHORT_BUDGET:g} s (the "
+        "multi-fidelity arm's short runs, the transfer arm's pack) tells a configuration's "
+        f"value at {arms_mod.LANDSCAPE_BUDGET:g} s, over the same draws of the box: Spearman's "
+        "rank correlation; of the draws a short-budget ranking puts in its best "
+        f"{100 * SHORT_BEST:g} %, the share that reaches the target (of all draws: "
+        f"{100 * TARGET_QUANTILE:g} %, by the target's definition); and for the draws that "
+        "reach the target, the median share of the box that scores better than them at the "
+        "short budget (the multi-fidelity arm promotes the best third).",
         "",
         "## Goals (issues 12, 13 and 14; measured, never asserted)",
         "",

@@ -199,6 +199,47 @@ def test_a_run_at_a_budget_with_its_own_surrogate_is_scored_by_it(tmp_path: Path
         assert (variant / "surrogate-1.5s.json").resolve() == (LANDSCAPE / "surrogate-1.5s.json")
 
 
+def test_fidelity_agreement_on_hand_made_values() -> None:
+    """The report's short-against-full facts, computed by hand on 20 draws and one crash."""
+    import numpy as np
+
+    full = np.arange(1.0, 21.0)
+    none = np.zeros(20, dtype=bool)
+    same = yardstick.fidelity_agreement(full, full.copy(), none, target=2.0)
+    # the best 5 % by short value is draw 1, at the target; draws 1 and 2 reach the
+    # target, 0 and 1 of 20 draws score better at the short budget
+    assert same == pytest.approx(
+        {"short_rank_corr": 1.0, "short_best_at_target": 1.0, "target_short_percentile": 0.025}
+    )
+    reverse = yardstick.fidelity_agreement(full, -full, none, target=2.0)
+    # short ranks draw 20 first (not at the target); draws 1 and 2 have 19 and 18 better
+    assert reverse == pytest.approx(
+        {"short_rank_corr": -1.0, "short_best_at_target": 0.0, "target_short_percentile": 0.925}
+    )
+    # a crashed draw counts at neither budget, however good its short value
+    crashed = np.append(none, True)
+    with_crash = yardstick.fidelity_agreement(
+        np.append(full, 0.0), np.append(full, -100.0), crashed, target=2.0
+    )
+    assert with_crash == pytest.approx(same)
+
+
+def test_the_landscapes_facts_say_how_well_short_runs_tell_full_ones() -> None:
+    """Computed from the box and the two surrogates alone, before any arm runs."""
+    smooth = yardstick.landscape_facts(LANDSCAPE)["fidelity"]
+    assert smooth is not None and set(smooth) == {
+        "short_rank_corr",
+        "short_best_at_target",
+        "target_short_percentile",
+    }
+    # scored by the 1.5 s surrogate, not the 3 s one again (that would agree exactly)
+    assert -1.0 <= smooth["short_rank_corr"] < 0.99
+    assert 0.0 <= smooth["short_best_at_target"] <= 1.0
+    assert 0.0 <= smooth["target_short_percentile"] <= 1.0
+    assert yardstick.fidelity_cell(smooth).count(" / ") == 2
+    assert yardstick.fidelity_cell(None) == "n/a (flat)"
+
+
 def test_concurrent_evaluators_never_share_a_repetition(tmp_path: Path) -> None:
     task = arms.prepare_task(LANDSCAPE, tmp_path / "arm", seed=0)
     workspaces = []
@@ -231,7 +272,8 @@ def test_flat_landscape_true_value_is_constant(tmp_path: Path) -> None:
         assert true == values[0] and observed is not None and observed != true, out
         seen.append(observed)
     assert len(set(seen)) == 3  # noise, nothing else
-    assert yardstick.landscape_facts(FLAT)["target"] is None
+    flat = yardstick.landscape_facts(FLAT)
+    assert flat["target"] is None and flat["fidelity"] is None
 
 
 def _inside(space_: dict, config: dict[str, float]) -> bool:
