@@ -14,6 +14,10 @@ was and replays other hand-over rules on it, so the two can be told apart:
   configuration's mean predicts lowest (``agents.surrogate.predicted_means``, the model of
   ``--finalists-by model``, on the knobs encoded as the landscape's surrogate encodes them;
   no run added);
+- ``model-remeasured``: the same model, its pick made only among the configurations that
+  have re-measure runs (labswarm's finalists, or each keep's re-measured contenders): the
+  programs memory's champion rule may crown, ordered by the model instead of by the mean
+  of their own runs; an arm-seed with none (Optuna's) keeps its recorded hand-over;
 - ``end:E:K:R`` (E + K x R = the total): a trusted hand-over at the same number of
   experiments -- the arm's first E experiments as recorded, then the K configurations with
   the best mean metric among them run R more times each, and the best mean of those fresh
@@ -83,13 +87,13 @@ class Rule:
 
 def parse_rule(text: str, total: int) -> Rule:
     """A rule from its name (``end:E:K:R`` with E + K x R == ``total``)."""
-    if text in ("recorded", "best-observed", "best-mean", "model"):
+    if text in ("recorded", "best-observed", "best-mean", "model", "model-remeasured"):
         return Rule(text)
     parts = text.split(":")
     if parts[0] not in ("end", "model-end") or len(parts) != 4:
         raise RuleError(
-            f"rule {text!r}: expected recorded, best-observed, best-mean, model, end:E:K:R "
-            "or model-end:E:K:R"
+            f"rule {text!r}: expected recorded, best-observed, best-mean, model, "
+            "model-remeasured, end:E:K:R or model-end:E:K:R"
         )
     try:
         explore, top, reruns = (int(p) for p in parts[1:])
@@ -182,6 +186,12 @@ def handed(a: ArmSeed, rule: Rule, total: int, sd: float) -> float:
         return _true(groups[evaluate.config_key(best.config or {})])
     if rule.name == "best-mean":
         return _true(groups[min(groups, key=lambda k: _mean(groups[k]))])
+    if rule.name == "model-remeasured":
+        crownable = [k for k, runs in groups.items() if any(r.remeasure for r in runs)]
+        if not crownable:
+            return ym.handed_curve(a, total)[total]
+        predictions = predicted(groups)
+        return _true(groups[min(crownable, key=predictions.__getitem__)])
     return model_pick(groups)
 
 

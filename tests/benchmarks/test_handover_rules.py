@@ -88,6 +88,30 @@ def test_model_pick_recovers_the_best_without_noise() -> None:
     assert hr.handed(a, hr.parse_rule("model", 7), 7, SD) == 3.55
 
 
+def test_the_model_s_pick_among_re_measured_programs(monkeypatch) -> None:
+    """model-remeasured picks, among the configurations with a re-measure run, the one the
+    model predicts best -- not the best-predicted of all, nor the best mean; with no
+    re-measured configuration it keeps the recorded hand-over."""
+    runs = [
+        _run(0, 0.01, observed=3.20, true=3.10),  # predicted best, never re-measured
+        _run(1, 0.02, observed=3.40, true=3.60),  # re-measured, the better mean
+        _run(2, 0.02, observed=3.40, true=3.60, remeasure=True),
+        _run(3, 0.03, observed=3.50, true=3.30),  # re-measured, predicted better
+        _run(4, 0.03, observed=3.50, true=3.30, remeasure=True),
+    ]
+    a = arms.ArmSeed("labswarm-shared", "smooth", 0, runs, 1.0, start_true=3.9)
+    order = {0.01: 3.0, 0.02: 3.5, 0.03: 3.4}
+    monkeypatch.setattr(
+        hr, "predicted", lambda g: {k: order[v[0].config["MATRIX_LR"]] for k, v in g.items()}
+    )
+    rule = hr.parse_rule("model-remeasured", 5)
+    assert hr.handed(a, rule, 5, SD) == 3.30
+    assert hr.handed(a, hr.parse_rule("model", 5), 5, SD) == 3.10
+    assert hr.handed(a, hr.parse_rule("best-mean", 5), 5, SD) == 3.10  # one lucky run
+    optuna = arms.ArmSeed("optuna-shared", "smooth", 0, runs[:2], 1.0, start_true=3.9)
+    assert hr.handed(optuna, rule, 2, SD) == hr.handed(optuna, hr.parse_rule("recorded", 2), 2, SD)
+
+
 def test_the_model_endgame_re_runs_what_the_model_ranks_first(monkeypatch) -> None:
     """model-end:E:K:R re-runs the K configurations the Gaussian process ranks best over
     the first E experiments, not the K best means: with the model's ranking fixed, the
