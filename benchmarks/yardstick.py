@@ -125,8 +125,8 @@ def fidelity_agreement(
       value (what a pack from a swarm at the short budget ranks first), the share whose
       full value reaches ``target``;
     - ``target_short_percentile``: the median, over the draws that reach ``target``, of
-      the share of draws with a better short value (a short run promotes the best
-      third: above 1/3, most of them would be screened out)."""
+      the share of draws with a better short value (the multi-fidelity arm promotes the
+      best third of its short runs: above 1/3, most of them would be screened out)."""
     from scipy.stats import spearmanr
 
     ok = ~crashed
@@ -158,10 +158,9 @@ def fidelity_cell(fidelity: dict[str, float] | None) -> str:
 
 def landscape_facts(task_dir: Path) -> dict[str, Any]:
     """Start value, target, the box's crash share and how well short runs
-    (``yardstick_arms.SHORT_BUDGET`` seconds, the transfer arm's pack budget too) tell its
-    values (:func:`fidelity_agreement`; None on a flat landscape): computed from the
-    landscape and its search box alone, before any arm runs (the target is never tuned to
-    the arms)."""
+    (``yardstick_arms.SHORT_BUDGET`` seconds) tell its values (:func:`fidelity_agreement`;
+    None on a flat landscape): computed from the landscape and its search box alone,
+    before any arm runs (the target is never tuned to the arms)."""
     start = evaluate.read_knobs(task_dir / "knobs.py")
     start_true, _ = true_values(task_dir, [start])
     draws = sample_box(task_dir, TARGET_DRAWS)
@@ -435,6 +434,7 @@ def write_report(
     surrogate = json.loads((LANDSCAPES["smooth"] / "surrogate.json").read_text(encoding="utf-8"))
     prov = surrogate["provenance"]
     seeds_run = {land: {arm: len(by_land[land].get(arm, [])) for arm in arms} for land in lands}
+    pack = ", the transfer arm's pack" if arms_mod.PRIOR_BUDGET == arms_mod.SHORT_BUDGET else ""
     lines = [
         "# The yardstick: labswarm vs one shared Optuna study vs random search, on true values",
         "",
@@ -500,14 +500,14 @@ def write_report(
                     rep.f(facts[land]["target"]),
                     f"{100 * facts[land]['box_crash_share']:.1f} %",
                     f"{facts[land]['box_median']:.3f} / {facts[land]['box_best']:.3f}",
-                    fidelity_cell(facts[land].get("fidelity")),
+                    fidelity_cell(facts[land]["fidelity"]),
                 ]
                 for land in lands
             ],
         ),
         "",
         f"The last column says how well a run at {arms_mod.SHORT_BUDGET:g} s (the "
-        "multi-fidelity arm's short runs, the transfer arm's pack) tells a configuration's "
+        f"multi-fidelity arm's short runs{pack}) tells a configuration's "
         f"value at {arms_mod.LANDSCAPE_BUDGET:g} s, over the same draws of the box: Spearman's "
         "rank correlation; of the draws a short-budget ranking puts in its best "
         f"{100 * SHORT_BEST:g} %, the share that reaches the target (of all draws: "
