@@ -79,7 +79,9 @@ from memory.models import (
     KEEP_ALPHA,
     MIN_CHAMPION_RUNS,
     Direction,
+    ExperimentPublic,
     NoiseEstimate,
+    Role,
     RunStats,
     Status,
     beats,
@@ -228,6 +230,41 @@ def judge_short(
     if rank <= places:
         return Verdict(Status.keep, f"promoted to the full budget: {where}")
     return Verdict(Status.discard, f"not promoted: {where}")
+
+
+@dataclass(frozen=True)
+class ShortRunAgreement:
+    """How the short runs ranked the programs they promoted: Spearman's rank correlation
+    between each promoted program's short-run metric and its full run's (``rho``), over
+    ``pairs`` programs. The promoted are the short runs' best, so this is their ranking
+    among the best, which is what decides whether runs at several budgets pay."""
+
+    rho: float
+    pairs: int
+
+
+MIN_AGREEMENT_PAIRS = 3  # fewer pairs than this tell nothing about a ranking
+
+
+def short_run_agreement(traces: Sequence[ExperimentPublic]) -> ShortRunAgreement | None:
+    """:class:`ShortRunAgreement` over ``traces``: each full run (role experiment) that
+    names its promoted short run (``short_id``) among ``traces`` and has a metric, as does
+    that short run, is one pair. None with fewer than ``MIN_AGREEMENT_PAIRS`` pairs, or when
+    every metric on one side is the same (no ranking to compare)."""
+    from scipy.stats import spearmanr
+
+    by_id = {t.id: t for t in traces}
+    pairs: list[tuple[float, float]] = []
+    for t in traces:
+        short = by_id.get(t.short_id) if t.short_id else None
+        if t.role != Role.experiment or short is None or short.role != Role.short:
+            continue
+        if t.metric is not None and short.metric is not None:
+            pairs.append((short.metric, t.metric))
+    if len(pairs) < MIN_AGREEMENT_PAIRS or any(len({p[i] for p in pairs}) == 1 for i in (0, 1)):
+        return None
+    shorts, fulls = zip(*pairs, strict=True)
+    return ShortRunAgreement(rho=float(spearmanr(shorts, fulls).statistic), pairs=len(pairs))
 
 
 def _out_of_range(metric: float, rules: Rules) -> str:

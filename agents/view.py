@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.board import AgentBoard
+from agents.judge import short_run_agreement
 from agents.task import Task
 from memory.base import Evidence, Store
 from memory.models import ExperimentPublic, RunStats, TraceQuery
@@ -172,6 +173,16 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
                 "with --retest end re-tests its best after its search, a stopped one when "
                 f"resumed: {leader.hypothesis}",
                 style="yellow",
+            )
+        )
+    agreement = short_run_agreement(traces)
+    if agreement is not None:
+        lines.append(
+            Text(
+                f"short runs against full runs: Spearman rank correlation {agreement.rho:.2f} "
+                f"over the {agreement.pairs} programs the short runs promoted (near 0 or "
+                "below: the short budget does not tell which programs are best at the full "
+                "one, and runs at several budgets do not pay; docs/judging.md)"
             )
         )
     keeps = Table(title="keeps", expand=True)

@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from agents.devices import cpu_devices
-from agents.judge import Rules, judge_short
+from agents.judge import Rules, judge_short, short_run_agreement
 from agents.knobs import set_knobs
 from agents.program import Program, apply_edits
 from agents.proposers.base import ProposalRequest
@@ -55,6 +55,50 @@ def test_a_short_run_is_promoted_when_it_ranks_among_the_best_fraction():
     assert crashed.status == Status.crash
     bounded = Rules(promote=1 / 3, metric_min=0.0)
     assert judge_short(_result(-1.0), [], "minimize", bounded).status == Status.invalid
+
+
+def _pair(i: int, short: float | None, full: float | None, **kw: object) -> list:
+    """A promoted short run and the full run that names it, with their metrics."""
+    from datetime import UTC, datetime
+
+    from memory.models import ExperimentPublic
+
+    common = {"task": "quad", "fingerprint": f"p{i}", "created_at": datetime.now(UTC)}
+    return [
+        ExperimentPublic(id=f"s{i}", role=Role.short, status=Status.keep, metric=short, **common),
+        ExperimentPublic(
+            id=f"f{i}",
+            status=Status.discard,
+            metric=full,
+            short_id=f"s{i}",
+            **{"role": Role.experiment, **common, **kw},
+        ),  # fmt: skip
+    ]
+
+
+def test_the_short_runs_agreement_with_full_runs_by_hand():
+    """Spearman's rank correlation of promoted programs' short and full metrics."""
+    same = [
+        t for i, (a, b) in enumerate([(1, 10), (2, 20), (3, 30), (4, 40)]) for t in _pair(i, a, b)
+    ]
+    got = short_run_agreement(same)
+    assert got is not None and got.pairs == 4 and got.rho == pytest.approx(1.0)
+    # ranks 1 2 3 4 against 2 1 4 3: d^2 = 4, rho = 1 - 6 * 4 / (4 * 15) = 0.6
+    swapped = [(1, 20), (2, 10), (3, 40), (4, 30)]
+    got = short_run_agreement([t for i, (a, b) in enumerate(swapped) for t in _pair(i, a, b)])
+    assert got is not None and got.rho == pytest.approx(0.6)
+    reverse = [t for i, (a, b) in enumerate([(1, 40), (2, 30), (3, 20)]) for t in _pair(i, a, b)]
+    got = short_run_agreement(reverse)
+    assert got is not None and got.pairs == 3 and got.rho == pytest.approx(-1.0)
+    # what is not a pair: a full run that crashed, one whose short run is not among the
+    # traces, a re-measure naming a short run; fewer than 3 pairs, or one side constant
+    crashed = _pair(7, 5.0, None)
+    orphan = _pair(8, 6.0, 60.0)[1:]
+    remeasure = _pair(9, 7.0, 70.0, role=Role.remeasure)
+    two = [t for i, (a, b) in enumerate([(1, 10), (2, 20)]) for t in _pair(i, a, b)]
+    assert short_run_agreement(two + crashed + orphan + remeasure) is None
+    flat = [t for i, (a, b) in enumerate([(1, 10), (2, 10), (3, 10)]) for t in _pair(i, a, b)]
+    assert short_run_agreement(flat) is None
 
 
 def test_promoted_short_runs_and_their_full_runs_are_linked_in_memory(tmp_path, store):
@@ -107,6 +151,24 @@ def test_promoted_short_runs_and_their_full_runs_are_linked_in_memory(tmp_path, 
     # the swarm records its setting
     row = next(s for s in store.list_swarms("quad") if s.id == swarm.swarm_id)
     assert row.config["short_budget"] == 0.5 and row.config["promote"] == pytest.approx(1 / 3)
+    # the end summary says how the short runs ranked what they promoted
+    import io
+
+    from rich.console import Console
+
+    from agents.view import summary
+
+    agreement = short_run_agreement(traces)
+    pairs = [t for t in full if t.metric is not None and by_id[t.short_id].metric is not None]
+    out = io.StringIO()
+    Console(file=out, width=400).print(summary(swarm, traces))
+    sides = ({by_id[t.short_id].metric for t in pairs}, {t.metric for t in pairs})
+    if len(pairs) < 3 or min(len(side) for side in sides) < 2:  # nothing to rank: no line
+        assert agreement is None and "short runs against full runs" not in out.getvalue()
+    else:
+        assert agreement is not None and agreement.pairs == len(pairs)
+        line = f"short runs against full runs: Spearman rank correlation {agreement.rho:.2f}"
+        assert f"{line} over the {len(pairs)} programs the short runs promoted" in out.getvalue()
 
 
 def test_a_short_budget_must_be_below_the_swarm_s_budget(tmp_path, store):
