@@ -251,8 +251,6 @@ def short_run_agreement(traces: Sequence[ExperimentPublic]) -> ShortRunAgreement
     names its promoted short run (``short_id``) among ``traces`` and has a metric, as does
     that short run, is one pair. None with fewer than ``MIN_AGREEMENT_PAIRS`` pairs, or when
     every metric on one side is the same (no ranking to compare)."""
-    from scipy.stats import spearmanr
-
     by_id = {t.id: t for t in traces}
     pairs: list[tuple[float, float]] = []
     for t in traces:
@@ -263,6 +261,8 @@ def short_run_agreement(traces: Sequence[ExperimentPublic]) -> ShortRunAgreement
             pairs.append((short.metric, t.metric))
     if len(pairs) < MIN_AGREEMENT_PAIRS or any(len({p[i] for p in pairs}) == 1 for i in (0, 1)):
         return None
+    from scipy.stats import spearmanr
+
     shorts, fulls = zip(*pairs, strict=True)
     return ShortRunAgreement(rho=float(spearmanr(shorts, fulls).statistic), pairs=len(pairs))
 

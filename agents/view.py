@@ -182,7 +182,7 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
                 f"short runs against full runs: Spearman rank correlation {agreement.rho:.2f} "
                 f"over the {agreement.pairs} programs the short runs promoted (near 0 or "
                 "below: the short budget does not tell which programs are best at the full "
-                "one, and runs at several budgets do not pay; docs/judging.md)"
+                "one, so runs at several budgets are unlikely to pay; docs/judging.md)"
             )
         )
     keeps = Table(title="keeps", expand=True)

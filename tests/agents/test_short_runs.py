@@ -4,6 +4,8 @@ best fraction of the task's short runs; both rungs are in memory, linked."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from optuna.trial import TrialState
 
@@ -16,7 +18,15 @@ from agents.proposers.builtin import BuiltinProposer
 from agents.runner import RunResult
 from agents.swarm import Swarm, SwarmConfig, SwarmError
 from agents.task import load_task
-from memory.models import RAN_STATUSES, RUN_ROLES, ExperimentCreate, Role, Status, TraceQuery
+from memory.models import (
+    RAN_STATUSES,
+    RUN_ROLES,
+    ExperimentCreate,
+    ExperimentPublic,
+    Role,
+    Status,
+    TraceQuery,
+)
 from tests.agents.conftest import edit_proposal, fixed_factory, make_task
 
 DEV = cpu_devices(1, threads=1)[0]
@@ -57,12 +67,8 @@ def test_a_short_run_is_promoted_when_it_ranks_among_the_best_fraction():
     assert judge_short(_result(-1.0), [], "minimize", bounded).status == Status.invalid
 
 
-def _pair(i: int, short: float | None, full: float | None, **kw: object) -> list:
+def _pair(i: int, short: float | None, full: float | None, **kw: object) -> list[ExperimentPublic]:
     """A promoted short run and the full run that names it, with their metrics."""
-    from datetime import UTC, datetime
-
-    from memory.models import ExperimentPublic
-
     common = {"task": "quad", "fingerprint": f"p{i}", "created_at": datetime.now(UTC)}
     return [
         ExperimentPublic(id=f"s{i}", role=Role.short, status=Status.keep, metric=short, **common),
@@ -72,7 +78,7 @@ def _pair(i: int, short: float | None, full: float | None, **kw: object) -> list
             metric=full,
             short_id=f"s{i}",
             **{"role": Role.experiment, **common, **kw},
-        ),  # fmt: skip
+        ),
     ]
 
 
