@@ -69,7 +69,7 @@ def true_values(
     for a run at ``budget`` seconds (None: the task's own budget; another one needs the
     task's ``surrogate-<budget>s.json``, fitted to real runs at that budget), in chunks:
     the distance arrays of 20,000 points would take 400 MB at once."""
-    name = "surrogate.json" if budget is None else f"surrogate-{budget:g}s.json"
+    name = evaluate.SURROGATE if budget is None else evaluate.budget_surrogate(budget)
     surrogate = evaluate.Surrogate.load(task_dir / name)
     variant = evaluate.read_variant(task_dir)
     refused = np.array([evaluate.refused_by_trainer(c) is not None for c in configs])

@@ -225,8 +225,13 @@ def surrogate_path(budget: float) -> Path:
     where real runs at that budget were fitted (``build_landscape.py fit``), else
     ``surrogate.json`` (the task's own budget; any other budget is scored as if it were
     that one)."""
-    own = HERE / f"surrogate-{budget:g}s.json"
+    own = HERE / budget_surrogate(budget)
     return own if own.exists() else HERE / SURROGATE
+
+
+def budget_surrogate(budget: float) -> str:
+    """The file name of the surrogate fitted to real runs at ``budget`` seconds."""
+    return f"surrogate-{budget:g}s.json"
 
 
 def _noise(config: dict[str, float], directory: Path, tag: str = "") -> float:
