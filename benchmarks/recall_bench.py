@@ -47,6 +47,11 @@ Query sets:
   ``blind`` has been measured several times since, once after each change chosen on dev
   (and a model choice was weighed on it), so it is less blind than it was; ``blind2``
   gives the search's number on queries nothing was chosen on.
+* ``blind3`` -- ``benchmarks/recall_blind3.jsonl``, 30 more, written on 2026-12-04 (later)
+  the same way as ``blind2`` by another helper told to vary the wording as different
+  people would (plain words, common terms, the mechanism instead of the knob, a
+  direction). Frozen before its first search (sha256 1a55c8b3...); measured once with the
+  search as shipped, never tuned on.
 * ``dev`` -- ``benchmarks/recall_dev.jsonl``, 30 other paraphrases (other ideas, or other
   words for the same idea; the issue's two examples included), written for development:
   the knob glossary, the lexical re-selection and their settings were chosen on it.
@@ -100,6 +105,7 @@ class LocalModelEmbedder:
 PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
 BLIND = REPO / "benchmarks" / "recall_blind.jsonl"
 BLIND2 = REPO / "benchmarks" / "recall_blind2.jsonl"
+BLIND3 = REPO / "benchmarks" / "recall_blind3.jsonl"
 DEV = REPO / "benchmarks" / "recall_dev.jsonl"
 TASK = "autoresearch"
 DEPTH = 10
@@ -193,6 +199,10 @@ def load_blind2() -> list[Query]:
     return load_queries(BLIND2)
 
 
+def load_blind3() -> list[Query]:
+    return load_queries(BLIND3)
+
+
 def load_dev() -> list[Query]:
     return load_queries(DEV)
 
@@ -249,8 +259,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--misses", action="store_true", help="list queries missed at 5")
     ap.add_argument(
         "--sets",
-        default="blind,blind2,dev,test",
-        help="comma-separated query sets to run (blind, blind2, dev, test); default all",
+        default="blind,blind2,blind3,dev,test",
+        help="comma-separated query sets to run (blind, blind2, blind3, dev, test); default all",
     )
     ap.add_argument(
         "--model",
@@ -261,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     loaders = {
         "blind": load_blind,
         "blind2": load_blind2,
+        "blind3": load_blind3,
         "dev": load_dev,
         "test": load_test_queries,
     }
