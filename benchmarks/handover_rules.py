@@ -18,6 +18,13 @@ was and replays other hand-over rules on it, so the two can be told apart:
   have re-measure runs (labswarm's finalists, or each keep's re-measured contenders): the
   programs memory's champion rule may crown, ordered by the model instead of by the mean
   of their own runs; an arm-seed with none (Optuna's) keeps its recorded hand-over;
+- ``fewer-by-crashes``: the recorded hand-over after as many fewer experiments as the arm
+  had crashes among them (a seed with 2 crashes in 80: its hand-over after 78). Its gap to
+  ``recorded`` is what the arm's last experiments bought, which is what a search that never
+  crashed could have bought with the experiments its crashes took, if returns do not grow
+  with more experiments: the most failure handling can give that search on this landscape.
+  Only for arms that hand over at every experiment (Optuna's, random search): an arm-seed
+  with re-test runs (labswarm's) hands over at its end, so the rule is not replayed on it;
 - ``end:E:K:R`` (E + K x R = the total): a trusted hand-over at the same number of
   experiments -- the arm's first E experiments as recorded, then the K configurations with
   the best mean metric among them run R more times each, and the best mean of those fresh
@@ -73,6 +80,16 @@ DEFAULT_RULES = "recorded,best-observed,best-mean,model,end:64:8:2,end:64:4:4,en
 DEFAULT_ARMS = "labswarm-shared,optuna-shared,random"
 
 
+NAMED_RULES = (
+    "recorded",
+    "best-observed",
+    "best-mean",
+    "model",
+    "model-remeasured",
+    "fewer-by-crashes",
+)
+
+
 class RuleError(ValueError):
     """A hand-over rule that cannot be read."""
 
@@ -87,13 +104,12 @@ class Rule:
 
 def parse_rule(text: str, total: int) -> Rule:
     """A rule from its name (``end:E:K:R`` with E + K x R == ``total``)."""
-    if text in ("recorded", "best-observed", "best-mean", "model", "model-remeasured"):
+    if text in NAMED_RULES:
         return Rule(text)
     parts = text.split(":")
     if parts[0] not in ("end", "model-end") or len(parts) != 4:
         raise RuleError(
-            f"rule {text!r}: expected recorded, best-observed, best-mean, model, "
-            "model-remeasured, end:E:K:R or model-end:E:K:R"
+            f"rule {text!r}: expected {', '.join(NAMED_RULES)}, end:E:K:R or model-end:E:K:R"
         )
     try:
         explore, top, reruns = (int(p) for p in parts[1:])
@@ -176,6 +192,9 @@ def handed(a: ArmSeed, rule: Rule, total: int, sd: float) -> float:
     """The true value ``a`` hands over after ``total`` experiments under ``rule``."""
     if rule.name == "recorded":
         return ym.handed_curve(a, total)[total]
+    if rule.name == "fewer-by-crashes":
+        crashed = ym.crashes_among(a, total)
+        return ym.handed_curve(a, total)[total - crashed]
     if rule.explore:
         return end_pick(a, rule, sd)
     groups = _by_config(_finished(a, total))
@@ -193,6 +212,11 @@ def handed(a: ArmSeed, rule: Rule, total: int, sd: float) -> float:
         predictions = predicted(groups)
         return _true(groups[min(crownable, key=predictions.__getitem__)])
     return model_pick(groups)
+
+
+def retests(a: ArmSeed) -> bool:
+    """Whether ``a`` ran re-tests (labswarm's confirmations, re-measures or finals)."""
+    return any(r.retest or r.remeasure for r in a.experiments)
 
 
 def replay_error(a: ArmSeed, sd: float) -> float:
@@ -233,6 +257,8 @@ def report(
                 continue
             own = [ym.handed_curve(a, total)[total] for a in seeds]
             for rule in rules:
+                if rule.name == "fewer-by-crashes" and any(retests(a) for a in seeds):
+                    continue  # it hands over at its end: nothing to read c experiments earlier
                 values = [handed(a, rule, total, sd) for a in seeds]
                 vs_own = ym.paired(values, own)
                 both = [

@@ -473,6 +473,11 @@ def crashes(a: ArmSeed) -> int:
     return sum(1 for r in a.experiments if not r.ok)
 
 
+def crashes_among(a: ArmSeed, total: int) -> int:
+    """Crashed (or timed-out) experiments among the first ``total``."""
+    return sum(1 for r in a.experiments[:total] if not r.ok)
+
+
 class Metric:
     """The landscape's distance: encoded knobs divided by the surrogate's length scales."""
 

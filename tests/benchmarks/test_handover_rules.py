@@ -135,6 +135,32 @@ def test_the_model_endgame_re_runs_what_the_model_ranks_first(monkeypatch) -> No
     assert hr.handed(a, hr.parse_rule("end:2:1:2", 4), 4, SD) == 3.80
 
 
+def test_fewer_by_crashes_hands_over_as_many_experiments_earlier_as_crashed() -> None:
+    """fewer-by-crashes: a seed with one crash among its 4 experiments hands over what it
+    handed after 3; one with none hands over what it recorded; an arm-seed that re-tests is
+    left out of the report's rows for this rule (it hands over at its end)."""
+    runs = [
+        _run(0, 0.01, observed=3.60, true=3.70),
+        _run(1, 0.02, observed=3.50, true=3.60),
+        _run(2, 0.03, observed=None, true=None, ok=False, candidate=False),  # crashed
+        _run(3, 0.04, observed=3.40, true=3.20),  # the best, the last experiment
+    ]
+    rule = hr.parse_rule("fewer-by-crashes", 4)
+    crashed = arms.ArmSeed("optuna-shared", "crash", 0, runs, 1.0, start_true=3.9)
+    assert hr.handed(crashed, hr.parse_rule("recorded", 4), 4, SD) == 3.20
+    assert hr.handed(crashed, rule, 4, SD) == 3.60  # after 3: the last run not yet made
+    clean = arms.ArmSeed("optuna-shared", "crash", 1, [r for r in runs if r.ok], 1.0, 3.9)
+    assert hr.handed(clean, rule, 3, SD) == hr.handed(clean, hr.parse_rule("recorded", 3), 3, SD)
+    retested = arms.ArmSeed(
+        "labswarm-shared", "crash", 0, [*runs[:3], _run(3, 0.02, 3.5, 3.6, remeasure=True)],
+        1.0, 3.9,
+    )  # fmt: skip
+    text = hr.report([crashed, retested], [hr.Rule("recorded"), rule], ["optuna-shared",
+                     "labswarm-shared"], 4)  # fmt: skip
+    rows = [ln for ln in text.splitlines() if "fewer-by-crashes" in ln]
+    assert len(rows) == 1 and rows[0].startswith("| optuna-shared")
+
+
 def test_bad_rules_are_refused_naming_the_rule() -> None:
     with pytest.raises(hr.RuleError, match=r"E \+ K x R = 80"):
         hr.parse_rule("end:64:8:3", 80)
