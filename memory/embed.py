@@ -144,17 +144,13 @@ def paraphrase_model_path() -> Path:
 
 def check_sha256(path: Path, expected: str) -> None:
     """Raise :class:`ModelFileError` unless the file at ``path`` hashes to ``expected``."""
-    digest = hashlib.sha256()
     try:
         with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+            found = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read the model file: {exc}") from exc
-    if digest.hexdigest() != expected:
-        raise ModelFileError(
-            f"{path}: sha256 {digest.hexdigest()} is not the measured file's {expected}"
-        )
+    if found != expected:
+        raise ModelFileError(f"{path}: sha256 {found} is not the measured file's {expected}")
 
 
 class ParaphraseScorer:
