@@ -152,45 +152,36 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _search_with(store: Store, settings: dict[str, object], query: str, limit: int) -> Hits:
-    """``Store.search`` with some of the store's search settings set for this call only."""
-    before = {name: getattr(store, name) for name in settings}
-    for name, value in settings.items():
-        setattr(store, name, value)
+def _search_with(store: Store, setting: str, value: object, query: str, limit: int) -> Hits:
+    """``Store.search`` with one of the store's search settings set for this call only."""
+    before = getattr(store, setting)
+    setattr(store, setting, value)
     try:
         return store.search(query, task=TASK, limit=limit)
     finally:
-        for name, value in before.items():
-            setattr(store, name, value)
+        setattr(store, setting, before)
 
 
 def dense(store: Store, query: str, limit: int) -> Hits:
     """``Store.search`` with the lexical re-selection turned off (cosine only)."""
-    return _search_with(store, {"hybrid": False}, query, limit)
+    return _search_with(store, "hybrid", False, query, limit)
 
 
 def hybrid_minilm(store: Store, query: str, limit: int) -> Hits:
-    """``Store.search`` without the second opinion and the thesaurus: the dense pool's
-    MiniLM rank fused with BM25 (the search of 2026-12-02)."""
-    return _search_with(store, {"second_opinion": None, "thesaurus": None}, query, limit)
-
-
-def hybrid_no_thesaurus(store: Store, query: str, limit: int) -> Hits:
-    """``Store.search`` without the thesaurus: the dense pool ranked by MiniLM and the
-    paraphrase model together, fused with BM25 of the query as written (2026-12-03)."""
-    return _search_with(store, {"thesaurus": None}, query, limit)
+    """``Store.search`` without the second opinion: the dense pool's MiniLM rank fused
+    with BM25 (the search of the previous release)."""
+    return _search_with(store, "second_opinion", None, query, limit)
 
 
 def hybrid(store: Store, query: str, limit: int) -> Hits:
     """``Store.search`` as agents call it (dense pool ranked by MiniLM and the paraphrase
-    model together, lexical re-selection with the thesaurus's other names)."""
+    model together, lexical re-selection)."""
     return store.search(query, task=TASK, limit=limit)
 
 
 ARMS: dict[str, Callable[[Store, str, int], Hits]] = {
     "dense": dense,
     "hybrid-minilm": hybrid_minilm,
-    "hybrid-no-thesaurus": hybrid_no_thesaurus,
     "hybrid": hybrid,
 }
 

@@ -24,10 +24,6 @@ rank by the mean of MiniLM's cosine and the paraphrase model's over the same poo
 models must agree for a hit to rank high by meaning. Returned order and scores stay
 MiniLM's. Measured on Karpathy's log (docs/memory.md, Recall): blind recall@5 20 -> 23 of
 30. ``second_opinion = None`` turns it off (the benchmark's ``hybrid-minilm`` arm).
-
-Thesaurus. The lexical rank searches with the query's other names added
-(``memory.thesaurus``: "l2 regularization" also searches "weight decay"); the dense rank
-and the stored documents are untouched. ``thesaurus = None`` turns it off.
 """
 
 from __future__ import annotations
@@ -48,7 +44,6 @@ _FIRST_FETCH = 40
 _GROWTH = 4
 POOL = 40  # dense candidates per kind that the lexical rank re-orders
 RRF_K = 60
-OTHER_WEIGHT = 0.5  # a thesaurus word's weight in the lexical rank against a query word's
 BM25_K1, BM25_B = 1.2, 0.75
 STOP_WORDS = frozenset(
     "a an and are as at be by do does for from in into is it its no not of on or over so "
@@ -66,26 +61,23 @@ def lexical_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
-def bm25(query: str, docs: Sequence[str], other_names: str = "") -> list[float]:
-    """Okapi BM25 of ``query`` against each of ``docs``, IDF computed over ``docs``; the
-    words of ``other_names`` (the thesaurus's, not in ``query``) count ``OTHER_WEIGHT``."""
+def bm25(query: str, docs: Sequence[str]) -> list[float]:
+    """Okapi BM25 of ``query`` against each of ``docs``, IDF computed over ``docs``."""
     tokens = [lexical_words(d) for d in docs]
     avg = sum(map(len, tokens)) / max(1, len(tokens)) or 1.0
     df = Counter(w for ts in tokens for w in set(ts))
-    terms = dict.fromkeys(lexical_words(other_names), OTHER_WEIGHT)
-    terms.update(dict.fromkeys(lexical_words(query), 1.0))
+    terms = set(lexical_words(query))
     scores = []
     for ts in tokens:
         tf = Counter(ts)
         norm = BM25_K1 * (1 - BM25_B + BM25_B * len(ts) / avg)
         scores.append(
             sum(
-                weight
-                * math.log(1 + (len(docs) - df[w] + 0.5) / (df[w] + 0.5))
+                math.log(1 + (len(docs) - df[w] + 0.5) / (df[w] + 0.5))
                 * tf[w]
                 * (BM25_K1 + 1)
                 / (tf[w] + norm)
-                for w, weight in terms.items()
+                for w in terms
                 if w in tf
             )
         )
@@ -93,12 +85,12 @@ def bm25(query: str, docs: Sequence[str], other_names: str = "") -> list[float]:
 
 
 def fused_order(
-    query: str, texts: Sequence[str], dense: Sequence[float] | None = None, other_names: str = ""
+    query: str, texts: Sequence[str], dense: Sequence[float] | None = None
 ) -> list[int]:
     """Indexes of ``texts`` (given in dense order, best first) by reciprocal-rank fusion
     of the dense rank and the BM25 rank; ties keep the given order. ``dense``: a score
     per text (higher is nearer) that ranks them by meaning instead of their given order."""
-    lexical = bm25(query, texts, other_names)
+    lexical = bm25(query, texts)
     by_lexical = sorted((i for i, s in enumerate(lexical) if s > 0), key=lambda i: -lexical[i])
     by_dense = (
         range(len(texts)) if dense is None else sorted(range(len(texts)), key=lambda i: -dense[i])
@@ -128,7 +120,6 @@ class SearchMixin:
     index: Any
     hybrid: bool = True  # lexical re-selection of the dense pool (see the module docstring)
     second_opinion: Any = None  # a memory.embed.ParaphraseScorer (see the module docstring)
-    thesaurus: Any = None  # a memory.thesaurus.Thesaurus: the lexical query's other names
     _fetch: Callable[..., dict[str, Any]]  # SqlStore._fetch(model, ids, *where)
     _sync_index: Callable[[], None]
     _session: Callable[[], Any]
@@ -167,8 +158,7 @@ class SearchMixin:
         if self.hybrid and len(hits) > limit:
             texts = [h.text for h in hits]
             dense = meaning_scores(self.second_opinion, text, hits)
-            others = "" if self.thesaurus is None else self.thesaurus.other_names(text)
-            hits = [hits[i] for i in fused_order(text, texts, dense, others)[:limit]]
+            hits = [hits[i] for i in fused_order(text, texts, dense)[:limit]]
             hits.sort(key=lambda h: -h.score)
         return hits[:limit]
 

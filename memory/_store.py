@@ -57,7 +57,6 @@ from memory.models import (
     utc,
 )
 from memory.settings import DEFAULT_MAX_TASKS
-from memory.thesaurus import default_thesaurus
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,6 @@ class SqlStore(ClaimsMixin, SearchMixin, RecordsMixin, Store):
         self.index = index
         self.embedder = embedder
         self.second_opinion = second_opinion_for(embedder)  # memory._search
-        self.thesaurus = default_thesaurus()  # memory._search
         # SQLite allows one writer: serialise this process's writes (WAL keeps reads free).
         self._write_lock: Any = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
         self._indexer = IndexWriter(self._index_rows)
