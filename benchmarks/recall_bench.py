@@ -52,6 +52,10 @@ Query sets:
   people would (plain words, common terms, the mechanism instead of the knob, a
   direction). Frozen before its first search (sha256 1a55c8b3...); measured once with the
   search as shipped, never tuned on.
+* ``blind4`` -- ``benchmarks/recall_blind4.jsonl``, 30 more, written the same way by a
+  third helper told to write as 30 different researchers would (terse, whole sentences,
+  textbook names for the log's shorthand, the mechanism, the motivation). Frozen before
+  its first search (sha256 6086b3f3...); measured once with the search as shipped.
 * ``dev`` -- ``benchmarks/recall_dev.jsonl``, 30 other paraphrases (other ideas, or other
   words for the same idea; the issue's two examples included), written for development:
   the knob glossary, the lexical re-selection and their settings were chosen on it.
@@ -106,6 +110,7 @@ PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
 BLIND = REPO / "benchmarks" / "recall_blind.jsonl"
 BLIND2 = REPO / "benchmarks" / "recall_blind2.jsonl"
 BLIND3 = REPO / "benchmarks" / "recall_blind3.jsonl"
+BLIND4 = REPO / "benchmarks" / "recall_blind4.jsonl"
 DEV = REPO / "benchmarks" / "recall_dev.jsonl"
 TASK = "autoresearch"
 DEPTH = 10
@@ -203,6 +208,10 @@ def load_blind3() -> list[Query]:
     return load_queries(BLIND3)
 
 
+def load_blind4() -> list[Query]:
+    return load_queries(BLIND4)
+
+
 def load_dev() -> list[Query]:
     return load_queries(DEV)
 
@@ -259,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--misses", action="store_true", help="list queries missed at 5")
     ap.add_argument(
         "--sets",
-        default="blind,blind2,blind3,dev,test",
-        help="comma-separated query sets to run (blind, blind2, blind3, dev, test); default all",
+        default="blind,blind2,blind3,blind4,dev,test",
+        help="comma-separated query sets (blind, blind2, blind3, blind4, dev, test); default all",
     )
     ap.add_argument(
         "--model",
@@ -272,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "blind": load_blind,
         "blind2": load_blind2,
         "blind3": load_blind3,
+        "blind4": load_blind4,
         "dev": load_dev,
         "test": load_test_queries,
     }

@@ -15,6 +15,7 @@ from benchmarks.recall_bench import (
     load_blind,
     load_blind2,
     load_blind3,
+    load_blind4,
     load_dev,
     load_test_queries,
     main,
@@ -44,7 +45,7 @@ def _pack_fingerprints(pack: Path = PACK) -> set[str]:
 
 def test_blind_and_dev_sets_have_30_queries_with_targets_in_the_pack() -> None:
     known = _pack_fingerprints()
-    for queries in (load_blind(), load_blind2(), load_blind3(), load_dev()):
+    for queries in (load_blind(), load_blind2(), load_blind3(), load_blind4(), load_dev()):
         assert len(queries) == 30
         assert all(targets and targets <= known for _, targets in queries)
 
@@ -53,7 +54,12 @@ def test_dev_set_is_separate_from_the_blind_and_test_queries() -> None:
     """Tuning happens on the dev set only: none of its queries is a blind or test query."""
     dev = {q.lower() for q, _ in load_dev()}
     others = {
-        q.lower() for q, _ in load_blind() + load_blind2() + load_blind3() + load_test_queries()
+        q.lower()
+        for q, _ in load_blind()
+        + load_blind2()
+        + load_blind3()
+        + load_blind4()
+        + load_test_queries()
     }
     assert len(dev) == 30 and not dev & others
 
