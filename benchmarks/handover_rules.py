@@ -22,7 +22,7 @@ was and replays other hand-over rules on it, so the two can be told apart:
   had crashes among them (a seed with 2 crashes in 80: its hand-over after 78). Its gap to
   ``recorded`` is what the arm's last experiments bought, which is what a search that never
   crashed could have bought with the experiments its crashes took, if returns do not grow
-  with more experiments: the most failure handling can give that search on this landscape.
+  with more experiments: what the experiments failure handling saves can buy that search.
   Only for arms that hand over at every experiment (Optuna's, random search): an arm-seed
   with re-test runs (labswarm's) hands over at its end, so the rule is not replayed on it;
 - ``end:E:K:R`` (E + K x R = the total): a trusted hand-over at the same number of
