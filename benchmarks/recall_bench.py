@@ -184,7 +184,26 @@ def hybrid(store: Store, query: str, limit: int) -> Hits:
     return store.search(query, task=TASK, limit=limit)
 
 
+_RAW_VECTORS: dict[int, tuple[Hits, list[list[float]]]] = {}
+
+
+def raw_descriptions(store: Store, query: str, limit: int) -> Hits:
+    """Plain MiniLM over the runs' raw descriptions (each trace's hypothesis alone, no
+    glossary, no outcome, no lexical rank), by cosine: the baseline the issue gives for its
+    hidden set (17 of 20 at 5), so that a query set's difficulty can be compared with it."""
+    if id(store) not in _RAW_VECTORS:
+        every = store.search("run", task=TASK, limit=1000)  # every trace of the task
+        texts = [h.experiment.hypothesis if h.experiment else "" for h in every]
+        _RAW_VECTORS[id(store)] = (every, store.embedder.embed(texts))
+    every, vectors = _RAW_VECTORS[id(store)]
+    q = store.embedder.embed([query])[0]
+    cosines = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors]
+    order = sorted(range(len(every)), key=lambda i: -cosines[i])
+    return [every[i] for i in order[:limit]]
+
+
 ARMS: dict[str, Callable[[Store, str, int], Hits]] = {
+    "raw-descriptions": raw_descriptions,
     "dense": dense,
     "hybrid-minilm": hybrid_minilm,
     "hybrid": hybrid,

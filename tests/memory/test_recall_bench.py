@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.recall_bench import (
     PACK,
+    TASK,
     LocalModelEmbedder,
     first_hit_rank,
     load_blind,
@@ -20,6 +21,7 @@ from benchmarks.recall_bench import (
     load_test_queries,
     main,
     mrr,
+    raw_descriptions,
     recall_at,
 )
 
@@ -89,3 +91,31 @@ def test_a_local_model_embeds_like_the_shipped_embedder() -> None:
     for a, b in zip(ours, shipped, strict=True):
         assert len(a) == 384 and math.isclose(math.fsum(x * x for x in a), 1.0, rel_tol=1e-5)
         assert all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(a, b, strict=True))
+
+
+def test_the_raw_descriptions_arm_ranks_every_trace_by_its_hypothesis_alone(
+    tmp_path: Path,
+) -> None:
+    """The calibration arm sees every trace of the task (more than the dense pool of 40)
+    and orders them by the cosine of the query and the hypothesis alone: a query that is
+    one trace's hypothesis word for word finds that trace first."""
+    from memory import get_store
+    from memory.embed import HashEmbedder
+    from memory.models import ExperimentCreate, Status
+
+    store = get_store(tmp_path / "mem", embedder=HashEmbedder())
+    try:
+        for i in range(45):
+            store.add_trace(
+                ExperimentCreate(
+                    task=TASK, hypothesis=f"idea number {i} about knob k{i}",
+                    fingerprint=f"fp{i}", status=Status.discard,
+                )
+            )  # fmt: skip
+        every = raw_descriptions(store, "idea number 44 about knob k44", 100)
+        assert len(every) == 45
+        assert every[0].experiment is not None and every[0].experiment.fingerprint == "fp44"
+        top = raw_descriptions(store, "idea number 7 about knob k7", 3)
+        assert len(top) == 3 and top[0].experiment and top[0].experiment.fingerprint == "fp7"
+    finally:
+        store.close()
