@@ -78,7 +78,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from memory import SearchHit, Store, get_store  # noqa: E402
+from memory import ExperimentPublic, SearchHit, Store, TraceQuery, get_store  # noqa: E402
 from memory.embed import MiniLMEmbedder  # noqa: E402
 from memory.packs import import_pack  # noqa: E402
 
@@ -184,7 +184,7 @@ def hybrid(store: Store, query: str, limit: int) -> Hits:
     return store.search(query, task=TASK, limit=limit)
 
 
-_RAW_VECTORS: dict[int, tuple[Hits, list[list[float]]]] = {}
+_RAW_VECTORS: dict[int, tuple[list[ExperimentPublic], list[list[float]]]] = {}
 
 
 def raw_descriptions(store: Store, query: str, limit: int) -> Hits:
@@ -192,14 +192,22 @@ def raw_descriptions(store: Store, query: str, limit: int) -> Hits:
     glossary, no outcome, no lexical rank), by cosine: the baseline the issue gives for its
     hidden set (17 of 20 at 5), so that a query set's difficulty can be compared with it."""
     if id(store) not in _RAW_VECTORS:
-        every = store.search("run", task=TASK, limit=1000)  # every trace of the task
-        texts = [h.experiment.hypothesis if h.experiment else "" for h in every]
-        _RAW_VECTORS[id(store)] = (every, store.embedder.embed(texts))
+        every = store.every_trace(TraceQuery(task=TASK))
+        _RAW_VECTORS[id(store)] = (every, store.embedder.embed([t.hypothesis for t in every]))
     every, vectors = _RAW_VECTORS[id(store)]
     q = store.embedder.embed([query])[0]
     cosines = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors]
-    order = sorted(range(len(every)), key=lambda i: -cosines[i])
-    return [every[i] for i in order[:limit]]
+    order = sorted(range(len(every)), key=lambda i: -cosines[i])[:limit]
+    return [
+        SearchHit(
+            kind="trace",
+            id=every[i].id,
+            score=cosines[i],
+            text=every[i].hypothesis,
+            experiment=every[i],
+        )  # fmt: skip
+        for i in order
+    ]
 
 
 ARMS: dict[str, Callable[[Store, str, int], Hits]] = {
