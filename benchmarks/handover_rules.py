@@ -193,7 +193,7 @@ def handed(a: ArmSeed, rule: Rule, total: int, sd: float) -> float:
     if rule.name == "recorded":
         return ym.handed_curve(a, total)[total]
     if rule.name == "fewer-by-crashes":
-        crashed = ym.crashes_among(a, total)
+        crashed = ym.crashes(a, total)
         return ym.handed_curve(a, total)[total - crashed]
     if rule.explore:
         return end_pick(a, rule, sd)

@@ -71,6 +71,7 @@ import statistics
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,17 +185,18 @@ def hybrid(store: Store, query: str, limit: int) -> Hits:
     return store.search(query, task=TASK, limit=limit)
 
 
-_RAW_VECTORS: dict[int, tuple[list[ExperimentPublic], list[list[float]]]] = {}
+RawIndex = tuple[list[ExperimentPublic], list[list[float]]]  # every trace, its vector
+_RAW_VECTORS: weakref.WeakKeyDictionary[Store, RawIndex] = weakref.WeakKeyDictionary()
 
 
 def raw_descriptions(store: Store, query: str, limit: int) -> Hits:
     """Plain MiniLM over the runs' raw descriptions (each trace's hypothesis alone, no
     glossary, no outcome, no lexical rank), by cosine: the baseline the issue gives for its
     hidden set (17 of 20 at 5), so that a query set's difficulty can be compared with it."""
-    if id(store) not in _RAW_VECTORS:
+    if store not in _RAW_VECTORS:
         every = store.every_trace(TraceQuery(task=TASK))
-        _RAW_VECTORS[id(store)] = (every, store.embedder.embed([t.hypothesis for t in every]))
-    every, vectors = _RAW_VECTORS[id(store)]
+        _RAW_VECTORS[store] = (every, store.embedder.embed([t.hypothesis for t in every]))
+    every, vectors = _RAW_VECTORS[store]
     q = store.embedder.embed([query])[0]
     cosines = [sum(a * b for a, b in zip(q, v, strict=True)) for v in vectors]
     order = sorted(range(len(every)), key=lambda i: -cosines[i])[:limit]
@@ -205,7 +207,7 @@ def raw_descriptions(store: Store, query: str, limit: int) -> Hits:
             score=cosines[i],
             text=every[i].hypothesis,
             experiment=every[i],
-        )  # fmt: skip
+        )
         for i in order
     ]
 

@@ -469,12 +469,8 @@ def duplicate_runs(a: ArmSeed) -> int:
     return dups
 
 
-def crashes(a: ArmSeed) -> int:
-    return sum(1 for r in a.experiments if not r.ok)
-
-
-def crashes_among(a: ArmSeed, total: int) -> int:
-    """Crashed (or timed-out) experiments among the first ``total``."""
+def crashes(a: ArmSeed, total: int | None = None) -> int:
+    """Crashed (or timed-out) experiments, among the first ``total`` if given."""
     return sum(1 for r in a.experiments[:total] if not r.ok)
 
 
