@@ -520,23 +520,32 @@ def group_members(pgid: int) -> list[ProcStat]:
 
 
 def _pss_bytes(pid: int) -> int | None:
-    """The proportional set size of ``pid`` (the ``Pss:`` line of its ``smaps_rollup``),
-    or None where that file cannot be read (gone, no permission, kernel before 4.14)."""
+    """The proportional set size of ``pid`` (the ``Pss:`` line of its ``smaps_rollup``).
+
+    0 for a process that has exited since it was listed: its memory is released, and the
+    resident set its listing showed is stale (a data-loader worker ending between the two
+    reads would otherwise count its shared pages in full). None where the file cannot be
+    read for another reason (no permission, kernel before 4.14)."""
     try:
         with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
             for line in fh:
                 if line.startswith(b"Pss:"):
                     return int(line.split()[1]) * 1024  # kB
+    except ProcessLookupError:  # ESRCH: exiting or a zombie, no address space left
+        return 0
+    except FileNotFoundError:
+        return 0 if not os.path.exists(f"/proc/{pid}") else None  # reaped, or an old kernel
     except (OSError, ValueError, IndexError):
         return None
-    return None
+    return 0  # read, but no address space to report
 
 
 def group_memory_bytes(pgid: int) -> int:
     """Memory held by process group ``pgid``, in bytes: the sum of its live members'
     proportional set sizes, so that a page several processes share (a parent and the
     children it forked, copy-on-write: data-loader workers) counts once in all, split
-    between them. A member whose ``smaps_rollup`` cannot be read counts its resident set
+    between them. A member that exits while it is measured counts 0; one whose
+    ``smaps_rollup`` cannot be read for another reason counts its resident set
     (``/proc/<pid>/stat``). 0 where there is no ``/proc``."""
     page = os.sysconf("SC_PAGE_SIZE")
     total = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import devices
+from agents import devices, runner
 from agents.devices import MEMORY_SHARE, cpu_count, cpu_devices, memory_share_gb, memory_total_gb
 from agents.runner import group_members, group_memory_bytes, parse_summary, run_program
 from agents.task import TaskError, load_task
@@ -224,6 +224,28 @@ def test_group_memory_counts_the_whole_process_group(tmp_path):
     while group_memory_bytes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert group_memory_bytes(proc.pid) == 0
+
+
+def test_a_member_that_exits_while_measured_holds_nothing(monkeypatch):
+    """The group is listed first and each member's proportional set read after: a member
+    that exits in between (a data-loader worker ending) was listed with its resident set
+    but has no address space left. It counts 0, not its stale resident set, which once
+    killed a run whose forked workers ended as it was measured."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # until the child is a zombie
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        stale = runner.ProcStat(pid, "S", 300 * 2**20 // os.sysconf("SC_PAGE_SIZE"))
+        monkeypatch.setattr(runner, "group_members", lambda pgid: [stale])
+        assert group_memory_bytes(12345) == 0
+    finally:
+        os.waitpid(pid, 0)
 
 
 BLOCK = 300 * 2**20
