@@ -47,7 +47,7 @@ from memory.models import ExperimentBase, FindingBase
 # query in plain words meets a knob name (and the other way round).
 ABBREVIATIONS: dict[str, str] = {
     "lr": "learning rate",
-    "wd": "weight decay",
+    "wd": "weight decay: an l2 penalty on the weights",
     "bs": "batch size",
     "attn": "attention",
     "emb": "embedding",

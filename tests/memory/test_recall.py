@@ -217,6 +217,14 @@ def test_abbreviations_ending_in_digits_are_spelled_out() -> None:
     assert "first moment momentum" in glossed("Adam beta1 0.8 to 0.9")
 
 
+def test_weight_decay_is_spelled_out_with_its_textbook_name() -> None:
+    """``WD`` is weight decay, which textbooks call an L2 penalty: a document says both, so
+    a query that says "L2" has a word to meet it with."""
+    document = trace_document(_trace("VE WD 0.001 to 0.002"))
+    assert "value embedding; weight decay: an l2 penalty on the weights" in document
+    assert "l2 penalty" not in trace_document(_trace("embedding LR 0.8 to 0.9"))
+
+
 def test_document_carries_the_knob_meaning_and_direction() -> None:
     depth = trace_document(_trace("depth 8 to 9"))
     assert "depth: transformer blocks" in depth and INCREASE_WORDS in depth
