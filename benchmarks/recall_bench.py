@@ -56,6 +56,10 @@ Query sets:
   third helper told to write as 30 different researchers would (terse, whole sentences,
   textbook names for the log's shorthand, the mechanism, the motivation). Frozen before
   its first search (sha256 6086b3f3...); measured once with the search as shipped.
+* ``blind5`` -- ``benchmarks/recall_blind5.jsonl``, 30 more, written the same way by a
+  fourth helper (plain mechanism, textbook names, questions, terse phrases, none of the
+  log's shorthand). Frozen before its first search (sha256 ca11f3d0...); measured once
+  with the search as shipped.
 * ``dev`` -- ``benchmarks/recall_dev.jsonl``, 30 other paraphrases (other ideas, or other
   words for the same idea; the issue's two examples included), written for development:
   the knob glossary, the lexical re-selection and their settings were chosen on it.
@@ -112,6 +116,7 @@ BLIND = REPO / "benchmarks" / "recall_blind.jsonl"
 BLIND2 = REPO / "benchmarks" / "recall_blind2.jsonl"
 BLIND3 = REPO / "benchmarks" / "recall_blind3.jsonl"
 BLIND4 = REPO / "benchmarks" / "recall_blind4.jsonl"
+BLIND5 = REPO / "benchmarks" / "recall_blind5.jsonl"
 DEV = REPO / "benchmarks" / "recall_dev.jsonl"
 TASK = "autoresearch"
 DEPTH = 10
@@ -241,6 +246,10 @@ def load_blind4() -> list[Query]:
     return load_queries(BLIND4)
 
 
+def load_blind5() -> list[Query]:
+    return load_queries(BLIND5)
+
+
 def load_dev() -> list[Query]:
     return load_queries(DEV)
 
@@ -297,8 +306,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--misses", action="store_true", help="list queries missed at 5")
     ap.add_argument(
         "--sets",
-        default="blind,blind2,blind3,blind4,dev,test",
-        help="comma-separated query sets (blind, blind2, blind3, blind4, dev, test); default all",
+        default="blind,blind2,blind3,blind4,blind5,dev,test",
+        help="comma-separated query sets (blind, blind2, ..., blind5, dev, test); default all",
     )
     ap.add_argument(
         "--model",
@@ -311,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "blind2": load_blind2,
         "blind3": load_blind3,
         "blind4": load_blind4,
+        "blind5": load_blind5,
         "dev": load_dev,
         "test": load_test_queries,
     }

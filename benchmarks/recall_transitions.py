@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BLIND_SETS = ("blind", "blind2", "blind3", "blind4")
+BLIND_SETS = ("blind", "blind2", "blind3", "blind4", "blind5")
 NAMED = (
     "add one more transformer layer",
     "lower the learning rate of the Muon matrix parameters",
