@@ -260,6 +260,17 @@ def load_test_queries() -> list[Query]:
     return list(QUERIES)
 
 
+QUERY_SETS: dict[str, Callable[[], list[Query]]] = {
+    "blind": load_blind,
+    "blind2": load_blind2,
+    "blind3": load_blind3,
+    "blind4": load_blind4,
+    "blind5": load_blind5,
+    "dev": load_dev,
+    "test": load_test_queries,
+}
+
+
 def run_queries(
     store: Store, queries: Sequence[Query], arm: Callable[[Store, str, int], Hits]
 ) -> list[Outcome]:
@@ -315,19 +326,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="a local sentence-transformers model directory to use in MiniLM's place",
     )
     args = ap.parse_args(argv)
-    loaders = {
-        "blind": load_blind,
-        "blind2": load_blind2,
-        "blind3": load_blind3,
-        "blind4": load_blind4,
-        "blind5": load_blind5,
-        "dev": load_dev,
-        "test": load_test_queries,
-    }
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = set(sets) - set(loaders)
+    unknown = set(sets) - set(QUERY_SETS)
     if unknown or not sets:
-        ap.error(f"--sets: choose from {sorted(loaders)}, got {args.sets!r}")
+        ap.error(f"--sets: choose from {sorted(QUERY_SETS)}, got {args.sets!r}")
     if args.model is not None and not (args.model / "modules.json").is_file():
         ap.error(f"--model: {args.model} is not a sentence-transformers model directory")
     embedder = MiniLMEmbedder() if args.model is None else LocalModelEmbedder(args.model)
@@ -338,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             import_pack(store, PACK)
             store.search("warm up", task=TASK, limit=DEPTH)
             for name in sets:
-                queries = loaders[name]()
+                queries = QUERY_SETS[name]()
                 for arm_name, arm in ARMS.items():
                     outcomes = run_queries(store, queries, arm)
                     report(f"{name} {arm_name}", outcomes, args.misses)

@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BLIND_SETS = ("blind", "blind2", "blind3", "blind4", "blind5")
 NAMED = (
     "add one more transformer layer",
     "lower the learning rate of the Muon matrix parameters",
@@ -43,18 +42,23 @@ HIDDEN_SIZE, HIDDEN_HITS_BEFORE, GOAL = 20, 17, 19
 TASK = "autoresearch"
 
 
-def query_file(name: str) -> Path:
-    return REPO / "benchmarks" / f"recall_{name}.jsonl"
+QuerySets = dict[str, list[tuple[str, list[str]]]]
 
 
-def load(path: Path) -> list[tuple[str, list[str]]]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [(row["query"], list(row["targets"])) for row in rows]
+def query_sets() -> tuple[QuerySets, list[tuple[str, list[str]]]]:
+    """The blind sets of ``recall_bench.py``, and the issue's named examples with their
+    targets from its dev set. Imported here, in the parent only: ``recall_bench`` imports
+    this checkout's ``memory``, and a child searching another checkout must not."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from recall_bench import QUERY_SETS
 
-
-def named_queries() -> list[tuple[str, list[str]]]:
-    dev = dict(load(query_file("dev")))
-    return [(query, dev[query]) for query in NAMED]
+    blind = {
+        name: [(query, sorted(targets)) for query, targets in load()]
+        for name, load in QUERY_SETS.items()
+        if name.startswith("blind")
+    }
+    dev = {query: sorted(targets) for query, targets in QUERY_SETS["dev"]()}
+    return blind, [(query, dev[query]) for query in NAMED]
 
 
 def search_all(root: Path, queries: list[tuple[str, list[str]]]) -> list[bool]:
@@ -128,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--before", type=Path, help="checkout of the earlier search")
     ap.add_argument("--after", type=Path, default=REPO, help="checkout of the later search")
-    ap.add_argument("--sets", default=",".join(BLIND_SETS), help="comma-separated blind sets")
+    ap.add_argument("--sets", help="comma-separated blind sets (default: every blind set)")
     ap.add_argument("--draws", type=int, default=20000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -139,16 +143,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.before is None or not (args.before / "memory").is_dir():
         ap.error("--before: a checkout of labswarm (git worktree add DIR COMMIT)")
-    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    if not sets or not set(sets) <= set(BLIND_SETS):
-        ap.error(f"--sets: choose from {BLIND_SETS}, got {args.sets!r}")
+    blind, named = query_sets()
+    sets = [s.strip() for s in (args.sets or ",".join(blind)).split(",") if s.strip()]
+    if not sets or not set(sets) <= set(blind):
+        ap.error(f"--sets: choose from {sorted(blind)}, got {args.sets!r}")
     queries: list[tuple[str, list[str]]] = []
     owner: list[str] = []
     for name in sets:
-        rows = load(query_file(name))
-        queries += rows
-        owner += [name] * len(rows)
-    queries += named_queries()
+        queries += blind[name]
+        owner += [name] * len(blind[name])
+    queries += named
     owner += ["named"] * len(NAMED)
     before = run_checkout(args.before.resolve(), queries)
     after = run_checkout(args.after.resolve(), queries)
