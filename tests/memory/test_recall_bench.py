@@ -18,6 +18,7 @@ from benchmarks.recall_bench import (
     load_blind3,
     load_blind4,
     load_blind5,
+    load_blind6,
     load_dev,
     load_test_queries,
     main,
@@ -48,7 +49,15 @@ def _pack_fingerprints(pack: Path = PACK) -> set[str]:
 
 def test_blind_and_dev_sets_have_30_queries_with_targets_in_the_pack() -> None:
     known = _pack_fingerprints()
-    sets = (load_blind(), load_blind2(), load_blind3(), load_blind4(), load_blind5(), load_dev())
+    sets = (
+        load_blind(),
+        load_blind2(),
+        load_blind3(),
+        load_blind4(),
+        load_blind5(),
+        load_blind6(),
+        load_dev(),
+    )
     for queries in sets:
         assert len(queries) == 30
         assert all(targets and targets <= known for _, targets in queries)
@@ -64,6 +73,7 @@ def test_dev_set_is_separate_from_the_blind_and_test_queries() -> None:
         + load_blind3()
         + load_blind4()
         + load_blind5()
+        + load_blind6()
         + load_test_queries()
     }
     assert len(dev) == 30 and not dev & others
