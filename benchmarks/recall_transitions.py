@@ -17,7 +17,8 @@ queries move as the blind sets' queries do -- a query found before is kept with 
 sets' keep rate, a miss is found with their fix rate, each rate drawn from its Beta
 posterior (uniform prior) -- the hidden set's count after is (hits kept of 17) + (named
 misses found after) + (other misses found). Printed: its mean and P(count >= 19), the goal.
-It is an estimate resting on that assumption, not a measurement of the hidden set.
+It is an estimate resting on that assumption, not a measurement of the hidden set, and it
+is made only when the earlier search misses both named examples, as the issue's did.
 """
 
 from __future__ import annotations
@@ -175,13 +176,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"all     {sum(total.values()):3d}  keep rate {total[(True, True)]}/{hits_before}, "
         f"fix rate {total[(False, True)]}/{misses_before}"
     )
-    named_fixed = 0
-    for query, b, a in zip(NAMED, before[-len(NAMED) :], after[-len(NAMED) :], strict=True):
-        said = {True: "found", False: "missed"}
+    said = {True: "found", False: "missed"}
+    named_before, named_after = before[-len(NAMED) :], after[-len(NAMED) :]
+    for query, b, a in zip(NAMED, named_before, named_after, strict=True):
         print(f"named   {query!r}: before {said[b]}, after {said[a]}")
-        named_fixed += (not b) and a
-    mean, p_goal = hidden_estimate(total, named_fixed, args.draws, args.seed)
-    print(
+    print(estimate_line(total, named_before, named_after, args.draws, args.seed))
+
+
+def estimate_line(
+    total: Counter[tuple[bool, bool]],
+    named_before: Sequence[bool],
+    named_after: Sequence[bool],
+    draws: int,
+    seed: int,
+) -> str:
+    """The hidden-set estimate as printed; none where the earlier search finds a named
+    example, since the issue's search missed both and the estimate starts from it."""
+    if any(named_before):
+        return (
+            "hidden set estimate: none (the earlier search finds a named example the "
+            "issue's search missed, so it is not the search the issue's 17/20 measured)"
+        )
+    named_fixed = sum(named_after)
+    mean, p_goal = hidden_estimate(total, named_fixed, draws, seed)
+    return (
         f"hidden set estimate ({HIDDEN_HITS_BEFORE}/{HIDDEN_SIZE} before, {named_fixed} of the "
         f"{len(NAMED)} named misses found after): mean {mean:.2f} of {HIDDEN_SIZE}, "
         f"P(>= {GOAL}) {p_goal:.2f}"

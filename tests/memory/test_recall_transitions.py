@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.recall_transitions import GOAL, NAMED, REPO, hidden_estimate, main
+from benchmarks.recall_transitions import NAMED, REPO, estimate_line, hidden_estimate, main
 
 
 def test_a_search_that_keeps_every_hit_and_finds_no_miss_adds_only_the_named_fixes() -> None:
@@ -58,4 +58,18 @@ def test_a_checkout_against_itself_keeps_every_hit_and_finds_nothing_new(
     assert kept + missed == 30 and kept > 0
     for query in NAMED:  # the shipped search finds the two examples (test_recall)
         assert f"{query!r}: before found, after found" in out
-    assert f"P(>= {GOAL})" in out
+    # ... so the earlier search is not the issue's, and no estimate is made from it
+    assert "hidden set estimate: none" in out and "P(>=" not in out
+
+
+def test_the_estimate_is_made_only_from_a_search_that_misses_both_named_examples() -> None:
+    total = Counter({(True, True): 99, (True, False): 1, (False, True): 9, (False, False): 1})
+    line = estimate_line(total, [False, False], [True, True], draws=400, seed=1)
+    assert line.startswith("hidden set estimate (17/20 before, 2 of the 2 named misses")
+    assert "P(>= 19)" in line
+    assert estimate_line(total, [False, False], [True, False], 400, 1).startswith(
+        "hidden set estimate (17/20 before, 1 of the 2"
+    )
+    for named_before in ([True, False], [False, True], [True, True]):
+        line = estimate_line(total, named_before, [True, True], draws=400, seed=1)
+        assert line.startswith("hidden set estimate: none") and "P(>=" not in line
