@@ -63,7 +63,8 @@ Query sets:
 * ``blind6`` -- ``benchmarks/recall_blind6.jsonl``, 30 more, written the same way by a
   fifth helper (short imperatives in the style of the issue's two examples, questions,
   terse phrases, the mechanism, textbook names). Frozen before its first search (sha256
-  18203fce...); measured once with the search before stemming and once after.
+  18203fce...); measured once with the search as shipped, and once with a stemmed
+  lexical rank that was then not shipped.
 * ``dev`` -- ``benchmarks/recall_dev.jsonl``, 30 other paraphrases (other ideas, or other
   words for the same idea; the issue's two examples included), written for development:
   the knob glossary, the lexical re-selection and their settings were chosen on it.
