@@ -75,6 +75,7 @@ Query sets:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -117,13 +118,11 @@ class LocalModelEmbedder:
 
 
 PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
-BLIND = REPO / "benchmarks" / "recall_blind.jsonl"
-BLIND2 = REPO / "benchmarks" / "recall_blind2.jsonl"
-BLIND3 = REPO / "benchmarks" / "recall_blind3.jsonl"
-BLIND4 = REPO / "benchmarks" / "recall_blind4.jsonl"
-BLIND5 = REPO / "benchmarks" / "recall_blind5.jsonl"
-BLIND6 = REPO / "benchmarks" / "recall_blind6.jsonl"
-DEV = REPO / "benchmarks" / "recall_dev.jsonl"
+# The query files, by set name: ``benchmarks/recall_<name>.jsonl`` (see the docstring).
+QUERY_FILES = {
+    name: REPO / "benchmarks" / f"recall_{name}.jsonl"
+    for name in ("blind", "blind2", "blind3", "blind4", "blind5", "blind6", "dev")
+}
 TASK = "autoresearch"
 DEPTH = 10
 CUTOFFS = (1, 5, 10)
@@ -236,34 +235,6 @@ def load_queries(path: Path) -> list[Query]:
     return [(row["query"], set(row["targets"])) for row in rows]
 
 
-def load_blind() -> list[Query]:
-    return load_queries(BLIND)
-
-
-def load_blind2() -> list[Query]:
-    return load_queries(BLIND2)
-
-
-def load_blind3() -> list[Query]:
-    return load_queries(BLIND3)
-
-
-def load_blind4() -> list[Query]:
-    return load_queries(BLIND4)
-
-
-def load_blind5() -> list[Query]:
-    return load_queries(BLIND5)
-
-
-def load_blind6() -> list[Query]:
-    return load_queries(BLIND6)
-
-
-def load_dev() -> list[Query]:
-    return load_queries(DEV)
-
-
 def load_test_queries() -> list[Query]:
     from tests.memory.test_recall import QUERIES
 
@@ -271,13 +242,7 @@ def load_test_queries() -> list[Query]:
 
 
 QUERY_SETS: dict[str, Callable[[], list[Query]]] = {
-    "blind": load_blind,
-    "blind2": load_blind2,
-    "blind3": load_blind3,
-    "blind4": load_blind4,
-    "blind5": load_blind5,
-    "blind6": load_blind6,
-    "dev": load_dev,
+    **{name: functools.partial(load_queries, path) for name, path in QUERY_FILES.items()},
     "test": load_test_queries,
 }
 

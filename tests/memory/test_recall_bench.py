@@ -10,17 +10,10 @@ import pytest
 
 from benchmarks.recall_bench import (
     PACK,
+    QUERY_SETS,
     TASK,
     LocalModelEmbedder,
     first_hit_rank,
-    load_blind,
-    load_blind2,
-    load_blind3,
-    load_blind4,
-    load_blind5,
-    load_blind6,
-    load_dev,
-    load_test_queries,
     main,
     mrr,
     raw_descriptions,
@@ -49,33 +42,18 @@ def _pack_fingerprints(pack: Path = PACK) -> set[str]:
 
 def test_blind_and_dev_sets_have_30_queries_with_targets_in_the_pack() -> None:
     known = _pack_fingerprints()
-    sets = (
-        load_blind(),
-        load_blind2(),
-        load_blind3(),
-        load_blind4(),
-        load_blind5(),
-        load_blind6(),
-        load_dev(),
-    )
-    for queries in sets:
-        assert len(queries) == 30
-        assert all(targets and targets <= known for _, targets in queries)
+    written = ["blind", "blind2", "blind3", "blind4", "blind5", "blind6", "dev"]
+    assert list(QUERY_SETS) == [*written, "test"]
+    for name in written:
+        queries = QUERY_SETS[name]()
+        assert len(queries) == 30, name
+        assert all(targets and targets <= known for _, targets in queries), name
 
 
 def test_dev_set_is_separate_from_the_blind_and_test_queries() -> None:
     """Tuning happens on the dev set only: none of its queries is a blind or test query."""
-    dev = {q.lower() for q, _ in load_dev()}
-    others = {
-        q.lower()
-        for q, _ in load_blind()
-        + load_blind2()
-        + load_blind3()
-        + load_blind4()
-        + load_blind5()
-        + load_blind6()
-        + load_test_queries()
-    }
+    dev = {q.lower() for q, _ in QUERY_SETS["dev"]()}
+    others = {q.lower() for name, load in QUERY_SETS.items() if name != "dev" for q, _ in load()}
     assert len(dev) == 30 and not dev & others
 
 
