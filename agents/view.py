@@ -23,7 +23,7 @@ from agents.board import AgentBoard
 from agents.judge import short_run_agreement
 from agents.task import Task
 from memory.base import Evidence, Store
-from memory.models import ExperimentPublic, RunStats, TraceQuery
+from memory.models import ExperimentPublic, Role, RunStats, Status, TraceQuery
 
 STATUS_STYLE = {
     "keep": "green",
@@ -185,13 +185,42 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
                 "one, so runs at several budgets are unlikely to pay; docs/judging.md)"
             )
         )
-    keeps = Table(title="keeps", expand=True)
+    kept = [t for t in traces if t.role == Role.experiment and t.status == Status.keep]
+    if not kept:
+        lines.append(Text("kept changes: none (no proposal was judged better than its base)"))
+        return Group(*lines, retested(swarm, traces, evidence))
+    keeps = Table(title="kept changes", expand=True)
     for col in ("trace", "agent", swarm.task.metric_name, "hypothesis"):
         keeps.add_column(col)
+    for t in kept:
+        keeps.add_row(t.id[:8], (t.agent_id or "").split("/")[-1], _fmt(t.metric), t.hypothesis)
+    return Group(*lines, keeps, retested(swarm, traces, evidence))
+
+
+def retested(swarm: Watched, traces: list[ExperimentPublic], evidence: Evidence) -> Table:
+    """The programs this swarm ran more than once -- the start's replicates, confirmed
+    keeps, re-measured contenders and finalists --, each with its runs' mean; these runs,
+    recorded ``keep`` when they ran, are measurements, not kept changes."""
+    firsts: dict[str, ExperimentPublic] = {}
     for t in traces:
-        if t.status.value == "keep":
-            keeps.add_row(t.id[:8], (t.agent_id or "").split("/")[-1], _fmt(t.metric), t.hypothesis)
-    return Group(*lines, keeps)
+        if t.role in (Role.experiment, Role.baseline):
+            firsts.setdefault(t.fingerprint, t)
+    table = Table(title="programs run more than once", expand=True)
+    for col in ("program", "runs", f"mean {swarm.task.metric_name}", "verdict", "hypothesis"):
+        table.add_column(col)
+    champion = evidence.champion
+    for fingerprint, first in firsts.items():
+        stats = evidence.stats(fingerprint)
+        if stats.n < 2:
+            continue
+        if champion is not None and champion.fingerprint == fingerprint:
+            verdict = "champion"
+        elif first.role == Role.baseline and first.parent_id is None:
+            verdict = "the start"
+        else:
+            verdict = "not the champion"
+        table.add_row(first.id[:8], str(stats.n), _fmt(stats.mean), verdict, first.hypothesis)
+    return table
 
 
 def write_outputs(swarm: Watched, traces: list[ExperimentPublic]) -> tuple[Path, Path]:

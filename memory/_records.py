@@ -166,6 +166,9 @@ class RecordsMixin:
             if swarm_id is not None:
                 c_where.append(col(Claim.swarm_id) == swarm_id)
             claims = session.exec(select(func.count()).select_from(Claim).where(*c_where)).one()
+            per_task = session.execute(
+                sa_select(col(e.task), func.count()).where(*where).group_by(col(e.task))
+            ).all()
         by_status: dict[str, int] = {}
         exp_counts: dict[str, int] = {}
         # experiments and seeded traces: not baselines, confirmations nor re-measures (a
@@ -198,10 +201,12 @@ class RecordsMixin:
             total=sum(by_status.values()),
             by_status=by_status,
             keep_rate=keeps / judged if judged else None,
+            kept_changes=keeps,
             duplicates_refused=by_status.get(Status.duplicate.value, 0),
             experiments_per_hour=per_hour,
             findings=int(findings),
             active_claims=int(claims),
             first_at=first,
             last_at=last,
+            tasks={t: int(n) for t, n in sorted(per_task, key=lambda row: (-row[1], row[0]))},
         )

@@ -5,8 +5,8 @@ memory reindex|stats.
     labswarm export --task autoresearch -o results.tsv        # or .png, or .jsonl (a pack)
     labswarm search "lower the learning rate" --status keep
     labswarm show ID
-    labswarm insights --task autoresearch [--hardware H] [--budget B] [--json]
-    labswarm memory stats
+    labswarm insights [--task autoresearch] [--hardware H] [--budget B] [--json]
+    labswarm memory stats                                     # counts, and the tasks held
     labswarm memory reindex [--full]
 
 Every command takes ``--memory PATH_OR_URL`` (default ``$LABSWARM_MEMORY``, else the embedded
@@ -20,9 +20,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.cli.options import memory_arg, open_store, positive_float
+
+if TYPE_CHECKING:
+    from memory.models import Stats
 
 
 def _statuses(text: str | None) -> list[Any] | None:
@@ -184,26 +187,64 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"  {status:<11} {n}")
     rate = "-" if st.keep_rate is None else f"{st.keep_rate:.1%}"
     per_hour = "-" if st.experiments_per_hour is None else f"{st.experiments_per_hour:.1f}"
-    print(f"keep rate    {rate}")
+    print(f"keep rate    {rate}  ({st.kept_changes} changes kept by a verdict)")
     print(f"duplicates   {st.duplicates_refused} refused")
     print(f"per hour     {per_hour} experiments")
     print(f"findings     {st.findings}")
     print(f"claims       {st.active_claims} active")
     if st.first_at and st.last_at:
         print(f"span         {st.first_at.isoformat()} .. {st.last_at.isoformat()}")
+    for i, (name, n) in enumerate(st.tasks.items()):
+        print(f"{'tasks' if i == 0 else '':<12} {name}  {n} traces")
     return 0
+
+
+def _tasks_line(tasks: dict[str, int]) -> str:
+    """``'a' (12 traces), 'b' (3 traces)``: the task names a memory holds."""
+    return ", ".join(f"{name!r} ({n} trace{'s' if n != 1 else ''})" for name, n in tasks.items())
+
+
+def _the_task(given: str | None, stats: Stats) -> str:
+    """The task ``insights`` reads: ``--task``, else the memory's only task; a memory
+    with several (or none) names them in the error."""
+    from memory import InvalidInput
+
+    tasks = stats.tasks
+    if given is not None:
+        return given
+    if len(tasks) == 1:
+        return next(iter(tasks))
+    if not tasks and stats.total:  # a server older than Stats.tasks
+        raise InvalidInput("--task: required (this server does not list its tasks)")
+    if not tasks:
+        raise InvalidInput("--task: this memory holds no traces yet")
+    raise InvalidInput(f"--task: this memory holds several tasks, name one: {_tasks_line(tasks)}")
 
 
 def cmd_insights(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        report = store.insights(args.task, args.hardware, args.budget)
+        stats = store.stats()
+        report = store.insights(_the_task(args.task, stats), args.hardware, args.budget)
+    tasks = stats.tasks
     if args.json:
         print(report.model_dump_json(indent=2))
         return 0
     print(f"insights of task {report.task!r}: {report.traces} trusted traces read")
     ranked = report.ranked()
     if not ranked and not report.imported:
-        print("nothing yet: no experiment of this task ran on this hardware and budget")
+        if tasks and report.task not in tasks:
+            print(f"no trace of task {report.task!r} in this memory; it holds {_tasks_line(tasks)}")
+        else:
+            where = " and ".join(
+                f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                for name, value in (("hardware", args.hardware), ("budget", args.budget))
+                if value is not None
+            )
+            print(
+                "nothing yet: no judged experiment of this task"
+                + (f" on {where}" if where else "")
+                + " to learn from"
+            )
     for insight in ranked:
         budget = f" {insight.budget_s:g} s" if insight.budget_s is not None else ""
         print(f"[{insight.hardware or '-'}{budget}] {insight.line()}")
@@ -260,7 +301,7 @@ def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "insights", help="what the runs of a task say: per knob move and per idea, with traces"
     )
-    p.add_argument("--task", required=True, help="the task")
+    p.add_argument("--task", help="the task (default: the memory's only task)")
     p.add_argument("--hardware", help="only this hardware class")
     p.add_argument("--budget", type=positive_float, help="only this run budget (seconds)")
     p.add_argument("--json", action="store_true", help="print JSON")

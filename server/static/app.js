@@ -91,7 +91,8 @@ async function loadStats() {
   const by = stats.by_status || {};
   const cards = [
     ["experiments", stats.total],
-    ["kept", by.keep || 0],
+    // a verdict's keeps; replicates and re-measures are recorded keep when they ran
+    ["kept changes", stats.kept_changes],
     ["discarded", by.discard || 0],
     ["crash / timeout", (by.crash || 0) + (by.timeout || 0)],
     ["keep rate", stats.keep_rate === null ? "—" : `${(100 * stats.keep_rate).toFixed(1)} %`],

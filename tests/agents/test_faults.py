@@ -90,6 +90,23 @@ def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     assert "agent-0" in text and "cpu[" in text and "champion val_loss" in text
     # 3 baseline replicates, LR up with its confirmation and its 2 re-measures: 7 kept runs
     assert "keep: 7" in text and "discard: 1" in text and "LR up" in text
+    # the tables tell kept changes (LR up) from measurements (the start's replicates, LR
+    # up's confirmation and re-measures: recorded keep when they ran)
+    kept, again = text.split("kept changes", 1)[1].split("programs run more than once", 1)
+    assert "LR up" in kept and "replicate" not in kept and "re-measure" not in kept
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in again.splitlines()]
+    rows = {row[0]: row[1:] for row in cells if row}
+    champion = store.champion("quad", swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id)
+    assert champion is not None and champion.hypothesis == "LR up"
+    start = traces[0]
+    assert start.role == Role.baseline and start.parent_id is None
+    for trace, runs, verdict in ((start, 3, "the start"), (champion, 4, "champion")):
+        stats = store.program_stats(
+            "quad", trace.fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
+        )
+        assert stats.n == runs and stats.mean is not None
+        assert rows[trace.id[:8]] == [str(runs), f"{stats.mean:.6g}", verdict, trace.hypothesis]
+    assert len(rows) == 2  # MODE b ran once
     # LR up was confirmed and re-measured: it is the champion, so no leader apart from it
     assert "leading" not in text
     tsv, png = write_outputs(swarm, traces)
@@ -97,6 +114,50 @@ def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     assert len(rows) == 9 and rows[-1].split("\t")[3] == "discard"
     assert "MODE 'b'" in rows[-1] or "MODE b" in rows[-1]
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_summary_keeps_a_losing_finalist_s_re_measures_out_of_the_kept_changes(tmp_path, store):
+    """Re-tests at the end re-measure the best program even when it lost to the start:
+    its re-measures are recorded ``keep`` (they ran), but the summary lists no kept change
+    and shows the finalist, with the mean of its runs, as not the champion."""
+    import io
+
+    from rich.console import Console
+
+    from agents.view import summary, swarm_traces
+
+    task_dir = make_task(tmp_path / "quad")
+    worse = edit_proposal("MODE b", 'MODE = "a"', 'MODE = "b"')  # +0.05: worse
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        budget=1,
+        runs_dir=str(tmp_path / "runs"),
+        max_experiments=1,
+        retest="end",
+        finalists=1,
+    )
+    swarm = Swarm(config, store, proposer_factory=fixed_factory({"agent-0": [worse]}))
+    assert swarm.run().errors == []
+    traces = swarm_traces(swarm)
+    (mode_b,) = [t for t in traces if t.role == Role.experiment]
+    finals = [t for t in traces if t.role == Role.remeasure]
+    assert mode_b.status == Status.discard and len(finals) == 2
+    assert all(t.status == Status.keep and t.parent_id == mode_b.id for t in finals)
+    out = io.StringIO()
+    Console(file=out, width=300).print(summary(swarm, traces))
+    text = out.getvalue()
+    assert "kept changes: none" in text and "keep: 5" in text  # 3 replicates, 2 finals
+    again = text.split("programs run more than once", 1)[1]
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in again.splitlines()]
+    rows = {row[0]: row[1:] for row in cells if row}
+    stats = store.program_stats(
+        "quad", mode_b.fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
+    )
+    assert stats.n == 3 and stats.mean is not None
+    assert rows[mode_b.id[:8]] == ["3", f"{stats.mean:.6g}", "not the champion", "MODE b"]
+    assert rows[traces[0].id[:8]][2] == "champion"  # the start
 
 
 def test_the_live_table_and_summary_show_a_leader_not_yet_re_tested(tmp_path, store):

@@ -62,7 +62,8 @@ def test_seed_search_show_stats_reindex(
 
     code, out, _ = run(capsys, "memory", "stats", "--memory", mem)
     assert code == 0 and "traces       126" in out and "discard     102" in out
-    assert "findings     40" in out
+    assert "keep rate    18.4%  (23 changes kept by a verdict)" in out
+    assert "findings     40" in out and "tasks        autoresearch  126 traces" in out
     code, out, _ = run(capsys, "memory", "reindex", "--full", "--memory", mem)
     assert code == 0 and "indexed 166 rows; the index holds 166 items for 166 SQL rows" in out
 

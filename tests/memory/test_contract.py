@@ -544,13 +544,21 @@ def test_stats(store: Store) -> None:
     assert st.total == 6
     assert st.by_status == {"keep": 3, "discard": 1, "crash": 1, "duplicate": 1}
     assert st.keep_rate == pytest.approx(2 / 3)  # keeps / (keeps+discards), no baselines
+    assert st.kept_changes == 2  # b and e; a, a baseline replicate, is a measurement
     assert st.duplicates_refused == 1
     assert st.experiments_per_hour == pytest.approx(5 / (50 / 60))  # b..dup: 5 in 50 min
     assert st.findings == 1 and st.active_claims == 1
     assert st.first_at == at(0) and st.last_at == at(60)
     assert store.stats(swarm_id="s2").by_status == {"crash": 1, "keep": 1}
+    # the task names a filter takes, with their traces, most first (ties by name)
+    assert st.tasks == {"gpt": 6}
+    assert list(store.stats().tasks.items()) == [("gpt", 6), ("other", 1)]
+    assert store.stats(swarm_id="s3").tasks == {"other": 1}
+    store.add_trace(trace(id="z1", task="a-task", created_at=at(61)))
+    assert list(store.stats().tasks.items()) == [("gpt", 6), ("a-task", 1), ("other", 1)]
     empty = store.stats(task="none")
     assert empty.total == 0 and empty.keep_rate is None and empty.experiments_per_hour is None
+    assert empty.tasks == {}
     # a seeded run of another swarm is judged like any experiment
     store.add_trace(trace(id="seeded", status=Status.discard, role=Role.seed, created_at=at(70)))
     assert store.stats(task="gpt").keep_rate == pytest.approx(2 / 4)

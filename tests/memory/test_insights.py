@@ -271,7 +271,38 @@ def test_cli_insights(
     report = InsightReport.model_validate(json.loads(capsys.readouterr().out))
     assert knob(report, "LR", "up").trace_ids == ["e1", "e2", "e3"]
     assert main(["insights", "--task", "nothing", "--memory", mem]) == 0
-    assert "nothing yet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"no trace of task 'nothing' in this memory; it holds '{TASK}' (" in out
+    # without --task: the memory's only task; with several, an error that names them
+    assert main(["insights", "--memory", mem]) == 0
+    assert f"insights of task '{TASK}': 8 trusted traces read" in capsys.readouterr().out
+    assert main(["insights", "--budget", "999", "--memory", mem]) == 0
+    out = capsys.readouterr().out
+    assert "nothing yet: no judged experiment of this task on budget 999 to learn from" in out
+    with get_store(mem) as s:
+        s.add_trace(test_contract.trace(id="o1", task="other"))
+    assert main(["insights", "--memory", mem]) == 1
+    err = capsys.readouterr().err
+    assert "--task: this memory holds several tasks, name one: 'insights' (" in err
+    assert "'other' (1 trace)" in err
+    empty = str(tmp_path / "empty")
+    assert main(["insights", "--memory", empty]) == 1
+    assert "--task: this memory holds no traces yet" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["insights", "--task", TASK, "--budget", "-1", "--memory", mem])
     assert "--budget: must be positive" in capsys.readouterr().err
+
+
+def test_insights_without_a_task_from_a_server_that_does_not_list_its_tasks() -> None:
+    from agents.cli.memory_cmds import _the_task
+    from memory import InvalidInput
+    from memory.models import Stats
+
+    older = Stats.model_validate(  # /api/stats of a server older than Stats.tasks
+        {"total": 3, "by_status": {"keep": 3}, "keep_rate": None, "duplicates_refused": 0,
+         "experiments_per_hour": None, "findings": 0, "active_claims": 0}
+    )  # fmt: skip
+    assert older.tasks == {}
+    with pytest.raises(InvalidInput, match=r"required \(this server does not list its tasks\)"):
+        _the_task(None, older)
+    assert _the_task("named", older) == "named"

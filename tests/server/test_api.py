@@ -347,6 +347,7 @@ def test_claims_agents_swarms_findings_stats(api: httpx.Client) -> None:
     assert stats["total"] == len(RUNS)
     assert stats["by_status"] == {"keep": 4, "discard": 2, "crash": 1, "timeout": 1}
     assert stats["keep_rate"] == pytest.approx(4 / 6)
+    assert stats["tasks"] == {LINEAGE_TASK: len(RUNS)} and stats["kept_changes"] == 4
     assert stats["active_claims"] == 1
     assert LINEAGE_TASK in api.get("/api/tasks").json()["data"]
 

@@ -252,6 +252,10 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             # j-lucky's single 0.9 leads: shown apart, marked as unconfirmed
             cards = page.locator("#stats .stat").all_inner_texts()
             assert "0.900000 (n=1)\nleader, unconfirmed (mean of its runs)" in cards, cards
+            # kept changes: the verdicts' keeps, not the replicates and re-measures that ran
+            st = store.stats(task=JUDGED_TASK)
+            assert 0 < st.kept_changes < st.by_status["keep"]
+            assert f"{st.kept_changes}\nkept changes" in cards, cards
             page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
 
             page.click("#exp-body tr[data-id='j-lr']")
