@@ -188,16 +188,16 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
     kept = [t for t in traces if t.role == Role.experiment and t.status == Status.keep]
     if not kept:
         lines.append(Text("kept changes: none (no proposal was judged better than its base)"))
-        return Group(*lines, retested(swarm, traces, evidence))
+        return Group(*lines, _retested(swarm, traces, evidence))
     keeps = Table(title="kept changes", expand=True)
     for col in ("trace", "agent", swarm.task.metric_name, "hypothesis"):
         keeps.add_column(col)
     for t in kept:
         keeps.add_row(t.id[:8], (t.agent_id or "").split("/")[-1], _fmt(t.metric), t.hypothesis)
-    return Group(*lines, keeps, retested(swarm, traces, evidence))
+    return Group(*lines, keeps, _retested(swarm, traces, evidence))
 
 
-def retested(swarm: Watched, traces: list[ExperimentPublic], evidence: Evidence) -> Table:
+def _retested(swarm: Watched, traces: list[ExperimentPublic], evidence: Evidence) -> Table:
     """The programs this swarm ran more than once -- the start's replicates, confirmed
     keeps, re-measured contenders and finalists --, each with its runs' mean; these runs,
     recorded ``keep`` when they ran, are measurements, not kept changes."""

@@ -150,12 +150,17 @@ class RecordsMixin:
         if swarm_id is not None:
             where.append(col(e.swarm_id) == swarm_id)
         with self._session() as session:
-            groups = session.execute(  # five columns: past sqlmodel.select's typed overloads
+            groups = session.execute(  # six columns: past sqlmodel.select's typed overloads
                 sa_select(
-                    col(e.role), col(e.status), func.count(), func.min(created), func.max(created)
+                    col(e.task),
+                    col(e.role),
+                    col(e.status),
+                    func.count(),
+                    func.min(created),
+                    func.max(created),
                 )
                 .where(*where)
-                .group_by(col(e.role), col(e.status))
+                .group_by(col(e.task), col(e.role), col(e.status))
             ).all()
             f_task = col(Finding.task)
             f_where = [] if task is None else [or_(f_task == task, f_task == "")]
@@ -166,18 +171,17 @@ class RecordsMixin:
             if swarm_id is not None:
                 c_where.append(col(Claim.swarm_id) == swarm_id)
             claims = session.exec(select(func.count()).select_from(Claim).where(*c_where)).one()
-            per_task = session.execute(
-                sa_select(col(e.task), func.count()).where(*where).group_by(col(e.task))
-            ).all()
         by_status: dict[str, int] = {}
         exp_counts: dict[str, int] = {}
         # experiments and seeded traces: not baselines, confirmations nor re-measures (a
         # confirmed pair is one decision; a re-measure is none)
         judged_counts: dict[str, int] = {}
         first = last = exp_first = exp_last = None
-        for role, status, n, lo, hi in groups:
+        per_task: dict[str, int] = {}
+        for task_name, role, status, n, lo, hi in groups:
             key = str(getattr(status, "value", status))
             by_status[key] = by_status.get(key, 0) + int(n)
+            per_task[task_name] = per_task.get(task_name, 0) + int(n)
             lo, hi = utc(lo), utc(hi)
             if lo is None or hi is None:  # created_at is NOT NULL: min/max always exist
                 continue
@@ -208,5 +212,5 @@ class RecordsMixin:
             active_claims=int(claims),
             first_at=first,
             last_at=last,
-            tasks={t: int(n) for t, n in sorted(per_task, key=lambda row: (-row[1], row[0]))},
+            tasks=dict(sorted(per_task.items(), key=lambda item: (-item[1], item[0]))),
         )
