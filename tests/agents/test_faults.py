@@ -65,6 +65,26 @@ def test_each_fault_gets_its_status_and_the_swarm_goes_on(tmp_path, store):
     assert champ is not None and champ.hypothesis == "good"
 
 
+def one_agent(tmp_path, task_dir, **settings) -> SwarmConfig:
+    """One agent on the CPU, 1 s runs."""
+    return SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        budget=1,
+        runs_dir=str(tmp_path / "runs"),
+        **settings,
+    )
+
+
+def table_rows(text: str, title: str) -> dict[str, list[str]]:
+    """The rows of the Rich table printed after ``title`` in ``text``, by first cell."""
+    cells = [
+        [c.strip() for c in line.split("│")[1:-1]] for line in text.split(title, 1)[1].splitlines()
+    ]
+    return {row[0]: row[1:] for row in cells if row}
+
+
 def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     import io
 
@@ -76,10 +96,7 @@ def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     good = edit_proposal("LR up", "LR = 0.1  # step size", "LR = 0.3  # step size")
     bad = edit_proposal("MODE b", 'MODE = "a"', 'MODE = "b"')
     factory = fixed_factory({"agent-0": [good, bad]})
-    config = SwarmConfig(
-        task=str(task_dir), agents=1, devices="cpu", budget=1, runs_dir=str(tmp_path / "runs")
-    )
-    swarm = Swarm(config, store, proposer_factory=factory)
+    swarm = Swarm(one_agent(tmp_path, task_dir), store, proposer_factory=factory)
     swarm.run()
     out = io.StringIO()
     console = Console(file=out, width=200)
@@ -92,10 +109,9 @@ def test_live_table_summary_and_outputs_of_a_finished_swarm(tmp_path, store):
     assert "keep: 7" in text and "discard: 1" in text and "LR up" in text
     # the tables tell kept changes (LR up) from measurements (the start's replicates, LR
     # up's confirmation and re-measures: recorded keep when they ran)
-    kept, again = text.split("kept changes", 1)[1].split("programs run more than once", 1)
+    kept = text.split("kept changes", 1)[1].split("programs run more than once", 1)[0]
     assert "LR up" in kept and "replicate" not in kept and "re-measure" not in kept
-    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in again.splitlines()]
-    rows = {row[0]: row[1:] for row in cells if row}
+    rows = table_rows(text, "programs run more than once")
     champion = store.champion("quad", swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id)
     assert champion is not None and champion.hypothesis == "LR up"
     start = traces[0]
@@ -128,16 +144,7 @@ def test_the_summary_keeps_a_losing_finalist_s_re_measures_out_of_the_kept_chang
 
     task_dir = make_task(tmp_path / "quad")
     worse = edit_proposal("MODE b", 'MODE = "a"', 'MODE = "b"')  # +0.05: worse
-    config = SwarmConfig(
-        task=str(task_dir),
-        agents=1,
-        devices="cpu",
-        budget=1,
-        runs_dir=str(tmp_path / "runs"),
-        max_experiments=1,
-        retest="end",
-        finalists=1,
-    )
+    config = one_agent(tmp_path, task_dir, max_experiments=1, retest="end", finalists=1)
     swarm = Swarm(config, store, proposer_factory=fixed_factory({"agent-0": [worse]}))
     assert swarm.run().errors == []
     traces = swarm_traces(swarm)
@@ -149,9 +156,7 @@ def test_the_summary_keeps_a_losing_finalist_s_re_measures_out_of_the_kept_chang
     Console(file=out, width=300).print(summary(swarm, traces))
     text = out.getvalue()
     assert "kept changes: none" in text and "keep: 5" in text  # 3 replicates, 2 finals
-    again = text.split("programs run more than once", 1)[1]
-    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in again.splitlines()]
-    rows = {row[0]: row[1:] for row in cells if row}
+    rows = table_rows(text, "programs run more than once")
     stats = store.program_stats(
         "quad", mode_b.fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
     )
@@ -172,16 +177,9 @@ def test_the_live_table_and_summary_show_a_leader_not_yet_re_tested(tmp_path, st
     task_dir = make_task(tmp_path / "quad")
     good = edit_proposal("LR up", "LR = 0.1  # step size", "LR = 0.3  # step size")
     factory = fixed_factory({"agent-0": [good]})
-    config = SwarmConfig(
-        task=str(task_dir),
-        agents=1,
-        devices="cpu",
-        budget=1,
-        runs_dir=str(tmp_path / "runs"),
-        confirm=False,
-        remeasure=0,
+    swarm = Swarm(
+        one_agent(tmp_path, task_dir, confirm=False, remeasure=0), store, proposer_factory=factory
     )
-    swarm = Swarm(config, store, proposer_factory=factory)
     assert swarm.config.retest == "each" and swarm.config.finalists == 0
     swarm.run()
     lr_up = store.query_traces(TraceQuery(task="quad", role=[Role.experiment])).data
