@@ -8,10 +8,12 @@ used a device are written (keep, discard, crash, timeout); a timeout is written 
 at another budget than the full runs) is written with "(short run, S s)" prepended to its
 description and its promotion as its status (``keep`` promoted, ``discard`` not).
 
-``progress_png`` draws every run in order: discards as grey dots, keeps as green dots
-annotated with their description, crashes as red crosses on the bottom edge, outliers
-above the frame as grey triangles on the top edge, and the running best as a step line.
-Short runs are left out: their metric, at another budget, is not on the full runs' scale.
+``progress_png`` draws every run in order: keeps as green dots annotated with their
+description -- a verdict's keeps and the start's replicates (``charted_keep``); a
+confirmation or re-measure, recorded keep when it ran, is a grey dot like a discard --,
+crashes as red crosses on the bottom edge, outliers above the frame as grey triangles on
+the top edge, and the running best of the green dots as a step line. Short runs are left
+out: their metric, at another budget, is not on the full runs' scale.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from memory.models import (
     ExperimentPublic,
     Role,
     Status,
+    charted_keep,
     running_best,
 )
 
@@ -91,7 +94,7 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
         if t.metric is None or t.status in CRASHED_STATUSES:
             xs_crash.append(i)
             continue
-        if t.status == Status.keep:
+        if charted_keep(t):
             xs_keep.append(i)
             ys_keep.append(t.metric)
         else:
@@ -119,7 +122,7 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
         below = [x for x, y in zip(xs_disc, ys_disc, strict=True) if y < bottom]
         if inside:
             xs_in, ys_in = [x for x, _ in inside], [y for _, y in inside]
-            ax.scatter(xs_in, ys_in, s=18, c="#b0b0b0", label="discard", zorder=2)
+            ax.scatter(xs_in, ys_in, s=18, c="#b0b0b0", label="discard / re-test", zorder=2)
         if above:
             ax.scatter(above, [top] * len(above), marker="^", s=30, c="#808080", zorder=2)
         if below:

@@ -813,14 +813,28 @@ class BestSoFar(NamedTuple):
     is_best: bool
 
 
+# The runs a progress chart draws as kept, and the only ones that can set its running
+# best: a verdict's keep (an experiment, a seeded trace) or a replicate of a start. A
+# confirmation, a re-measure (a finalist's too, won or lost) or a promoted short run is
+# recorded keep when it ran, but measures a program already on the chart, or at another
+# budget.
+CHART_KEEP_ROLES: tuple[Role, ...] = (Role.experiment, Role.seed, Role.baseline)
+
+
+def charted_keep(trace: ExperimentBase) -> bool:
+    """Whether a progress chart draws ``trace`` as kept (``CHART_KEEP_ROLES``)."""
+    return trace.status == Status.keep and trace.role in CHART_KEEP_ROLES
+
+
 def running_best(traces: Iterable[ExperimentBase], direction: Direction) -> list[BestSoFar]:
-    """The running best of ``traces`` in the given order: only ``keep`` traces with a finite
-    metric can set it (the progress chart's step line, on the dashboard and in exports)."""
+    """The running best of ``traces`` in the given order: only charted keeps
+    (:func:`charted_keep`) with a finite metric can set it (the progress chart's step line,
+    on the dashboard and in exports)."""
     out: list[BestSoFar] = []
     best: float | None = None
     for t in traces:
         is_best = (
-            t.status == Status.keep
+            charted_keep(t)
             and t.metric is not None
             and math.isfinite(t.metric)
             and better(t.metric, best, direction)

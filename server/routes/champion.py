@@ -12,6 +12,7 @@ from memory.models import (
     NoiseEstimate,
     RunStats,
     TraceQuery,
+    charted_keep,
     running_best,
 )
 from server.deps import StoreDep
@@ -109,6 +110,7 @@ def get_progress(
             index=index,
             created_at=row.created_at,
             status=row.status,
+            kept=charted_keep(row),
             metric=row.metric,
             best=step.best,
             is_best=step.is_best,

@@ -118,7 +118,8 @@ function drawChart(progress) {
   const q = (f) => (metrics.length ? metrics[Math.min(metrics.length - 1,
     Math.floor(f * (metrics.length - 1)))] : 0);
   const minimize = progress.direction === "minimize";
-  const keptVals = pts.filter((p) => p.status === "keep" && p.metric !== null).map((p) => p.metric);
+  // kept: a verdict's keep or a start's replicate (re-measures are recorded keep too)
+  const keptVals = pts.filter((p) => p.kept && p.metric !== null).map((p) => p.metric);
   let lo = minimize ? q(0) : Math.min(q(0.1), ...keptVals);
   let hi = minimize ? Math.max(q(0.9), ...keptVals) : q(1);
   if (!(hi > lo)) { lo -= 0.01; hi += 0.01; }
@@ -126,14 +127,14 @@ function drawChart(progress) {
   const yMin = lo - pad;
   const yMax = hi + pad;
   const clamp = (m) => (m === null ? null : Math.min(yMax, Math.max(yMin, m)));
-  const kept = pts.map((p) => (p.status === "keep" ? clamp(p.metric) : null));
-  const other = pts.map((p) => (p.status !== "keep" ? clamp(p.metric) : null));
+  const kept = pts.map((p) => (p.kept ? clamp(p.metric) : null));
+  const other = pts.map((p) => (!p.kept ? clamp(p.metric) : null));
   const best = pts.map((p) => clamp(p.best));
   // runs without a metric (crash, timeout) sit on the worse edge
   const floor = minimize ? yMax : yMin;
   const failed = pts.map((p) => (p.metric === null && ["crash", "timeout"].includes(p.status)
     ? floor : null));
-  const nKeep = pts.filter((p) => p.status === "keep").length;
+  const nKeep = pts.filter((p) => p.kept).length;
   $("chart-title").textContent = `progress — ${progress.count} experiments, ${nKeep} kept` +
     (progress.truncated ? " (first runs only)" : "") + ` · ${progress.metric_name} ` +
     `(${progress.direction === "minimize" ? "lower" : "higher"} is better)`;

@@ -12,7 +12,7 @@ import pytest
 
 from memory import ExperimentCreate, Status, get_store
 from memory._http import HTTPStore
-from memory.models import BestSoFar, better, running_best
+from memory.models import BestSoFar, Role, better, charted_keep, running_best
 from memory.settings import Settings
 
 
@@ -83,3 +83,29 @@ def test_running_best_counts_finite_keeps_only() -> None:
         BestSoFar(0.8, False),
     ]
     assert [p.best for p in running_best(runs, "maximize")] == [None, 1.0, 1.0, 1.2, 1.2, 1.2]
+
+
+def test_only_a_verdict_s_keep_or_a_start_s_replicate_sets_the_running_best() -> None:
+    """A confirmation, a re-measure (a losing finalist's too) or a promoted short run is
+    recorded keep when it ran; it measures a program already on the chart (or at another
+    budget), so its luck never sets the best."""
+    runs = [
+        _t(Status.keep, 1.0).model_copy(update={"role": Role.baseline}),
+        _t(Status.keep, 0.9).model_copy(update={"role": Role.experiment}),
+        *(
+            _t(Status.keep, 0.5).model_copy(update={"role": role})
+            for role in (Role.confirmation, Role.remeasure, Role.short)
+        ),
+        _t(Status.keep, 0.8).model_copy(update={"role": Role.seed}),
+        _t(Status.keep, 0.95).model_copy(update={"role": Role.baseline}),  # a later start
+    ]
+    assert [charted_keep(t) for t in runs] == [True, True, False, False, False, True, True]
+    assert running_best(runs, "minimize") == [
+        BestSoFar(1.0, True),
+        BestSoFar(0.9, True),
+        BestSoFar(0.9, False),
+        BestSoFar(0.9, False),
+        BestSoFar(0.9, False),
+        BestSoFar(0.8, True),
+        BestSoFar(0.8, False),
+    ]

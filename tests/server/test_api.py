@@ -14,6 +14,7 @@ import pytest
 from memory import get_store
 from tests.server.http_backend import TOKEN, serve_store
 from tests.server.seeding import (
+    JUDGED_RUNS,
     JUDGED_SWARM,
     JUDGED_TASK,
     LINEAGE_TASK,
@@ -160,6 +161,18 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         store.import_records(judged_traces(), [])
         with serve_store(store, token=TOKEN) as url, httpx.Client(base_url=url) as client:
             yield client
+
+
+def test_progress_draws_a_verdict_s_keeps_and_the_start_s_replicates_as_kept(
+    judged: httpx.Client,
+) -> None:
+    body = judged.get("/api/progress", params={"task": JUDGED_TASK}).json()
+    assert [p["id"] for p in body["data"]] == [run[0] for run in JUDGED_RUNS]
+    kept = [p["id"] for p in body["data"] if p["kept"]]
+    assert kept == ["j-root", "j-root2", "j-root3", "j-lr", "j-lucky", "j-depth", "j-warm"]
+    # confirmations and re-measures are recorded keep, and drawn as other runs
+    measured = [p for p in body["data"] if p["id"].startswith("r") or p["id"].endswith("+c")]
+    assert len(measured) == 9 and all(p["status"] == "keep" and not p["kept"] for p in measured)
 
 
 @pytest.mark.parametrize(
