@@ -196,6 +196,13 @@ def test_the_live_table_and_summary_show_a_leader_not_yet_re_tested(tmp_path, st
         "quad", lr_up[0].fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
     )
     assert stats.n == 2 and stats.mean is not None
-    assert f"champion val_loss {champion.metric:.6g} | leading {stats.mean:.6g}" in text
+    # the champion by what it was chosen by: the mean of its runs (the start's 3 replicates)
+    start = store.program_stats(
+        "quad", champion.fingerprint, swarm.hardware, swarm.budget, swarm_id=swarm.swarm_id
+    )
+    assert start.n == 3 and start.mean is not None and start.mean != champion.metric
+    shown = f"val_loss {start.mean:.6g} (mean of 3 run(s))"
+    assert f"champion {shown} | leading {stats.mean:.6g}" in text  # the live title
+    assert f"champion {champion.id} {shown}: {champion.hypothesis}" in text  # the summary
     assert f"leading, unconfirmed: {lr_up[0].id} val_loss {stats.mean:.6g}" in text
     assert "(mean of 2 run(s)): the best mean so far, not the champion" in text
