@@ -23,7 +23,7 @@ from agents.board import AgentBoard
 from agents.judge import short_run_agreement
 from agents.task import Task
 from memory.base import Evidence, Store
-from memory.models import ExperimentPublic, Role, RunStats, Status, TraceQuery
+from memory.models import ExperimentPublic, Role, RunStats, TraceQuery, kept_change
 
 STATUS_STYLE = {
     "keep": "green",
@@ -193,7 +193,7 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
                 "one, so runs at several budgets are unlikely to pay; docs/judging.md)"
             )
         )
-    kept = [t for t in traces if t.role == Role.experiment and t.status == Status.keep]
+    kept = [t for t in traces if kept_change(t)]
     if not kept:
         lines.append(Text("kept changes: none (no proposal was judged better than its base)"))
         return Group(*lines, _retested(swarm, traces, evidence))

@@ -14,6 +14,7 @@ from memory._rows import finding_row, validated
 from memory._sql import finding_content, to_public_finding, utc_fields
 from memory.errors import Conflict, InvalidInput
 from memory.models import (
+    DECISION_ROLES,
     RUN_ROLES,
     Agent,
     AgentCreate,
@@ -24,7 +25,6 @@ from memory.models import (
     FindingCreate,
     FindingPublic,
     Page,
-    Role,
     Stats,
     Status,
     Swarm,
@@ -36,6 +36,7 @@ from memory.models import (
 )
 
 RUN_ROLE_VALUES = frozenset(r.value for r in RUN_ROLES)
+DECISION_ROLE_VALUES = frozenset(r.value for r in DECISION_ROLES)
 
 
 class RecordsMixin:
@@ -188,7 +189,7 @@ class RecordsMixin:
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
             role = str(getattr(role, "value", role))
-            if role in (Role.experiment.value, Role.seed.value):  # one decision each
+            if role in DECISION_ROLE_VALUES:  # one decision each
                 judged_counts[key] = judged_counts.get(key, 0) + int(n)
             if role in RUN_ROLE_VALUES:  # runs per hour
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)

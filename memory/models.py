@@ -261,6 +261,10 @@ RUN_ROLES: tuple[Role, ...] = (Role.experiment, Role.confirmation, Role.remeasur
 # run passed the screen and its confirmation passed the keep test -- both were selected for
 # looking good -- so the champion's title is decided on these alone (``champion_of``).
 UNSELECTED_ROLES: tuple[Role, ...] = (Role.baseline, Role.remeasure)
+# Runs that are a decision each: a proposal's verdict (an experiment; a seeded trace is
+# another swarm's). Their keeps are the kept changes (``kept_change``, ``Stats``' keep rate
+# and ``kept_changes``); the keep of any other role is a measurement that ran.
+DECISION_ROLES: tuple[Role, ...] = (Role.experiment, Role.seed)
 # The champion is a program with at least this many trusted, unselected keep runs (one
 # lucky run is not; nor are the two runs that made a program a keep).
 MIN_CHAMPION_RUNS = 2
@@ -813,17 +817,18 @@ class BestSoFar(NamedTuple):
     is_best: bool
 
 
-# The runs a progress chart draws as kept, and the only ones that can set its running
-# best: a verdict's keep (an experiment, a seeded trace) or a replicate of a start. A
-# confirmation, a re-measure (a finalist's too, won or lost) or a promoted short run is
-# recorded keep when it ran, but measures a program already on the chart, or at another
-# budget.
-CHART_KEEP_ROLES: tuple[Role, ...] = (Role.experiment, Role.seed, Role.baseline)
+def kept_change(trace: ExperimentBase) -> bool:
+    """Whether ``trace`` is a change a verdict kept (a keep of ``DECISION_ROLES``)."""
+    return trace.status == Status.keep and trace.role in DECISION_ROLES
 
 
 def charted_keep(trace: ExperimentBase) -> bool:
-    """Whether a progress chart draws ``trace`` as kept (``CHART_KEEP_ROLES``)."""
-    return trace.status == Status.keep and trace.role in CHART_KEEP_ROLES
+    """Whether a progress chart draws ``trace`` as kept, the only runs that can set its
+    running best: a kept change, or a replicate of a start (its first point). A
+    confirmation, a re-measure (a finalist's too, won or lost) or a promoted short run is
+    recorded keep when it ran, but measures a program already on the chart, or at another
+    budget."""
+    return kept_change(trace) or (trace.status == Status.keep and trace.role == Role.baseline)
 
 
 def running_best(traces: Iterable[ExperimentBase], direction: Direction) -> list[BestSoFar]:
