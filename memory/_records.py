@@ -179,6 +179,7 @@ class RecordsMixin:
         judged_counts: dict[str, int] = {}
         first = last = exp_first = exp_last = None
         per_task: dict[str, int] = {}
+        task_last: dict[str, float] = {}  # its newest trace's created_at, POSIX seconds
         for task_name, role, status, n, lo, hi in groups:
             key = str(getattr(status, "value", status))
             by_status[key] = by_status.get(key, 0) + int(n)
@@ -186,6 +187,7 @@ class RecordsMixin:
             lo, hi = utc(lo), utc(hi)
             if lo is None or hi is None:  # created_at is NOT NULL: min/max always exist
                 continue
+            task_last[task_name] = max(hi.timestamp(), task_last.get(task_name, 0.0))
             first = lo if first is None or lo < first else first
             last = hi if last is None or hi > last else last
             role = str(getattr(role, "value", role))
@@ -195,6 +197,7 @@ class RecordsMixin:
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)
                 exp_first = lo if exp_first is None or lo < exp_first else exp_first
                 exp_last = hi if exp_last is None or hi > exp_last else exp_last
+        recent_first = sorted(per_task, key=lambda t: (-task_last.get(t, 0.0), t))
         keeps = judged_counts.get(Status.keep.value, 0)
         judged = keeps + judged_counts.get(Status.discard.value, 0)
         n_exp = sum(exp_counts.values())
@@ -213,5 +216,5 @@ class RecordsMixin:
             active_claims=int(claims),
             first_at=first,
             last_at=last,
-            tasks=dict(sorted(per_task.items(), key=lambda item: (-item[1], item[0]))),
+            tasks={t: per_task[t] for t in recent_first},
         )

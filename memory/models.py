@@ -880,8 +880,8 @@ class Stats(BaseModel):
     # the keeps of that rate: changes a verdict kept (experiments and seeded traces); the
     # other keep traces are measurements that ran (replicates, re-measures, confirmations)
     kept_changes: int = 0
-    # traces per task name (of the swarm or task asked for), most traces first: the names
-    # a ``--task`` or ``?task=`` filter takes
+    # traces per task name (of the swarm or task asked for), most recently active first
+    # (ties by name): the names a ``--task`` or ``?task=`` filter takes
     tasks: dict[str, int] = PField(default_factory=dict)
 
 

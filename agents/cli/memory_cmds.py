@@ -235,16 +235,10 @@ def cmd_insights(args: argparse.Namespace) -> int:
         if tasks and report.task not in tasks:
             print(f"no trace of task {report.task!r} in this memory; it holds {_tasks_line(tasks)}")
         else:
-            where = " and ".join(
-                f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
-                for name, value in (("hardware", args.hardware), ("budget", args.budget))
-                if value is not None
-            )
-            print(
-                "nothing yet: no judged experiment of this task"
-                + (f" on {where}" if where else "")
-                + " to learn from"
-            )
+            where = [f"hardware {args.hardware}"] if args.hardware is not None else []
+            where += [f"budget {args.budget:g}"] if args.budget is not None else []
+            on = f" on {' and '.join(where)}" if where else ""
+            print(f"nothing yet: no judged experiment of this task{on} to learn from")
     for insight in ranked:
         budget = f" {insight.budget_s:g} s" if insight.budget_s is not None else ""
         print(f"[{insight.hardware or '-'}{budget}] {insight.line()}")

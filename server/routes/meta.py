@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from memory.models import Stats, TraceQuery
+from memory.models import Stats
 from server import __version__
 from server.deps import BodylessWriter, SettingsDep, StoreDep
 from server.errors import ERROR_RESPONSES
@@ -14,10 +14,6 @@ from server.params import Id64, Text200
 from server.schemas import Health, IndexCount, ReindexResult, TaskList
 
 router = APIRouter(prefix="/api", tags=["meta"], responses=ERROR_RESPONSES)
-
-# how many recent experiments /api/tasks looks at besides the swarms (the store has no
-# "distinct tasks" query yet)
-_TASK_SCAN = 1000
 
 
 @router.get("/health", response_model=Health)
@@ -34,11 +30,9 @@ def stats(store: StoreDep, task: Text200 = None, swarm_id: Id64 = None) -> Stats
 
 @router.get("/tasks", response_model=TaskList)
 def tasks(store: StoreDep) -> TaskList:
-    """Task names known to this memory: those of swarms and of the most recent
-    experiments, most recently active first."""
-    names: dict[str, None] = {}
-    for row in store.query_traces(TraceQuery(limit=_TASK_SCAN)).data:
-        names.setdefault(row.task, None)
+    """Task names known to this memory: every task with traces (``Stats.tasks``), most
+    recently active first, then those of swarms that have none yet."""
+    names = dict.fromkeys(store.stats().tasks)
     for swarm in store.list_swarms():
         names.setdefault(swarm.task, None)
     return TaskList(data=list(names), count=len(names))

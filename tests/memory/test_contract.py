@@ -550,12 +550,14 @@ def test_stats(store: Store) -> None:
     assert st.findings == 1 and st.active_claims == 1
     assert st.first_at == at(0) and st.last_at == at(60)
     assert store.stats(swarm_id="s2").by_status == {"crash": 1, "keep": 1}
-    # the task names a filter takes, with their traces, most first (ties by name)
+    # the task names a filter takes, with their traces, most recently active first
     assert st.tasks == {"gpt": 6}
-    assert list(store.stats().tasks.items()) == [("gpt", 6), ("other", 1)]
+    assert list(store.stats().tasks.items()) == [("gpt", 6), ("other", 1)]  # dup: 60, f: 50
     assert store.stats(swarm_id="s3").tasks == {"other": 1}
-    store.add_trace(trace(id="z1", task="a-task", created_at=at(61)))
-    assert list(store.stats().tasks.items()) == [("gpt", 6), ("a-task", 1), ("other", 1)]
+    store.add_trace(trace(id="z1", task="b-task", created_at=at(61)))
+    store.add_trace(trace(id="z2", task="a-task", created_at=at(61)))  # a tie: by name
+    order = [("a-task", 1), ("b-task", 1), ("gpt", 6), ("other", 1)]
+    assert list(store.stats().tasks.items()) == order
     empty = store.stats(task="none")
     assert empty.total == 0 and empty.keep_rate is None and empty.experiments_per_hour is None
     assert empty.tasks == {}

@@ -283,8 +283,10 @@ def test_cli_insights(
         s.add_trace(test_contract.trace(id="o1", task="other"))
     assert main(["insights", "--memory", mem]) == 1
     err = capsys.readouterr().err
-    assert "--task: this memory holds several tasks, name one: 'insights' (" in err
-    assert "'other' (1 trace)" in err
+    # most recently active first
+    assert (
+        "--task: this memory holds several tasks, name one: 'other' (1 trace), 'insights' (" in err
+    )
     empty = str(tmp_path / "empty")
     assert main(["insights", "--memory", empty]) == 1
     assert "--task: this memory holds no traces yet" in capsys.readouterr().err

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from memory import get_store
+from memory.models import ExperimentCreate, Status, SwarmCreate
 from tests.server.http_backend import TOKEN, serve_store
 from tests.server.seeding import (
     JUDGED_RUNS,
@@ -363,6 +366,33 @@ def test_claims_agents_swarms_findings_stats(api: httpx.Client) -> None:
     assert stats["tasks"] == {LINEAGE_TASK: len(RUNS)} and stats["kept_changes"] == 4
     assert stats["active_claims"] == 1
     assert LINEAGE_TASK in api.get("/api/tasks").json()["data"]
+
+
+def test_tasks_lists_every_task_most_recently_active_first_then_swarms_without_runs(
+    tmp_path: Path,
+) -> None:
+    """A task whose last trace is older than the newest 1,000 is still listed (the
+    dashboard's task picker reads this list), and a swarm that has not run yet too."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    old = [ExperimentCreate(id="o", task="old", fingerprint="o", status=Status.keep, created_at=t0)]
+    new = [
+        ExperimentCreate(
+            id=f"n{i}",
+            task="new",
+            fingerprint=f"n{i}",
+            status=Status.discard,
+            created_at=t0 + timedelta(seconds=1 + i),
+        )
+        for i in range(1000)
+    ]
+    with get_store(tmp_path / "memory", embedder="hash") as store:
+        store.import_records(old + new, [])
+        store.upsert_swarm(SwarmCreate(id="s", task="waiting"))
+        with serve_store(store, token=TOKEN) as url, httpx.Client(base_url=url) as client:
+            tasks = client.get("/api/tasks").json()
+            stats = client.get("/api/stats").json()
+    assert tasks == {"data": ["new", "old", "waiting"], "count": 3}
+    assert stats["tasks"] == {"new": 1000, "old": 1}
 
 
 @pytest.mark.parametrize(
