@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.cli.options import memory_arg, open_store, positive_float
+from agents.cli.options import at_least, memory_arg, open_store, positive_float
 
 if TYPE_CHECKING:
     from memory.models import Stats
@@ -229,7 +229,11 @@ def cmd_insights(args: argparse.Namespace) -> int:
     if args.json:
         print(report.model_dump_json(indent=2))
         return 0
-    print(f"insights of task {report.task!r}: {report.traces} trusted traces read")
+    held = tasks.get(report.task, 0)
+    # trusted traces only grow, so more held before the report than read by it means some
+    # are imported (packs, other installations): evidence for recall, never for insights
+    left_out = f" of the {held} held; imported ones are left out" if held > report.traces else ""
+    print(f"insights of task {report.task!r}: {report.traces} trusted traces read{left_out}")
     ranked = report.ranked()
     if not ranked and not report.imported:
         if tasks and report.task not in tasks:
@@ -281,7 +285,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--task", help="only this task")
     p.add_argument("--status", help="only traces with these statuses, comma-separated")
     p.add_argument("--kind", choices=["trace", "finding"], help="only traces or findings")
-    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("-k", type=at_least(1), default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
     memory_arg(p)
     p.set_defaults(func=cmd_search)

@@ -48,6 +48,16 @@ def _require(modules: tuple[str, ...], what: str, install: str) -> None:
         raise MissingDependency(f"{what} needs {', '.join(missing)}: {install}")
 
 
+def model_label(model: BaseChatModel) -> str:
+    """The model's name for a log line (its path, or the provider's model name), not the
+    repr of every setting it holds."""
+    for attr in ("model_path", "model_name", "model"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
+
+
 def make_chat_model(
     model: str, base_url: str | None = None, *, cache_dir: Path | None = None, **kwargs: Any
 ) -> BaseChatModel:
@@ -160,7 +170,9 @@ class LLMProposer(Proposer):
                 self._structured = self.model.with_structured_output(Proposal, include_raw=True)
             except (NotImplementedError, ValueError, TypeError) as exc:
                 log.info(
-                    "%s has no structured output (%s); parsing JSON from text", self.model, exc
+                    "%s has no structured output (%s); parsing JSON from text",
+                    model_label(self.model),
+                    exc,
                 )
                 self._structured = False
         return self._structured

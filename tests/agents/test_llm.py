@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agents.proposers.base import ProposalInvalid
-from agents.proposers.llm import LLMProposer, make_chat_model, parse_proposal
+from agents.proposers.llm import LLMProposer, make_chat_model, model_label, parse_proposal
 from agents.swarm import Swarm, SwarmConfig
 from memory.models import RAN_STATUSES, Role, Status, TraceQuery
 from tests.agents.conftest import make_task
@@ -89,6 +89,19 @@ def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, sto
     if len(traces) > 1 and traces[0].status == Status.invalid:
         reason = traces[0].error.split(": ", 1)[1][:60]
         assert reason in transcript[1]["user"], "the refusal went back to the model"
+
+
+def test_the_log_names_the_model_by_its_path_not_its_settings(caplog):
+    from langchain_core.language_models import GenericFakeChatModel
+
+    chat = make_chat_model("hf:/models/tiny.gguf")  # nothing is loaded before a call
+    assert model_label(chat) == "/models/tiny.gguf"
+    assert model_label(GenericFakeChatModel(messages=iter([]))) == "GenericFakeChatModel"
+    with caplog.at_level("INFO", logger="agents.proposers.llm"):
+        assert LLMProposer(chat)._structured_chain() is False
+    (line,) = [r.getMessage() for r in caplog.records if "structured output" in r.getMessage()]
+    assert line.startswith("/models/tiny.gguf has no structured output (")
+    assert "metadata" not in line and "max_new_tokens" not in line
 
 
 def test_a_missing_optional_dependency_names_what_to_install():

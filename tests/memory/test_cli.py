@@ -45,6 +45,9 @@ def test_seed_search_show_stats_reindex(
 
     code, out, _ = run(capsys, "search", "RoPE base frequency", "--memory", mem, "-k", "3")
     assert code == 0 and "RoPE base" in out and len(out.splitlines()) == 3
+    with pytest.raises(SystemExit):  # the flag is named, not the store's parameter
+        main(["search", "RoPE", "-k", "0", "--memory", mem])
+    assert "argument -k: must be at least 1, got 0" in capsys.readouterr().err
     code, out, _ = run(
         capsys,
         "search",

@@ -264,7 +264,8 @@ def test_cli_insights(
         build(s)
     assert main(["insights", "--task", TASK, "--memory", mem]) == 0
     out = capsys.readouterr().out
-    assert "insights of task 'insights': 8 trusted traces read" in out
+    # the seed and the imported trace of build() are held but not read
+    assert "insights of task 'insights': 8 trusted traces read of the 10 held; imported " in out
     assert "[cpu 60 s] LR up: better by" in out
     assert "    traces: e1 e2 e3" in out
     assert main(["insights", "--task", TASK, "--budget", "60", "--json", "--memory", mem]) == 0
@@ -272,6 +273,7 @@ def test_cli_insights(
     assert knob(report, "LR", "up").trace_ids == ["e1", "e2", "e3"]
     assert main(["insights", "--task", "nothing", "--memory", mem]) == 0
     out = capsys.readouterr().out
+    assert "insights of task 'nothing': 0 trusted traces read\n" in out
     assert f"no trace of task 'nothing' in this memory; it holds '{TASK}' (" in out
     # without --task: the memory's only task; with several, an error that names them
     assert main(["insights", "--memory", mem]) == 0
