@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from statistics import fmean
 from typing import Any
@@ -160,7 +161,7 @@ def _no_log_tail(trace: ExperimentPublic) -> ExperimentPublic:
 # ---------------------------------------------------------------------------
 
 
-def _done(ctx: AgentContext, state: AgentState) -> str:
+def _done(ctx: AgentContext, state: Mapping[str, Any]) -> str:
     """Why the agent stops now ("" to go on)."""
     done = state.get("experiments", 0)
     if ctx.stop.is_set():
@@ -170,6 +171,19 @@ def _done(ctx: AgentContext, state: AgentState) -> str:
     if ctx.out_of_time():
         return "out of time"
     return ""
+
+
+def end_reason(ctx: AgentContext, final: Mapping[str, Any]) -> str:
+    """Why an agent's graph ended, from its final state: the reason ``recall`` or
+    ``propose`` gave, else (a refusal ended it) the refusals in a row and the last one's
+    reason, else why it stopped after a refusal (a stopping swarm, its time up)."""
+    if final.get("stop_reason"):
+        return str(final["stop_reason"])
+    refusals = final.get("refusals", 0)
+    if refusals and refusals >= ctx.max_refusals:
+        last = final.get("reason")
+        return f"{refusals} proposals refused in a row" + (f" (the last: {last})" if last else "")
+    return _done(ctx, final) or "stopped"
 
 
 def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

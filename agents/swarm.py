@@ -59,7 +59,7 @@ from agents.judge import (
     Rules,
 )
 from agents.library import LineageError, ProgramLibrary, rebuild_for_review
-from agents.nodes import candidate_fields, short_id
+from agents.nodes import candidate_fields, end_reason, short_id
 from agents.program import Program, diff
 from agents.proposers.base import Proposer
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
@@ -739,9 +739,7 @@ class Swarm:
             initial = self._recover(graph, config, ctx)
             graph.invoke(initial, config, context=ctx, durability="sync")
             final = graph.get_state(config).values
-            reason = final.get("stop_reason") or (
-                "too many refused proposals in a row" if final.get("refusals") else "stopped"
-            )
+            reason = end_reason(ctx, final)
             result.stop_reasons[ctx.agent_name] = reason
             ctx.emit("stopped", reason=reason)
         except Exception as exc:

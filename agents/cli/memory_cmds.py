@@ -70,6 +70,9 @@ def _query(args: argparse.Namespace) -> Any:
     )
 
 
+_FORMATS = {".tsv": "tsv", ".png": "png", ".jsonl": "pack", ".json": "pack"}  # by -o suffix
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from memory.exports import progress_png, results_tsv, write_results_tsv
     from memory.packs import export_pack, iter_traces
@@ -78,7 +81,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = args.output
     if fmt is None:
         suffix = Path(out).suffix.lower() if out and out != "-" else ".tsv"
-        fmt = {".png": "png", ".jsonl": "pack", ".json": "pack"}.get(suffix, "tsv")
+        fmt = _FORMATS.get(suffix)
+        if fmt is None:  # "results.csv" would be written tab-separated
+            raise ValueError(
+                f"-o: {out!r} has no suffix of a format labswarm writes "
+                f"({', '.join(_FORMATS)}); name one, or give --format"
+            )
     with open_store(args) as store:
         query = _query(args)
         if fmt == "pack":

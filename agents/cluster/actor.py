@@ -252,6 +252,7 @@ class AgentWorker:
         from agents.context import AgentContext
         from agents.graph import compile_graph
         from agents.library import ProgramLibrary
+        from agents.nodes import end_reason
         from agents.state import InputState
 
         spec = self.spec
@@ -298,9 +299,7 @@ class AgentWorker:
             else:
                 graph.invoke(start, config, context=ctx)
             final = graph.get_state(config).values
-            reason = final.get("stop_reason") or (
-                "too many refused proposals in a row" if final.get("refusals") else "stopped"
-            )
+            reason = end_reason(ctx, final)
             ctx.emit("stopped", reason=reason)
             return AgentEnd(spec.name, reason, int(final.get("experiments", done)), "", settled)
         except Exception as exc:

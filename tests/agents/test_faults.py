@@ -206,3 +206,31 @@ def test_the_live_table_and_summary_show_a_leader_not_yet_re_tested(tmp_path, st
     assert f"champion {champion.id} {shown}: {champion.hypothesis}" in text  # the summary
     assert f"leading, unconfirmed: {lr_up[0].id} val_loss {stats.mean:.6g}" in text
     assert "(mean of 2 run(s)): the best mean so far, not the champion" in text
+
+
+def test_an_agent_ended_by_refusals_says_how_many_and_the_last_reason(tmp_path, store):
+    task_dir = make_task(tmp_path / "quad")
+    good = edit_proposal("LR up", "LR = 0.1  # step size", "LR = 0.3  # step size")
+    missing = [edit_proposal(f"edit {i}", f"NOT IN THE FILE {i}", "x = 1") for i in range(3)]
+    factory = fixed_factory({"agent-0": [good, *missing]})
+    swarm = Swarm(one_agent(tmp_path, task_dir, max_refusals=2), store, proposer_factory=factory)
+    result = swarm.run()
+    reason = result.stop_reasons["agent-0"]
+    assert reason.startswith("2 proposals refused in a row (the last: invalid edit: ")
+    assert "edit 1: the search text does not occur" in reason  # the second bad edit's
+    assert len(factory.made["agent-0"].proposals) == 1, "the third bad edit was never asked for"
+
+
+def test_an_agent_that_stops_after_a_refusal_is_not_said_to_be_refused_out(tmp_path, store):
+    from agents.nodes import end_reason
+    from tests.agents.conftest import agent_context
+
+    ctx = agent_context(tmp_path, store, [], "s-stop", max_refusals=3)
+    refused_once = {"refusals": 1, "reason": "invalid edit: x"}
+    assert end_reason(ctx, refused_once) == "stopped"
+    ctx.stop.set()  # Ctrl-C (or --hours) right after one refusal
+    assert end_reason(ctx, refused_once) == "the swarm is stopping"
+    refused_out = {"refusals": 3, "reason": "invalid edit: x"}
+    said = end_reason(ctx, refused_out)
+    assert said == "3 proposals refused in a row (the last: invalid edit: x)"
+    assert end_reason(ctx, {**refused_out, "stop_reason": "out of time"}) == "out of time"

@@ -101,6 +101,12 @@ def test_export_formats(
     other = str(tmp_path / "other")
     code, out, _ = run(capsys, "seed", str(pack), "--memory", other)
     assert "added 23 traces" in out
+    csv = tmp_path / "results.csv"  # not written tab-separated under a .csv name
+    code, _, err = run(capsys, "export", "-o", str(csv), "--memory", mem)
+    assert code == 1 and not csv.exists()
+    assert "has no suffix of a format labswarm writes (.tsv, .png, .jsonl, .json)" in err
+    code, out, _ = run(capsys, "export", "-o", str(csv), "--format", "tsv", "--memory", mem)
+    assert code == 0 and csv.read_text().startswith("commit\tval_bpb\t")
 
 
 def test_bad_pack_reports_file_line_and_imports_nothing(
