@@ -15,6 +15,7 @@ from memory._sql import finding_content, to_public_finding, utc_fields
 from memory.errors import Conflict, InvalidInput
 from memory.models import (
     DECISION_ROLES,
+    RAN_STATUSES,
     RUN_ROLES,
     Agent,
     AgentCreate,
@@ -36,6 +37,8 @@ from memory.models import (
 )
 
 RUN_ROLE_VALUES = frozenset(r.value for r in RUN_ROLES)
+# a refused proposal (invalid, duplicate, near duplicate) never ran: not a run of the rate
+RAN_STATUS_VALUES = frozenset(s.value for s in RAN_STATUSES)
 DECISION_ROLE_VALUES = frozenset(r.value for r in DECISION_ROLES)
 
 
@@ -193,7 +196,7 @@ class RecordsMixin:
             role = str(getattr(role, "value", role))
             if role in DECISION_ROLE_VALUES:  # one decision each
                 judged_counts[key] = judged_counts.get(key, 0) + int(n)
-            if role in RUN_ROLE_VALUES:  # runs per hour
+            if role in RUN_ROLE_VALUES and key in RAN_STATUS_VALUES:  # runs per hour
                 exp_counts[key] = exp_counts.get(key, 0) + int(n)
                 exp_first = lo if exp_first is None or lo < exp_first else exp_first
                 exp_last = hi if exp_last is None or hi > exp_last else exp_last

@@ -872,7 +872,9 @@ class Stats(BaseModel):
     by_status: dict[str, int]
     keep_rate: float | None  # keeps / (keeps + discards), baselines and confirmations left out
     duplicates_refused: int
-    experiments_per_hour: float | None  # first..last created_at; experiments and confirmations
+    # runs (experiments, confirmations, re-measures, short runs that ran, crashed or timed
+    # out; no refused proposal) over their first..last created_at
+    experiments_per_hour: float | None
     findings: int
     active_claims: int
     first_at: datetime | None = None

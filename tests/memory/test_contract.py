@@ -546,7 +546,8 @@ def test_stats(store: Store) -> None:
     assert st.keep_rate == pytest.approx(2 / 3)  # keeps / (keeps+discards), no baselines
     assert st.kept_changes == 2  # b and e; a, a baseline replicate, is a measurement
     assert st.duplicates_refused == 1
-    assert st.experiments_per_hour == pytest.approx(5 / (50 / 60))  # b..dup: 5 in 50 min
+    # b..e: 4 runs in 30 min; the refused duplicate (at 60) never ran
+    assert st.experiments_per_hour == pytest.approx(4 / (30 / 60))
     assert st.findings == 1 and st.active_claims == 1
     assert st.first_at == at(0) and st.last_at == at(60)
     assert store.stats(swarm_id="s2").by_status == {"crash": 1, "keep": 1}
