@@ -300,6 +300,11 @@ function readFilters() {
   return f;
 }
 
+// a refused answer with no usable hypothesis (an LLM's text that held no JSON) says why
+function unsaid(e) {
+  return e.error ? `(no hypothesis: ${e.error})` : "";
+}
+
 async function loadExperiments() {
   const params = { ...state.filters, task: state.task || undefined,
     hardware: state.hardware || undefined, limit: PAGE, offset: state.offset };
@@ -322,7 +327,7 @@ async function loadExperiments() {
   }, el("td", { class: "num" }, state.offset + i + 1), el("td", { class: "num" }, fmtTime(e.created_at)),
   el("td", {}, e.agent_id || "—"), el("td", {}, badge(e.status)),
   el("td", { class: "num" }, fmtMetric(e.metric)),
-  el("td", { class: "hyp" }, short(e.hypothesis, 160)))), "no experiments match");
+  el("td", { class: "hyp" }, short(e.hypothesis || unsaid(e), 160)))), "no experiments match");
 }
 
 async function runSearch(q) {

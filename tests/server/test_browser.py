@@ -188,10 +188,18 @@ def test_ids_with_percent_open_and_ended_swarms_show_stopped_agents(
             parent_id=parent,
         )
     )
+    unusable = "unusable proposal: the answer holds no JSON object"
+    store.add_trace(  # an LLM's answer with no usable hypothesis
+        ExperimentCreate(id="refused", task="pct-task", fingerprint="unapplied-1",
+                         status=Status.invalid, hypothesis="", error=unusable)
+    )  # fmt: skip
     try:
         with serve_store(store, token=TOKEN) as url:
             page.goto(f"{url}/?task=pct-task")
             page.wait_for_selector("body[data-ready='1']")
+            refused = page.inner_text("#exp-body tr[data-id='refused'] td.hyp")
+            assert refused == f"(no hypothesis: {unusable})"
+            assert page.inner_text(f"#exp-body tr[data-id='{child}'] td.hyp") == ""
             # agents: the ended swarm's agent is stopped (not "proposing"), the live one runs
             rows = {
                 r.split("\t")[0]: r.split("\t")
