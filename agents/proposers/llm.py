@@ -10,8 +10,9 @@
 - ``hf:/path/to/model.gguf`` or ``hf:/path/to/model-dir``: a local transformers model.
 
 Output is structured (``with_structured_output`` where the model supports it, otherwise
-JSON parsed from the text). Unusable output raises ``ProposalInvalid`` with the reason;
-the graph records it as ``invalid`` and feeds the reason back on the next try.
+JSON parsed from the text, a trailing comma forgiven). Unusable output raises
+``ProposalInvalid`` with the reason; the graph records it as ``invalid`` and feeds the
+reason back on the next try.
 """
 
 from __future__ import annotations
@@ -117,6 +118,32 @@ def _json_candidates(text: str) -> list[str]:
     return found
 
 
+_CLOSING = re.compile(r"\s*[}\]]")
+
+
+def without_trailing_commas(text: str) -> str:
+    """``text`` without each comma that only whitespace separates from a closing ``}`` or
+    ``]``, outside strings: ``[1, 2,]`` -> ``[1, 2]``; ``"a,]"`` is left alone."""
+    out: list[str] = []
+    in_string = escaped = False
+    last = ""  # the last character kept outside whitespace: a comma must follow a value
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "," and last not in ("[", "{", ",") and _CLOSING.match(text, i + 1):
+            continue
+        out.append(ch)
+        last = ch if not ch.isspace() else last
+    return "".join(out)
+
+
 def parse_proposal(text: str) -> Proposal:
     """The proposal in a model's text answer, or ``ProposalInvalid`` saying what is wrong."""
     candidates = _json_candidates(text)
@@ -127,8 +154,11 @@ def parse_proposal(text: str) -> Proposal:
         try:
             data = json.loads(candidate)
         except json.JSONDecodeError as exc:
-            last_error = f"the JSON object does not parse: {exc.msg} at char {exc.pos}"
-            continue
+            try:  # small local models often leave a comma before a closing bracket
+                data = json.loads(without_trailing_commas(candidate))
+            except json.JSONDecodeError:
+                last_error = f"the JSON object does not parse: {exc.msg} at char {exc.pos}"
+                continue
         if not isinstance(data, dict):
             last_error = "the JSON value is not an object"
             continue

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from agents.proposers.base import ProposalInvalid
-from agents.proposers.llm import LLMProposer, make_chat_model, model_label, parse_proposal
+from agents.proposers.llm import (
+    LLMProposer,
+    make_chat_model,
+    model_label,
+    parse_proposal,
+    without_trailing_commas,
+)
 from agents.swarm import Swarm, SwarmConfig
 from memory.models import RAN_STATUSES, Role, Status, TraceQuery
 from tests.agents.conftest import make_task
@@ -38,6 +44,33 @@ def test_parse_proposal_reads_json_and_names_what_is_wrong():
         parse_proposal("I think the learning rate is too low.")
     with pytest.raises(ProposalInvalid, match="does not parse"):
         parse_proposal('{"hypothesis": "x", "edits": [')
+
+
+def test_a_trailing_comma_is_forgiven_outside_strings_only():
+    # SmolLM2-135M's answer in a swarm run (2026-12-04), its commas before "}" and "]"
+    answer = """The JSON object is:
+
+```json
+{
+    "hypothesis": "a larger learning rate trains faster in a short budget",
+    "edits": [
+        {"path": "train.py", "search": "LR = 0.01", "replace": "LR = 0.02"},
+        {
+            "path": "test.py",
+            "search": "test.py",
+            "replace": "test.py",
+        },
+    ]
+}
+```
+"""
+    p = parse_proposal(answer)
+    assert [e.path for e in p.edits] == ["train.py", "test.py"]
+    kept = '{"a": ["x,]", "y\\",}", 1,\n ],}'
+    assert without_trailing_commas(kept) == '{"a": ["x,]", "y\\",}", 1\n ]}'
+    assert without_trailing_commas("[,]") == "[,]"  # no value before it: not forgiven
+    with pytest.raises(ProposalInvalid, match="does not parse: Expecting value"):
+        parse_proposal('{"hypothesis": "h", "edits": [,]}')
 
 
 def _smollm2_gguf() -> Path:
