@@ -182,7 +182,8 @@ def end_reason(ctx: AgentContext, final: Mapping[str, Any]) -> str:
     refusals = final.get("refusals", 0)
     if refusals and refusals >= ctx.max_refusals:
         last = final.get("reason")
-        return f"{refusals} proposals refused in a row" + (f" (the last: {last})" if last else "")
+        said = f"{refusals} proposal{'s' if refusals != 1 else ''} refused in a row"
+        return said + (f" (the last: {last})" if last else "")
     return _done(ctx, final) or "stopped"
 
 

@@ -83,6 +83,17 @@ def _load(path: str, cache_dir: Path | None) -> tuple[Any, Any, threading.Lock]:
         return _LOADED[path]
 
 
+class PromptTooLong(ValueError):
+    """The prompt and the answer's tokens do not fit the model's context window: generating
+    past it gives text the model was never trained to write, and takes long on a CPU."""
+
+    def __init__(self, tokens: int, answer: int, window: int) -> None:
+        super().__init__(
+            f"the prompt is {tokens} tokens; with {answer} for the answer it exceeds the "
+            f"model's context of {window} tokens"
+        )
+
+
 class TransformersChatModel(BaseChatModel):
     """Chat with a local causal LM through its chat template (greedy by default)."""
 
@@ -121,6 +132,10 @@ class TransformersChatModel(BaseChatModel):
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         gen: dict[str, Any] = {"max_new_tokens": kwargs.get("max_new_tokens", self.max_new_tokens)}
+        tokens = int(inputs["input_ids"].shape[1])
+        window = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(window, int) and tokens + gen["max_new_tokens"] > window:
+            raise PromptTooLong(tokens, gen["max_new_tokens"], window)
         if self.temperature > 0:
             gen.update(do_sample=True, temperature=self.temperature)
         else:
@@ -133,7 +148,7 @@ class TransformersChatModel(BaseChatModel):
             if s in text:
                 text = text[: text.index(s)]
         usage = {
-            "input_tokens": int(inputs["input_ids"].shape[1]),
+            "input_tokens": tokens,
             "output_tokens": len(new_tokens),
         }
         message = AIMessage(content=text, response_metadata={"usage": usage})

@@ -31,6 +31,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import ValidationError
 
 from agents.proposers.base import Proposal, ProposalInvalid, ProposalRequest, Proposer
+from agents.proposers.hf_chat import PromptTooLong
 from agents.proposers.prompts import system_prompt, user_prompt
 
 log = logging.getLogger(__name__)
@@ -222,8 +223,14 @@ class LLMProposer(Proposer):
     def propose(self, request: ProposalRequest) -> Proposal:
         system, user = system_prompt(request), user_prompt(request)
         messages = [SystemMessage(content=system), HumanMessage(content=user)]
-        entry: dict[str, Any] = {"system": system, "user": user}
+        entry: dict[str, Any] = {"system": system, "user": user, "output": ""}
         self.transcript.append(entry)
+        try:
+            return self._answer(messages, entry)
+        except PromptTooLong as exc:  # a local model's window: refused before generating
+            raise ProposalInvalid(f"the model cannot read the prompt: {exc}") from None
+
+    def _answer(self, messages: list[Any], entry: dict[str, Any]) -> Proposal:
         chain = self._structured_chain()
         if chain:
             result = self._call(chain, messages)

@@ -44,8 +44,9 @@ EXAMPLE_NOTE = (
     '"LR = 0.01", "replace": "LR = 0.02"}]}'
 )
 
-MAX_NOTES = 4000
-MAX_FILE = 12000
+# The task's notes and the base's files go whole: an edit can only quote text the model
+# sees, and the notes' last sections (ideas, known dead ends) are what it most needs. Only
+# memory's text, written by others, is clipped.
 MAX_DIFF = 1500
 MAX_ITEM = 600
 MAX_CHANGE = 240  # a recalled trace's change against its base, in the prompt
@@ -184,13 +185,13 @@ def user_prompt(request: ProposalRequest) -> str:
     task = request.task
     parts: list[str] = [f"# Task: {task.name}", task.description.strip()]
     if task.notes.strip():
-        parts += ["## Notes", _clip(task.notes.strip(), MAX_NOTES)]
+        parts += ["## Notes", task.notes.strip()]
     base_metric = (
         f"{request.base_metric:.6g}" if request.base_metric is not None else "not measured"
     )
     parts.append(f"## Base program ({task.metric_name} = {base_metric})")
     for path, text in request.base.files:
-        parts.append(f"### {path}\n{FENCE}\n{_clip(text, MAX_FILE)}\n{FENCE}")
+        parts.append(f"### {path}\n{FENCE}\n{text}\n{FENCE}")
     if request.insights:
         parts.append(data_block("What memory has learned so far", request.insights))
     parts += _champion(request)

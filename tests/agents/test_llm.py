@@ -137,6 +137,42 @@ def test_the_log_names_the_model_by_its_path_not_its_settings(caplog):
     assert "metadata" not in line and "max_new_tokens" not in line
 
 
+@pytest.mark.slow
+def test_a_prompt_past_the_local_model_s_window_is_refused_before_generating(tmp_path, store):
+    from agents.proposers.hf_chat import PromptTooLong
+
+    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=64, threads=2)
+    with pytest.raises(PromptTooLong, match=r"with 64 for the answer it exceeds the model's "
+                       r"context of 8192 tokens"):  # fmt: skip
+        chat.invoke("the learning rate " * 3000)
+    # in a swarm: recorded invalid with the reason, and the agent says why it stopped
+    padding = "".join(f"# note {i}: a comment line the model must read\n" for i in range(1500))
+    task_dir = make_task(tmp_path / "long", padding + TINY, name="long", noise_min=0.01)
+    proposers: list[LLMProposer] = []
+
+    def factory(task, root, device, name, seed):
+        proposers.append(LLMProposer(chat))
+        return proposers[-1]
+
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        budget=1,
+        max_experiments=1,
+        max_refusals=1,
+        runs_dir=str(tmp_path / "runs"),
+    )
+    result = Swarm(config, store, proposer_factory=factory).run()
+    (refused,) = store.query_traces(TraceQuery(task="long", role=[Role.experiment])).data
+    assert refused.status == Status.invalid and refused.duration_s is None
+    assert refused.error.startswith("unusable proposal: the model cannot read the prompt: ")
+    assert "exceeds the model's context of 8192 tokens" in refused.error
+    assert result.stop_reasons["agent-0"].startswith("1 proposal refused in a row (the last: ")
+    (entry,) = proposers[0].transcript
+    assert padding in entry["user"] and entry["output"] == "", "the whole file; nothing generated"
+
+
 def test_a_missing_optional_dependency_names_what_to_install():
     from agents.proposers.llm import MissingDependency, _require
 

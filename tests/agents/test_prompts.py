@@ -5,6 +5,7 @@ section header or an instruction of the prompt."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from agents.devices import cpu_devices
 from agents.program import Program
@@ -232,3 +233,28 @@ def test_the_prompt_carries_insights_bases_effects_and_stale_marks(tmp_path, sto
     assert "out of memory" in lines["old-crash"]
     assert "STALE" not in lr
     assert "switch MODE to c; change: MODE a -> c" in prompt and f"on base {base.id}" in prompt
+
+
+def test_the_built_in_task_s_notes_and_file_reach_the_prompt_whole():
+    # both were cut before (at 4,000 and 12,000 characters): the model never read the
+    # notes' "Known dead ends and traps" nor the last third of train.py, so it could
+    # not edit it
+    repo = Path(__file__).resolve().parents[2]
+    task = load_task(repo / "trainer")
+    base = Program.read(task.root, task.editable)
+    request = ProposalRequest(
+        task=task,
+        agent_id="s/agent-0",
+        device=cpu_devices(1, threads=1)[0],
+        store=None,  # type: ignore[arg-type]  # the prompt never reads memory itself
+        base=base,
+        base_trace=None,
+        base_metric=None,
+        champion=None,
+    )
+    prompt = user_prompt(request)
+    assert len(task.notes) > 4000 and task.notes.strip() in prompt
+    (path, text), *_ = base.files
+    assert path == "train.py" and len(text) > 12000
+    assert f"### train.py\n```\n{text}\n```" in prompt
+    assert "[... cut ...]" not in prompt
