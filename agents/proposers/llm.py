@@ -23,6 +23,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,25 +90,31 @@ def make_chat_model(
         ) from None
 
 
+def _outside_strings(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """Each character of ``text`` from ``start`` that is not inside a JSON string (a
+    string's quotes are outside), with its index."""
+    in_str = escape = False
+    for i in range(start, len(text)):
+        c = text[i]
+        if not in_str:
+            in_str = c == '"'
+            yield i, c
+        elif escape:
+            escape = False
+        elif c == "\\":
+            escape = True
+        elif c == '"':
+            in_str = False
+            yield i, c
+
+
 def _json_candidates(text: str) -> list[str]:
     found = [m.group(1) for m in _FENCE.finditer(text)]
     start = text.find("{")
     if start >= 0:
         depth = 0
-        in_str = False
-        escape = False
-        for i in range(start, len(text)):
-            c = text[i]
-            if in_str:
-                if escape:
-                    escape = False
-                elif c == "\\":
-                    escape = True
-                elif c == '"':
-                    in_str = False
-            elif c == '"':
-                in_str = True
-            elif c == "{":
+        for i, c in _outside_strings(text, start):
+            if c == "{":
                 depth += 1
             elif c == "}":
                 depth -= 1
@@ -123,26 +130,17 @@ _CLOSING = re.compile(r"\s*[}\]]")
 
 
 def without_trailing_commas(text: str) -> str:
-    """``text`` without each comma that only whitespace separates from a closing ``}`` or
-    ``]``, outside strings: ``[1, 2,]`` -> ``[1, 2]``; ``"a,]"`` is left alone."""
-    out: list[str] = []
-    in_string = escaped = False
-    last = ""  # the last character kept outside whitespace: a comma must follow a value
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "," and last not in ("[", "{", ",") and _CLOSING.match(text, i + 1):
-            continue
-        out.append(ch)
-        last = ch if not ch.isspace() else last
-    return "".join(out)
+    """``text`` without each comma that follows a value and that only whitespace separates
+    from a closing ``}`` or ``]``, outside strings: ``[1, 2,]`` -> ``[1, 2]``; ``[,]`` and
+    ``"a,]"`` are left alone."""
+    dropped: set[int] = set()
+    last = ""  # the last character outside strings and whitespace
+    for i, c in _outside_strings(text):
+        if c == "," and last not in ("[", "{", ",") and _CLOSING.match(text, i + 1):
+            dropped.add(i)
+        elif not c.isspace():
+            last = c
+    return "".join(c for i, c in enumerate(text) if i not in dropped)
 
 
 def parse_proposal(text: str) -> Proposal:

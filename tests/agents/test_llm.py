@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from agents.proposers.llm import (
     parse_proposal,
     without_trailing_commas,
 )
-from agents.swarm import Swarm, SwarmConfig
+from agents.swarm import Swarm, SwarmConfig, SwarmResult
 from memory.models import RAN_STATUSES, Role, Status, TraceQuery
 from tests.agents.conftest import make_task
 
@@ -83,27 +84,34 @@ def _smollm2_gguf() -> Path:
     return found[0]
 
 
-@pytest.mark.slow
-def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, store):
-    # one agent: nothing else runs while the model generates, so both cores generate
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=2)
+def one_llm_agent(
+    tmp_path: Path, store: Any, task_dir: Path, chat: Any, max_refusals: int
+) -> tuple[SwarmResult, list[LLMProposer]]:
+    """A swarm of one agent proposing with ``chat`` for one experiment, 1 s runs."""
     proposers: list[LLMProposer] = []
 
     def factory(task, root, device, name, seed):
         proposers.append(LLMProposer(chat))
         return proposers[-1]
 
-    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
     config = SwarmConfig(
         task=str(task_dir),
         agents=1,
         devices="cpu",
         budget=1,
         max_experiments=1,
-        max_refusals=2,
+        max_refusals=max_refusals,
         runs_dir=str(tmp_path / "runs"),
     )
-    Swarm(config, store, proposer_factory=factory).run()
+    return Swarm(config, store, proposer_factory=factory).run(), proposers
+
+
+@pytest.mark.slow
+def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, store):
+    # one agent: nothing else runs while the model generates, so both cores generate
+    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=2)
+    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
+    _, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=2)
 
     traces = store.query_traces(
         TraceQuery(task="tiny", role=[Role.experiment], sort="created_at")
@@ -148,22 +156,7 @@ def test_a_prompt_past_the_local_model_s_window_is_refused_before_generating(tmp
     # in a swarm: recorded invalid with the reason, and the agent says why it stopped
     padding = "".join(f"# note {i}: a comment line the model must read\n" for i in range(1500))
     task_dir = make_task(tmp_path / "long", padding + TINY, name="long", noise_min=0.01)
-    proposers: list[LLMProposer] = []
-
-    def factory(task, root, device, name, seed):
-        proposers.append(LLMProposer(chat))
-        return proposers[-1]
-
-    config = SwarmConfig(
-        task=str(task_dir),
-        agents=1,
-        devices="cpu",
-        budget=1,
-        max_experiments=1,
-        max_refusals=1,
-        runs_dir=str(tmp_path / "runs"),
-    )
-    result = Swarm(config, store, proposer_factory=factory).run()
+    result, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=1)
     (refused,) = store.query_traces(TraceQuery(task="long", role=[Role.experiment])).data
     assert refused.status == Status.invalid and refused.duration_s is None
     assert refused.error.startswith("unusable proposal: the model cannot read the prompt: ")

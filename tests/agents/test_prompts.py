@@ -1,17 +1,18 @@
 """The LLM prompt quotes memory as data (security review 4.16, finding 18): text recalled
 from memory sits inside fenced blocks labelled untrusted, one line per item, never as a
-section header or an instruction of the prompt."""
+section header or an instruction of the prompt; the task's own notes and files go whole."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from agents.devices import cpu_devices
 from agents.program import Program
 from agents.proposers.base import ProposalRequest
 from agents.proposers.prompts import UNTRUSTED, quote, system_prompt, user_prompt
-from agents.task import load_task
+from agents.task import Task, load_task
 from memory.models import ClaimPublic, ExperimentPublic, FindingPublic, Status
 from tests.agents.conftest import make_task
 
@@ -33,9 +34,22 @@ def _split(prompt: str) -> tuple[list[str], list[str]]:
     return outside, inside
 
 
+def request_for(task: Task, **fields: Any) -> ProposalRequest:
+    """A request to change ``task``'s own program, with ``fields`` (memory) as given."""
+    values: dict[str, Any] = {
+        "agent_id": "s/agent-0",
+        "device": cpu_devices(1, threads=1)[0],
+        "store": None,  # the prompt never reads memory itself
+        "base": Program.read(task.root, task.editable),
+        "base_trace": None,
+        "base_metric": None,
+        "champion": None,
+    }
+    return ProposalRequest(task=task, **{**values, **fields})
+
+
 def test_memory_text_is_fenced_labelled_and_defanged(tmp_path):
     task = load_task(make_task(tmp_path / "quad"))
-    base = Program.read(task.root, task.editable)
     now = datetime.now(UTC)
     related = ExperimentPublic(
         id="t1",
@@ -72,19 +86,10 @@ def test_memory_text_is_fenced_labelled_and_defanged(tmp_path):
         created_at=now,
         expires_at=now,
     )
-    request = ProposalRequest(
-        task=task,
-        agent_id="s/agent-0",
-        device=cpu_devices(1, threads=1)[0],
-        store=None,  # type: ignore[arg-type]  # the prompt never reads memory itself
-        base=base,
-        base_trace=None,
-        base_metric=1.3,
-        champion=champion,
-        related=[related],
-        findings=[finding],
+    request = request_for(
+        task, base_metric=1.3, champion=champion, related=[related], findings=[finding],
         claims=[claim],
-    )
+    )  # fmt: skip
     prompt = user_prompt(request)
     outside, inside = _split(prompt)
     outside_text = "\n".join(outside)
@@ -241,20 +246,10 @@ def test_the_built_in_task_s_notes_and_file_reach_the_prompt_whole():
     # not edit it
     repo = Path(__file__).resolve().parents[2]
     task = load_task(repo / "trainer")
-    base = Program.read(task.root, task.editable)
-    request = ProposalRequest(
-        task=task,
-        agent_id="s/agent-0",
-        device=cpu_devices(1, threads=1)[0],
-        store=None,  # type: ignore[arg-type]  # the prompt never reads memory itself
-        base=base,
-        base_trace=None,
-        base_metric=None,
-        champion=None,
-    )
+    request = request_for(task)
     prompt = user_prompt(request)
     assert len(task.notes) > 4000 and task.notes.strip() in prompt
-    (path, text), *_ = base.files
+    (path, text), *_ = request.base.files
     assert path == "train.py" and len(text) > 12000
     assert f"### train.py\n```\n{text}\n```" in prompt
     assert "[... cut ...]" not in prompt
