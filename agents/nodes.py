@@ -40,6 +40,7 @@ from agents.knobs import knob_changes
 from agents.program import EditError, Program, apply_edits, diff
 from agents.proposers.base import (
     Proposal,
+    ProposalAbandoned,
     ProposalInvalid,
     ProposalRequest,
     Proposer,
@@ -294,9 +295,13 @@ def propose(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]
         recall=ctx.recall,
         budget=ctx.budget,
         insights=_insights(ctx),
+        stop=ctx.stop,
     )
     try:
         proposal = ctx.proposer.propose(request)
+    except ProposalAbandoned as exc:  # the swarm is stopping: nothing to record
+        log.info("%s: proposal abandoned: %s", ctx.agent_name, exc)
+        return {"proposal": None, "stop_reason": _done(ctx, state) or "the swarm is stopping"}
     except ProposalInvalid as exc:
         return {
             "proposal": Proposal(hypothesis=exc.hypothesis, edits=[]),

@@ -3,12 +3,15 @@
 A proposer never applies anything: the graph's ``check`` node validates the edits,
 fingerprints the result and refuses duplicates. A proposer that cannot produce a
 usable proposal raises :class:`ProposalInvalid` (the reason is recorded as an
-``invalid`` trace and fed back on the next try) or :class:`SearchExhausted`.
+``invalid`` trace and fed back on the next try) or :class:`SearchExhausted`; one that
+gives up a proposal because the swarm is stopping (``ProposalRequest.stop`` is set)
+raises :class:`ProposalAbandoned`, and nothing is recorded.
 """
 
 from __future__ import annotations
 
 import abc
+import threading
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -45,6 +48,10 @@ class SearchExhausted(Exception):
     """The proposer finds nothing new to try (every candidate already ran or is claimed)."""
 
 
+class ProposalAbandoned(Exception):
+    """The proposer stopped working on a proposal because the swarm is stopping."""
+
+
 @dataclass
 class ProposalRequest:
     """Everything ``recall`` gathered for one proposal."""
@@ -67,6 +74,9 @@ class ProposalRequest:
     # what memory has learned of the task here (``InsightReport.prompt_lines``), first in
     # the prompt; empty with the ``insights`` switch off
     insights: list[str] = field(default_factory=list)
+    # set when the swarm is stopping: a proposer that takes long (a local model generating
+    # on a CPU) may give the proposal up by raising ProposalAbandoned
+    stop: threading.Event | None = None
 
 
 class Proposer(abc.ABC):

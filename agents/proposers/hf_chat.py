@@ -5,6 +5,8 @@ CPU or a GPU; no server and no download. A ``.gguf`` file is de-quantised once a
 result cached under ``<cache dir>/gguf``: the ``cache_dir`` given (``labswarm run`` passes
 ``LABSWARM_CACHE_DIR`` from :mod:`memory.settings`), else ``~/.cache/labswarm``. Loaded
 models are shared by every agent of the process, and generation is serialised per model.
+A call given ``abandon=<threading.Event>`` stops generating as soon as the event is set (the
+LLM proposer passes the swarm's stop signal) and raises :class:`GenerationAbandoned`.
 """
 
 from __future__ import annotations
@@ -94,6 +96,23 @@ class PromptTooLong(ValueError):
         )
 
 
+class GenerationAbandoned(RuntimeError):
+    """Generation stopped early because the ``abandon`` event given to the call was set."""
+
+
+def _abandon_when(event: threading.Event) -> Any:
+    """A transformers stopping criterion that ends generation once ``event`` is set
+    (checked after each token)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Abandon(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), event.is_set(), device=input_ids.device)
+
+    return _Abandon()
+
+
 class TransformersChatModel(BaseChatModel):
     """Chat with a local causal LM through its chat template (greedy by default)."""
 
@@ -140,9 +159,19 @@ class TransformersChatModel(BaseChatModel):
             gen.update(do_sample=True, temperature=self.temperature)
         else:
             gen.update(do_sample=False)
+        abandon: threading.Event | None = kwargs.get("abandon")
+        if abandon is not None:
+            gen["stopping_criteria"] = [_abandon_when(abandon)]
         with lock, torch.no_grad():
+            if abandon is not None and abandon.is_set():  # set while it waited for the lock
+                raise GenerationAbandoned("the answer was abandoned before it began")
             out = model.generate(**inputs, **gen, pad_token_id=tokenizer.eos_token_id)
-        new_tokens = out[0][inputs["input_ids"].shape[1] :]
+        new_tokens = out[0][tokens:]
+        if abandon is not None and abandon.is_set():
+            raise GenerationAbandoned(
+                f"the answer was abandoned after {len(new_tokens)} of at most "
+                f"{gen['max_new_tokens']} tokens"
+            )
         text = tokenizer.decode(new_tokens, skip_special_tokens=True)
         for s in stop or []:
             if s in text:

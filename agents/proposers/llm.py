@@ -31,8 +31,14 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import ValidationError
 
-from agents.proposers.base import Proposal, ProposalInvalid, ProposalRequest, Proposer
-from agents.proposers.hf_chat import PromptTooLong
+from agents.proposers.base import (
+    Proposal,
+    ProposalAbandoned,
+    ProposalInvalid,
+    ProposalRequest,
+    Proposer,
+)
+from agents.proposers.hf_chat import GenerationAbandoned, PromptTooLong, TransformersChatModel
 from agents.proposers.prompts import system_prompt, user_prompt
 
 log = logging.getLogger(__name__)
@@ -71,8 +77,6 @@ def make_chat_model(
         if model.endswith(".gguf"):
             needed += ("gguf",)
         _require(needed, f"--model {model!r}", "pip install 'labswarm[llm]'")
-        from agents.proposers.hf_chat import TransformersChatModel
-
         return TransformersChatModel(model_path=model[3:], cache_dir=cache_dir, **kwargs)
     from langchain.chat_models import init_chat_model
 
@@ -206,11 +210,14 @@ class LLMProposer(Proposer):
                 self._structured = False
         return self._structured
 
-    def _call(self, runnable: Any, messages: list[Any]) -> Any:
-        """Invoke with retries on infrastructure errors (network, rate limits)."""
+    def _call(
+        self, runnable: Any, messages: list[Any], options: dict[str, Any] | None = None
+    ) -> Any:
+        """Invoke with retries on infrastructure errors (network, rate limits); ``options``
+        go to the model's call."""
         for attempt in range(self.retries):
             try:
-                return runnable.invoke(messages)
+                return runnable.invoke(messages, **(options or {}))
             except (ConnectionError, TimeoutError, OSError) as exc:
                 if attempt == self.retries - 1:
                     raise
@@ -223,12 +230,19 @@ class LLMProposer(Proposer):
         messages = [SystemMessage(content=system), HumanMessage(content=user)]
         entry: dict[str, Any] = {"system": system, "user": user, "output": ""}
         self.transcript.append(entry)
+        # a local model can stop mid-answer when the swarm stops (a remote call is short)
+        local = isinstance(self.model, TransformersChatModel) and request.stop is not None
+        options = {"abandon": request.stop} if local else {}
         try:
-            return self._answer(messages, entry)
+            return self._answer(messages, entry, options)
         except PromptTooLong as exc:  # a local model's window: refused before generating
             raise ProposalInvalid(f"the model cannot read the prompt: {exc}") from None
+        except GenerationAbandoned as exc:
+            raise ProposalAbandoned(str(exc)) from None
 
-    def _answer(self, messages: list[Any], entry: dict[str, Any]) -> Proposal:
+    def _answer(
+        self, messages: list[Any], entry: dict[str, Any], options: dict[str, Any]
+    ) -> Proposal:
         chain = self._structured_chain()
         if chain:
             result = self._call(chain, messages)
@@ -242,7 +256,7 @@ class LLMProposer(Proposer):
                 f"the answer does not match the schema: {result.get('parsing_error')}",
                 raw=entry["output"],
             )
-        response = self._call(self.model, messages)
+        response = self._call(self.model, messages, options)
         content = response.content
         text = content if isinstance(content, str) else json.dumps(content)
         entry["output"] = text

@@ -5,6 +5,9 @@ through a LangChain chat model). The model's ideas are not judged, only the plum
 from __future__ import annotations
 
 import importlib.util
+import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from agents.proposers.llm import (
     parse_proposal,
     without_trailing_commas,
 )
-from agents.swarm import Swarm, SwarmConfig, SwarmResult
+from agents.swarm import Swarm, SwarmConfig
 from memory.models import RAN_STATUSES, Role, Status, TraceQuery
 from tests.agents.conftest import make_task
 
@@ -86,8 +89,9 @@ def _smollm2_gguf() -> Path:
 
 def one_llm_agent(
     tmp_path: Path, store: Any, task_dir: Path, chat: Any, max_refusals: int
-) -> tuple[SwarmResult, list[LLMProposer]]:
-    """A swarm of one agent proposing with ``chat`` for one experiment, 1 s runs."""
+) -> tuple[Swarm, list[LLMProposer]]:
+    """A swarm (not started) of one agent proposing with ``chat`` for one experiment, 1 s
+    runs, and the list its proposer will be in."""
     proposers: list[LLMProposer] = []
 
     def factory(task, root, device, name, seed):
@@ -103,7 +107,7 @@ def one_llm_agent(
         max_refusals=max_refusals,
         runs_dir=str(tmp_path / "runs"),
     )
-    return Swarm(config, store, proposer_factory=factory).run(), proposers
+    return Swarm(config, store, proposer_factory=factory), proposers
 
 
 @pytest.mark.slow
@@ -111,7 +115,8 @@ def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, sto
     # one agent: nothing else runs while the model generates, so both cores generate
     chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=2)
     task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
-    _, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=2)
+    swarm, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=2)
+    swarm.run()
 
     traces = store.query_traces(
         TraceQuery(task="tiny", role=[Role.experiment], sort="created_at")
@@ -156,7 +161,8 @@ def test_a_prompt_past_the_local_model_s_window_is_refused_before_generating(tmp
     # in a swarm: recorded invalid with the reason, and the agent says why it stopped
     padding = "".join(f"# note {i}: a comment line the model must read\n" for i in range(1500))
     task_dir = make_task(tmp_path / "long", padding + TINY, name="long", noise_min=0.01)
-    result, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=1)
+    swarm, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=1)
+    result = swarm.run()
     (refused,) = store.query_traces(TraceQuery(task="long", role=[Role.experiment])).data
     assert refused.status == Status.invalid and refused.duration_s is None
     assert refused.error.startswith("unusable proposal: the model cannot read the prompt: ")
@@ -164,6 +170,55 @@ def test_a_prompt_past_the_local_model_s_window_is_refused_before_generating(tmp
     assert result.stop_reasons["agent-0"].startswith("1 proposal refused in a row (the last: ")
     (entry,) = proposers[0].transcript
     assert padding in entry["user"] and entry["output"] == "", "the whole file; nothing generated"
+
+
+def test_the_abandon_criterion_reads_the_event_after_each_token():
+    import torch
+
+    from agents.proposers.hf_chat import _abandon_when
+
+    stop = threading.Event()
+    criterion = _abandon_when(stop)
+    tokens = torch.zeros((2, 5), dtype=torch.long)
+    assert criterion(tokens, None).tolist() == [False, False]
+    stop.set()
+    assert criterion(tokens, None).tolist() == [True, True]
+
+
+@pytest.mark.slow
+def test_stopping_a_swarm_abandons_the_local_model_s_answer_and_records_nothing(
+    tmp_path, store, caplog
+):
+    from agents.proposers.hf_chat import GenerationAbandoned
+
+    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=2000, threads=2)
+    chat.invoke("Hi", max_new_tokens=1)  # loaded before the swarm, so a stop meets generation
+    already = threading.Event()
+    already.set()
+    with pytest.raises(GenerationAbandoned, match="before it began"):
+        chat.invoke("Hi", abandon=already)
+    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
+    swarm, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=1)
+
+    def stop_while_generating() -> None:
+        while not (proposers and proposers[0].transcript):
+            time.sleep(0.05)
+        time.sleep(0.5)  # past the prompt, into the answer (a 2,000-token limit)
+        swarm.stop()
+
+    stopper = threading.Thread(target=stop_while_generating, daemon=True)
+    stopper.start()
+    with caplog.at_level("INFO", logger="agents.nodes"):
+        result = swarm.run()
+    stopper.join(timeout=5)
+    assert result.stop_reasons["agent-0"] == "the swarm is stopping"
+    assert store.count(TraceQuery(task="tiny", role=[Role.experiment])) == 0, "nothing recorded"
+    (entry,) = proposers[0].transcript
+    assert entry["output"] == ""
+    # cut short by the stop, not at its limit
+    (line,) = [r.getMessage() for r in caplog.records if "proposal abandoned" in r.getMessage()]
+    said = re.search(r"abandoned after (\d+) of at most 2000 tokens", line)
+    assert said is not None and int(said.group(1)) < 2000
 
 
 def test_a_missing_optional_dependency_names_what_to_install():
