@@ -158,7 +158,7 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
     counts = Counter(t.status.value for t in traces)
     evidence = _evidence(swarm)
     champ = evidence.champion
-    lines = [
+    lines: list[Text | Table] = [
         Text(f"swarm {swarm.swarm_id} ended: {len(traces)} traces in {swarm.directory}"),
         Text("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no traces"),
     ]
@@ -194,15 +194,17 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
             )
         )
     kept = [t for t in traces if kept_change(t)]
-    if not kept:
+    if kept:
+        keeps = Table(title="kept changes", expand=True)
+        for col in ("trace", "agent", swarm.task.metric_name, "hypothesis"):
+            keeps.add_column(col)
+        for t in kept:
+            agent = (t.agent_id or "").split("/")[-1]
+            keeps.add_row(t.id[:8], agent, _fmt(t.metric), t.hypothesis)
+        lines.append(keeps)
+    else:
         lines.append(Text("kept changes: none (no proposal was judged better than its base)"))
-        return Group(*lines, _retested(swarm, traces, evidence))
-    keeps = Table(title="kept changes", expand=True)
-    for col in ("trace", "agent", swarm.task.metric_name, "hypothesis"):
-        keeps.add_column(col)
-    for t in kept:
-        keeps.add_row(t.id[:8], (t.agent_id or "").split("/")[-1], _fmt(t.metric), t.hypothesis)
-    return Group(*lines, keeps, _retested(swarm, traces, evidence))
+    return Group(*lines, _retested(swarm, traces, evidence))
 
 
 def _retested(swarm: Watched, traces: list[ExperimentPublic], evidence: Evidence) -> Table:

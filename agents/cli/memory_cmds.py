@@ -277,7 +277,9 @@ def add_parser(subparsers: Any) -> None:
         "export", help="export traces as results.tsv, a progress chart PNG or a pack"
     )
     p.add_argument("-o", "--output", help="output file (.tsv, .png, .jsonl); default stdout TSV")
-    p.add_argument("--format", choices=["tsv", "png", "pack"], help="default: from -o suffix")
+    p.add_argument(
+        "--format", choices=sorted(set(_FORMATS.values())), help="default: from -o suffix"
+    )
     p.add_argument("--task", help="only this task")
     p.add_argument("--swarm", help="only this swarm id")
     p.add_argument("--hardware", help="only this hardware class")
