@@ -21,20 +21,39 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labswarm",
         description="Run a swarm of researcher agents with one shared memory of every result.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, and the libraries' own lines (httpx requests, model loads)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
     return parser
 
 
+# The packages whose INFO lines are meant for the person at the terminal (what a swarm does,
+# which store and model it opened). A library logs at INFO for its own developers: httpx a
+# line per request, which buried every command against a labswarm server; those show only
+# from WARNING up, or all of it with --verbose.
+OWN_LOGGERS = ("agents", "memory", "server", "trainer")
+
+
+def configure_logging(*, verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -5,6 +5,8 @@ and the noise of a judged swarm (its own small store)."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -450,3 +452,25 @@ def test_search_needs_a_query(api: httpx.Client) -> None:
         assert response.status_code == 422, params
         assert response.json()["error"] == "invalid_input"
     assert "q" in api.get("/api/search").json()["message"]
+
+
+def test_cli_against_a_server_prints_no_library_chatter(server_url: str) -> None:
+    """A command against a labswarm server printed one httpx INFO line per request, so a
+    swarm or a search through a server buried its own lines; libraries now speak from
+    WARNING up, and ``--verbose`` still shows everything."""
+    repo = Path(__file__).resolve().parents[2]
+
+    def stats(*flags: str) -> subprocess.CompletedProcess[str]:
+        cli = "import sys; from agents.cli import main; sys.exit(main())"
+        argv = [sys.executable, "-c", cli, *flags, "memory", "stats"]
+        return subprocess.run(
+            [*argv, "--memory", server_url], capture_output=True, text=True, cwd=repo, timeout=120
+        )
+
+    quiet = stats()
+    assert quiet.returncode == 0, quiet.stderr
+    assert "traces" in quiet.stdout
+    assert "HTTP Request" not in quiet.stderr, quiet.stderr
+    loud = stats("--verbose")
+    assert loud.returncode == 0, loud.stderr
+    assert "httpx: HTTP Request: GET " + server_url + "/api/stats" in loud.stderr
