@@ -4,9 +4,14 @@
 metric column is named after the traces' metric, ``val_bpb`` by default). Only runs that
 used a device are written (keep, discard, crash, timeout); a timeout is written as
 ``crash`` with "(timeout)" appended, as autoresearch logs it; a missing metric or memory is
-``0.000000`` / ``0.0``. ``commit`` is the program fingerprint. A short run (multi-fidelity,
-at another budget than the full runs) is written with "(short run, S s)" prepended to its
-description and its promotion as its status (``keep`` promoted, ``discard`` not).
+``0.000000`` / ``0.0``. ``commit`` is the program fingerprint. A run that did not crash is
+``keep`` where the progress chart draws it green (``charted_keep``: a verdict's keep, a
+start's replicate, as autoresearch logs its baseline) and ``discard`` otherwise: a
+confirmation or re-measure, recorded keep when it ran, re-measures a program already in the
+file (its description says of which), and written ``keep`` it read as a second kept change,
+or as a losing finalist kept. A short run (multi-fidelity, at another budget than the full
+runs) is written with "(short run, S s)" prepended to its description and its promotion as
+its status (``keep`` promoted, ``discard`` not).
 
 ``progress_png`` draws every run in order: keeps as green dots annotated with their
 description -- a verdict's keeps and the start's replicates (``charted_keep``); a
@@ -28,6 +33,7 @@ from memory.models import (
     Role,
     Status,
     charted_keep,
+    kept_change,
     running_best,
 )
 
@@ -52,7 +58,12 @@ def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
     for t in traces:
         if t.status not in RAN_STATUSES:
             continue
-        status = "crash" if t.status in CRASHED_STATUSES else t.status.value
+        if t.status in CRASHED_STATUSES:
+            status = "crash"
+        elif t.role == Role.short:
+            status = t.status.value  # its promotion
+        else:
+            status = "keep" if charted_keep(t) else "discard"
         description = _clean(t.hypothesis) or "(no description)"
         if t.role == Role.short:
             budget = f", {t.budget_s:g} s" if t.budget_s is not None else ""
@@ -74,6 +85,12 @@ def write_results_tsv(traces: Sequence[ExperimentPublic], path: str | Path) -> P
 def _short(text: str, width: int = 38) -> str:
     text = _clean(text)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def progress_title(runs: Sequence[ExperimentPublic]) -> str:
+    """The chart's default title: its runs, and the changes a verdict kept among them
+    (``kept_change``; the green points also hold the start's replicates)."""
+    return f"{len(runs)} runs, {sum(kept_change(t) for t in runs)} kept changes"
 
 
 def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title: str = "") -> Path:
@@ -145,8 +162,7 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
             color="#1a5e1a",
             rotation=20,
         )
-    keeps = len(xs_keep)
-    ax.set_title(title or f"{len(runs)} experiments, {keeps} kept")
+    ax.set_title(title or progress_title(runs))
     ax.set_xlabel("experiment #")
     ax.set_ylabel(f"{metric} ({'higher' if maximize else 'lower'} is better)")
     ax.grid(alpha=0.3)

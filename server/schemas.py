@@ -41,6 +41,9 @@ class ProgressPage(BaseModel):
     metric_name: str
     direction: Direction
     truncated: bool = False  # more runs exist than the chart was given
+    # of the points, the changes a verdict kept (``memory.models.kept_change``): the chart's
+    # title counts these, not its green points, which include the start's replicates
+    kept_changes: int = 0
 
 
 class TaskList(BaseModel):

@@ -13,6 +13,7 @@ from memory.models import (
     RunStats,
     TraceQuery,
     charted_keep,
+    kept_change,
     running_best,
 )
 from server.deps import StoreDep
@@ -126,4 +127,5 @@ def get_progress(
         metric_name=metric_name,
         direction=direction,
         truncated=total > len(points),
+        kept_changes=sum(kept_change(row) for row in rows[: len(points)]),
     )

@@ -134,8 +134,8 @@ function drawChart(progress) {
   const floor = minimize ? yMax : yMin;
   const failed = pts.map((p) => (p.metric === null && ["crash", "timeout"].includes(p.status)
     ? floor : null));
-  const nKeep = pts.filter((p) => p.kept).length;
-  $("chart-title").textContent = `progress — ${progress.count} experiments, ${nKeep} kept` +
+  $("chart-title").textContent =
+    `progress — ${progress.count} experiments, ${progress.kept_changes} kept changes` +
     (progress.truncated ? " (first runs only)" : "") + ` · ${progress.metric_name} ` +
     `(${progress.direction === "minimize" ? "lower" : "higher"} is better)`;
   const container = $("chart");

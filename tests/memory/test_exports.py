@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib import image as mpimg
 
 from memory import ExperimentPublic, Status
-from memory.exports import progress_png, results_tsv, write_results_tsv
+from memory.exports import progress_png, progress_title, results_tsv, write_results_tsv
 from memory.models import ExperimentCreate, Role
 from memory.packs import load_pack
 
@@ -61,6 +61,35 @@ def test_results_tsv_maps_statuses() -> None:
     assert rows[4] == ["fp6", "1.800000", "0.0", "discard", 'MODE "a" -> "b"']  # unquoted
     assert rows[5] == ["fp7", "2.400000", "0.0", "keep", "(short run, 60 s) idea 7"]
     assert len(rows) == 6
+
+
+def test_results_tsv_keeps_what_the_chart_keeps() -> None:
+    """A swarm's re-tests are recorded keep when they ran; written so, a losing finalist's
+    re-measures (and a kept change's confirmation) read as kept changes in the file
+    autoresearch's notebook counts keeps from. The file says keep where the chart is green."""
+    traces = [
+        _trace(1, Status.keep, 3.06, role=Role.baseline, hypothesis="baseline replicate 1"),
+        _trace(2, Status.keep, 3.05, role=Role.baseline, hypothesis="baseline replicate 2"),
+        _trace(3, Status.keep, 3.01, hypothesis="LR up"),
+        _trace(4, Status.keep, 3.02, role=Role.confirmation, hypothesis="confirmation of e3"),
+        _trace(5, Status.discard, 3.70, hypothesis="a finalist"),
+        _trace(6, Status.keep, 3.67, role=Role.remeasure, hypothesis="final re-measure 1 of e5"),
+        _trace(7, Status.keep, 3.20, role=Role.seed, hypothesis="an imported keep"),
+        _trace(8, Status.crash, None, role=Role.confirmation, hypothesis="confirmation of e9"),
+    ]
+    rows = [r.split("\t") for r in results_tsv(traces).splitlines()[1:]]
+    assert [(r[0], r[3]) for r in rows] == [
+        ("fp1", "keep"),
+        ("fp2", "keep"),
+        ("fp3", "keep"),
+        ("fp4", "discard"),
+        ("fp5", "discard"),
+        ("fp6", "discard"),
+        ("fp7", "keep"),
+        ("fp8", "crash"),
+    ]
+    assert rows[5][4] == "final re-measure 1 of e5"  # the row says what it re-measured
+    assert progress_title(traces) == "8 runs, 2 kept changes"  # LR up and the imported keep
 
 
 def test_progress_png_draws_every_run(karpathy_pack: Path, tmp_path: Path) -> None:

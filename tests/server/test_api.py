@@ -174,6 +174,7 @@ def test_progress_draws_a_verdict_s_keeps_and_the_start_s_replicates_as_kept(
     body = judged.get("/api/progress", params={"task": JUDGED_TASK}).json()
     assert [p["id"] for p in body["data"]] == [run[0] for run in JUDGED_RUNS]
     kept = [p["id"] for p in body["data"] if p["kept"]]
+    assert body["kept_changes"] == 4  # the title's count: the verdicts' keeps alone
     assert kept == ["j-root", "j-root2", "j-root3", "j-lr", "j-lucky", "j-depth", "j-warm"]
     # confirmations and re-measures are recorded keep, and drawn as other runs
     measured = [p for p in body["data"] if p["id"].startswith("r") or p["id"].endswith("+c")]

@@ -264,6 +264,8 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             st = store.stats(task=JUDGED_TASK)
             assert 0 < st.kept_changes < st.by_status["keep"]
             assert f"{st.kept_changes}\nkept changes" in cards, cards
+            title = page.inner_text("#chart-title")
+            assert f"experiments, {st.kept_changes} kept changes" in title, title
             page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
 
             page.click("#exp-body tr[data-id='j-lr']")
