@@ -134,8 +134,10 @@ function drawChart(progress) {
   const floor = minimize ? yMax : yMin;
   const failed = pts.map((p) => (p.metric === null && ["crash", "timeout"].includes(p.status)
     ? floor : null));
-  $("chart-title").textContent =
-    `progress — ${progress.count} experiments, ${progress.kept_changes} kept changes` +
+  // kept_changes: absent from a server older than this page (upgraded while it served)
+  const changes = progress.kept_changes === undefined ? ""
+    : `, ${progress.kept_changes} kept changes`;
+  $("chart-title").textContent = `progress — ${progress.count} experiments${changes}` +
     (progress.truncated ? " (first runs only)" : "") + ` · ${progress.metric_name} ` +
     `(${progress.direction === "minimize" ? "lower" : "higher"} is better)`;
   const container = $("chart");
@@ -282,11 +284,15 @@ async function loadAgents() {
   const running = new Map(swarms.data.map((s) => [s.id, s.status === "running"]));
   const agents = await api("/api/agents");
   const mine = agents.data.filter((a) => running.has(a.swarm_id));
+  // every swarm names its agents agent-0, agent-1, ...: with several swarms on the task
+  // (machines sharing one memory), a row names its swarm too
+  const several = new Set(mine.map((a) => a.swarm_id)).size > 1;
   fill($("agents-body"), mine.map((a) => {
     // an agent whose swarm ended is stopped, whatever it reported last
     const stopped = a.status === "stopped" || !running.get(a.swarm_id);
     return el("tr", { class: stopped ? "agent stopped" : "agent", "data-status": stopped ? "stopped" : a.status },
-      el("td", {}, a.name), el("td", {}, stopped ? "stopped" : a.status), el("td", {}, a.device),
+      el("td", {}, several ? `${a.swarm_id}/${a.name}` : a.name),
+      el("td", {}, stopped ? "stopped" : a.status), el("td", {}, a.device),
       el("td", { class: "num" }, a.experiments),
       el("td", { class: "hyp" }, stopped ? "—" : short(a.hypothesis, 100)));
   }), "no agents");

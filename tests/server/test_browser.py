@@ -120,6 +120,11 @@ def test_dashboard_chart_search_and_experiment_page(
     first = page.locator("#search-body tr.search-hit").first
     assert "deeper" in first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+    # one swarm on this task: its agents by their names alone
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#agents-body tr td:first-child')]"
+        ".map((td) => td.textContent).sort().join() === 'a0,a1'"
+    )
 
     # an experiment page with its diff, log and lineage
     first.click()
@@ -165,11 +170,11 @@ def test_ids_with_percent_open_and_ended_swarms_show_stopped_agents(
     store = get_store(tmp_path / "memory", embedder="hash")
     store.upsert_swarm(SwarmCreate(id="ended", task="pct-task", status="finished"))
     store.upsert_agent(
-        AgentCreate(swarm_id="ended", name="a0", status="proposing", hypothesis="stale plan")
+        AgentCreate(swarm_id="ended", name="agent-0", status="proposing", hypothesis="stale plan")
     )
     store.upsert_swarm(SwarmCreate(id="live", task="pct-task", status="running"))
     store.upsert_agent(
-        AgentCreate(swarm_id="live", name="b0", status="running", hypothesis="wider MLP")
+        AgentCreate(swarm_id="live", name="agent-0", status="running", hypothesis="wider MLP")
     )
     parent = "50%off"
     child = "child #2 %25 ?x=1"
@@ -200,13 +205,17 @@ def test_ids_with_percent_open_and_ended_swarms_show_stopped_agents(
             refused = page.inner_text("#exp-body tr[data-id='refused'] td.hyp")
             assert refused == f"(no hypothesis: {unusable})"
             assert page.inner_text(f"#exp-body tr[data-id='{child}'] td.hyp") == ""
-            # agents: the ended swarm's agent is stopped (not "proposing"), the live one runs
+            # agents: the ended swarm's agent is stopped (not "proposing"), the live one runs;
+            # both are agent-0 (two machines' swarms on one memory): each row names its swarm
             rows = {
                 r.split("\t")[0]: r.split("\t")
                 for r in page.locator("#agents-body tr").all_inner_texts()
             }
-            assert rows["a0"][1] == "stopped" and "stale plan" not in rows["a0"]
-            assert rows["b0"][1] == "running" and "wider MLP" in rows["b0"]
+            assert sorted(rows) == ["ended/agent-0", "live/agent-0"]
+            assert (
+                rows["ended/agent-0"][1] == "stopped" and "stale plan" not in rows["ended/agent-0"]
+            )
+            assert rows["live/agent-0"][1] == "running" and "wider MLP" in rows["live/agent-0"]
             # the table row of "50%off" opens its page
             page.click(f"#exp-body tr[data-id='{parent}']")
             page.wait_for_function(
