@@ -75,10 +75,7 @@ def _leader(evidence: Evidence) -> tuple[ExperimentPublic, RunStats] | None:
 
 def swarm_traces(swarm: Watched) -> list[ExperimentPublic]:
     """Every trace of this swarm, oldest first."""
-    from memory.packs import iter_traces
-
-    query = TraceQuery(task=swarm.task.name, swarm_id=swarm.swarm_id)
-    return list(iter_traces(swarm.store, query))
+    return swarm.store.every_trace(TraceQuery(task=swarm.task.name, swarm_id=swarm.swarm_id))
 
 
 def _champion_value(swarm: Watched, evidence: Evidence) -> str:

@@ -15,6 +15,7 @@ from memory._sql import finding_content, to_public_finding, utc_fields
 from memory.errors import Conflict, InvalidInput
 from memory.models import (
     DECISION_ROLES,
+    MAX_PAGE,
     RAN_STATUSES,
     RUN_ROLES,
     Agent,
@@ -79,8 +80,8 @@ class RecordsMixin:
         offset: int = 0,
     ) -> Page[FindingPublic]:
         check_args("findings", task=task, hardware=hardware)
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidInput("findings: limit must be in 1..1000 and offset >= 0")
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise InvalidInput(f"findings: limit must be in 1..{MAX_PAGE} and offset >= 0")
         where: list[Any] = []
         if task is not None:  # findings of that task and those for any task ("")
             where.append(or_(col(Finding.task) == task, col(Finding.task) == ""))

@@ -38,7 +38,7 @@ from sqlmodel import col, select
 
 from memory._sql import to_public_finding, to_public_trace
 from memory.errors import InvalidInput
-from memory.models import Experiment, Finding, SearchHit, Status, check_args
+from memory.models import MAX_PAGE, Experiment, Finding, SearchHit, Status, check_args
 
 _FIRST_FETCH = 40
 _GROWTH = 4
@@ -136,8 +136,8 @@ class SearchMixin:
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("search.text: must not be empty")
         check_args("search", text=text, task=task)
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InvalidInput(f"search.limit: must be an integer in 1..1000, got {limit!r}")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"search.limit: must be an integer in 1..{MAX_PAGE}, got {limit!r}")
         unknown = set(kinds) - {"trace", "finding"}
         if unknown or not kinds:
             raise InvalidInput(f"search.kinds: must be 'trace' and/or 'finding', got {kinds!r}")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory._mirror import TraceMirror, created
 from memory.models import (
+    MAX_PAGE,
     MEASURED_ROLES,
     MEASURED_STATUSES,
     SEEN_ROLES,
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
 # A metric within +-_FLOAT_MAX is finite: these bounds exclude +-inf (and NaN, which
 # PostgreSQL sorts above every number and SQLite stores as NULL) in SQL.
 _FLOAT_MAX = sys.float_info.max
-_PAGE = 1000  # TraceQuery.limit's maximum
 _EVIDENCE_KEYS = 64  # (task, hardware, budget, swarm) evidence caches kept per store
 
 
@@ -364,21 +364,21 @@ class Store(abc.ABC):
     def every_trace(self, query: TraceQuery) -> list[ExperimentPublic]:
         """Every trace matching ``query`` (its sort, limit and offset ignored), oldest
         first, read in pages of TraceQuery.limit's maximum."""
-        query = query.model_copy(update={"sort": "created_at", "limit": _PAGE})
+        query = query.model_copy(update={"sort": "created_at", "limit": MAX_PAGE})
         out: list[ExperimentPublic] = []
         while True:
             page = self.query_traces(query.model_copy(update={"offset": len(out)}))
             out.extend(page.data)
-            if len(page.data) < _PAGE or len(out) >= page.count:
+            if len(page.data) < MAX_PAGE or len(out) >= page.count:
                 return out
 
     def every_finding(self, task: str | None = None) -> list[FindingPublic]:
         """Every finding (of ``task`` when given), newest first, read in pages."""
         out: list[FindingPublic] = []
         while True:
-            page = self.query_findings(task=task, limit=_PAGE, offset=len(out))
+            page = self.query_findings(task=task, limit=MAX_PAGE, offset=len(out))
             out.extend(page.data)
-            if len(page.data) < _PAGE or len(out) >= page.count:
+            if len(page.data) < MAX_PAGE or len(out) >= page.count:
                 return out
 
     def seen(

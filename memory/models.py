@@ -50,6 +50,9 @@ def new_id() -> str:
 # do not re-check, so rows stored by older versions stay readable.
 
 MAX_INT32 = 2**31 - 1  # INTEGER columns on PostgreSQL
+# The most records one read returns: a page of traces or findings, a search (the API's
+# ``limit``, ``labswarm search -k``); more is read page by page.
+MAX_PAGE = 1000
 MAX_JSON_DEPTH = 32  # nesting levels of resources / knobs / config
 MAX_JSON_BYTES = 256 * 1024  # serialised UTF-8 size of one JSON field
 MAX_TTL_SECONDS = 366 * 24 * 3600.0  # a claim longer than this is a mistake
@@ -603,7 +606,7 @@ class TraceQuery(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     sort: TraceSort = "-created_at"
-    limit: int = PField(default=50, ge=1, le=1000)
+    limit: int = PField(default=50, ge=1, le=MAX_PAGE)
     offset: int = PField(default=0, ge=0, le=MAX_INT32)
 
     _edge = edge_checked()

@@ -23,7 +23,6 @@ import hashlib
 import json
 import types
 import typing
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,19 +288,6 @@ def finding_record(finding: FindingPublic) -> dict[str, Any]:
     return {"type": "finding", **data}
 
 
-def iter_traces(store: Store, query: TraceQuery) -> Iterator[ExperimentPublic]:
-    """Every trace matching ``query`` (ignoring its limit/offset), oldest first."""
-    offset = 0
-    while True:
-        page = store.query_traces(
-            query.model_copy(update={"sort": "created_at", "limit": 1000, "offset": offset})
-        )
-        yield from page.data
-        if len(page.data) < 1000:
-            return
-        offset += 1000
-
-
 def write_pack(
     stream: TextIO,
     name: str,
@@ -365,7 +351,7 @@ def export_pack(
     atomically, or an open text stream); records are written exactly as stored, so an
     import into an empty store gives the same traces. Returns the number of records."""
     query = query or TraceQuery()
-    exported = list(iter_traces(store, query))
+    exported = store.every_trace(query)
     traces = [trace_record(t) for t in exported]
     found = []
     source = source or repr(store)

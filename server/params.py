@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Query
 from pydantic import AfterValidator
 
-from memory.models import text_problem, time_problem, utc
+from memory.models import MAX_PAGE, text_problem, time_problem, utc
 
 
 def clean_text(value: str | None) -> str | None:
@@ -46,7 +46,7 @@ Budget = Annotated[
     float | None,
     Query(gt=0, le=10**7, allow_inf_nan=False, description="run budget in seconds"),
 ]
-Limit = Annotated[int, Query(ge=1, le=1000)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 When = Annotated[datetime | None, AfterValidator(to_utc)]
 IdPath = Annotated[str, Path(min_length=1, max_length=64, description="the record's id"), Clean]

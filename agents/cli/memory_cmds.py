@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.cli.options import at_least, memory_arg, open_store, positive_float
+from memory.models import MAX_PAGE
 
 if TYPE_CHECKING:
     from memory.models import Stats
@@ -75,7 +76,7 @@ _FORMATS = {".tsv": "tsv", ".png": "png", ".jsonl": "pack", ".json": "pack"}  # 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from memory.exports import progress_png, results_tsv, write_results_tsv
-    from memory.packs import export_pack, iter_traces
+    from memory.packs import export_pack
 
     fmt = args.format
     out = args.output
@@ -96,7 +97,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             n = export_pack(store, out, name=name, query=query, findings=not args.no_findings)
             print(f"wrote pack {name!r} with {n} records to {out}")
             return 0
-        traces = list(iter_traces(store, query))
+        traces = store.every_trace(query)
         if fmt == "png":
             if not out or out == "-":
                 raise ValueError("export --format png needs -o FILE.png")
@@ -295,7 +296,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--task", help="only this task")
     p.add_argument("--status", help="only traces with these statuses, comma-separated")
     p.add_argument("--kind", choices=["trace", "finding"], help="only traces or findings")
-    p.add_argument("-k", type=at_least(1), default=10, help="number of results (default 10)")
+    p.add_argument(
+        "-k",
+        type=at_least(1, f"one search returns at most {MAX_PAGE} results", most=MAX_PAGE),
+        default=10,
+        help="number of results (default 10)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     memory_arg(p)
     p.set_defaults(func=cmd_search)

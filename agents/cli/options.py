@@ -43,8 +43,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def at_least(minimum: int, why: str = "") -> type[int]:
-    """An argparse type: an integer of at least ``minimum`` (``why`` explains a refusal)."""
+def at_least(minimum: int, why: str = "", *, most: int | None = None) -> type[int]:
+    """An argparse type: an integer of at least ``minimum`` (and at most ``most``, where
+    given); ``why`` explains a refusal."""
 
     def check(text: str) -> int:
         try:
@@ -54,6 +55,9 @@ def at_least(minimum: int, why: str = "") -> type[int]:
         if value < minimum:
             reason = f" ({why})" if why else ""
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}{reason}")
+        if most is not None and value > most:
+            reason = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"must be at most {most}, got {text}{reason}")
         return value
 
     check.__name__ = "integer"

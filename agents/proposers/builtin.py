@@ -76,6 +76,7 @@ from agents.proposers.base import Proposal, ProposalRequest, Proposer, SearchExh
 from agents.task import TASK_FILE, SpaceSpec, Task, TaskError
 from memory.base import Store
 from memory.models import (
+    MAX_PAGE,
     RAN_STATUSES,
     SEEN_ROLES,
     SEEN_STATUSES,
@@ -91,7 +92,6 @@ log = logging.getLogger(__name__)
 
 MOVES = ("whole", "neighbour")
 N_STARTUP_TRIALS = 5  # programs besides the root before TPE stops sampling at random
-PAGE = 1000
 SYNC_OVERLAP = timedelta(seconds=30)  # re-read this much history to catch late commits
 
 
@@ -495,7 +495,7 @@ class BuiltinProposer(Proposer):
                     agent_id=agent_id,
                     since=since,
                     sort="created_at",
-                    limit=PAGE,
+                    limit=MAX_PAGE,
                     offset=offset,
                 )
             )
@@ -506,7 +506,7 @@ class BuiltinProposer(Proposer):
                     self._take(trace)
                     added += 1
             offset += len(page.data)
-            if len(page.data) < PAGE:
+            if len(page.data) < MAX_PAGE:
                 break
         self._since = newest
         claims = store.active_claims(self.task.name) if agent_id is None else []

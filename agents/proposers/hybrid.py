@@ -36,7 +36,7 @@ import dataclasses
 import logging
 
 from agents.proposers.base import Proposal, ProposalRequest, Proposer, SearchExhausted
-from memory.models import RAN_STATUSES, Role, Status, TraceQuery
+from memory.models import MAX_PAGE, RAN_STATUSES, Role, Status, TraceQuery
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class HybridProposer(Proposer):
             agent_id=request.agent_id,
             role=[Role.experiment],
             sort="-created_at",
-            limit=min(window, 1000),
+            limit=min(window, MAX_PAGE),
         )
         reasons: list[str] = []
         for trace in request.store.query_traces(query).data:

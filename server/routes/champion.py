@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from memory.errors import NotFound
 from memory.models import (
+    MAX_PAGE,
     MIN_CHAMPION_RUNS,
     ExperimentPublic,
     NoiseEstimate,
@@ -95,7 +96,7 @@ def get_progress(
                 hardware=hardware,
                 swarm_id=swarm_id,
                 sort="created_at",
-                limit=1000,
+                limit=MAX_PAGE,
                 offset=len(rows),
             )
         )

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from memory.models import Page, SearchHit, Status
+from memory.models import MAX_PAGE, Page, SearchHit, Status
 from server.deps import StoreDep
 from server.errors import ERROR_RESPONSES
 from server.params import Clean, Text200
@@ -24,7 +24,7 @@ def search(
     ] = None,
     task: Text200 = None,
     status: Annotated[list[Status] | None, Query(description="trace statuses (repeat)")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10,
 ) -> Page[SearchHit]:
     """Nearest traces and findings to ``q`` by embedding, best first; ``score`` is cosine
     similarity (higher is nearer). Only whitespace is a 422 from the store."""

@@ -48,6 +48,9 @@ def test_seed_search_show_stats_reindex(
     with pytest.raises(SystemExit):  # the flag is named, not the store's parameter
         main(["search", "RoPE", "-k", "0", "--memory", mem])
     assert "argument -k: must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # beyond one read's most: the flag, not search.limit
+        main(["search", "RoPE", "-k", "1001", "--memory", mem])
+    assert "argument -k: must be at most 1000, got 1001" in capsys.readouterr().err
     code, out, _ = run(
         capsys,
         "search",

@@ -27,7 +27,7 @@ from memory import (
     get_store,
 )
 from memory.embed import Embedder
-from memory.packs import export_pack, import_pack, iter_traces, load_pack
+from memory.packs import export_pack, import_pack, load_pack
 
 REPO = Path(__file__).resolve().parents[2]
 COMMUNITY_PACK = REPO / "seeds" / "autoresearch-community.jsonl"
@@ -42,7 +42,7 @@ def store(tmp_path: Path, hash_embedder: Embedder) -> Iterator[Store]:
 
 
 def everything(store: Store) -> list:
-    return list(iter_traces(store, TraceQuery()))
+    return store.every_trace(TraceQuery())
 
 
 def lines(path: Path) -> list[str]:

@@ -34,7 +34,7 @@ from memory.documents import MAX_DOCUMENT_CHARS
 from memory.embed import Embedder
 from memory.errors import LimitExceeded
 from memory.models import MAX_JSON_BYTES, MAX_JSON_DEPTH, storable
-from memory.packs import export_pack, iter_traces
+from memory.packs import export_pack
 from memory.resolve import embedded
 from tests.backends import BACKENDS, BackendEnv, Services
 
@@ -147,7 +147,7 @@ def test_deep_resources_are_refused_and_reads_keep_working(
     assert store.lineage("ok").experiment.id == "ok"
     assert [h.id for h in store.search("a normal trace", kinds=["trace"])] == ["ok"]
     assert export_pack(store, tmp_path / "x.jsonl", name="x") == 1
-    assert [t.id for t in iter_traces(store, TraceQuery())] == ["ok"]
+    assert [t.id for t in store.every_trace(TraceQuery())] == ["ok"]
 
 
 def test_json_size_limit(store: Store) -> None:
