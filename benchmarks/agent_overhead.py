@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 from langgraph.runtime import Runtime
 
@@ -32,6 +33,7 @@ from agents.nodes import check, judge_node, propose, recall, record
 from agents.program import Program, diff
 from agents.proposers.builtin import BuiltinProposer, _round, search_space, tunable_knobs
 from agents.runner import RunResult
+from agents.state import AgentState
 from agents.task import load_task
 from agents.workspace import Workspace, protected_hashes
 from memory import get_store
@@ -114,7 +116,7 @@ def fill(store, task, root: Program, hardware: str, n: int, seed: int = 0) -> st
                 agent_id=f"{SWARM_ID}/agent-{i % 4 + 1}",
             )
         )
-        if status == Status.keep:
+        if status == Status.keep and metric is not None:  # a keep always has its metric
             keeps.append((tid, program, metric))
     for start in range(0, len(rows), 1000):
         store.import_records(rows[start : start + 1000], [])
@@ -173,7 +175,8 @@ def main() -> int:
         noise=0.01,
     )
     runtime = Runtime(context=ctx)
-    state: dict = {"base_id": base.id, "experiments": 0}
+    # the nodes return their updates as plain dicts (LangGraph merges them into the state)
+    state: AgentState = {"base_id": base.id, "experiments": 0}
     phases: dict[str, list[float]] = {"recall": [], "propose": [], "check": [], "record": []}
     totals: list[float] = []
     first_propose = None
@@ -181,13 +184,13 @@ def main() -> int:
     for i in range(args.experiments + 1):
         times = {}
         t = time.perf_counter()
-        state.update(recall(state, runtime))
+        state.update(cast(AgentState, recall(state, runtime)))
         times["recall"] = time.perf_counter() - t
         t = time.perf_counter()
-        state.update(propose(state, runtime))
+        state.update(cast(AgentState, propose(state, runtime)))
         times["propose"] = time.perf_counter() - t
         t = time.perf_counter()
-        state.update(check(state, runtime))
+        state.update(cast(AgentState, check(state, runtime)))
         times["check"] = time.perf_counter() - t
         if not state.get("claim_id"):
             print(f"experiment {i}: refused ({state.get('reason')}); counted as is")
@@ -206,9 +209,9 @@ def main() -> int:
                 started_at=utcnow(),
                 finished_at=utcnow(),
             )
-            state.update(judge_node(state, runtime))
+            state.update(cast(AgentState, judge_node(state, runtime)))
             t = time.perf_counter()
-            state.update(record(state, runtime))
+            state.update(cast(AgentState, record(state, runtime)))
         times["record"] = time.perf_counter() - t
         if i == 0:
             first_propose = times["propose"]
@@ -222,10 +225,10 @@ def main() -> int:
         f"{args.embedder} embeddings, {args.experiments} experiments"
     )
     print(f"{'phase':10s} {'p50 ms':>9s} {'p95 ms':>9s} {'mean ms':>9s}")
-    for k, v in phases.items():
+    for phase, samples in phases.items():
         print(
-            f"{k:10s} {pct(v, 0.5) * 1e3:9.1f} {pct(v, 0.95) * 1e3:9.1f} "
-            f"{statistics.fmean(v) * 1e3:9.1f}"
+            f"{phase:10s} {pct(samples, 0.5) * 1e3:9.1f} {pct(samples, 0.95) * 1e3:9.1f} "
+            f"{statistics.fmean(samples) * 1e3:9.1f}"
         )
     p50, p95, mean = pct(totals, 0.5), pct(totals, 0.95), statistics.fmean(totals)
     print(f"{'total':10s} {p50 * 1e3:9.1f} {p95 * 1e3:9.1f} {mean * 1e3:9.1f}")

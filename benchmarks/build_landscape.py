@@ -111,7 +111,11 @@ def rewrite_constants(source: str, config: dict[str, Any]) -> str:
     """Replace the value of each ``NAME = value`` module line of train.py, keeping comments."""
     for name, value in config.items():
         pattern = re.compile(rf"^({re.escape(name)}\s*=\s*)([^#\n]+?)(\s*(#.*)?)$", re.MULTILINE)
-        new, count = pattern.subn(lambda m, v=value: f"{m.group(1)}{v!r}{m.group(3)}", source)
+
+        def keep_comment(m: re.Match[str], v: Any = value) -> str:
+            return f"{m.group(1)}{v!r}{m.group(3)}"
+
+        new, count = pattern.subn(keep_comment, source)
         if count != 1:
             raise ValueError(f"train.py: constant {name} found {count} times, expected once")
         source = new

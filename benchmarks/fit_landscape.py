@@ -111,7 +111,7 @@ def fit(runs: list[dict[str, Any]]) -> tuple[dict[str, Any], Any, Any]:
             "finished": len(ok),
             "crashed": int(yall.sum()),
             "replicates": n_reps,
-            "budget_s": sorted({r.get("budget") for r in runs}),
+            "budget_s": sorted({r["budget"] for r in runs}),
             "kernel": str(gp.kernel_),
         },
     }

@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -127,6 +128,13 @@ class Precomputed:
         return out
 
 
+class SearchFilter(TypedDict, total=False):
+    """The filters of one search scenario (``Store.search``'s keyword arguments)."""
+
+    task: str
+    status: list[Status]
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
@@ -209,7 +217,7 @@ def main() -> int:
         f"p95 {pct(q_times, 0.95):6.1f} ms  (MiniLM, one text)"
     )
 
-    scenarios = {
+    scenarios: dict[str, SearchFilter] = {
         "task only": {"task": "bench"},
         "task + status=keep": {"task": "bench", "status": [Status.keep]},
         "task + status=crash": {"task": "bench", "status": [Status.crash]},
@@ -225,7 +233,9 @@ def main() -> int:
             times.append((time.perf_counter() - t) * 1000)
             assert len(hits) == 10
             if "status" in kw:
-                assert all(h.experiment.status in kw["status"] for h in hits)  # type: ignore[union-attr]
+                assert all(
+                    h.experiment is not None and h.experiment.status in kw["status"] for h in hits
+                )
         print(
             f"search {name:<22} p50 {statistics.median(times):6.1f} ms   "
             f"p95 {pct(times, 0.95):6.1f} ms   (k=10, {len(times)} queries)"

@@ -90,6 +90,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from memory import ExperimentPublic, SearchHit, Store, TraceQuery, get_store  # noqa: E402
+from memory._store import SqlStore  # noqa: E402
 from memory.embed import MiniLMEmbedder  # noqa: E402
 from memory.packs import import_pack  # noqa: E402
 
@@ -202,7 +203,10 @@ _RAW_VECTORS: weakref.WeakKeyDictionary[Store, RawIndex] = weakref.WeakKeyDictio
 def raw_descriptions(store: Store, query: str, limit: int) -> Hits:
     """Plain MiniLM over the runs' raw descriptions (each trace's hypothesis alone, no
     glossary, no outcome, no lexical rank), by cosine: the baseline the issue gives for its
-    hidden set (17 of 20 at 5), so that a query set's difficulty can be compared with it."""
+    hidden set (17 of 20 at 5), so that a query set's difficulty can be compared with it.
+    It embeds with the store's own embedder: a SQL store (``get_store`` of a directory or a
+    database URL), not a server's client."""
+    assert isinstance(store, SqlStore), f"raw-descriptions needs a SQL store, not {store!r}"
     if store not in _RAW_VECTORS:
         every = store.every_trace(TraceQuery(task=TASK))
         _RAW_VECTORS[store] = (every, store.embedder.embed([t.hypothesis for t in every]))

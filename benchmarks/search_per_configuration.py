@@ -17,6 +17,7 @@ results keep it, its ``.gz``. Only the seeds every given run of both arms holds 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -65,7 +66,10 @@ def compare(a: Runs, b: Runs, landscape: str, ks: Sequence[int], handed: int) ->
         return [f"{landscape}: no seed that every run of both arms holds"]
     rows = []
     measures: list[tuple[str, Callable[[ArmSeed], float]]] = [
-        (f"best of the first {k} configurations", lambda s, k=k: ym.best_true_of_first(s, k))
+        (
+            f"best of the first {k} configurations",
+            functools.partial(ym.best_true_of_first, configurations=k),
+        )
         for k in ks
     ]
     measures.append((f"handed over after {handed}", lambda s: ym.handed_curve(s, handed)[handed]))

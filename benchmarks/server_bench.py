@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -69,7 +70,7 @@ def report(name: str, latencies: list[float], wall: float) -> None:
     )
 
 
-def start_server(home: Path, port: int, embedder: str, log: object) -> subprocess.Popen:
+def start_server(home: Path, port: int, embedder: str, log: IO[str]) -> subprocess.Popen[bytes]:
     labswarm = Path(sys.executable).with_name("labswarm")
     proc = subprocess.Popen(
         [str(labswarm), "serve", "--memory", str(home), "--port", str(port), "--token", TOKEN],

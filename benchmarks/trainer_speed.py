@@ -22,6 +22,7 @@ import runpy
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 TRAINER = Path(__file__).resolve().parent.parent / "trainer"
 
@@ -29,7 +30,7 @@ TRAINER = Path(__file__).resolve().parent.parent / "trainer"
 class Tee(io.TextIOBase):
     """Echo to the real stdout while keeping a copy."""
 
-    def __init__(self, out: io.TextIOBase) -> None:
+    def __init__(self, out: TextIO) -> None:
         self.out = out
         self.buf = io.StringIO()
 

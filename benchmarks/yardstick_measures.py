@@ -267,8 +267,9 @@ def handover_lags(a: ArmSeed, total: int) -> list[int]:
     lags: list[int] = []
     for k, r in enumerate(a.experiments[:total], start=1):
         first.setdefault(_program(a, r), k)
-        if keys[k] is not None and keys[k] != keys[k - 1]:
-            lags.append(k - first.get(keys[k], k))
+        key = keys[k]
+        if key is not None and key != keys[k - 1]:
+            lags.append(k - first.get(key, k))
     return lags
 
 
@@ -349,17 +350,20 @@ def best_run_fate(a: ArmSeed, total: int) -> Fate:
     without the runs the champion rule counts; ``measured`` -- a contender the pick passed
     over; ``handed`` -- the pick. Optuna's every finished trial is measured."""
     experiments = a.experiments[:total]
-    tried = [(k, r) for k, r in enumerate(experiments, start=1) if r.ok and r.true is not None]
-    tried = [(k, r) for k, r in tried if not r.short and r.true < a.start_true]
+    tried = [
+        (k, r, r.true)
+        for k, r in enumerate(experiments, start=1)
+        if r.ok and r.true is not None and not r.short and r.true < a.start_true
+    ]
     if not tried:
         return Fate(None, None, None)
-    first, best = min(tried, key=lambda kr: (kr[1].true, kr[0]))
+    first, best, best_true = min(tried, key=lambda krt: (krt[2], krt[0]))
     key = _program(a, best)
     picker = _picker_after(a, total)
     pick = picker.best()
     by_id = {r.id: r for r in a.runs}
     base = by_id.get(best.base_id or "")
-    gain = base.true - best.true if base is not None and base.true is not None else None
+    gain = base.true - best_true if base is not None and base.true is not None else None
     runs = picker.groups.get(key)
     if pick is not None and _program(a, pick) == key:
         stage = "handed"
