@@ -252,6 +252,9 @@ async function loadInsights() {
     el("td", {}, i.hardware + (i.budget_s === null ? "" : ` · ${fmtBudget(i.budget_s)}`)),
     el("td", { class: "hyp" }, i.kind === "knob"
       ? `${i.knob} ${i.move}${i.value ? ` to ${i.value}` : ""}` : `idea: ${short(i.idea, 120)}`,
+    // a whole-configuration run moved other knobs too: its effect is not this knob's alone
+    i.kind === "knob" && i.alone < i.n
+      ? el("span", { class: "muted" }, ` · ${i.alone} of ${i.n} alone`) : null,
     i.stale ? el("span", { class: "muted" }, " (stale)") : null),
     el("td", { class: "num effect" }, i.effect !== null ? signed(i.effect)
       : i.mean_gain !== null ? `${i.mean_gain > 0 ? "+" : ""}${fmtSd(i.mean_gain)}` : "—"),

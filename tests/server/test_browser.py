@@ -326,6 +326,23 @@ def test_insights_panel_shows_a_knob_move_linked_to_its_traces(page: Any, tmp_pa
             base_n=3,
         )
     )
+    # a whole-configuration move: neither knob's effect is its own, as the row says
+    store.add_trace(
+        ExperimentCreate(
+            id="j-whole",
+            task=JUDGED_TASK,
+            parent_id="j-root",
+            fingerprint="fp-whole",
+            status=Status.discard,
+            metric=1.02,
+            knobs={"DEPTH": [8, 12], "WARMUP_RATIO": [0.0, 0.1]},
+            hypothesis="DEPTH 8 -> 12; WARMUP_RATIO 0.0 -> 0.1",
+            hardware="1xH100",
+            budget_s=300.0,
+            base_metric=1.0,
+            base_n=3,
+        )
+    )
     try:
         with serve_store(store, token=TOKEN) as url:
             page.goto(f"{url}/?task={JUDGED_TASK}")
@@ -337,6 +354,10 @@ def test_insights_panel_shows_a_knob_move_linked_to_its_traces(page: Any, tmp_pa
             row = next(r for r in text.splitlines() if "MATRIX_LR up" in r)
             assert f"+{(1.0 - 0.992) / h300:.2f} sd" in row, row
             assert "1xH100" in row and "1/1" in row, row
+            assert "alone" not in row, row  # MATRIX_LR moved by itself
+            for knob in ("DEPTH up", "WARMUP_RATIO up"):
+                row = next(r for r in text.splitlines() if knob in r)
+                assert f"{knob} · 0 of 1 alone" in row, row
             page.screenshot(path=str(ARTIFACTS / "insights.png"), full_page=True)
             page.click("#insights-body a[title='j-knob']")
             page.wait_for_function(
