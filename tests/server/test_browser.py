@@ -309,40 +309,30 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
 def test_insights_panel_shows_a_knob_move_linked_to_its_traces(page: Any, tmp_path: Path) -> None:
     store = get_store(tmp_path / "memory", embedder="hash")
     store.import_records(judged_traces(), [])
-    # a knob move measured against j-root (mean 1.000 over 3 runs): gain 0.008
-    store.add_trace(
-        ExperimentCreate(
-            id="j-knob",
-            task=JUDGED_TASK,
-            parent_id="j-root",
-            fingerprint="fp-knob",
-            status=Status.discard,
-            metric=0.992,
-            knobs={"MATRIX_LR": [0.04, 0.05]},
-            hypothesis="raise the matrix learning rate",
-            hardware="1xH100",
-            budget_s=300.0,
-            base_metric=1.0,
-            base_n=3,
+
+    def moved(name: str, metric: float, knobs: dict[str, list[Any]], hypothesis: str) -> None:
+        """A discarded move judged against j-root (mean 1.000 over 3 runs)."""
+        store.add_trace(
+            ExperimentCreate(
+                id=f"j-{name}",
+                task=JUDGED_TASK,
+                parent_id="j-root",
+                fingerprint=f"fp-{name}",
+                status=Status.discard,
+                metric=metric,
+                knobs=knobs,
+                hypothesis=hypothesis,
+                hardware="1xH100",
+                budget_s=300.0,
+                base_metric=1.0,
+                base_n=3,
+            )
         )
-    )
+
+    # a knob move: gain 0.008
+    moved("knob", 0.992, {"MATRIX_LR": [0.04, 0.05]}, "raise the matrix learning rate")
     # a whole-configuration move: neither knob's effect is its own, as the row says
-    store.add_trace(
-        ExperimentCreate(
-            id="j-whole",
-            task=JUDGED_TASK,
-            parent_id="j-root",
-            fingerprint="fp-whole",
-            status=Status.discard,
-            metric=1.02,
-            knobs={"DEPTH": [8, 12], "WARMUP_RATIO": [0.0, 0.1]},
-            hypothesis="DEPTH 8 -> 12; WARMUP_RATIO 0.0 -> 0.1",
-            hardware="1xH100",
-            budget_s=300.0,
-            base_metric=1.0,
-            base_n=3,
-        )
-    )
+    moved("whole", 1.02, {"DEPTH": [8, 12], "WARMUP_RATIO": [0.0, 0.1]}, "DEPTH and warmup up")
     try:
         with serve_store(store, token=TOKEN) as url:
             page.goto(f"{url}/?task={JUDGED_TASK}")
