@@ -5,11 +5,11 @@ metric column is named after the traces' metric, ``val_bpb`` by default). Only r
 used a device are written (keep, discard, crash, timeout); a timeout is written as
 ``crash`` with "(timeout)" appended, as autoresearch logs it; a missing metric or memory is
 ``0.000000`` / ``0.0``. ``commit`` is the program fingerprint. A run that did not crash is
-``keep`` where the progress chart draws it green (``charted_keep``: a verdict's keep, a
-start's replicate, as autoresearch logs its baseline) and ``discard`` otherwise: a
-confirmation or re-measure, recorded keep when it ran, re-measures a program already in the
-file (its description says of which), and written ``keep`` it read as a second kept change,
-or as a losing finalist kept. A short run (multi-fidelity, at another budget than the full
+``keep`` where the progress chart draws it green (``charted_keep``: a verdict's keep, or a
+start's replicate, as autoresearch logs its baseline), else ``discard``. So a confirmation
+or re-measure, recorded keep when it ran, is ``discard``: it re-measures a program already
+in the file (its description says which), and as ``keep`` it would read as a second kept
+change, or a losing finalist as kept. A short run (multi-fidelity, at another budget than the full
 runs) is written with "(short run, S s)" prepended to its description and its promotion as
 its status (``keep`` promoted, ``discard`` not).
 

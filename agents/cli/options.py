@@ -47,16 +47,16 @@ def at_least(minimum: int, why: str = "", *, most: int | None = None) -> type[in
     """An argparse type: an integer of at least ``minimum`` (and at most ``most``, where
     given); ``why`` explains a refusal."""
 
+    reason = f" ({why})" if why else ""
+
     def check(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if value < minimum:
-            reason = f" ({why})" if why else ""
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}{reason}")
         if most is not None and value > most:
-            reason = f" ({why})" if why else ""
             raise argparse.ArgumentTypeError(f"must be at most {most}, got {text}{reason}")
         return value
 

@@ -128,5 +128,5 @@ def get_progress(
         metric_name=metric_name,
         direction=direction,
         truncated=total > len(points),
-        kept_changes=sum(kept_change(row) for row in rows[: len(points)]),
+        kept_changes=sum(kept_change(row) for row in rows),
     )

@@ -294,7 +294,7 @@ async function loadAgents() {
     // an agent whose swarm ended is stopped, whatever it reported last
     const stopped = a.status === "stopped" || !running.get(a.swarm_id);
     return el("tr", { class: stopped ? "agent stopped" : "agent", "data-status": stopped ? "stopped" : a.status },
-      el("td", {}, several ? `${a.swarm_id}/${a.name}` : a.name),
+      el("td", {}, several ? a.id : a.name),  // id: "<swarm>/<name>"
       el("td", {}, stopped ? "stopped" : a.status), el("td", {}, a.device),
       el("td", { class: "num" }, a.experiments),
       el("td", { class: "hyp" }, stopped ? "—" : short(a.hypothesis, 100)));
