@@ -14,11 +14,12 @@ runs) is written with "(short run, S s)" prepended to its description and its pr
 its status (``keep`` promoted, ``discard`` not).
 
 ``progress_png`` draws every run in order: keeps as green dots annotated with their
-description -- a verdict's keeps and the start's replicates (``charted_keep``); a
-confirmation or re-measure, recorded keep when it ran, is a grey dot like a discard --,
-crashes as red crosses on the bottom edge, outliers above the frame as grey triangles on
-the top edge, and the running best of the green dots as a step line. Short runs are left
-out: their metric, at another budget, is not on the full runs' scale.
+description, each program once (``keep_labels``) -- a verdict's keeps and the start's
+replicates (``charted_keep``); a confirmation or re-measure, recorded keep when it ran,
+is a grey dot like a discard --, crashes as red crosses on the bottom edge, outliers
+above the frame as grey triangles on the top edge, and the running best of the green dots
+as a step line. Short runs are left out: their metric, at another budget, is not on the
+full runs' scale.
 """
 
 from __future__ import annotations
@@ -93,6 +94,22 @@ def progress_title(runs: Sequence[ExperimentPublic]) -> str:
     return f"{len(runs)} runs, {sum(kept_change(t) for t in runs)} kept changes"
 
 
+def keep_labels(
+    runs: Sequence[ExperimentPublic], xs_keep: Sequence[int], ys_keep: Sequence[float]
+) -> list[tuple[int, float, str]]:
+    """The chart's text beside its green points (``x`` counts ``runs`` from 1): each
+    program's hypothesis at its first kept point only, so the start's replicates, one
+    program run three times, carry one label instead of three drawn over each other."""
+    labels: list[tuple[int, float, str]] = []
+    seen: set[str] = set()
+    for x, y in zip(xs_keep, ys_keep, strict=True):
+        run = runs[x - 1]
+        if run.fingerprint not in seen:
+            seen.add(run.fingerprint)
+            labels.append((x, y, _short(run.hypothesis)))
+    return labels
+
+
 def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title: str = "") -> Path:
     """Draw the progress chart of ``traces`` (in the given order) into a PNG file."""
     import matplotlib
@@ -151,10 +168,9 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
     ax.scatter(xs_keep, ys_keep, s=40, c="#2ca02c", label="keep", zorder=4)
     if best_x:
         ax.step(best_x, best_y, where="post", c="#2ca02c", lw=1.5, label="running best", zorder=3)
-    by_x = {i: t for i, t in enumerate(runs, start=1)}
-    for n, (x, y) in enumerate(zip(xs_keep, ys_keep, strict=True)):
+    for n, (x, y, text) in enumerate(keep_labels(runs, xs_keep, ys_keep)):
         ax.annotate(
-            _short(by_x[x].hypothesis),
+            text,
             (x, y),
             xytext=(6, 10 if n % 2 else -14),
             textcoords="offset points",

@@ -12,7 +12,13 @@ import numpy as np
 from matplotlib import image as mpimg
 
 from memory import ExperimentPublic, Status
-from memory.exports import progress_png, progress_title, results_tsv, write_results_tsv
+from memory.exports import (
+    keep_labels,
+    progress_png,
+    progress_title,
+    results_tsv,
+    write_results_tsv,
+)
 from memory.models import ExperimentCreate, Role
 from memory.packs import load_pack
 
@@ -36,10 +42,8 @@ def test_results_tsv_reproduces_karpathys_log(karpathy_pack: Path, tmp_path: Pat
 
 
 def _trace(i: int, status: Status, metric: float | None, **kw: object) -> ExperimentPublic:
-    fields: dict[str, object] = {"hypothesis": f"idea {i}", **kw}
-    data = ExperimentCreate(
-        task="t", fingerprint=f"fp{i}", status=status, metric=metric, **fields
-    ).model_dump()
+    fields: dict[str, object] = {"hypothesis": f"idea {i}", "fingerprint": f"fp{i}", **kw}
+    data = ExperimentCreate(task="t", status=status, metric=metric, **fields).model_dump()
     data.update(id=f"e{i}", created_at="2026-01-01T00:00:00Z")
     return ExperimentPublic.model_validate(data)
 
@@ -116,6 +120,26 @@ def test_progress_png_maximize_and_empty(tmp_path: Path) -> None:
     assert mpimg.imread(out).shape[:2] == (700, 1400)
     empty = progress_png([], tmp_path / "empty.png")
     assert empty.stat().st_size > 1000
+
+
+def test_the_chart_labels_each_kept_program_once() -> None:
+    """The start's three replicates are one program: its label was drawn three times over
+    itself at the chart's left edge, unreadable."""
+    start = {"fingerprint": "root", "role": Role.baseline}
+    runs = [
+        _trace(1, Status.keep, 3.06, hypothesis="baseline replicate 1: the program", **start),
+        _trace(2, Status.keep, 3.05, hypothesis="baseline replicate 2: the program", **start),
+        _trace(3, Status.keep, 3.04, hypothesis="baseline replicate 3: the program", **start),
+        _trace(4, Status.discard, 3.10),
+        _trace(5, Status.keep, 2.90, hypothesis="LR up"),
+        _trace(6, Status.keep, 2.80, hypothesis="DEPTH up"),
+    ]
+    labels = keep_labels(runs, [1, 2, 3, 5, 6], [3.06, 3.05, 3.04, 2.90, 2.80])
+    assert labels == [
+        (1, 3.06, "baseline replicate 1: the program"),
+        (5, 2.90, "LR up"),
+        (6, 2.80, "DEPTH up"),
+    ]
 
 
 def test_progress_png_leaves_short_runs_out(tmp_path: Path) -> None:
