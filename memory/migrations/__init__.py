@@ -149,7 +149,10 @@ def upgrade(engine: Engine, where: str = "") -> str:
                         "memory this labswarm can upgrade (nothing was changed)"
                     )
             if before != target:
-                log.info("%s: upgrading the memory's schema %s -> %s", where, before, target)
+                if before == "none":
+                    log.info("%s: a new memory; creating its schema at %s", where, target)
+                else:
+                    log.info("%s: upgrading the memory's schema %s -> %s", where, before, target)
                 command.upgrade(alembic_config(conn), "head")
             return before
     finally:

@@ -14,6 +14,7 @@ unpacked into a temporary directory and a subprocess runs with it first on ``sys
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -464,12 +465,19 @@ def test_released_team_memory_upgrades_intact(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_new_memory_is_created_at_head_and_refused_when_newer(kind: str, tmp_path: Path) -> None:
+def test_new_memory_is_created_at_head_and_refused_when_newer(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     db = PostgresDatabase() if kind == "postgres" else None
     url = db.url if db is not None else f"sqlite:///{tmp_path / 'new.sqlite'}"
     engine = make_engine(url)
     try:
-        assert mig.upgrade(engine) == "none"
+        with caplog.at_level(logging.INFO, logger="memory.migrations"):
+            assert mig.upgrade(engine) == "none"
+        said = [r.getMessage() for r in caplog.records]
+        # a new memory is created, not "upgraded from none"
+        assert any(f"a new memory; creating its schema at {HEAD}" in m for m in said)
+        assert not any("upgrading" in m for m in said)
         assert version_of(engine) == HEAD
         assert_head_matches_models(engine)
         assert mig.upgrade(engine) == HEAD  # opening twice: nothing to do
