@@ -53,6 +53,7 @@ def draws(task: Task, root: Program, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def outcome(result: RunResult) -> str:
+    """What became of a run, in the words the report counts."""
     if result.status == "ok":
         return "finished"
     if result.status == "timeout":
@@ -62,7 +63,11 @@ def outcome(result: RunResult) -> str:
     return "crash"
 
 
-def run_box(task: Task, root: Program, configs: list[dict[str, Any]], budget: float, jobs: int):
+def run_box(
+    task: Task, root: Program, configs: list[dict[str, Any]], budget: float, jobs: int
+) -> list[tuple[RunResult, float]]:
+    """Each configuration run once in its own copy of the task, ``jobs`` at once: the
+    result and the wall seconds it took."""
     device = cpu_devices(jobs, threads=1)[0]
     with tempfile.TemporaryDirectory(prefix="start-box-") as tmp:
 
