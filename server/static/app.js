@@ -48,6 +48,13 @@ const fmtBudget = (b) => (b === null || b === undefined ? "—" : `${Number(b)} 
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "");
 const short = (s, n) => (s && s.length > n ? s.slice(0, n - 1) + "…" : s || "");
 const badge = (status) => el("span", { class: `badge ${status}` }, status);
+// A run no proposal made: its stored status is what it measured, not a verdict on a change
+// (a re-measure of a kept program is stored "keep"), so the table names its role beside it.
+const ROLES = { baseline: "baseline replicate", seed: "imported", confirmation: "confirmation",
+  remeasure: "re-measure", short: "short run" };
+const roleOf = (e) => ROLES[e.role] || e.role;
+const statusCell = (e) => el("td", {}, badge(e.status),
+  ...(e.role && e.role !== "experiment" ? [" ", el("span", { class: "role" }, roleOf(e))] : []));
 
 function ago(t) {
   const s = Math.max(0, (Date.now() - new Date(t).getTime()) / 1000);
@@ -334,7 +341,7 @@ async function loadExperiments() {
   fill($("exp-body"), page.data.map((e, i) => el("tr", {
     class: "clickable", "data-id": e.id, onclick: () => { location.hash = hashOf(e.id); },
   }, el("td", { class: "num" }, state.offset + i + 1), el("td", { class: "num" }, fmtTime(e.created_at)),
-  el("td", {}, e.agent_id || "—"), el("td", {}, badge(e.status)),
+  el("td", {}, e.agent_id || "—"), statusCell(e),
   el("td", { class: "num" }, fmtMetric(e.metric)),
   el("td", { class: "hyp" }, short(e.hypothesis || unsaid(e), 160)))), "no experiments match");
 }
@@ -350,7 +357,7 @@ async function runSearch(q) {
       const e = h.experiment;
       const row = el("tr", { class: e ? "clickable search-hit" : "search-hit" },
         el("td", { class: "num" }, h.score.toFixed(3)), el("td", {}, h.kind),
-        el("td", {}, e ? badge(e.status) : (h.finding ? h.finding.outcome : "")),
+        e ? statusCell(e) : el("td", {}, h.finding ? h.finding.outcome : ""),
         el("td", { class: "num" }, e ? fmtMetric(e.metric) : ""),
         el("td", { class: "hyp" }, short(h.text, 200)));
       if (e) row.addEventListener("click", () => { location.hash = hashOf(e.id); });
@@ -452,7 +459,7 @@ async function showExperiment(id) {
   const delta = parent && parent.metric !== null && e.metric !== null
     ? (e.metric - parent.metric).toFixed(6) : "—";
   const facts = [["task", e.task], ["agent", e.agent_id || "—"], ["swarm", e.swarm_id || "—"],
-    ["role", e.role], ["vs parent", delta], ["device", `${e.device} ${e.hardware}`],
+    ["role", roleOf(e)], ["vs parent", delta], ["device", `${e.device} ${e.hardware}`],
     ["created", fmtTime(e.created_at)], ["duration", e.duration_s ? `${e.duration_s.toFixed(1)} s` : "—"],
     ["memory", e.memory_gb ? `${e.memory_gb.toFixed(2)} GB` : "—"], ["fingerprint", short(e.fingerprint, 20)],
     ["source", e.source || "—"], ["direction", e.direction]];

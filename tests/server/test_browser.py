@@ -276,6 +276,19 @@ def test_noise_per_hardware_and_budget_and_what_a_trace_was_judged_against(
             title = page.inner_text("#chart-title")
             assert f"experiments, {st.kept_changes} kept changes" in title, title
             page.screenshot(path=str(ARTIFACTS / "noise.png"), full_page=True)
+            # the table names the role of a run no proposal made beside its stored status:
+            # a re-measure stored "keep" is not read as one more kept change
+            status = {
+                tid: page.inner_text(f"#exp-body tr[data-id='{tid}'] td:nth-child(4)")
+                for tid in ("j-lr", "j-lr+c", "r1-j-lr", "j-root2", "j-wd")
+            }
+            assert status == {
+                "j-lr": "keep",
+                "j-lr+c": "keep confirmation",
+                "r1-j-lr": "keep re-measure",
+                "j-root2": "keep baseline replicate",
+                "j-wd": "discard",
+            }, status
 
             page.click("#exp-body tr[data-id='j-lr']")
             page.wait_for_function(
