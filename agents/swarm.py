@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 import sys
 import threading
@@ -73,6 +74,9 @@ log = logging.getLogger(__name__)
 
 RUNS_DIR = Path("runs")
 RECURSION_LIMIT = 1_000_000
+# A swarm's seed is below this: agent i's sampler seed, seed * 1000 + i, stays a 32-bit
+# seed (what numpy's and Optuna's samplers take) for up to 1,000 agents.
+SEED_LIMIT = 4_000_000
 
 
 class SwarmError(RuntimeError):
@@ -95,7 +99,10 @@ class SwarmConfig:
     model: str | None = None
     base_url: str | None = None
     replicates: int = DEFAULT_REPLICATES
-    seed: int = 0
+    # The sampler's seed (agent i draws with seed * 1000 + i); None: a new swarm draws one
+    # (SwarmHome.open), saved in swarm.json, so --resume goes on with it and two swarms
+    # started on empty memories do not propose the same configurations.
+    seed: int | None = None
     runs_dir: str = str(RUNS_DIR)
     python: str | None = None
     quick_budget: float | None = None  # without --budget: cap a CPU run at this many seconds
@@ -393,7 +400,20 @@ class SwarmHome:
                 f"replicates: {home.config.replicates} is too few; the noise is the spread "
                 f"of at least {MIN_REPLICATES} runs of the same program"
             )
+        seed = home.config.seed
+        if seed is None:  # a new swarm (a resumed one's saved config holds its seed)
+            home.config = replace(home.config, seed=secrets.randbelow(SEED_LIMIT))
+        elif not 0 <= seed < SEED_LIMIT:
+            raise SwarmError(f"seed: {seed} is not in 0..{SEED_LIMIT - 1}")
         return home
+
+
+def swarm_seed(config: SwarmConfig) -> int:
+    """The swarm's sampler seed, settled by :meth:`SwarmHome.open` (agent i draws with
+    ``swarm_seed * 1000 + i``)."""
+    if config.seed is None:
+        raise SwarmError("seed: not settled; a swarm's home (SwarmHome.open) draws it")
+    return config.seed
 
 
 class BoardOwner(Protocol):
@@ -490,7 +510,7 @@ def prior_programs(
         owner.root,
         author.device.kind,
         author.device.hardware,
-        seed=config.seed,
+        seed=swarm_seed(config),
         budget=author.budget,
         moves=config.moves,
     )
@@ -799,7 +819,7 @@ class Swarm:
         for i, (name, device) in enumerate(zip(self.names, self.devices, strict=True)):
             if name not in names:
                 continue
-            seed = self.config.seed * 1000 + i
+            seed = swarm_seed(self.config) * 1000 + i
             ctx = AgentContext(
                 store=self.store,
                 proposer=self.proposer_factory(self.task, self.root, device, name, seed),

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -24,6 +24,9 @@ from agents.judge import short_run_agreement
 from agents.task import Task
 from memory.base import Evidence, Store
 from memory.models import ExperimentPublic, Role, RunStats, TraceQuery, kept_change
+
+if TYPE_CHECKING:
+    from agents.swarm import SwarmConfig
 
 STATUS_STYLE = {
     "keep": "green",
@@ -53,6 +56,7 @@ class Watched(Protocol):
     noise: float
     board: dict[str, AgentBoard]
     board_lock: threading.Lock
+    config: SwarmConfig
 
 
 def _evidence(swarm: Watched) -> Evidence:
@@ -156,7 +160,10 @@ def summary(swarm: Watched, traces: list[ExperimentPublic]) -> Group:
     evidence = _evidence(swarm)
     champ = evidence.champion
     lines: list[Text | Table] = [
-        Text(f"swarm {swarm.swarm_id} ended: {len(traces)} traces in {swarm.directory}"),
+        Text(
+            f"swarm {swarm.swarm_id} ended: {len(traces)} traces in {swarm.directory} "
+            f"(sampler seed {swarm.config.seed})"
+        ),
         Text("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no traces"),
     ]
     if champ is not None:

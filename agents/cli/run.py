@@ -101,6 +101,13 @@ def add_parser(subparsers: Any) -> None:
         "--resume", nargs="?", const="latest", metavar="SWARM", help="continue a stopped swarm"
     )
     p.add_argument(
+        "--sampler-seed",
+        type=int,
+        metavar="N",
+        help="the proposers' random seed (default: drawn for each new swarm, shown at its "
+        "end and saved in swarm.json); the same N on the same memory proposes the same",
+    )
+    p.add_argument(
         "--start-from",
         metavar="TRACE_ID",
         help="build on the program of this trace (an imported one too): its diff is shown "
@@ -295,6 +302,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         model=args.model,
         base_url=args.base_url,
         replicates=args.replicates,
+        seed=args.sampler_seed,
         confirm=args.confirm,
         screen=args.screen,
         remeasure=args.remeasure,
@@ -426,7 +434,7 @@ def _stop_on_interrupt(swarm: AnySwarm, finished: threading.Event, console: Any)
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from agents.swarm import Swarm, SwarmError
+    from agents.swarm import SEED_LIMIT, Swarm, SwarmError
     from agents.view import summary, swarm_traces, write_outputs
     from memory.packs import import_pack
     from memory.settings import get_settings
@@ -434,6 +442,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.parser
     if args.start_from and args.resume:
         parser.error("--start-from starts a new swarm; it cannot be combined with --resume")
+    if args.sampler_seed is not None and args.resume:
+        parser.error("--sampler-seed: a resumed swarm goes on with its own (in its swarm.json)")
+    if args.sampler_seed is not None and not 0 <= args.sampler_seed < SEED_LIMIT:
+        parser.error(f"--sampler-seed: must be in 0..{SEED_LIMIT - 1}, got {args.sampler_seed}")
     if args.yes and not args.start_from:
         parser.error("--yes only confirms a --start-from diff")
     if args.hybrid_ratio is not None and args.proposer != "hybrid":

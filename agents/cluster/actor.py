@@ -43,6 +43,7 @@ from agents.swarm import (
     ablation_switches,
     default_proposer_factory,
     judge_rules,
+    swarm_seed,
 )
 from agents.tracing import Author, setup_failure, write_trace
 from agents.workspace import Workspace
@@ -270,7 +271,7 @@ class AgentWorker:
         base_id, done = agent_progress(self.store, spec.swarm_id, spec.agent_id)
         root = Program.of(spec.root)
         factory = default_proposer_factory(spec.config)
-        seed = spec.config.seed * 1000 + spec.index
+        seed = swarm_seed(spec.config) * 1000 + spec.index
         ctx = AgentContext(
             store=self.store,
             proposer=factory(self.task, root, self.device, spec.name, seed),

@@ -43,6 +43,7 @@ def test_run_help_lists_every_flag():
         "--memory",
         "--seed",
         "--resume",
+        "--sampler-seed",
         "--start-from",
         "--yes",
         "--replicates",
@@ -101,6 +102,8 @@ def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path, sp
         (["--promote", "1.5"], "argument --promote: a fraction lies in (0, 1]"),
         (["--finalists", "-1"], "argument --finalists: must be at least 0"),
         (["--finalists-by", "luck"], "argument --finalists-by: invalid choice: 'luck'"),
+        (["--sampler-seed", "-1"], "--sampler-seed: must be in 0..3999999, got -1"),
+        (["--sampler-seed", "3", "--resume"], "--sampler-seed: a resumed swarm goes on"),
     ],
 )
 def test_a_bad_flag_is_a_usage_error_naming_it(tmp_path, capsys, flags, message):
@@ -246,3 +249,35 @@ def test_seed_pack_is_imported_before_a_short_swarm(tmp_path):
     assert "0 findings (40 already present)" in " ".join(again.stdout.split())
     (swarm_dir, _) = sorted((tmp_path / "runs").iterdir())
     assert (swarm_dir / "results.tsv").exists()
+
+
+def test_each_new_swarm_draws_its_own_sampler_seed_and_the_flag_repeats_one(tmp_path):
+    """Two swarms on two empty memories propose different first configurations (each draws
+    its own seed, shown at its end and saved in swarm.json); the first one's seed given to
+    a third swarm on a third empty memory proposes what the first proposed."""
+    import json
+
+    task = make_task(tmp_path / "t")
+    env = {**os.environ, "LABSWARM_EMBEDDER": "hash"}
+
+    def swarm(name: str, *flags: str) -> tuple[int, str]:
+        cmd = [LABSWARM, "run", "--task", str(task), "--memory", str(tmp_path / name)]
+        cmd += ["--runs-dir", str(tmp_path / f"runs-{name}"), "--agents", "1"]
+        cmd += ["--devices", "cpu:1", "--budget", "1", "--max-experiments", "1", "--no-live"]
+        out = subprocess.run([*cmd, *flags], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        (meta,) = (tmp_path / f"runs-{name}").glob("*/swarm.json")
+        seed = json.loads(meta.read_text(encoding="utf-8"))["config"]["seed"]
+        assert f"(sampler seed {seed})" in " ".join(out.stdout.split())
+        store = get_store(tmp_path / name, embedder="hash")
+        try:
+            traces = store.query_traces(TraceQuery(task="quad", limit=100)).data
+        finally:
+            store.close()
+        first = min((t for t in traces if t.role == Role.experiment), key=lambda t: t.created_at)
+        return seed, first.fingerprint
+
+    seed_a, first_a = swarm("a")
+    seed_b, first_b = swarm("b")
+    assert seed_a != seed_b and first_a != first_b
+    assert swarm("c", "--sampler-seed", str(seed_a)) == (seed_a, first_a)

@@ -110,6 +110,8 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path, e
     before = {t.id for t in store.query_traces(TraceQuery(task="slow", limit=100)).data}
     assert len(store.active_claims("slow")) == 2
     store.close()
+    (meta,) = runs.glob("*/swarm.json")
+    seed = json.loads(meta.read_text(encoding="utf-8"))["config"]["seed"]
 
     done = subprocess.run(
         [LABSWARM, "run", "--resume", "--memory", str(mem), "--runs-dir", str(runs), "--no-live"],
@@ -120,6 +122,9 @@ def test_kill_9_then_resume_records_interrupted_and_keeps_everything(tmp_path, e
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert not any(_alive(g) for g in pgids), "the resume killed the orphaned runs"
+    # the resumed agents draw from the stopped swarm's own seed, saved in swarm.json
+    assert json.loads(meta.read_text(encoding="utf-8"))["config"]["seed"] == seed
+    assert f"(sampler seed {seed})" in " ".join(done.stdout.split())
 
     store = get_store(mem, embedder="hash")
     try:
