@@ -14,9 +14,10 @@ runs) is written with "(short run, S s)" prepended to its description and its pr
 its status (``keep`` promoted, ``discard`` not).
 
 ``progress_png`` draws every run in order: keeps as green dots annotated with their
-description, each program once (``keep_labels``) -- a verdict's keeps and the start's
-replicates (``charted_keep``); a confirmation or re-measure, recorded keep when it ran,
-is a grey dot like a discard --, crashes as red crosses on the bottom edge, outliers
+description, each program once (``keep_labels``), sloping into the frame -- a verdict's
+keeps and the start's replicates (``charted_keep``); a confirmation or re-measure,
+recorded keep when it ran, is a grey dot like a discard --, crashes as red crosses on the
+bottom edge, outliers
 above the frame as grey triangles on the top edge, and the running best of the green dots
 as a step line. Short runs are left out: their metric, at another budget, is not on the
 full runs' scale.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memory.models import (
     CRASHED_STATUSES,
@@ -37,6 +39,9 @@ from memory.models import (
     kept_change,
     running_best,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _clean(text: str) -> str:
@@ -112,6 +117,20 @@ def keep_labels(
 
 def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title: str = "") -> Path:
     """Draw the progress chart of ``traces`` (in the given order) into a PNG file."""
+    from matplotlib import pyplot as plt
+
+    fig = progress_figure(traces, title=title)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, format="png")
+    plt.close(fig)
+    return p
+
+
+def progress_figure(traces: Sequence[ExperimentPublic], *, title: str = "") -> Figure:
+    """The progress chart of ``traces`` (in the given order) as a matplotlib figure (the
+    caller closes it). Each label slopes from its point into the frame, so none runs into
+    the title (``tight_layout`` keeps the rightmost ones in the figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,15 +187,21 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
     ax.scatter(xs_keep, ys_keep, s=40, c="#2ca02c", label="keep", zorder=4)
     if best_x:
         ax.step(best_x, best_y, where="post", c="#2ca02c", lw=1.5, label="running best", zorder=3)
+    y_lo, y_hi = ax.get_ylim()
     for n, (x, y, text) in enumerate(keep_labels(runs, xs_keep, ys_keep)):
+        # into the frame: up from a point in its lower half, down from one in its upper
+        # half, where a label sloping up would run into the title
+        up = 1 if y < (y_lo + y_hi) / 2 else -1
         ax.annotate(
             text,
             (x, y),
-            xytext=(6, 10 if n % 2 else -14),
+            xytext=(6, up * (10 if n % 2 else -14)),
             textcoords="offset points",
             fontsize=7,
             color="#1a5e1a",
-            rotation=20,
+            rotation=20 * up,
+            rotation_mode="anchor",
+            va="bottom" if up > 0 else "top",
         )
     ax.set_title(title or progress_title(runs))
     ax.set_xlabel("experiment #")
@@ -184,8 +209,4 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right" if not maximize else "lower right")
     fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, format="png")
-    plt.close(fig)
-    return p
+    return fig

@@ -9,11 +9,13 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 from matplotlib import image as mpimg
 
 from memory import ExperimentPublic, Status
 from memory.exports import (
     keep_labels,
+    progress_figure,
     progress_png,
     progress_title,
     results_tsv,
@@ -152,3 +154,38 @@ def test_progress_png_leaves_short_runs_out(tmp_path: Path) -> None:
     alone = mpimg.imread(progress_png(full, tmp_path / "full.png"))
     mixed = mpimg.imread(progress_png(full + short, tmp_path / "mixed.png"))
     assert np.array_equal(alone, mixed)
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_chart_labels_stay_in_the_figure_and_off_the_title(direction: str) -> None:
+    """Kept changes, each a new best, up to the middle run, then discards: the best point
+    lies at the frame's top under the title (maximize) or at its bottom, mid-chart; then
+    a last new best at the right edge."""
+    from matplotlib import pyplot as plt
+
+    sign = 1 if direction == "maximize" else -1
+    values = [0.50, 0.49, 0.52, 0.50, 0.55, 0.51, 0.62, 0.52, 0.50, 0.53, 0.51, 0.52, 0.61]
+    runs = [
+        _trace(
+            i,
+            Status.keep if i in (1, 3, 5, 7, 13) else Status.discard,
+            0.5 + sign * (v - 0.5),
+            direction=direction,
+            hypothesis=f"idea {i}: a change with a description as long as a real one",
+        )
+        for i, v in enumerate(values, start=1)
+    ]
+    fig = progress_figure(runs)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        ax = fig.axes[0]
+        title = ax.title.get_window_extent(renderer)
+        labels = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(labels) == 5
+        for box in labels:
+            assert not box.overlaps(title), (box, title)
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, (box, fig.bbox)
+            assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, (box, fig.bbox)
+    finally:
+        plt.close(fig)
