@@ -711,6 +711,20 @@ class Swarm:
 
     # -- resume -------------------------------------------------------------------
 
+    def _resume_hint(self) -> str:
+        """What a resume refused for a changed task root can do instead (an upgrade of
+        labswarm changes the built-in task's files): a new swarm on the same memory."""
+        if not self.resuming:
+            return ""
+        hint = (
+            f". A new swarm on this memory goes on from {self.swarm_id}'s traces (the builtin "
+            "sampler takes every run of the task on the same hardware and budget as a trial)"
+        )
+        champion = self.store.champion(self.task.name)
+        if champion is not None:
+            hint += f"; `labswarm run --start-from {champion.id}` builds on its champion"
+        return hint
+
     def _recover(self, graph: Any, config: dict, ctx: AgentContext) -> dict | None:
         """Input for an agent's thread: a fresh start, None to continue, or a restart."""
         snap = graph.get_state(config)
@@ -866,7 +880,7 @@ class Swarm:
             try:
                 next(iter(benches.values())).check_root()
             except TaskRootChanged as exc:
-                raise SwarmError(str(exc)) from None
+                raise SwarmError(str(exc) + self._resume_hint()) from None
             names = self._set_up(benches, result)
             if self.baseline_id is None:
                 self.measure_noise(benches, names)

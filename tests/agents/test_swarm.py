@@ -97,6 +97,32 @@ def test_a_changed_task_root_stops_the_swarm_with_a_clear_error(tmp_path, store)
     assert store.list_swarms("quad")[0].status == "stopped"
 
 
+def test_a_resume_refused_for_a_changed_task_root_says_what_to_do_instead(tmp_path, store):
+    """An upgrade of labswarm changes the built-in task's task.toml: the stopped swarm
+    cannot resume on it, and the error says how a new swarm goes on (memory's champion)."""
+    task_dir = make_task(tmp_path / "t")
+    factory = fixed_factory({"agent-0": [edit_proposal("LR up", *LR_UP)]})
+    first = Swarm(
+        _config(tmp_path, task_dir, agents=1, max_experiments=1), store, proposer_factory=factory
+    )
+    first.run()
+    champion = store.champion("quad")
+    assert champion is not None
+    before = store.query_traces(TraceQuery(task="quad", limit=100)).count
+    with (task_dir / "task.toml").open("a", encoding="utf-8") as fh:
+        fh.write("# upgraded\n")
+    again = Swarm(
+        _config(tmp_path, task_dir, agents=1, max_experiments=3), store, resume=first.swarm_id
+    )
+    with pytest.raises(SwarmError) as exc:
+        again.run()
+    message = str(exc.value)
+    assert "changed since the swarm started: task.toml" in message
+    assert f"A new swarm on this memory goes on from {first.swarm_id}'s traces" in message
+    assert f"`labswarm run --start-from {champion.id}` builds on its champion" in message
+    assert store.query_traces(TraceQuery(task="quad", limit=100)).count == before, "nothing ran"
+
+
 def test_every_agent_is_stopped_in_memory_when_the_swarm_ends(tmp_path, store):
     task_dir = make_task(tmp_path / "t")
     factory = fixed_factory({"agent-0": [edit_proposal("LR up", *LR_UP)]})
