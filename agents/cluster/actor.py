@@ -144,7 +144,8 @@ def node_label(node_ip: str, node_id: str) -> str:
 
 def node_device(gpu: bool, cpus: int, gpus_on_node: int, label: str) -> Device:
     """The device of an agent on this node: the GPU Ray assigned (``CUDA_VISIBLE_DEVICES``
-    is set for the actor), else a CPU share; its name carries the node's label."""
+    is set for the actor), else a CPU share; its name carries the node's label
+    (``10.0.0.7#3fa2c1/cuda:5``, ``10.0.0.7#3fa2c1/cpu:2``)."""
     found = detect_gpus() if gpu else []
     if found:
         g = found[0]
@@ -155,7 +156,9 @@ def node_device(gpu: bool, cpus: int, gpus_on_node: int, label: str) -> Device:
         log.warning("placed on a GPU slot, but no GPU is visible here: running on the CPU")
         cpus = max(1, cpu_count() // max(1, gpus_on_node))
     (device,) = cpu_devices(1, max(1, cpus))
-    return replace(device, name=f"{label}/{device.name}")
+    # Ray pins no core: the name says the share (as --devices cpu:N), not cpu[0] for every
+    # agent of the node, which read as one core shared
+    return replace(device, name=f"{label}/cpu:{device.threads}")
 
 
 class AgentWorker:

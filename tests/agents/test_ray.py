@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -181,6 +182,8 @@ def check_swarm(
             check_count(len(mine), experiments)
         assert row.device == swarm.board[name].device, "memory and live view agree on where"
         assert all("#" in _node(t.device) for t in mine), "every trace names its node"
+        # a CPU agent's device is its share of the node (Ray pins no core), not cpu[0]
+        assert re.fullmatch(r"cpu:\d+|cuda:\d+", row.device.split("/")[1]), row.device
     nodes = [_node(row.device) for row in rows.values()]
     assert len(set(nodes)) == len(nodes), f"agents share a node: {nodes}"
     return traces
