@@ -30,6 +30,9 @@ class ProgressPoint(BaseModel):
     metric: float | None
     best: float | None  # running best among kept runs so far
     is_best: bool  # this keep set a new running best
+    # the chart labels it: a new running best of a program no earlier label named (the
+    # start's replicates are one program: the second setting a new best gets no label)
+    labelled: bool = False
     hypothesis: str
     agent_id: str | None
 

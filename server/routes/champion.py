@@ -106,21 +106,27 @@ def get_progress(
             break
     direction = rows[-1].direction if rows else "minimize"
     metric_name = rows[-1].metric_name if rows else "val_bpb"
-    points = [
-        ProgressPoint(
-            id=row.id,
-            index=index,
-            created_at=row.created_at,
-            status=row.status,
-            kept=charted_keep(row),
-            metric=row.metric,
-            best=step.best,
-            is_best=step.is_best,
-            hypothesis=row.hypothesis[:300],
-            agent_id=row.agent_id,
+    points: list[ProgressPoint] = []
+    named: set[str] = set()  # programs a label already names
+    for index, (row, step) in enumerate(zip(rows, running_best(rows, direction), strict=True)):
+        labelled = step.is_best and row.fingerprint not in named
+        if labelled:
+            named.add(row.fingerprint)
+        points.append(
+            ProgressPoint(
+                id=row.id,
+                index=index,
+                created_at=row.created_at,
+                status=row.status,
+                kept=charted_keep(row),
+                metric=row.metric,
+                best=step.best,
+                is_best=step.is_best,
+                labelled=labelled,
+                hypothesis=row.hypothesis[:300],
+                agent_id=row.agent_id,
+            )
         )
-        for index, (row, step) in enumerate(zip(rows, running_best(rows, direction), strict=True))
-    ]
     return ProgressPage(
         data=points,
         count=len(points),

@@ -149,7 +149,8 @@ function drawChart(progress) {
     `(${progress.direction === "minimize" ? "lower" : "higher"} is better)`;
   const container = $("chart");
   const width = Math.max(320, container.clientWidth || 900);
-  const labelled = pts.filter((p) => p.is_best);
+  // each program labelled once (labelled: absent from a server older than this page)
+  const labelled = pts.filter((p) => (p.labelled === undefined ? p.is_best : p.labelled));
   const opts = {
     width, height: 340,
     scales: { x: { time: false }, y: { range: [yMin, yMax] } },

@@ -179,6 +179,11 @@ def test_progress_draws_a_verdict_s_keeps_and_the_start_s_replicates_as_kept(
     # confirmations and re-measures are recorded keep, and drawn as other runs
     measured = [p for p in body["data"] if p["id"].startswith("r") or p["id"].endswith("+c")]
     assert len(measured) == 9 and all(p["status"] == "keep" and not p["kept"] for p in measured)
+    # the start's third replicate sets a new best (0.996 < 1.000) but is the start's
+    # program: the chart labels that program once
+    bests = [p["id"] for p in body["data"] if p["is_best"]]
+    assert bests == ["j-root", "j-root3", "j-lr", "j-lucky"]
+    assert [p["id"] for p in body["data"] if p["labelled"]] == ["j-root", "j-lr", "j-lucky"]
 
 
 @pytest.mark.parametrize(
