@@ -238,11 +238,17 @@ def _retested(swarm: Watched, traces: list[ExperimentPublic], evidence: Evidence
 
 
 def write_outputs(swarm: Watched, traces: list[ExperimentPublic]) -> tuple[Path, Path]:
-    """``results.tsv`` and ``progress.png`` of this swarm into its directory."""
+    """``results.tsv`` and ``progress.png`` of this swarm into its directory, with this
+    swarm's champion drawn kept (``memory.models.crowned_run``)."""
     from memory.exports import progress_png, write_results_tsv
 
-    tsv = write_results_tsv(traces, swarm.directory / "results.tsv")
+    champion = _evidence(swarm).champion  # a champion the finals chose is drawn kept
+    fingerprint = champion.fingerprint if champion is not None else None
+    tsv = write_results_tsv(traces, swarm.directory / "results.tsv", champion=fingerprint)
     png = progress_png(
-        traces, swarm.directory / "progress.png", title=f"{swarm.task.name} - {swarm.swarm_id}"
+        traces,
+        swarm.directory / "progress.png",
+        title=f"{swarm.task.name} - {swarm.swarm_id}",
+        champion=fingerprint,
     )
     return Path(tsv), Path(png)

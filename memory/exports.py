@@ -5,22 +5,24 @@ metric column is named after the traces' metric, ``val_bpb`` by default). Only r
 used a device are written (keep, discard, crash, timeout); a timeout is written as
 ``crash`` with "(timeout)" appended, as autoresearch logs it; a missing metric or memory is
 ``0.000000`` / ``0.0``. ``commit`` is the program fingerprint. A run that did not crash is
-``keep`` where the progress chart draws it green (``charted_keep``: a verdict's keep, or a
-start's replicate, as autoresearch logs its baseline), else ``discard``. So a confirmation
-or re-measure, recorded keep when it ran, is ``discard``: it re-measures a program already
-in the file (its description says which), and as ``keep`` it would read as a second kept
-change, or a losing finalist as kept. A short run (multi-fidelity, at another budget than the full
-runs) is written with "(short run, S s)" prepended to its description and its promotion as
-its status (``keep`` promoted, ``discard`` not).
+``keep`` where the progress chart draws it green (``charted_keeps``: a verdict's keep, a
+start's replicate, as autoresearch logs its baseline, and the crowning run of a champion
+the finals chose after its search-time verdict discarded it, ``crowned_run``), else
+``discard``. So any other confirmation or re-measure, recorded keep when it ran, is
+``discard``: it re-measures a program already in the file (its description says which),
+and as ``keep`` it would read as a second kept change, or a losing finalist as kept. A
+short run (multi-fidelity, at another budget than the full runs) is written with "(short
+run, S s)" prepended to its description and its promotion as its status (``keep``
+promoted, ``discard`` not).
 
 ``progress_png`` draws every run in order: keeps as green dots annotated with their
-description, each program once (``keep_labels``), sloping into the frame -- a verdict's
-keeps and the start's replicates (``charted_keep``); a confirmation or re-measure,
-recorded keep when it ran, is a grey dot like a discard --, crashes as red crosses on the
-bottom edge, outliers
-above the frame as grey triangles on the top edge, and the running best of the green dots
-as a step line. Short runs are left out: their metric, at another budget, is not on the
-full runs' scale.
+description, each program once (``keep_labels``), sloping into the frame -- the same runs
+as ``keep`` in ``results.tsv``; any other confirmation or re-measure, recorded keep when
+it ran, is a grey dot like a discard --, crashes as red crosses on the bottom edge,
+outliers above the frame as grey triangles on the top edge, and the running best of the
+green dots as a step line. Short runs are left out: their metric, at another budget, is
+not on the full runs' scale. Both take ``champion`` (memory's champion's fingerprint):
+without it, a champion crowned by the finals is drawn grey like its re-measures.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from memory.models import (
     ExperimentPublic,
     Role,
     Status,
-    charted_keep,
+    charted_keeps,
     kept_change,
     running_best,
 )
@@ -55,13 +57,15 @@ def _memory_gb(t: ExperimentPublic) -> float:
     return float(mb) / 1024.0 if isinstance(mb, int | float) else 0.0
 
 
-def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
-    """The TSV text for ``traces`` (in the given order)."""
+def results_tsv(traces: Sequence[ExperimentPublic], *, champion: str | None = None) -> str:
+    """The TSV text for ``traces`` (in the given order); ``champion``: memory's champion's
+    fingerprint, whose crowning run is ``keep`` when it has no other (``crowned_run``)."""
     metric = next((t.metric_name for t in traces if t.metric_name), "val_bpb")
+    kept = charted_keeps(traces, champion)
     # Plain tab-separated lines as autoresearch writes them: no quoting, so quotes in a
     # description stay as they are; _clean() folds tabs and newlines into spaces.
     rows = [["commit", metric, "memory_gb", "status", "description"]]
-    for t in traces:
+    for t, drawn in zip(traces, kept, strict=True):
         if t.status not in RAN_STATUSES:
             continue
         if t.status in CRASHED_STATUSES:
@@ -69,7 +73,7 @@ def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
         elif t.role == Role.short:
             status = t.status.value  # its promotion
         else:
-            status = "keep" if charted_keep(t) else "discard"
+            status = "keep" if drawn else "discard"
         description = _clean(t.hypothesis) or "(no description)"
         if t.role == Role.short:
             budget = f", {t.budget_s:g} s" if t.budget_s is not None else ""
@@ -81,10 +85,12 @@ def results_tsv(traces: Sequence[ExperimentPublic]) -> str:
     return "".join("\t".join(row) + "\n" for row in rows)
 
 
-def write_results_tsv(traces: Sequence[ExperimentPublic], path: str | Path) -> Path:
+def write_results_tsv(
+    traces: Sequence[ExperimentPublic], path: str | Path, *, champion: str | None = None
+) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(results_tsv(traces), encoding="utf-8")
+    p.write_text(results_tsv(traces, champion=champion), encoding="utf-8")
     return p
 
 
@@ -104,22 +110,36 @@ def keep_labels(
 ) -> list[tuple[int, float, str]]:
     """The chart's text beside its green points (``x`` counts ``runs`` from 1): each
     program's hypothesis at its first kept point only, so the start's replicates, one
-    program run three times, carry one label instead of three drawn over each other."""
+    program run three times, carry one label instead of three drawn over each other; a
+    champion's crowning re-measure (``crowned_run``) is labelled with its program's first
+    run's hypothesis, the idea, not "final re-measure 2 of <id>"."""
     labels: list[tuple[int, float, str]] = []
     seen: set[str] = set()
     for x, y in zip(xs_keep, ys_keep, strict=True):
         run = runs[x - 1]
         if run.fingerprint not in seen:
             seen.add(run.fingerprint)
-            labels.append((x, y, _short(run.hypothesis)))
+            text = run.hypothesis
+            if run.role == Role.remeasure:  # a champion's crowning run: name its idea
+                first = next(r for r in runs if r.fingerprint == run.fingerprint)
+                idea = first.hypothesis if first is not run else run.hypothesis
+                text = f"champion (finals): {idea}"
+            labels.append((x, y, _short(text)))
     return labels
 
 
-def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title: str = "") -> Path:
-    """Draw the progress chart of ``traces`` (in the given order) into a PNG file."""
+def progress_png(
+    traces: Sequence[ExperimentPublic],
+    path: str | Path,
+    *,
+    title: str = "",
+    champion: str | None = None,
+) -> Path:
+    """Draw the progress chart of ``traces`` (in the given order) into a PNG file
+    (``champion``: as for :func:`progress_figure`)."""
     from matplotlib import pyplot as plt
 
-    fig = progress_figure(traces, title=title)
+    fig = progress_figure(traces, title=title, champion=champion)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(p, format="png")
@@ -127,7 +147,9 @@ def progress_png(traces: Sequence[ExperimentPublic], path: str | Path, *, title:
     return p
 
 
-def progress_figure(traces: Sequence[ExperimentPublic], *, title: str = "") -> Figure:
+def progress_figure(
+    traces: Sequence[ExperimentPublic], *, title: str = "", champion: str | None = None
+) -> Figure:
     """The progress chart of ``traces`` (in the given order) as a matplotlib figure (the
     caller closes it). Each label slopes from its point into the frame, so none runs into
     the title (``tight_layout`` keeps the rightmost ones in the figure)."""
@@ -142,12 +164,13 @@ def progress_figure(traces: Sequence[ExperimentPublic], *, title: str = "") -> F
     xs_keep, ys_keep, xs_disc, ys_disc, xs_crash = [], [], [], [], []
     best_x: list[int] = []
     best_y: list[float] = []
-    bests = running_best(runs, "maximize" if maximize else "minimize")
-    for i, (t, so_far) in enumerate(zip(runs, bests, strict=True), start=1):
+    kept = charted_keeps(runs, champion)
+    bests = running_best(runs, "maximize" if maximize else "minimize", kept)
+    for i, (t, so_far, drawn) in enumerate(zip(runs, bests, kept, strict=True), start=1):
         if t.metric is None or t.status in CRASHED_STATUSES:
             xs_crash.append(i)
             continue
-        if charted_keep(t):
+        if drawn:
             xs_keep.append(i)
             ys_keep.append(t.metric)
         else:

@@ -834,15 +834,47 @@ def charted_keep(trace: ExperimentBase) -> bool:
     return kept_change(trace) or (trace.status == Status.keep and trace.role == Role.baseline)
 
 
-def running_best(traces: Iterable[ExperimentBase], direction: Direction) -> list[BestSoFar]:
-    """The running best of ``traces`` in the given order: only charted keeps
-    (:func:`charted_keep`) with a finite metric can set it (the progress chart's step line,
-    on the dashboard and in exports)."""
+def crowned_run(traces: Sequence[ExperimentBase], champion: str | None) -> int | None:
+    """The index in ``traces`` of the run that shows memory's champion (``champion``: its
+    program's fingerprint) as kept when none of its runs in ``traces`` is a charted keep:
+    its last kept re-measure. Such a champion is a program the finals crowned after its
+    search-time verdict discarded it (a suspect gain, or one inside the noise); drawn
+    grey, the chart's running best and ``results.tsv`` stopped short of the swarm's
+    result. ``None`` when the champion is drawn kept already, or has no such run. It is
+    not counted among the kept changes (``kept_change``): no search-time verdict kept it."""
+    if champion is None:
+        return None
+    last: int | None = None
+    for i, t in enumerate(traces):
+        if t.fingerprint != champion:
+            continue
+        if charted_keep(t):
+            return None
+        if t.role == Role.remeasure and t.status == Status.keep and t.metric is not None:
+            last = i
+    return last
+
+
+def charted_keeps(traces: Sequence[ExperimentBase], champion: str | None = None) -> list[bool]:
+    """Which of ``traces`` (in order) a progress chart draws as kept: each charted keep
+    (:func:`charted_keep`) and the champion's crowning run (:func:`crowned_run`;
+    ``champion``: memory's champion's fingerprint, when known)."""
+    crowned = crowned_run(traces, champion)
+    return [charted_keep(t) or i == crowned for i, t in enumerate(traces)]
+
+
+def running_best(
+    traces: Sequence[ExperimentBase], direction: Direction, kept: Sequence[bool] | None = None
+) -> list[BestSoFar]:
+    """The running best of ``traces`` in the given order: only runs drawn as kept (``kept``,
+    by default :func:`charted_keeps` without a champion) with a finite metric can set it
+    (the progress chart's step line, on the dashboard and in exports)."""
+    flags = charted_keeps(traces) if kept is None else kept
     out: list[BestSoFar] = []
     best: float | None = None
-    for t in traces:
+    for t, drawn in zip(traces, flags, strict=True):
         is_best = (
-            charted_keep(t)
+            drawn
             and t.metric is not None
             and math.isfinite(t.metric)
             and better(t.metric, best, direction)

@@ -24,8 +24,9 @@ class ProgressPoint(BaseModel):
     index: int  # position in the chronological run order, from 0
     created_at: datetime
     status: Status
-    # drawn as kept (``memory.models.charted_keep``): a verdict's keep or a start's
-    # replicate, not a re-measure or confirmation recorded keep when it ran
+    # drawn as kept (``memory.models.charted_keeps``): a verdict's keep, a start's
+    # replicate, or the crowning run of a champion the finals chose; not any other
+    # re-measure or confirmation recorded keep when it ran
     kept: bool
     metric: float | None
     best: float | None  # running best among kept runs so far

@@ -98,15 +98,24 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"wrote pack {name!r} with {n} records to {out}")
             return 0
         traces = store.every_trace(query)
+        # memory's champion of the exported runs' task (one task): drawn kept when the
+        # finals chose it (memory.models.crowned_run)
+        tasks = {t.task for t in traces}
+        champ = (
+            store.champion(tasks.pop(), args.hardware, swarm_id=args.swarm)
+            if len(tasks) == 1
+            else None
+        )
+        champion = champ.fingerprint if champ is not None else None
         if fmt == "png":
             if not out or out == "-":
                 raise ValueError("export --format png needs -o FILE.png")
-            progress_png(traces, out, title=args.title or "")
+            progress_png(traces, out, title=args.title or "", champion=champion)
             print(f"wrote progress chart of {len(traces)} traces to {out}")
         elif not out or out == "-":
-            sys.stdout.write(results_tsv(traces))
+            sys.stdout.write(results_tsv(traces, champion=champion))
         else:
-            write_results_tsv(traces, out)
+            write_results_tsv(traces, out, champion=champion)
             print(f"wrote {len(traces)} traces to {out}")
     return 0
 

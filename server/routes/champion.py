@@ -13,7 +13,7 @@ from memory.models import (
     NoiseEstimate,
     RunStats,
     TraceQuery,
-    charted_keep,
+    charted_keeps,
     kept_change,
     running_best,
 )
@@ -106,9 +106,13 @@ def get_progress(
             break
     direction = rows[-1].direction if rows else "minimize"
     metric_name = rows[-1].metric_name if rows else "val_bpb"
+    # memory's champion of these runs: drawn kept when the finals chose it (crowned_run)
+    champ = store.champion(task, hardware, swarm_id=swarm_id) if rows else None
+    kept = charted_keeps(rows, champ.fingerprint if champ is not None else None)
+    steps = running_best(rows, direction, kept)
     points: list[ProgressPoint] = []
     named: set[str] = set()  # programs a label already names
-    for index, (row, step) in enumerate(zip(rows, running_best(rows, direction), strict=True)):
+    for index, (row, step, drawn) in enumerate(zip(rows, steps, kept, strict=True)):
         labelled = step.is_best and row.fingerprint not in named
         if labelled:
             named.add(row.fingerprint)
@@ -118,7 +122,7 @@ def get_progress(
                 index=index,
                 created_at=row.created_at,
                 status=row.status,
-                kept=charted_keep(row),
+                kept=drawn,
                 metric=row.metric,
                 best=step.best,
                 is_best=step.is_best,

@@ -21,7 +21,7 @@ from memory.exports import (
     results_tsv,
     write_results_tsv,
 )
-from memory.models import ExperimentCreate, Role
+from memory.models import ExperimentCreate, Role, charted_keeps, crowned_run, running_best
 from memory.packs import load_pack
 
 SOURCE_TSV = Path("/work/shared/data/autoresearch/karpathy-h100-mar8-results.tsv")
@@ -189,3 +189,64 @@ def test_the_chart_labels_stay_in_the_figure_and_off_the_title(direction: str) -
             assert fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1, (box, fig.bbox)
     finally:
         plt.close(fig)
+
+
+def _finals_crowned() -> list[ExperimentPublic]:
+    """A swarm that re-tests at its end: its search kept one change (fp4); the finals
+    crowned another program (fx), which its search-time verdict had discarded as a
+    suspect gain."""
+    start = {"fingerprint": "root", "role": Role.baseline}
+    fx = {"fingerprint": "fx"}
+    return [
+        _trace(1, Status.keep, 2.91, hypothesis="baseline replicate 1: the program", **start),
+        _trace(2, Status.keep, 2.93, hypothesis="baseline replicate 2: the program", **start),
+        _trace(3, Status.keep, 2.89, hypothesis="baseline replicate 3: the program", **start),
+        _trace(4, Status.keep, 2.82, hypothesis="DEPTH down"),
+        _trace(5, Status.discard, 2.39, hypothesis="SEQ_LEN down", **fx),
+        _trace(6, Status.discard, 3.60, hypothesis="WIDTH up"),
+        _trace(
+            7,
+            Status.keep,
+            2.42,
+            hypothesis="final re-measure 1 of e5: SEQ_LEN down",
+            role=Role.remeasure,
+            **fx,
+        ),
+        _trace(
+            8,
+            Status.keep,
+            2.41,
+            hypothesis="final re-measure 2 of e5: SEQ_LEN down",
+            role=Role.remeasure,
+            **fx,
+        ),
+    ]
+
+
+def test_a_champion_the_finals_chose_is_kept_in_results_tsv_and_on_the_chart() -> None:
+    """Drawn grey, the chart's running best stopped at the search's keep (2.82) while the
+    swarm's champion measured 2.41; results.tsv had it as discard on every row."""
+    from matplotlib import pyplot as plt
+
+    runs = _finals_crowned()
+    assert crowned_run(runs, "fx") == 7  # its last re-measure
+    assert crowned_run(runs, "fp4") is None and crowned_run(runs, "root") is None  # kept
+    assert crowned_run(runs, None) is None
+
+    def statuses(tsv: str) -> list[str]:
+        return [row.split("\t")[3] for row in tsv.splitlines()[1:]]
+
+    assert statuses(results_tsv(runs, champion="fx")) == ["keep"] * 4 + ["discard"] * 3 + ["keep"]
+    assert statuses(results_tsv(runs)) == ["keep"] * 4 + ["discard"] * 4
+    assert running_best(runs, "minimize", charted_keeps(runs, "fx"))[-1] == (2.41, True)
+    assert running_best(runs, "minimize")[-1] == (2.82, False)
+    fig = progress_figure(runs, champion="fx")
+    try:
+        texts = [t.get_text() for t in fig.axes[0].texts]
+    finally:
+        plt.close(fig)
+    assert texts == [
+        "baseline replicate 1: the program",
+        "DEPTH down",
+        "champion (finals): SEQ_LEN down",
+    ]

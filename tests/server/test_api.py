@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from memory import get_store
-from memory.models import ExperimentCreate, Status, SwarmCreate
+from memory.models import ExperimentCreate, Role, Status, SwarmCreate
 from tests.server.http_backend import TOKEN, serve_store
 from tests.server.seeding import (
     JUDGED_RUNS,
@@ -480,3 +480,48 @@ def test_cli_against_a_server_prints_no_library_chatter(server_url: str) -> None
     loud = stats("--verbose")
     assert loud.returncode == 0, loud.stderr
     assert "httpx: HTTP Request: GET " + server_url + "/api/stats" in loud.stderr
+
+
+def test_progress_draws_a_champion_the_finals_chose_as_kept(tmp_path: Path) -> None:
+    """The finals crowned a program its search-time verdict discarded: its last re-measure
+    is drawn kept and sets the running best, as memory names it the champion."""
+    t0 = datetime(2026, 3, 8, 12, tzinfo=UTC)
+    runs = [  # (id, role, fingerprint, status, metric)
+        ("c-root1", "baseline", "fp-root", "keep", 2.91),
+        ("c-root2", "baseline", "fp-root", "keep", 2.93),
+        ("c-root3", "baseline", "fp-root", "keep", 2.89),
+        ("c-depth", "experiment", "fp-depth", "keep", 2.82),
+        ("c-seq", "experiment", "fp-seq", "discard", 2.39),
+        ("r1-c-seq", "remeasure", "fp-seq", "keep", 2.42),
+        ("r2-c-seq", "remeasure", "fp-seq", "keep", 2.41),
+    ]
+    traces = [
+        ExperimentCreate(
+            id=tid,
+            task="crowned",
+            swarm_id="sw-crowned",
+            parent_id=None if role == "baseline" else "c-root1",
+            role=Role(role),
+            hypothesis=f"run {tid}",
+            fingerprint=fp,
+            status=Status(status),
+            metric=metric,
+            hardware="cpu",
+            budget_s=20.0,
+            created_at=t0 + timedelta(minutes=i),
+        )
+        for i, (tid, role, fp, status, metric) in enumerate(runs)
+    ]
+    with get_store(tmp_path / "memory", embedder="hash") as store:
+        store.import_records(traces, [])
+        champion = store.champion("crowned")
+        assert champion is not None and champion.id == "c-seq"
+        with serve_store(store, token=TOKEN) as url, httpx.Client(base_url=url) as client:
+            body = client.get("/api/progress", params={"task": "crowned"}).json()
+    points = {p["id"]: p for p in body["data"]}
+    assert [tid for tid, p in points.items() if p["kept"]] == [
+        "c-root1", "c-root2", "c-root3", "c-depth", "r2-c-seq"
+    ]  # fmt: skip
+    assert points["r2-c-seq"]["is_best"] and points["r2-c-seq"]["labelled"]
+    assert points["r2-c-seq"]["best"] == 2.41
+    assert body["kept_changes"] == 1  # no search-time verdict kept it
