@@ -37,6 +37,7 @@ from memory.models import (
     ExperimentPublic,
     Role,
     Status,
+    chart_label,
     charted_keeps,
     kept_change,
     running_best,
@@ -110,21 +111,15 @@ def keep_labels(
 ) -> list[tuple[int, float, str]]:
     """The chart's text beside its green points (``x`` counts ``runs`` from 1): each
     program's hypothesis at its first kept point only, so the start's replicates, one
-    program run three times, carry one label instead of three drawn over each other; a
-    champion's crowning re-measure (``crowned_run``) is labelled with its program's first
-    run's hypothesis, the idea, not "final re-measure 2 of <id>"."""
+    program run three times, carry one label instead of three drawn over each other; the
+    text is ``chart_label``'s (a champion's crowning re-measure names its idea)."""
     labels: list[tuple[int, float, str]] = []
     seen: set[str] = set()
     for x, y in zip(xs_keep, ys_keep, strict=True):
         run = runs[x - 1]
         if run.fingerprint not in seen:
             seen.add(run.fingerprint)
-            text = run.hypothesis
-            if run.role == Role.remeasure:  # a champion's crowning run: name its idea
-                first = next(r for r in runs if r.fingerprint == run.fingerprint)
-                idea = first.hypothesis if first is not run else run.hypothesis
-                text = f"champion (finals): {idea}"
-            labels.append((x, y, _short(text)))
+            labels.append((x, y, _short(chart_label(runs, x - 1))))
     return labels
 
 

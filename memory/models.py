@@ -863,6 +863,18 @@ def charted_keeps(traces: Sequence[ExperimentBase], champion: str | None = None)
     return [charted_keep(t) or i == crowned for i, t in enumerate(traces)]
 
 
+def chart_label(traces: Sequence[ExperimentBase], index: int) -> str:
+    """The text a progress chart writes beside ``traces[index]``: its hypothesis; for a
+    champion's crowning re-measure (:func:`crowned_run`), "champion (finals): " and the
+    hypothesis of its program's first run in ``traces`` -- the idea, not "final
+    re-measure 2 of <id>"."""
+    run = traces[index]
+    if run.role != Role.remeasure:
+        return run.hypothesis
+    first = next(t for t in traces if t.fingerprint == run.fingerprint)
+    return f"champion (finals): {first.hypothesis if first is not run else run.hypothesis}"
+
+
 def running_best(
     traces: Sequence[ExperimentBase], direction: Direction, kept: Sequence[bool] | None = None
 ) -> list[BestSoFar]:

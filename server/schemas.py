@@ -34,6 +34,7 @@ class ProgressPoint(BaseModel):
     # the chart labels it: a new running best of a program no earlier label named (the
     # start's replicates are one program: the second setting a new best gets no label)
     labelled: bool = False
+    label: str = ""  # the text of its label (``memory.models.chart_label``), when labelled
     hypothesis: str
     agent_id: str | None
 

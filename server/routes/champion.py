@@ -13,6 +13,7 @@ from memory.models import (
     NoiseEstimate,
     RunStats,
     TraceQuery,
+    chart_label,
     charted_keeps,
     kept_change,
     running_best,
@@ -127,6 +128,7 @@ def get_progress(
                 best=step.best,
                 is_best=step.is_best,
                 labelled=labelled,
+                label=chart_label(rows, index)[:300] if labelled else "",
                 hypothesis=row.hypothesis[:300],
                 agent_id=row.agent_id,
             )

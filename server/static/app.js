@@ -180,18 +180,29 @@ function drawChart(progress) {
       ctx.textAlign = "left";
       ctx.textBaseline = "bottom";
       let lastX = -Infinity;
+      const boxes = [];  // each label's horizontal extent in CSS pixels (data-label-boxes)
+      const right = u.bbox.left + u.bbox.width;
       for (const p of labelled) {
         const x = u.valToPos(p.index, "x", true);
         const y = u.valToPos(clamp(p.metric), "y", true);
         if (x - lastX < 70 * devicePixelRatio) continue;  // keep labels legible
         lastX = x;
+        const text = short(p.label || p.hypothesis, 40);  // label: absent from older servers
+        const run = ctx.measureText(text).width * Math.cos(Math.PI / 9);
+        // a label that would run past the plot's right edge is drawn to the left of its
+        // point, rising leftwards (the best runs often end the chart)
+        const left = x + 4 * devicePixelRatio + run > right;
         ctx.save();
-        ctx.translate(x + 4 * devicePixelRatio, y - 6 * devicePixelRatio);
-        ctx.rotate(-Math.PI / 9);
-        ctx.fillText(short(p.hypothesis, 40), 0, 0);
+        ctx.textAlign = left ? "right" : "left";
+        ctx.translate(x + (left ? -4 : 4) * devicePixelRatio, y - 6 * devicePixelRatio);
+        ctx.rotate(left ? Math.PI / 9 : -Math.PI / 9);
+        ctx.fillText(text, 0, 0);
         ctx.restore();
+        const x0 = left ? x - 4 * devicePixelRatio - run : x + 4 * devicePixelRatio;
+        boxes.push([x0 / devicePixelRatio, (x0 + run) / devicePixelRatio]);
       }
       ctx.restore();
+      container.dataset.labelBoxes = JSON.stringify(boxes);
     }], setCursor: [(u) => {
       const p = pts[u.cursor.idx];
       $("chart-hover").textContent = p ? `#${p.index} ${p.status} ${fmtMetric(p.metric)} · ` +

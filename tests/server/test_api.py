@@ -524,4 +524,11 @@ def test_progress_draws_a_champion_the_finals_chose_as_kept(tmp_path: Path) -> N
     ]  # fmt: skip
     assert points["r2-c-seq"]["is_best"] and points["r2-c-seq"]["labelled"]
     assert points["r2-c-seq"]["best"] == 2.41
+    # its label names the idea (its first run's hypothesis), not "re-measure 2 of ..."
+    labels = {tid: p["label"] for tid, p in points.items() if p["labelled"]}
+    assert labels == {
+        "c-root1": "run c-root1",
+        "c-depth": "run c-depth",
+        "r2-c-seq": "champion (finals): run c-seq",
+    }
     assert body["kept_changes"] == 1  # no search-time verdict kept it

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from memory import get_store
-from memory.models import AgentCreate, ExperimentCreate, Status, SwarmCreate
+from memory.models import AgentCreate, ExperimentCreate, Role, Status, SwarmCreate
 from tests.server.conftest import AUTH
 from tests.server.http_backend import TOKEN, serve_store
 from tests.server.seeding import JUDGED_TASK, LINEAGE_TASK, judged_traces
@@ -366,6 +366,44 @@ def test_insights_panel_shows_a_knob_move_linked_to_its_traces(page: Any, tmp_pa
             page.wait_for_function(
                 "() => document.querySelector('#e-title').textContent.includes('j-knob')"
             )
+            assert page.errors == []
+    finally:
+        store.close()
+
+
+def test_chart_labels_stay_inside_the_plot_when_the_last_run_is_a_new_best(
+    page: Any, tmp_path: Path
+) -> None:
+    """The best runs often end a chart: a label drawn to the right of the last point ran
+    off the canvas (a finals-crowned champion's, on the built-in task's quick swarm)."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 3, 8, 12, tzinfo=UTC)
+    values = [2.91, 2.93, 2.89, 2.82, 3.40, 3.10, 2.95, 2.41]
+    store = get_store(tmp_path / "memory", embedder="hash")
+    for i, value in enumerate(values):
+        store.add_trace(
+            ExperimentCreate(
+                id=f"edge-{i}",
+                task="edge",
+                fingerprint="root" if i < 3 else f"fp-{i}",
+                role=Role.baseline if i < 3 else Role.experiment,
+                status=Status.keep if value < 2.9 or i < 3 else Status.discard,
+                metric=value,
+                hypothesis=f"idea {i}: a change described at the length of a real one",
+                created_at=t0 + timedelta(minutes=i),
+            )
+        )
+    try:
+        with serve_store(store, token=TOKEN) as url:
+            page.goto(f"{url}/?task=edge")
+            page.wait_for_selector("body[data-ready='1']")
+            page.wait_for_selector("#chart[data-label-boxes]")
+            boxes = json.loads(page.get_attribute("#chart", "data-label-boxes"))
+            width = page.evaluate("() => document.querySelector('#chart canvas').clientWidth")
+            assert len(boxes) == 3, boxes  # the start, 2.82 and 2.41
+            assert all(0 <= x0 < x1 <= width for x0, x1 in boxes), (boxes, width)
             assert page.errors == []
     finally:
         store.close()
