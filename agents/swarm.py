@@ -722,7 +722,7 @@ class Swarm:
         )
         champion = self.store.champion(self.task.name)
         if champion is not None:
-            hint += f"; `labswarm run --start-from {champion.id}` builds on its champion"
+            hint += f"; `labswarm run --start-from {champion.id}` builds on memory's champion"
         return hint
 
     def _recover(self, graph: Any, config: dict, ctx: AgentContext) -> dict | None:

@@ -864,10 +864,10 @@ def charted_keeps(traces: Sequence[ExperimentBase], champion: str | None = None)
 
 
 def chart_label(traces: Sequence[ExperimentBase], index: int) -> str:
-    """The text a progress chart writes beside ``traces[index]``: its hypothesis; for a
-    champion's crowning re-measure (:func:`crowned_run`), "champion (finals): " and the
-    hypothesis of its program's first run in ``traces`` -- the idea, not "final
-    re-measure 2 of <id>"."""
+    """The text a progress chart writes beside ``traces[index]``, a run it draws as kept:
+    its hypothesis; for a re-measure, which is drawn kept only as a champion's crowning
+    run (:func:`crowned_run`), "champion (finals): " and the hypothesis of its program's
+    first run in ``traces`` -- the idea, not "final re-measure 2 of <id>"."""
     run = traces[index]
     if run.role != Role.remeasure:
         return run.hypothesis

@@ -119,7 +119,7 @@ def test_a_resume_refused_for_a_changed_task_root_says_what_to_do_instead(tmp_pa
     message = str(exc.value)
     assert "changed since the swarm started: task.toml" in message
     assert f"A new swarm on this memory goes on from {first.swarm_id}'s traces" in message
-    assert f"`labswarm run --start-from {champion.id}` builds on its champion" in message
+    assert f"`labswarm run --start-from {champion.id}` builds on memory's champion" in message
     assert store.query_traces(TraceQuery(task="quad", limit=100)).count == before, "nothing ran"
 
 
