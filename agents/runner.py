@@ -90,6 +90,10 @@ def result_path(workdir: Path, log_name: str) -> Path:
     return Path(workdir).resolve() / PRIVATE_DIR / f"result-{log_name}.json"
 
 
+# How the error of a run killed over its memory limit begins (readers tell it by this)
+OUT_OF_MEMORY = "out of memory"
+
+
 @dataclass
 class RunResult:
     """What a run produced, already redacted. ``status`` is ``ok`` only with a finite
@@ -475,7 +479,7 @@ def _execute(
     elif reason == "memory":
         result.status = "crash"
         result.error = (
-            f"out of memory: killed holding {held:.2f} GiB, over the run's limit of "
+            f"{OUT_OF_MEMORY}: killed holding {held:.2f} GiB, over the run's limit of "
             f"{memory_gb:.2f} GiB ([budget].memory_gb; default: its share of this machine)"
         )
     elif proc.returncode != 0:

@@ -36,7 +36,7 @@ from agents.devices import cpu_devices  # noqa: E402
 from agents.knobs import set_knobs  # noqa: E402
 from agents.program import Program  # noqa: E402
 from agents.proposers.builtin import search_space  # noqa: E402
-from agents.runner import RunResult, run_program  # noqa: E402
+from agents.runner import OUT_OF_MEMORY, RunResult, run_program  # noqa: E402
 from agents.task import Task, load_task  # noqa: E402
 from agents.workspace import Workspace  # noqa: E402
 
@@ -58,7 +58,7 @@ def outcome(result: RunResult) -> str:
         return "finished"
     if result.status == "timeout":
         return "timeout"
-    if result.error.startswith("out of memory"):
+    if result.error.startswith(OUT_OF_MEMORY):
         return "out of memory"
     return "crash"
 

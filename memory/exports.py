@@ -39,6 +39,7 @@ from memory.models import (
     Status,
     chart_label,
     charted_keeps,
+    first_of_each_program,
     kept_change,
     running_best,
 )
@@ -109,18 +110,17 @@ def progress_title(runs: Sequence[ExperimentPublic]) -> str:
 def keep_labels(
     runs: Sequence[ExperimentPublic], xs_keep: Sequence[int], ys_keep: Sequence[float]
 ) -> list[tuple[int, float, str]]:
-    """The chart's text beside its green points (``x`` counts ``runs`` from 1): each
-    program's hypothesis at its first kept point only, so the start's replicates, one
-    program run three times, carry one label instead of three drawn over each other; the
-    text is ``chart_label``'s (a champion's crowning re-measure names its idea)."""
-    labels: list[tuple[int, float, str]] = []
-    seen: set[str] = set()
-    for x, y in zip(xs_keep, ys_keep, strict=True):
-        run = runs[x - 1]
-        if run.fingerprint not in seen:
-            seen.add(run.fingerprint)
-            labels.append((x, y, _short(chart_label(runs, x - 1))))
-    return labels
+    """The chart's text beside its green points (``x`` counts ``runs`` from 1): at each
+    program's first kept point only (``first_of_each_program``), so the start's
+    replicates carry one label; the text is ``chart_label``'s (a champion's crowning
+    re-measure names its idea)."""
+    kept = set(xs_keep)
+    first = first_of_each_program(runs, [x in kept for x in range(1, len(runs) + 1)])
+    return [
+        (x, y, _short(chart_label(runs, x - 1)))
+        for x, y in zip(xs_keep, ys_keep, strict=True)
+        if first[x - 1]
+    ]
 
 
 def progress_png(

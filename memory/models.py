@@ -863,6 +863,20 @@ def charted_keeps(traces: Sequence[ExperimentBase], champion: str | None = None)
     return [charted_keep(t) or i == crowned for i, t in enumerate(traces)]
 
 
+def first_of_each_program(traces: Sequence[ExperimentBase], flags: Sequence[bool]) -> list[bool]:
+    """Of the runs ``flags`` marks, each program's first (by fingerprint), in order: the
+    points a progress chart labels, so the start's replicates, one program run three
+    times, carry one label instead of three drawn over each other."""
+    seen: set[str] = set()
+    out: list[bool] = []
+    for t, flag in zip(traces, flags, strict=True):
+        first = flag and t.fingerprint not in seen
+        if first:
+            seen.add(t.fingerprint)
+        out.append(first)
+    return out
+
+
 def chart_label(traces: Sequence[ExperimentBase], index: int) -> str:
     """The text a progress chart writes beside ``traces[index]``, a run it draws as kept:
     its hypothesis; for a re-measure, which is drawn kept only as a champion's crowning

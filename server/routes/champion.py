@@ -15,6 +15,7 @@ from memory.models import (
     TraceQuery,
     chart_label,
     charted_keeps,
+    first_of_each_program,
     kept_change,
     running_best,
 )
@@ -111,12 +112,12 @@ def get_progress(
     champ = store.champion(task, hardware, swarm_id=swarm_id) if rows else None
     kept = charted_keeps(rows, champ.fingerprint if champ is not None else None)
     steps = running_best(rows, direction, kept)
+    # each program's first new best is labelled: the start's replicates carry one label
+    labels = first_of_each_program(rows, [step.is_best for step in steps])
     points: list[ProgressPoint] = []
-    named: set[str] = set()  # programs a label already names
-    for index, (row, step, drawn) in enumerate(zip(rows, steps, kept, strict=True)):
-        labelled = step.is_best and row.fingerprint not in named
-        if labelled:
-            named.add(row.fingerprint)
+    for index, (row, step, drawn, labelled) in enumerate(
+        zip(rows, steps, kept, labels, strict=True)
+    ):
         points.append(
             ProgressPoint(
                 id=row.id,
