@@ -122,7 +122,7 @@ PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
 # The query files, by set name: ``benchmarks/recall_<name>.jsonl`` (see the docstring).
 QUERY_FILES = {
     name: REPO / "benchmarks" / f"recall_{name}.jsonl"
-    for name in ("blind", "blind2", "blind3", "blind4", "blind5", "blind6", "dev")
+    for name in ("blind", "blind2", "blind3", "blind4", "blind5", "blind6", "blind7", "dev")
 }
 TASK = "autoresearch"
 DEPTH = 10
@@ -297,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--misses", action="store_true", help="list queries missed at 5")
     ap.add_argument(
         "--sets",
-        default="blind,blind2,blind3,blind4,blind5,blind6,dev,test",
-        help="comma-separated query sets (blind, blind2, ..., blind6, dev, test); default all",
+        default="blind,blind2,blind3,blind4,blind5,blind6,blind7,dev,test",
+        help="comma-separated query sets (blind, blind2, ..., blind7, dev, test); default all",
     )
     ap.add_argument(
         "--model",
