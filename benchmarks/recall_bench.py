@@ -65,6 +65,11 @@ Query sets:
   terse phrases, the mechanism, textbook names). Frozen before its first search (sha256
   18203fce...); measured once with the search as shipped, and once with a stemmed
   lexical rank that was then not shipped.
+* ``blind7`` -- ``benchmarks/recall_blind7.jsonl``, 30 more, written on 2026-12-05 the same
+  way by a sixth helper (short imperatives, questions, long sentences, textbook names,
+  terse notes, as 30 researchers would). Frozen before its first search (sha256
+  45a14ff2...); measured once with the search as then shipped and once with the
+  layer-pattern and cautious-mask glosses, which were chosen on the six earlier sets.
 * ``dev`` -- ``benchmarks/recall_dev.jsonl``, 30 other paraphrases (other ideas, or other
   words for the same idea; the issue's two examples included), written for development:
   the knob glossary, the lexical re-selection and their settings were chosen on it.

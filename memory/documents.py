@@ -27,6 +27,10 @@ carries the meaning in words, plus the direction of a numeric change
 glossary is the default one (the built-in task's ``trainer/train.py``, read as text) merged
 with the knob lines of the trace's own diff, so runs of any task gloss their own knobs.
 
+Log shorthand without a knob: abbreviations are spelled out (``WD`` -> "weight decay: an
+l2 penalty on the weights", ``cautious``), and a per-layer attention pattern in letters
+(``SSSL pattern``) is read as short-window (local) and long (global) layers.
+
 ``DOCUMENT_VERSION`` names this recipe (with a digest of the default glossary); the
 vector index records it per collection, and ``labswarm memory reindex --full`` re-embeds
 an index built by an older recipe (it still answers searches meanwhile).
@@ -78,6 +82,8 @@ ABBREVIATIONS: dict[str, str] = {
     "beta2": "second moment",
     "x0": "skip connection from the input embeddings",
     "resid": "residual",
+    "cautious": "cautious: masked to where the update and the weight agree in sign",
+    "normuon": "normalized muon optimizer",
     "lambda": "learned scalar multiplier",
     "proj": "projection",
     "std": "standard deviation",
@@ -129,6 +135,7 @@ def glossed(text: str, glossary: Glossary | None = None) -> str:
         if note not in notes:
             notes.append(note)
     notes.extend(w for w in direction_words(text) if w not in notes)
+    notes.extend(w for w in window_patterns(text) if w not in notes)
     for token in re.findall(r"[A-Za-z][A-Za-z0-9_]*", text):
         if "_" in token or token.lower() in ABBREVIATIONS:
             words = spell_out(token)
@@ -347,10 +354,33 @@ def default_glossary() -> Glossary:
 @lru_cache(maxsize=1)
 def document_version() -> str:
     """The document recipe (bump the number when the recipe changes) and a digest of the
-    default glossary and the abbreviations, e.g. ``"4-1a2b3c4d"``."""
+    default glossary and the abbreviations, e.g. ``"5-1a2b3c4d"``."""
     words = "\n".join(f"{k}\t{v}" for k, v in sorted(ABBREVIATIONS.items()))
     digest = hashlib.sha1(f"{default_glossary().digest()}\n{words}".encode()).hexdigest()
-    return f"4-{digest[:8]}"
+    return f"5-{digest[:8]}"
+
+
+# A per-layer attention pattern written as letters, one per layer of a repeating group:
+# S = a short (local, sliding-window) layer, L = a long (global, full-context) one; read as
+# such only in a text that says "pattern" or "window" ("SSL pretraining" is no pattern).
+_WINDOW_PATTERN = re.compile(r"\b[SL]{3,}\b")
+_PATTERN_WORDS = re.compile(r"\b(?:pattern|window)", re.IGNORECASE)
+
+
+def window_patterns(text: str) -> list[str]:
+    """``"SSSL pattern"`` -> ``"layer pattern: 3 short local sliding-window to 1 long global
+    full-context"``, for each such pattern with both letters in ``text``."""
+    if not _PATTERN_WORDS.search(text):
+        return []
+    out = []
+    for m in _WINDOW_PATTERN.finditer(text):
+        short, long_ = m.group().count("S"), m.group().count("L")
+        if short and long_:
+            out.append(
+                f"layer pattern: {short} short local sliding-window to {long_} long "
+                "global full-context"
+            )
+    return out
 
 
 def _number(value: str, unit: str | None) -> float:

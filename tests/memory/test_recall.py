@@ -35,6 +35,7 @@ from memory.documents import (
     knob_text,
     spell_out,
     trace_document,
+    window_patterns,
 )
 from memory.embed import (
     Embedder,
@@ -70,6 +71,10 @@ QUERIES: list[tuple[str, set[str]]] = [
     ("fewer orthogonalization iterations in Muon", {"31b838e"}),
     ("a deeper but narrower network", {"3ec9cfa", "7f2a65c", "00a7c09", "3cde993"}),
     ("try a different random number generator starting value", {"889dbed"}),
+    (
+        "how many global full-attention layers to interleave with the local ones",
+        {"8363d52", "de48b64", "ee60bf7"},
+    ),
 ]
 
 
@@ -206,7 +211,7 @@ def test_default_glossary_comes_from_the_builtin_task_comments() -> None:
     assert meanings["DEPTH"] == "transformer blocks"  # DEPTH_CPU's comment, suffix merged
     assert meanings["MATRIX_LR"] == "Muon"
     assert not any("SEED" in name for name in meanings)
-    assert document_version().startswith("4-")
+    assert document_version().startswith("5-")
 
 
 def test_every_knob_of_the_builtin_task_says_what_it_is() -> None:
@@ -230,6 +235,23 @@ def test_weight_decay_is_spelled_out_with_its_textbook_name() -> None:
     document = trace_document(_trace("VE WD 0.001 to 0.002"))
     assert "value embedding; weight decay: an l2 penalty on the weights" in document
     assert "l2 penalty" not in trace_document(_trace("embedding LR 0.8 to 0.9"))
+
+
+def test_a_layer_window_pattern_is_spelled_out() -> None:
+    """``SSSL``: three short (local, sliding-window) layers to one long (global) one, so a
+    query about the mix of local and global attention layers has words to meet it with."""
+    document = trace_document(_trace("SSSSL window pattern (5:1 short:long)"))
+    assert "layer pattern: 4 short local sliding-window to 1 long global full-context" in (document)
+    assert window_patterns("SSSL pattern") == [
+        "layer pattern: 3 short local sliding-window to 1 long global full-context"
+    ]
+    assert window_patterns("SSL pretraining on more data") == []  # says no pattern/window
+    assert window_patterns("LLLL pattern") == []  # one kind of layer: no mix to spell out
+
+
+def test_cautious_weight_decay_says_what_its_mask_does() -> None:
+    document = trace_document(_trace("remove cautious WD mask (much worse)"))
+    assert "masked to where the update and the weight agree in sign" in document
 
 
 def test_document_carries_the_knob_meaning_and_direction() -> None:
