@@ -96,6 +96,24 @@ class PromptTooLong(ValueError):
         )
 
 
+def _too_long(tokens: int, answer: int, window: int | None) -> PromptTooLong | None:
+    """The error for a prompt of ``tokens`` whose answer of ``answer`` tokens would pass the
+    model's context ``window``; None if it fits or the model names no window."""
+    return PromptTooLong(tokens, answer, window) if window and tokens + answer > window else None
+
+
+def _window(model: Any) -> int | None:
+    window = getattr(model.config, "max_position_embeddings", None)
+    return window if isinstance(window, int) else None
+
+
+def _chat_inputs(tokenizer: Any, messages: list[BaseMessage]) -> Any:
+    chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
+    return tokenizer.apply_chat_template(
+        chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+
+
 class GenerationAbandoned(RuntimeError):
     """Generation stopped early because the ``abandon`` event given to the call was set."""
 
@@ -128,6 +146,19 @@ class TransformersChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "transformers"
 
+    def _loaded(self) -> tuple[Any, Any, threading.Lock]:
+        if self._parts is None:
+            self._parts = _load(self.model_path, self.cache_dir)
+        return self._parts
+
+    def too_long(self, messages: list[BaseMessage]) -> PromptTooLong | None:
+        """Why ``messages`` cannot be answered within the model's context window (its
+        tokens, the answer's, the window), or None if they can (the check ``invoke`` makes
+        before generating, without generating)."""
+        tokenizer, model, _ = self._loaded()
+        tokens = int(_chat_inputs(tokenizer, messages)["input_ids"].shape[1])
+        return _too_long(tokens, self.max_new_tokens, _window(model))
+
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_path": self.model_path, "max_new_tokens": self.max_new_tokens}
@@ -141,20 +172,15 @@ class TransformersChatModel(BaseChatModel):
     ) -> ChatResult:
         import torch
 
-        if self._parts is None:
-            self._parts = _load(self.model_path, self.cache_dir)
+        tokenizer, model, lock = self._loaded()
         if self.threads:  # on a busy CPU one thread beats two that wait on each other
             torch.set_num_threads(self.threads)
-        tokenizer, model, lock = self._parts
-        chat = [{"role": _ROLES.get(m.type, "user"), "content": str(m.content)} for m in messages]
-        inputs = tokenizer.apply_chat_template(
-            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
+        inputs = _chat_inputs(tokenizer, messages)
         gen: dict[str, Any] = {"max_new_tokens": kwargs.get("max_new_tokens", self.max_new_tokens)}
         tokens = int(inputs["input_ids"].shape[1])
-        window = getattr(model.config, "max_position_embeddings", None)
-        if isinstance(window, int) and tokens + gen["max_new_tokens"] > window:
-            raise PromptTooLong(tokens, gen["max_new_tokens"], window)
+        too_long = _too_long(tokens, gen["max_new_tokens"], _window(model))
+        if too_long is not None:
+            raise too_long
         if self.temperature > 0:
             gen.update(do_sample=True, temperature=self.temperature)
         else:

@@ -10,7 +10,9 @@
 - ``hf:/path/to/model.gguf`` or ``hf:/path/to/model-dir``: a local transformers model.
 
 Output is structured (``with_structured_output`` where the model supports it, otherwise
-JSON parsed from the text, a trailing comma forgiven). Unusable output raises
+JSON parsed from the text, a trailing comma forgiven). A local model's prompt is fitted
+to its context window: memory's text is shortened, the task and its files never (see
+``LLMProposer._fitted``). Unusable output raises
 ``ProposalInvalid`` with the reason; the graph records it as ``invalid`` and feeds the
 reason back on the next try.
 """
@@ -39,10 +41,13 @@ from agents.proposers.base import (
     Proposer,
 )
 from agents.proposers.hf_chat import GenerationAbandoned, PromptTooLong, TransformersChatModel
-from agents.proposers.prompts import system_prompt, user_prompt
+from agents.proposers.prompts import shortened, system_prompt, user_prompt
 
 log = logging.getLogger(__name__)
 
+# How much of each list of memory text a prompt keeps, tried in turn until it fits a local
+# model's context window (1: all of it; 0: none, the champion left out too).
+FIT_FRACTIONS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -226,19 +231,48 @@ class LLMProposer(Proposer):
         raise RuntimeError("unreachable")
 
     def propose(self, request: ProposalRequest) -> Proposal:
-        system, user = system_prompt(request), user_prompt(request)
-        messages = [SystemMessage(content=system), HumanMessage(content=user)]
+        messages, too_long = self._fitted(request)
+        system, user = (str(m.content) for m in messages)
         entry: dict[str, Any] = {"system": system, "user": user, "output": ""}
         self.transcript.append(entry)
+        if too_long is not None:
+            raise ProposalInvalid(
+                f"the model cannot read the prompt, even with nothing from memory: {too_long}"
+            )
         # a local model can stop mid-answer when the swarm stops (a remote call is short)
         local = isinstance(self.model, TransformersChatModel) and request.stop is not None
         options = {"abandon": request.stop} if local else {}
         try:
             return self._answer(messages, entry, options)
-        except PromptTooLong as exc:  # a local model's window: refused before generating
+        except PromptTooLong as exc:  # the window, checked again as the model generates
             raise ProposalInvalid(f"the model cannot read the prompt: {exc}") from None
         except GenerationAbandoned as exc:
             raise ProposalAbandoned(str(exc)) from None
+
+    def _fitted(self, request: ProposalRequest) -> tuple[list[Any], PromptTooLong | None]:
+        """The messages for ``request``, and why even the shortest cannot be read (None when
+        they can). A local model's context window is known: when the whole prompt does not
+        fit it, each list of memory text keeps a shorter head (``FIT_FRACTIONS``,
+        ``prompts.shortened``) until the prompt fits, and the prompt says how much was
+        left out. The task, its notes and the base files always go whole (an edit quotes
+        them). A remote model's window is not known here: its prompt goes whole."""
+        system = system_prompt(request)
+        messages: list[Any] = []
+        too_long = None
+        for fraction in FIT_FRACTIONS:
+            kept, left_out = shortened(request, fraction)
+            messages = [
+                SystemMessage(content=system),
+                HumanMessage(content=user_prompt(kept, left_out)),
+            ]
+            if not isinstance(self.model, TransformersChatModel):
+                return messages, None
+            too_long = self.model.too_long(messages)
+            if too_long is None:
+                if left_out:
+                    log.debug("prompt fitted to the model's window: %d items left out", left_out)
+                return messages, None
+        return messages, too_long
 
     def _answer(
         self, messages: list[Any], entry: dict[str, Any], options: dict[str, Any]

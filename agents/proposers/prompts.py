@@ -16,7 +16,10 @@ text from memory can pose as a section of the prompt or as an instruction.
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import replace
+from typing import Any
 
 from agents.proposers.base import ProposalRequest
 from memory.models import ClaimPublic, Direction, ExperimentPublic, FindingPublic, Status, gain
@@ -158,6 +161,38 @@ def _finding_item(f: FindingPublic) -> str:
     return item
 
 
+def shortened(request: ProposalRequest, fraction: float) -> tuple[ProposalRequest, int]:
+    """``request`` with the head, ``ceil(fraction * n)`` items, of each list of memory text
+    (insights, recalled traces, claims, findings; each comes most relevant first: a
+    trace's siblings on its base before the runs found by meaning), and no champion at
+    0; with how many items were left out. The refusal feedback stays whole."""
+    if fraction >= 1:
+        return request, 0
+
+    def head(items: list[Any]) -> list[Any]:
+        return items[: math.ceil(fraction * len(items))]
+
+    kept = replace(
+        request,
+        insights=head(request.insights),
+        related=head(request.related),
+        claims=head(request.claims),
+        findings=head(request.findings),
+        champion=request.champion if fraction > 0 else None,
+    )
+
+    def items(r: ProposalRequest) -> int:
+        return (
+            len(r.insights)
+            + len(r.related)
+            + len(r.claims)
+            + len(r.findings)
+            + (r.champion is not None)
+        )
+
+    return kept, items(request) - items(kept)
+
+
 def system_prompt(request: ProposalRequest) -> str:
     task = request.task
     goal = "lower is better" if task.direction == "minimize" else "higher is better"
@@ -178,10 +213,11 @@ def _champion(request: ProposalRequest) -> list[str]:
     ]
 
 
-def user_prompt(request: ProposalRequest) -> str:
+def user_prompt(request: ProposalRequest, left_out: int = 0) -> str:
     """Notes, the base files, then memory quoted as data: insights, the champion, recalled
     traces (base, change, effect in noise units, hardware and budget; failures marked,
-    stale ones too), claims, findings, and why earlier answers were refused."""
+    stale ones too), claims, findings, and why earlier answers were refused. ``left_out``:
+    how many items of memory ``shortened`` took out to fit the model's window (said)."""
     task = request.task
     parts: list[str] = [f"# Task: {task.name}", task.description.strip()]
     if task.notes.strip():
@@ -211,6 +247,11 @@ def user_prompt(request: ProposalRequest) -> str:
         parts.append(data_block("Running right now on other agents (do not duplicate)", items))
     if request.findings:
         parts.append(data_block("Prior findings", [_finding_item(f) for f in request.findings]))
+    if left_out:
+        parts.append(
+            f"({left_out} more items recalled from memory were left out to fit the "
+            "model's context window.)"
+        )
     if request.feedback:
         parts.append(data_block("Your previous answers were refused", request.feedback[-3:]))
         parts.append("Fix this in your next answer.")

@@ -165,11 +165,47 @@ def test_a_prompt_past_the_local_model_s_window_is_refused_before_generating(tmp
     result = swarm.run()
     (refused,) = store.query_traces(TraceQuery(task="long", role=[Role.experiment])).data
     assert refused.status == Status.invalid and refused.duration_s is None
-    assert refused.error.startswith("unusable proposal: the model cannot read the prompt: ")
+    assert refused.error.startswith(
+        "unusable proposal: the model cannot read the prompt, even with nothing from memory: "
+    )
     assert "exceeds the model's context of 8192 tokens" in refused.error
     assert result.stop_reasons["agent-0"].startswith("1 proposal refused in a row (the last: ")
     (entry,) = proposers[0].transcript
     assert padding in entry["user"] and entry["output"] == "", "the whole file; nothing generated"
+
+
+@pytest.mark.slow
+def test_a_prompt_past_the_window_leaves_out_memory_s_tail_and_keeps_the_files(tmp_path):
+    """A swarm's memory outgrows a small local model's window (SmolLM2's 8,192 tokens:
+    the built-in task's file and notes take ~7,100, and every proposal of a hybrid swarm
+    was refused once a dozen runs were recalled). The prompt keeps the head of each list
+    of memory text that fits, says how much it left out, and keeps the files whole."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from agents.proposers.prompts import system_prompt, user_prompt
+    from agents.task import load_task
+    from tests.agents.test_prompts import long_trace, request_for
+
+    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=32, threads=2)
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    request = request_for(task, related=[long_trace(i, "tiny") for i in range(80)])
+    whole = [SystemMessage(system_prompt(request)), HumanMessage(user_prompt(request))]
+    assert chat.too_long(whole) is not None, "the whole prompt is past the window"
+    proposer = LLMProposer(chat)
+    messages, too_long = proposer._fitted(request)
+    assert too_long is None and chat.too_long(messages) is None
+    user = str(messages[1].content)
+    assert TINY.strip() in user  # the file whole
+    left_out = int(re.search(r"\((\d+) more items recalled from memory were left out", user)[1])
+    kept = 80 - left_out
+    assert 0 < kept < 80
+    assert f"idea number {kept - 1}:" in user and f"idea number {kept}:" not in user
+    # and the model answers it (what it answers is not judged here)
+    try:
+        proposer.propose(request)
+    except ProposalInvalid as exc:
+        assert "cannot read the prompt" not in str(exc)
+    assert proposer.transcript[-1]["user"] == user and proposer.transcript[-1]["output"]
 
 
 def test_the_abandon_criterion_reads_the_event_after_each_token():

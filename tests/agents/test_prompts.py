@@ -11,7 +11,7 @@ from typing import Any
 from agents.devices import cpu_devices
 from agents.program import Program
 from agents.proposers.base import ProposalRequest
-from agents.proposers.prompts import UNTRUSTED, quote, system_prompt, user_prompt
+from agents.proposers.prompts import UNTRUSTED, quote, shortened, system_prompt, user_prompt
 from agents.task import Task, load_task
 from memory.models import ClaimPublic, ExperimentPublic, FindingPublic, Status
 from tests.agents.conftest import make_task
@@ -253,3 +253,43 @@ def test_the_built_in_task_s_notes_and_file_reach_the_prompt_whole():
     assert path == "train.py" and len(text) > 12000
     assert f"### train.py\n```\n{text}\n```" in prompt
     assert "[... cut ...]" not in prompt
+
+
+def long_trace(i: int, task: str = "quad") -> ExperimentPublic:
+    """A discarded run whose hypothesis is ~100 tokens long, numbered ``i``."""
+    return ExperimentPublic(
+        id=f"t{i}",
+        task=task,
+        fingerprint=f"f{i}",
+        status=Status.discard,
+        metric=1.0 + i / 100,
+        hypothesis=f"idea number {i}: " + "a long account of why it should help " * 12,
+        created_at=datetime.now(UTC),
+    )
+
+
+def test_a_shortened_request_keeps_the_head_of_each_memory_list_and_counts_the_rest(tmp_path):
+    task = load_task(make_task(tmp_path / "quad"))
+    champion = long_trace(99)
+    request = request_for(
+        task,
+        champion=champion,
+        related=[long_trace(i) for i in range(4)],
+        insights=["first insight", "second insight", "third insight"],
+        feedback=["your last answer was refused: no JSON object"],
+    )
+    assert shortened(request, 1.0) == (request, 0)
+    half, left_out = shortened(request, 0.5)
+    assert [t.id for t in half.related] == ["t0", "t1"]  # the most relevant first
+    assert half.insights == ["first insight", "second insight"]  # ceil(1.5)
+    assert half.champion is champion and left_out == 3
+    assert half.feedback == request.feedback and half.base is request.base
+    none, left_out = shortened(request, 0.0)
+    assert (none.related, none.insights, none.champion, left_out) == ([], [], None, 8)
+    assert none.feedback == request.feedback  # why earlier answers were refused: whole
+    prompt = user_prompt(half, left_out=3)
+    assert "(3 more items recalled from memory were left out to fit the model's context " in (
+        prompt
+    )
+    assert "idea number 1:" in prompt and "idea number 2:" not in prompt
+    assert "left out" not in user_prompt(request)
