@@ -206,5 +206,9 @@ class TransformersChatModel(BaseChatModel):
             "input_tokens": tokens,
             "output_tokens": len(new_tokens),
         }
-        message = AIMessage(content=text, response_metadata={"usage": usage})
+        # "length": the answer stopped at max_new_tokens, as OpenAI-style servers say it
+        finish = "length" if len(new_tokens) >= gen["max_new_tokens"] else "stop"
+        message = AIMessage(
+            content=text, response_metadata={"usage": usage, "finish_reason": finish}
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -294,4 +294,14 @@ class LLMProposer(Proposer):
         content = response.content
         text = content if isinstance(content, str) else json.dumps(content)
         entry["output"] = text
-        return unnamed(parse_proposal(text))
+        try:
+            return unnamed(parse_proposal(text))
+        except ProposalInvalid as exc:
+            if response.response_metadata.get("finish_reason") != "length":
+                raise
+            raise ProposalInvalid(
+                f"{exc.reason} (the answer was cut: it reached the model's limit of new "
+                "tokens; a shorter answer fits)",
+                raw=exc.raw,
+                hypothesis=exc.hypothesis,
+            ) from None

@@ -208,6 +208,24 @@ def test_a_prompt_past_the_window_leaves_out_memory_s_tail_and_keeps_the_files(t
     assert proposer.transcript[-1]["user"] == user and proposer.transcript[-1]["output"]
 
 
+@pytest.mark.slow
+def test_an_answer_cut_at_the_token_limit_says_so(tmp_path):
+    """SmolLM2's answers in a swarm ended mid-string ("Unterminated string"): the refusal
+    says when the answer ran to the model's limit of new tokens, as OpenAI-style servers
+    say with finish_reason "length"."""
+    from agents.task import load_task
+    from tests.agents.test_prompts import request_for
+
+    cut = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=6, threads=2)
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    with pytest.raises(ProposalInvalid, match=r" \(the answer was cut: it reached the model's "
+                       r"limit of new tokens; a shorter answer fits\)$"):  # fmt: skip
+        LLMProposer(cut).propose(request_for(task))
+    assert cut.invoke("Say hello.").response_metadata["finish_reason"] == "length"
+    whole = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=64, threads=2)
+    assert whole.invoke("Say hello.").response_metadata["finish_reason"] == "stop"
+
+
 def test_the_abandon_criterion_reads_the_event_after_each_token():
     import torch
 
