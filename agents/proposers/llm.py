@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 # How much of each list of memory text a prompt keeps, tried in turn until it fits a local
 # model's context window (1: all of it; 0: none, the champion left out too).
 FIT_FRACTIONS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0)
+CUT = "it reached the model's limit of new tokens; a shorter answer fits"
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -277,20 +278,41 @@ class LLMProposer(Proposer):
     def _answer(
         self, messages: list[Any], entry: dict[str, Any], options: dict[str, Any]
     ) -> Proposal:
+        cut, refused = _server_errors()
         chain = self._structured_chain()
+        refusal: Exception | None = None
         if chain:
-            result = self._call(chain, messages)
-            raw = result.get("raw")
-            entry["output"] = str(getattr(raw, "content", raw))
-            if result.get("parsed") is not None:
-                parsed = result["parsed"]
-                made = parsed if isinstance(parsed, Proposal) else Proposal.model_validate(parsed)
-                return unnamed(made)
-            raise ProposalInvalid(
-                f"the answer does not match the schema: {result.get('parsing_error')}",
-                raw=entry["output"],
+            try:
+                result = self._call(chain, messages)
+            except cut as exc:  # the client will not parse an answer that stopped early
+                entry["output"] = _answer_text(exc)
+                raise ProposalInvalid(f"the answer was cut: {CUT}", raw=entry["output"]) from None
+            except refused as exc:  # e.g. a server that takes no response format
+                refusal = exc
+            else:
+                raw = result.get("raw")
+                entry["output"] = str(getattr(raw, "content", raw))
+                if result.get("parsed") is not None:
+                    parsed = result["parsed"]
+                    made = (
+                        parsed if isinstance(parsed, Proposal) else Proposal.model_validate(parsed)
+                    )
+                    return unnamed(made)
+                raise ProposalInvalid(
+                    f"the answer does not match the schema: {result.get('parsing_error')}",
+                    raw=entry["output"],
+                )
+        try:
+            response = self._call(self.model, messages, options)
+        except refused as exc:  # e.g. a prompt past the server's context
+            raise ProposalInvalid(f"the model's server refused the request: {exc}") from None
+        if refusal is not None:  # it took the plain request: ask for text from now on
+            log.info(
+                "%s refused structured output (%s); parsing JSON from text",
+                model_label(self.model),
+                refusal,
             )
-        response = self._call(self.model, messages, options)
+            self._structured = False
         content = response.content
         text = content if isinstance(content, str) else json.dumps(content)
         entry["output"] = text
@@ -300,8 +322,32 @@ class LLMProposer(Proposer):
             if response.response_metadata.get("finish_reason") != "length":
                 raise
             raise ProposalInvalid(
-                f"{exc.reason} (the answer was cut: it reached the model's limit of new "
-                "tokens; a shorter answer fits)",
-                raw=exc.raw,
-                hypothesis=exc.hypothesis,
+                f"{exc.reason} (the answer was cut: {CUT})", raw=exc.raw, hypothesis=exc.hypothesis
             ) from None
+
+
+def _server_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """The OpenAI client's errors (``--base-url`` servers, ``openai:`` models) for an answer
+    the client will not parse (cut at the token limit, filtered), and for a request the
+    server refused as invalid (400, 422: a prompt past its context, a response format it
+    does not take); none where the client is not installed. Either is one proposal's
+    failure, recorded ``invalid``; anything else (no server, a wrong model name, a bad key)
+    stops the agent with its error."""
+    try:
+        import openai
+    except ImportError:
+        return (), ()
+    return (
+        (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError),
+        (openai.BadRequestError, openai.UnprocessableEntityError),
+    )
+
+
+def _answer_text(exc: Exception) -> str:
+    """The text of the answer an OpenAI client error carries (``completion``), else the
+    error's own words."""
+    try:
+        text = exc.completion.choices[0].message.content  # type: ignore[attr-defined]
+    except (AttributeError, IndexError):
+        return str(exc)
+    return text if isinstance(text, str) and text else str(exc)

