@@ -10,9 +10,9 @@
 - ``hf:/path/to/model.gguf`` or ``hf:/path/to/model-dir``: a local transformers model.
 
 Output is structured (``with_structured_output`` where the model supports it, otherwise
-JSON parsed from the text, a trailing comma forgiven). A local model's prompt is fitted
-to its context window: memory's text is shortened, the task and its files never (see
-``LLMProposer._fitted``). Unusable output raises
+JSON parsed from the text, a trailing comma forgiven). A prompt is fitted to the model's
+context window: memory's text is shortened, the task and its files never (see
+``LLMProposer.propose``). Unusable output raises
 ``ProposalInvalid`` with the reason; the graph records it as ``invalid`` and feeds the
 reason back on the next try.
 """
@@ -232,48 +232,45 @@ class LLMProposer(Proposer):
         raise RuntimeError("unreachable")
 
     def propose(self, request: ProposalRequest) -> Proposal:
-        messages, too_long = self._fitted(request)
-        system, user = (str(m.content) for m in messages)
-        entry: dict[str, Any] = {"system": system, "user": user, "output": ""}
-        self.transcript.append(entry)
-        if too_long is not None:
-            raise ProposalInvalid(
-                f"the model cannot read the prompt, even with nothing from memory: {too_long}"
-            )
-        # a local model can stop mid-answer when the swarm stops (a remote call is short)
-        local = isinstance(self.model, TransformersChatModel) and request.stop is not None
-        options = {"abandon": request.stop} if local else {}
-        try:
-            return self._answer(messages, entry, options)
-        except PromptTooLong as exc:  # the window, checked again as the model generates
-            raise ProposalInvalid(f"the model cannot read the prompt: {exc}") from None
-        except GenerationAbandoned as exc:
-            raise ProposalAbandoned(str(exc)) from None
-
-    def _fitted(self, request: ProposalRequest) -> tuple[list[Any], PromptTooLong | None]:
-        """The messages for ``request``, and why even the shortest cannot be read (None when
-        they can). A local model's context window is known: when the whole prompt does not
-        fit it, each list of memory text keeps a shorter head (``FIT_FRACTIONS``,
-        ``prompts.shortened``) until the prompt fits, and the prompt says how much was
-        left out. The task, its notes and the base files always go whole (an edit quotes
-        them). A remote model's window is not known here: its prompt goes whole."""
+        """One answer to ``request``'s prompt, fitted to the model's context window: when
+        the whole prompt does not fit, each list of memory text keeps a shorter head
+        (``FIT_FRACTIONS``, ``prompts.shortened``) until it fits, and the prompt says how
+        much was left out; the task, its notes and the base files always go whole (an
+        edit quotes them). A local model's window is checked here, before generating; a
+        server's by the server: a request it refuses as invalid is tried again shorter."""
+        if request.stop is not None and request.stop.is_set():  # a call may not end soon
+            raise ProposalAbandoned("the swarm is stopping: no model is asked")
         system = system_prompt(request)
-        messages: list[Any] = []
-        too_long = None
+        model = self.model
+        local = isinstance(model, TransformersChatModel)
+        # a local model can stop mid-answer when the swarm stops (a remote call is short)
+        options = {"abandon": request.stop} if local and request.stop is not None else {}
+        entry: dict[str, Any] = {"system": system, "user": "", "output": ""}
+        self.transcript.append(entry)
+        why = ""
         for fraction in FIT_FRACTIONS:
             kept, left_out = shortened(request, fraction)
-            messages = [
-                SystemMessage(content=system),
-                HumanMessage(content=user_prompt(kept, left_out)),
-            ]
-            if not isinstance(self.model, TransformersChatModel):
-                return messages, None
-            too_long = self.model.too_long(messages)
-            if too_long is None:
-                if left_out:
-                    log.debug("prompt fitted to the model's window: %d items left out", left_out)
-                return messages, None
-        return messages, too_long
+            entry["user"] = user_prompt(kept, left_out)
+            messages = [SystemMessage(content=system), HumanMessage(content=entry["user"])]
+            too_long = (
+                model.too_long(messages) if isinstance(model, TransformersChatModel) else None
+            )
+            if too_long is not None:
+                why = f"the model cannot read the prompt, even with nothing from memory: {too_long}"
+                continue
+            if left_out:
+                log.debug("prompt fitted to the model's window: %d items left out", left_out)
+            try:
+                return self._answer(messages, entry, options)
+            except _Refused as exc:  # maybe too long for the server's context
+                why = (
+                    f"the model's server refused the request, even with nothing from memory: {exc}"
+                )
+            except PromptTooLong as exc:  # the window, checked again as the model generates
+                raise ProposalInvalid(f"the model cannot read the prompt: {exc}") from None
+            except GenerationAbandoned as exc:
+                raise ProposalAbandoned(str(exc)) from None
+        raise ProposalInvalid(why)
 
     def _answer(
         self, messages: list[Any], entry: dict[str, Any], options: dict[str, Any]
@@ -305,7 +302,7 @@ class LLMProposer(Proposer):
         try:
             response = self._call(self.model, messages, options)
         except refused as exc:  # e.g. a prompt past the server's context
-            raise ProposalInvalid(f"the model's server refused the request: {exc}") from None
+            raise _Refused(_server_words(exc)) from None
         if refusal is not None:  # it took the plain request: ask for text from now on
             log.info(
                 "%s refused structured output (%s); parsing JSON from text",
@@ -324,6 +321,10 @@ class LLMProposer(Proposer):
             raise ProposalInvalid(
                 f"{exc.reason} (the answer was cut: {CUT})", raw=exc.raw, hypothesis=exc.hypothesis
             ) from None
+
+
+class _Refused(Exception):
+    """The model's server refused the request itself as invalid (its words)."""
 
 
 def _server_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
@@ -351,3 +352,14 @@ def _answer_text(exc: Exception) -> str:
     except (AttributeError, IndexError):
         return str(exc)
     return text if isinstance(text, str) and text else str(exc)
+
+
+def _server_words(exc: Exception) -> str:
+    """What the server said in refusing a request: the message or detail of its JSON body
+    (``Error code: 400`` alone says nothing), else the error's own words."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        said = body.get("message") or body.get("detail")
+        if isinstance(said, str) and said:
+            return f"{exc}: {said}" if said not in str(exc) else str(exc)
+    return str(exc)

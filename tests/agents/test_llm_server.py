@@ -8,8 +8,10 @@ or a refused request is now one proposal's failure. The model's ideas are not ju
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from agents.proposers.base import ProposalInvalid
+from agents.proposers.base import ProposalAbandoned, ProposalInvalid
 from agents.proposers.llm import CUT, LLMProposer, make_chat_model
 from agents.task import load_task
 from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import make_task
 from tests.agents.test_llm import TINY, _smollm2_gguf, one_llm_agent
-from tests.agents.test_prompts import request_for
+from tests.agents.test_prompts import long_trace, request_for
 from tests.backends import free_port
 
 pytestmark = pytest.mark.slow
@@ -101,9 +103,28 @@ def test_a_prompt_past_the_server_s_context_is_one_refused_proposal(
     padding = "".join(f"# note {i}: a comment line the model must read\n" for i in range(1500))
     task = load_task(make_task(tmp_path / "long", padding + TINY, name="long", noise_min=0.01))
     proposer = LLMProposer(server.chat(max_tokens=8))
-    with pytest.raises(ProposalInvalid, match=r"^the model's server refused the request: "):
+    with pytest.raises(ProposalInvalid) as refused:
         proposer.propose(request_for(task))
+    assert refused.value.reason.startswith(
+        "the model's server refused the request, even with nothing from memory: "
+    )
+    assert "The prompt has" in refused.value.reason  # the server's own words
     assert proposer._structured is not False, "a refused request says nothing of the format"
+
+
+def test_memory_past_the_server_s_context_is_shortened_until_it_is_taken(
+    server: ModelServer, tmp_path: Path
+) -> None:
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    request = request_for(task, related=[long_trace(i, "tiny") for i in range(80)])
+    proposer = LLMProposer(server.chat(max_tokens=8))
+    with pytest.raises(ProposalInvalid) as refused:
+        proposer.propose(request)
+    assert refused.value.reason == f"the answer was cut: {CUT}"  # taken, and answered
+    (entry,) = proposer.transcript
+    left_out = re.search(r"\((\d+) more items recalled from memory were left out", entry["user"])
+    assert left_out and 0 < int(left_out[1]) < 80
+    assert "idea number 0:" in entry["user"] and TINY.strip() in entry["user"]
 
 
 def test_a_swarm_through_the_server_records_its_proposal(
@@ -120,3 +141,15 @@ def test_a_swarm_through_the_server_records_its_proposal(
             ("unusable proposal:", "invalid edit:")
         )
     assert proposers[0].transcript and all(e["output"] for e in proposers[0].transcript)
+
+
+def test_no_model_is_asked_once_the_swarm_is_stopping(server: ModelServer, tmp_path: Path) -> None:
+    """A server's call cannot be abandoned once sent (a slow one took 12 minutes to answer
+    here): an agent whose swarm is stopping sends none."""
+    stopping = threading.Event()
+    stopping.set()
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    proposer = LLMProposer(server.chat(max_tokens=8))
+    with pytest.raises(ProposalAbandoned, match="the swarm is stopping: no model is asked"):
+        proposer.propose(request_for(task, stop=stopping))
+    assert not proposer.transcript
