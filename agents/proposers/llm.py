@@ -23,9 +23,10 @@ import importlib.util
 import json
 import logging
 import re
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,13 +218,18 @@ class LLMProposer(Proposer):
         return self._structured
 
     def _call(
-        self, runnable: Any, messages: list[Any], options: dict[str, Any] | None = None
+        self,
+        runnable: Any,
+        messages: list[Any],
+        options: dict[str, Any] | None = None,
+        stop: threading.Event | None = None,
     ) -> Any:
         """Invoke with retries on infrastructure errors (network, rate limits); ``options``
-        go to the model's call."""
+        go to the model's call. ``stop``: a server's answer is not awaited once it is set
+        (``awaited``)."""
         for attempt in range(self.retries):
             try:
-                return runnable.invoke(messages, **(options or {}))
+                return awaited(lambda: runnable.invoke(messages, **(options or {})), stop)
             except (ConnectionError, TimeoutError, OSError) as exc:
                 if attempt == self.retries - 1:
                     raise
@@ -261,7 +267,7 @@ class LLMProposer(Proposer):
             if left_out:
                 log.debug("prompt fitted to the model's window: %d items left out", left_out)
             try:
-                return self._answer(messages, entry, options)
+                return self._answer(messages, entry, options, None if local else request.stop)
             except _Refused as exc:  # maybe too long for the server's context
                 why = (
                     f"the model's server refused the request, even with nothing from memory: {exc}"
@@ -273,14 +279,18 @@ class LLMProposer(Proposer):
         raise ProposalInvalid(why)
 
     def _answer(
-        self, messages: list[Any], entry: dict[str, Any], options: dict[str, Any]
+        self,
+        messages: list[Any],
+        entry: dict[str, Any],
+        options: dict[str, Any],
+        stop: threading.Event | None = None,
     ) -> Proposal:
         cut, refused = _server_errors()
         chain = self._structured_chain()
         refusal: Exception | None = None
         if chain:
             try:
-                result = self._call(chain, messages)
+                result = self._call(chain, messages, stop=stop)
             except cut as exc:  # the client will not parse an answer that stopped early
                 entry["output"] = _answer_text(exc)
                 raise ProposalInvalid(f"the answer was cut: {CUT}", raw=entry["output"]) from None
@@ -300,7 +310,7 @@ class LLMProposer(Proposer):
                     raw=entry["output"],
                 )
         try:
-            response = self._call(self.model, messages, options)
+            response = self._call(self.model, messages, options, stop)
         except refused as exc:  # e.g. a prompt past the server's context
             raise _Refused(_server_words(exc)) from None
         if refusal is not None:  # it took the plain request: ask for text from now on
@@ -321,6 +331,32 @@ class LLMProposer(Proposer):
             raise ProposalInvalid(
                 f"{exc.reason} (the answer was cut: {CUT})", raw=exc.raw, hypothesis=exc.hypothesis
             ) from None
+
+
+def awaited(call: Callable[[], Any], stop: threading.Event | None) -> Any:
+    """``call()``'s result; with ``stop``, the call runs in a daemon thread and is given up
+    (``GenerationAbandoned``) once ``stop`` is set: a server's answer cannot be stopped, so
+    it is left to finish unread, and the swarm ends without waiting minutes for it."""
+    if stop is None:
+        return call()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="labswarm-model-call", daemon=True).start()
+    while not done.wait(0.2):
+        if stop.is_set():
+            raise GenerationAbandoned("the swarm is stopping: the server's answer is not awaited")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class _Refused(Exception):

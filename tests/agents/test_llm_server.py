@@ -153,3 +153,23 @@ def test_no_model_is_asked_once_the_swarm_is_stopping(server: ModelServer, tmp_p
     with pytest.raises(ProposalAbandoned, match="the swarm is stopping: no model is asked"):
         proposer.propose(request_for(task, stop=stopping))
     assert not proposer.transcript
+
+
+def test_a_stop_during_a_server_s_answer_gives_the_answer_up(
+    server: ModelServer, tmp_path: Path
+) -> None:
+    """Ctrl-C of a swarm waited for every agent's answer in flight (3 min for two answers of
+    SmolLM2 here). The server answers one request at a time: a long answer first, so this
+    proposer's request waits behind it, then the swarm stops."""
+    first = threading.Thread(
+        target=lambda: server.chat(max_tokens=200).invoke("Tell a very long story."), daemon=True
+    )
+    first.start()
+    time.sleep(1)  # the long answer holds the server
+    stopping = threading.Event()
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    proposer = LLMProposer(server.chat(max_tokens=400))
+    threading.Timer(1.0, stopping.set).start()
+    with pytest.raises(ProposalAbandoned, match="the server's answer is not awaited"):
+        proposer.propose(request_for(task, stop=stopping))
+    assert proposer.transcript[-1]["output"] == ""  # nothing was read
