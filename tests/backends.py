@@ -48,32 +48,36 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ChromaServer:
-    """``chroma run`` on a free loopback port in its own directory; stop() kills it by PID."""
+class ServedProcess:
+    """A server process on a loopback port, in its own session: ``start`` waits until its
+    health URL answers (or says why it did not start), ``stop`` ends it by PID."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = path.with_suffix(".log")
-        with open(self.log, "wb") as log:
+    proc: subprocess.Popen[bytes]
+
+    def start(
+        self,
+        argv: list[str],
+        health: str,
+        log: Path,
+        *,
+        wait_s: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [str(CHROMA_BIN), "run", "--host", "127.0.0.1", "--port", str(self.port)]
-                + ["--path", str(path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + wait_s
         while True:
             try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=1):
+                with urllib.request.urlopen(health, timeout=1):
                     return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(
-                        f"chroma run did not start on {self.url}: {self.log.read_text()[-2000:]}"
+                        f"{Path(argv[0]).name} {argv[1]} did not start ({health}): "
+                        f"{log.read_text()[-2000:]}"
                     ) from None
                 time.sleep(0.1)
 
@@ -85,6 +89,19 @@ class ChromaServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class ChromaServer(ServedProcess):
+    """``chroma run`` on a free loopback port in its own directory; stop() kills it by PID."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = path.with_suffix(".log")
+        argv = [str(CHROMA_BIN), "run", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--path", str(path)]
+        self.start(argv, f"{self.url}/api/v2/heartbeat", self.log, wait_s=30)
 
 
 class PostgresDatabase:

@@ -7,13 +7,12 @@ or a refused request is now one proposal's failure. The model's ideas are not ju
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,53 +26,25 @@ from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import make_task
 from tests.agents.test_llm import TINY, _smollm2_gguf, one_llm_agent
 from tests.agents.test_prompts import long_trace, request_for
-from tests.backends import free_port
+from tests.backends import ServedProcess, free_port
 
 pytestmark = pytest.mark.slow
 
 
-class ModelServer:
+class ModelServer(ServedProcess):
     """``transformers serve MODEL_DIR`` on a free loopback port; stop() kills it by PID."""
 
     def __init__(self, model_dir: Path, log: Path) -> None:
         self.model = str(model_dir)
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = log
-        cli = Path(sys.executable).with_name("transformers")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        cli = str(Path(sys.executable).with_name("transformers"))
+        argv = [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # nothing is downloaded
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [str(cli), "serve", "--host", "127.0.0.1", "--port", self.url.rsplit(":", 1)[1]]
-                + ["--device", "cpu", self.model],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"transformers serve did not start: {log.read_text()}"
-                    ) from None
-                time.sleep(0.5)
+        self.start([*argv, self.model], f"{self.url}/health", log, wait_s=120, env=env)
 
     def chat(self, **kwargs: Any) -> Any:
         return make_chat_model(self.model, f"{self.url}/v1", **kwargs)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -161,10 +132,12 @@ def test_a_stop_during_a_server_s_answer_gives_the_answer_up(
     """Ctrl-C of a swarm waited for every agent's answer in flight (3 min for two answers of
     SmolLM2 here). The server answers one request at a time: a long answer first, so this
     proposer's request waits behind it, then the swarm stops."""
-    first = threading.Thread(
-        target=lambda: server.chat(max_tokens=200).invoke("Tell a very long story."), daemon=True
-    )
-    first.start()
+
+    def hold() -> None:  # its answer is not read; it fails when the server stops
+        with contextlib.suppress(Exception):
+            server.chat(max_tokens=200).invoke("Tell a very long story.")
+
+    threading.Thread(target=hold, daemon=True).start()
     time.sleep(1)  # the long answer holds the server
     stopping = threading.Event()
     task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
