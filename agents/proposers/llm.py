@@ -46,8 +46,9 @@ from agents.proposers.prompts import shortened, system_prompt, user_prompt
 
 log = logging.getLogger(__name__)
 
-# How much of each list of memory text a prompt keeps, tried in turn until it fits a local
-# model's context window (1: all of it; 0: none, the champion left out too).
+# How much of each list of memory text a prompt keeps, tried in turn until the prompt fits
+# the model's context window (a local model's, checked here; a server's, by the server's
+# refusal): 1, all of it; 0, none, the champion left out too.
 FIT_FRACTIONS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0)
 CUT = "it reached the model's limit of new tokens; a shorter answer fits"
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
@@ -249,7 +250,8 @@ class LLMProposer(Proposer):
         system = system_prompt(request)
         model = self.model
         local = isinstance(model, TransformersChatModel)
-        # a local model can stop mid-answer when the swarm stops (a remote call is short)
+        # when the swarm stops, a local model stops generating at its next token (abandon)
+        # and a server's answer is no longer awaited (``awaited``)
         options = {"abandon": request.stop} if local and request.stop is not None else {}
         entry: dict[str, Any] = {"system": system, "user": "", "output": ""}
         self.transcript.append(entry)
