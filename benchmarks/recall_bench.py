@@ -127,7 +127,17 @@ PACK = REPO / "seeds" / "karpathy-h100-mar8.jsonl"
 # The query files, by set name: ``benchmarks/recall_<name>.jsonl`` (see the docstring).
 QUERY_FILES = {
     name: REPO / "benchmarks" / f"recall_{name}.jsonl"
-    for name in ("blind", "blind2", "blind3", "blind4", "blind5", "blind6", "blind7", "dev")
+    for name in (
+        "blind",
+        "blind2",
+        "blind3",
+        "blind4",
+        "blind5",
+        "blind6",
+        "blind7",
+        "blind8",
+        "dev",
+    )
 }
 TASK = "autoresearch"
 DEPTH = 10
