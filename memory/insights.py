@@ -18,8 +18,9 @@ program mean is ``Store.program_stats`` of the run's program (its run, confirmat
 re-measures) and the base mean is what the verdict was judged against (``base_metric``), or
 the parent program's stats for traces that did not record it; ``effect = gain / noise sd``.
 A run is **stale** when the champion now beats its base by the keep rule's margin
-(``outgrown``: the rule of a stale failure, ``memory.models.beats``); an insight is stale
-when every run behind it is. Every insight lists the ids of its traces
+(``outgrown``: the rule of a stale failure, ``memory.models.beats``) and the champion is
+not built on it (the run's program is neither the champion nor one of its ancestors); an
+insight is stale when every run behind it is. Every insight lists the ids of its traces
 (``Store.get_trace`` resolves them).
 
 Incremental: a per-store, per-task cache holds the trusted traces read so far and the
@@ -37,6 +38,7 @@ installation's own numbers).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -209,9 +211,10 @@ class InsightBase(BaseModel):
         return "; ".join(bits)
 
     def _ids(self, shown: int = 3) -> str:
+        """`` [traces a,b,c +N]``: the newest trace ids, short."""
         ids = [i[:8] for i in self.trace_ids[-shown:]]
         more = len(self.trace_ids) - len(ids)
-        return "traces " + ",".join(ids) + (f" +{more}" if more > 0 else "")
+        return " [traces " + ",".join(ids) + (f" +{more}" if more > 0 else "") + "]"
 
     def _stale(self) -> str:
         return (
@@ -231,7 +234,8 @@ class KnobInsight(InsightBase):
     alone: int  # runs that moved only this knob
     regions: list[Region]
 
-    def line(self) -> str:
+    def line(self, ids: bool = True) -> str:
+        """One line: the move, its numbers, the newest trace ids (``ids``), stale or not."""
         what = f"{self.knob} {self.move}" + (f" to {self.value}" if self.value else "")
         crash_at = [
             f"{r.crashes}/{r.n} at {r.lo:g}" + (f"..{r.hi:g}" if r.hi != r.lo else "")
@@ -240,7 +244,8 @@ class KnobInsight(InsightBase):
         ]
         where = f" ({'; '.join(crash_at)})" if crash_at and len(self.regions) > 1 else ""
         alone = "" if self.alone == self.n else f", {self.alone} of {self.n} alone"
-        return f"{what}: {self._numbers()}{where}{alone} [{self._ids()}]{self._stale()}"
+        traces = self._ids() if ids else ""
+        return f"{what}: {self._numbers()}{where}{alone}{traces}{self._stale()}"
 
 
 class IdeaInsight(InsightBase):
@@ -251,11 +256,13 @@ class IdeaInsight(InsightBase):
     keeps: int
     discards: int
 
-    def line(self) -> str:
+    def line(self, ids: bool = True) -> str:
+        """One line: the idea, its tries, numbers, newest trace ids (``ids``), stale or not."""
         idea = " ".join(self.idea.split())
         idea = idea if len(idea) <= 90 else idea[:89] + "..."
         tries = f"{self.n} tr{'y' if self.n == 1 else 'ies'}: {self.keeps} kept"
-        return f'idea "{idea}" ({tries}): {self._numbers()} [{self._ids()}]{self._stale()}'
+        traces = self._ids() if ids else ""
+        return f'idea "{idea}" ({tries}): {self._numbers()}{traces}{self._stale()}'
 
 
 AnyInsight = Annotated[KnobInsight | IdeaInsight, Field(discriminator="kind")]
@@ -451,11 +458,24 @@ class _Class:
         champ = self.evidence.champion
         return self.evidence.stats(champ.fingerprint) if champ is not None else None
 
+    @functools.cached_property
+    def built_on(self) -> set[str]:
+        """The programs the champion is built on: its own and its ancestors' (by
+        ``parent_id``) -- what they measured is in the champion, never on an older base."""
+        out: set[str] = set()
+        t = self.evidence.champion
+        seen: set[str] = set()
+        while t is not None and t.id not in seen:
+            seen.add(t.id)
+            out.add(t.fingerprint)
+            t = self.by_id.get(t.parent_id or "")
+        return out
+
     def run(self, t: ExperimentPublic, value: Any = None) -> InsightRun:
         out = InsightRun(id=t.id, status=t.status, hypothesis=t.hypothesis[:200], value=value)
         base = self.base(t)
         champion = self.champion()
-        if base is not None and champion is not None:
+        if base is not None and champion is not None and t.fingerprint not in self.built_on:
             out.stale = outgrown(
                 base, champion, self.direction, self.evidence.noise.sd, self.evidence.noise.df
             )

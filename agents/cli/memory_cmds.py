@@ -263,7 +263,7 @@ def cmd_insights(args: argparse.Namespace) -> int:
             print(f"nothing yet: no judged experiment of this task{on} to learn from")
     for insight in ranked:
         budget = f" {insight.budget_s:g} s" if insight.budget_s is not None else ""
-        print(f"[{insight.hardware or '-'}{budget}] {insight.line()}")
+        print(f"[{insight.hardware or '-'}{budget}] {insight.line(ids=False)}")
         shown = insight.trace_ids[-10:]
         more = len(insight.trace_ids) - len(shown)
         print("    traces: " + " ".join(shown) + (f" (+{more} older)" if more else ""))

@@ -161,6 +161,31 @@ def test_insight_on_an_outgrown_base_is_stale_and_new_traces_update_it(store: St
     assert (up.n, up.trace_ids[-1]) == (4, "e6")
 
 
+def test_the_champion_s_own_change_is_not_stale_when_the_champion_moves(store: Store) -> None:
+    """A kept change becomes the champion: the runs measured on the root go stale, the
+    champion's own change and its ancestor's do not (the champion is built on them)."""
+    build(store)
+    add(store, "k1", 40, parent_id="b0", status=Status.keep, metric=0.90,
+        knobs={"DEPTH": [8, 9]}, hypothesis="one more layer")  # fmt: skip
+    for i in (1, 2):  # re-measures: the runs no verdict chose, which crown a champion
+        add(store, f"k1r{i}", 40 + i / 10, parent_id="k1", role=Role.remeasure,
+            fingerprint="fp-k1", status=Status.keep, metric=0.90)  # fmt: skip
+    add(store, "k2", 42, parent_id="k1", status=Status.keep, metric=0.70, base_metric=0.90,
+        base_n=2, knobs={"WIDTH": [512, 640]}, hypothesis="wider")  # fmt: skip
+    for i in (1, 2):
+        add(store, f"k2r{i}", 42 + i / 10, parent_id="k2", role=Role.remeasure,
+            fingerprint="fp-k2", status=Status.keep, metric=0.70)  # fmt: skip
+    champion = store.champion(TASK, "cpu", 60.0)
+    assert champion is not None and champion.fingerprint == "fp-k2"
+    report = store.insights(TASK, "cpu", 60.0)
+    # measured on the root (1.00), which the champion (0.70) beats by far: stale
+    assert knob(report, "LR", "down").stale and knob(report, "LR", "up").stale
+    # the champion's own change, and the change it is built on, are in it
+    assert not knob(report, "WIDTH", "up").stale
+    assert not knob(report, "DEPTH", "up").stale
+    assert [line.split(":")[0] for line in report.prompt_lines(2)] == ["WIDTH up", "DEPTH up"]
+
+
 def test_free_form_edits_are_grouped_by_meaning(store: Store) -> None:
     build(store)
     ideas = [
@@ -268,6 +293,8 @@ def test_cli_insights(
     assert "insights of task 'insights': 8 trusted traces read of the 10 held; imported " in out
     assert "[cpu 60 s] LR up: better by" in out
     assert "    traces: e1 e2 e3" in out
+    # each insight's ids are printed once, in full, on the line below it
+    assert "[traces " not in out and out.count("e1 e2 e3") == 1
     assert main(["insights", "--task", TASK, "--budget", "60", "--json", "--memory", mem]) == 0
     report = InsightReport.model_validate(json.loads(capsys.readouterr().out))
     assert knob(report, "LR", "up").trace_ids == ["e1", "e2", "e3"]
