@@ -64,6 +64,7 @@ from agents.nodes import candidate_fields, end_reason, short_id
 from agents.program import Program, diff
 from agents.proposers.base import Proposer
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
+from agents.proposers.llm import MODEL_TIMEOUT_S
 from agents.task import Task, load_task
 from agents.tracing import Author, set_agent, setup_failure, write_trace
 from agents.workspace import TaskRootChanged, Workspace, protected_hashes
@@ -98,6 +99,8 @@ class SwarmConfig:
     hybrid_ratio: int = HYBRID_RATIO  # hybrid: builtin proposals per LLM proposal
     model: str | None = None
     base_url: str | None = None
+    # an OpenAI client's wait for one answer (--base-url servers, openai: models), seconds
+    model_timeout_s: float = MODEL_TIMEOUT_S
     replicates: int = DEFAULT_REPLICATES
     # The sampler's seed (agent i draws with seed * 1000 + i); None: a new swarm draws one
     # (SwarmHome.open), saved in swarm.json, so --resume goes on with it and two swarms
@@ -329,7 +332,9 @@ def default_proposer_factory(config: SwarmConfig) -> ProposerFactory:
         from agents.proposers.llm import LLMProposer, make_chat_model
 
         cache = Path(config.cache_dir) if config.cache_dir else None
-        chat = make_chat_model(config.model, config.base_url, cache_dir=cache)
+        chat = make_chat_model(
+            config.model, config.base_url, cache_dir=cache, timeout_s=config.model_timeout_s
+        )
 
         def make_llm(task: Task, root: Program, device: Device, name: str, seed: int) -> Proposer:
             if config.proposer == "llm":
@@ -939,8 +944,10 @@ def _read_meta(directory: Path, resume: str) -> dict[str, Any]:
 
 
 def _resumed_config(meta: dict[str, Any], asked: SwarmConfig) -> SwarmConfig:
-    """The stopped swarm's config; a resume may extend its limits."""
+    """The stopped swarm's config; a resume may extend its limits, and waits for a model's
+    server as long as it is now asked to (how long is not part of what the swarm tried)."""
     saved = SwarmConfig(**meta["config"])
+    saved.model_timeout_s = asked.model_timeout_s
     if "retest" not in meta["config"]:  # saved before the setting: its re-tests came per keep
         saved.retest = "each"
     for key in ("max_experiments", "hours"):

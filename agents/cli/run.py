@@ -39,6 +39,7 @@ from agents.judge import (
     MIN_REPLICATES,
 )
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
+from agents.proposers.llm import MODEL_TIMEOUT_S, SERVER_PATIENCE_S
 from memory import MIN_CHAMPION_RUNS
 
 if TYPE_CHECKING:
@@ -93,6 +94,15 @@ def add_parser(subparsers: Any) -> None:
         "--model", help="for --proposer llm or hybrid: provider:model, or hf:/path/model.gguf"
     )
     p.add_argument("--base-url", help="OpenAI-compatible server for --model (vLLM, llama.cpp)")
+    p.add_argument(
+        "--model-timeout",
+        type=float,
+        default=MODEL_TIMEOUT_S,
+        metavar="SECONDS",
+        help="for --base-url servers and openai: models: how long to wait for one answer "
+        f"before asking again (default {MODEL_TIMEOUT_S:g}); a server that does not answer "
+        f"for {SERVER_PATIENCE_S / 60:g} minutes stops its agent",
+    )
     memory_arg(p)
     p.add_argument(
         "--seed", action="append", default=[], metavar="PACK", help="import a pack first"
@@ -301,6 +311,7 @@ def _config(args: argparse.Namespace, cache_dir: str | None) -> tuple[SwarmConfi
         hybrid_ratio=args.hybrid_ratio or HYBRID_RATIO,
         model=args.model,
         base_url=args.base_url,
+        model_timeout_s=args.model_timeout,
         replicates=args.replicates,
         seed=args.sampler_seed,
         confirm=args.confirm,
@@ -453,6 +464,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.proposer != "builtin" and not args.model and not args.resume:
         parser.error(
             f"--proposer {args.proposer} needs --model (e.g. openai:gpt-4.1 or hf:/path.gguf)"
+        )
+    if not 0 < args.model_timeout < float("inf"):
+        parser.error(
+            f"--model-timeout: must be a finite number of seconds > 0, got {args.model_timeout}"
         )
     if not 0 <= args.screen < float("inf"):
         parser.error(f"--screen: must be a finite number of noise sds >= 0, got {args.screen}")

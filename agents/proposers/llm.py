@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 # refusal): 1, all of it; 0, none, the champion left out too.
 FIT_FRACTIONS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.0)
 CUT = "it reached the model's limit of new tokens; a shorter answer fits"
+# A server that does not answer (down, restarting, overloaded, timed out) is asked again,
+# waiting 1, 2, 4 ... up to 60 s between tries, for this long before its agent stops: a
+# model server restarted at night costs its agents a wait, not the rest of the night.
+SERVER_PATIENCE_S = 900.0
+MODEL_TIMEOUT_S = 600.0  # a server's answer: seconds before the call is given up and retried
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -76,10 +81,17 @@ def model_label(model: BaseChatModel) -> str:
 
 
 def make_chat_model(
-    model: str, base_url: str | None = None, *, cache_dir: Path | None = None, **kwargs: Any
+    model: str,
+    base_url: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    timeout_s: float | None = None,
+    **kwargs: Any,
 ) -> BaseChatModel:
-    """A chat model from a ``--model`` string (see the module docstring). A missing
-    optional dependency raises :class:`MissingDependency` naming what to install."""
+    """A chat model from a ``--model`` string (see the module docstring). ``timeout_s``:
+    how long an OpenAI client (``--base-url`` servers, ``openai:`` models) waits for one
+    answer (its own default is to wait for ever). A missing optional dependency raises
+    :class:`MissingDependency` naming what to install."""
     if model.startswith("hf:"):
         needed: tuple[str, ...] = ("transformers", "torch", "accelerate")
         if model.endswith(".gguf"):
@@ -93,6 +105,10 @@ def make_chat_model(
         if ":" not in model:
             kwargs["model_provider"] = "openai"
             kwargs.setdefault("api_key", "not-needed")
+    if timeout_s is not None and (
+        kwargs.get("model_provider") == "openai" or model.startswith("openai:")
+    ):
+        kwargs.setdefault("timeout", timeout_s)
     try:
         return init_chat_model(model, **kwargs)
     except ImportError as exc:
@@ -199,9 +215,9 @@ class LLMProposer(Proposer):
 
     name = "llm"
 
-    def __init__(self, model: BaseChatModel, *, retries: int = 3) -> None:
+    def __init__(self, model: BaseChatModel, *, patience_s: float = SERVER_PATIENCE_S) -> None:
         self.model = model
-        self.retries = retries
+        self.patience_s = patience_s
         self._structured: Any = None  # None: not tried yet; False: not supported
         self.transcript: deque[dict[str, Any]] = deque(maxlen=50)
 
@@ -225,18 +241,36 @@ class LLMProposer(Proposer):
         options: dict[str, Any] | None = None,
         stop: threading.Event | None = None,
     ) -> Any:
-        """Invoke with retries on infrastructure errors (network, rate limits); ``options``
-        go to the model's call. ``stop``: a server's answer is not awaited once it is set
-        (``awaited``)."""
-        for attempt in range(self.retries):
+        """Invoke; a server that does not answer (``_transient_errors``: no connection, a
+        timeout, 429, 5xx) is asked again after 1, 2, 4 ... 60 s, a last time when
+        ``patience_s`` have passed since the first failure, then :class:`ModelUnavailable`
+        stops the agent.
+        ``options`` go to the model's call. ``stop``: a server's answer is not awaited once
+        it is set (``awaited``), nor is a wait between tries finished."""
+        transient = _transient_errors()
+        first: float | None = None
+        attempt = 0
+        while True:
             try:
                 return awaited(lambda: runnable.invoke(messages, **(options or {})), stop)
-            except (ConnectionError, TimeoutError, OSError) as exc:
-                if attempt == self.retries - 1:
-                    raise
-                log.warning("model call failed (%s); retrying", exc)
-                time.sleep(2**attempt)
-        raise RuntimeError("unreachable")
+            except transient as exc:
+                now = time.monotonic()
+                first = now if first is None else first
+                attempt += 1
+                if now - first >= self.patience_s:
+                    raise ModelUnavailable(
+                        f"the model's server has not answered for {now - first:.0f} s "
+                        f"({attempt} tries): {_server_words(exc)}"
+                    ) from exc
+                delay = min(2.0 ** (attempt - 1), 60.0, self.patience_s - (now - first))
+                log.warning("the model's server did not answer (%s); asking again in %.0f s",
+                            _server_words(exc), delay)  # fmt: skip
+                if stop is not None and stop.wait(delay):
+                    raise GenerationAbandoned(
+                        "the swarm is stopping: the model's server is not asked again"
+                    ) from None
+                if stop is None:
+                    time.sleep(delay)
 
     def propose(self, request: ProposalRequest) -> Proposal:
         """One answer to ``request``'s prompt, fitted to the model's context window: when
@@ -363,6 +397,28 @@ def awaited(call: Callable[[], Any], stop: threading.Event | None) -> Any:
 
 class _Refused(Exception):
     """The model's server refused the request itself as invalid (its words)."""
+
+
+class ModelUnavailable(RuntimeError):
+    """The model's server has not answered for ``LLMProposer.patience_s``: the agent stops
+    with this error (the swarm's other agents go on)."""
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    """Errors of a server that may answer if asked again later: the network's, and the
+    OpenAI and Anthropic clients' for no connection or a timeout, a rate limit (429) and a
+    server error (5xx), where those clients are installed."""
+    out: list[type[Exception]] = [ConnectionError, TimeoutError, OSError]
+    for name in ("openai", "anthropic"):
+        try:
+            client = importlib.import_module(name)
+        except ImportError:
+            continue
+        for error in ("APIConnectionError", "RateLimitError", "InternalServerError"):
+            kind = getattr(client, error, None)
+            if isinstance(kind, type) and issubclass(kind, Exception):
+                out.append(kind)
+    return tuple(out)
 
 
 def _server_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:

@@ -104,6 +104,8 @@ def test_bad_task_toml_fails_with_the_field_and_leaves_memory_empty(tmp_path, sp
         (["--finalists-by", "luck"], "argument --finalists-by: invalid choice: 'luck'"),
         (["--sampler-seed", "-1"], "--sampler-seed: must be in 0..3999999, got -1"),
         (["--sampler-seed", "3", "--resume"], "--sampler-seed: a resumed swarm goes on"),
+        (["--model-timeout", "0"], "--model-timeout: must be a finite number of seconds > 0"),
+        (["--model-timeout", "nan"], "--model-timeout: must be a finite number of seconds > 0"),
     ],
 )
 def test_a_bad_flag_is_a_usage_error_naming_it(tmp_path, capsys, flags, message):
@@ -281,3 +283,24 @@ def test_each_new_swarm_draws_its_own_sampler_seed_and_the_flag_repeats_one(tmp_
     seed_b, first_b = swarm("b")
     assert seed_a != seed_b and first_a != first_b
     assert swarm("c", "--sampler-seed", str(seed_a)) == (seed_a, first_a)
+
+
+def test_the_model_timeout_reaches_the_server_s_client_and_a_resume_may_change_it(tmp_path):
+    """``--model-timeout`` is how long the OpenAI client waits for one answer; a resumed
+    swarm waits as long as it is now asked to (its saved config may predate the setting)."""
+    import json
+    from dataclasses import asdict
+
+    from agents.proposers.llm import make_chat_model
+    from agents.swarm import SwarmConfig, SwarmHome
+
+    chat = make_chat_model("served", "http://127.0.0.1:9/v1", timeout_s=42.0)
+    assert chat.request_timeout == 42.0  # type: ignore[attr-defined]
+    assert make_chat_model("served", "http://127.0.0.1:9/v1").request_timeout is None  # type: ignore[attr-defined]
+    runs = tmp_path / "runs"
+    (runs / "old").mkdir(parents=True)
+    saved = asdict(SwarmConfig(proposer="llm", model="served", base_url="http://h/v1"))
+    del saved["model_timeout_s"]
+    (runs / "old" / "swarm.json").write_text(json.dumps({"swarm_id": "old", "config": saved}))
+    home = SwarmHome.open(SwarmConfig(runs_dir=str(runs), model_timeout_s=42.0), "old")
+    assert home.config.model_timeout_s == 42.0 and home.config.model == "served"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from agents.proposers.base import ProposalAbandoned, ProposalInvalid
-from agents.proposers.llm import CUT, LLMProposer, make_chat_model
+from agents.proposers.llm import CUT, LLMProposer, ModelUnavailable, make_chat_model
 from agents.task import load_task
 from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import make_task
@@ -34,9 +35,9 @@ pytestmark = pytest.mark.slow
 class ModelServer(ServedProcess):
     """``transformers serve MODEL_DIR`` on a free loopback port; stop() kills it by PID."""
 
-    def __init__(self, model_dir: Path, log: Path) -> None:
+    def __init__(self, model_dir: Path, log: Path, port: int | None = None) -> None:
         self.model = str(model_dir)
-        port = free_port()
+        port = port or free_port()
         self.url = f"http://127.0.0.1:{port}"
         cli = str(Path(sys.executable).with_name("transformers"))
         argv = [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
@@ -47,15 +48,87 @@ class ModelServer(ServedProcess):
         return make_chat_model(self.model, f"{self.url}/v1", **kwargs)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+def _model_dir() -> Path:
+    """SmolLM2 as a transformers model directory (de-quantised from the GGUF once, cached)."""
     from agents.proposers.hf_chat import TransformersChatModel, _converted_dir
 
     gguf = _smollm2_gguf()
-    TransformersChatModel(model_path=str(gguf))._loaded()  # de-quantised once, cached
-    running = ModelServer(_converted_dir(gguf, None), tmp_path_factory.mktemp("serve") / "log")
+    TransformersChatModel(model_path=str(gguf))._loaded()
+    return _converted_dir(gguf, None)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+    running = ModelServer(_model_dir(), tmp_path_factory.mktemp("serve") / "log")
     yield running
     running.stop()
+
+
+def test_a_server_that_is_down_is_asked_again_until_it_answers(tmp_path: Path) -> None:
+    """A model server restarted at night killed every agent at its next call (a connection
+    error is no proposal's fault). Now the call is tried again, 1, 2, 4 ... s apart, and the
+    server that comes up on the same port answers it."""
+    model_dir = _model_dir()
+    port = free_port()
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    chat = make_chat_model(str(model_dir), f"http://127.0.0.1:{port}/v1", max_tokens=8)
+    proposer = LLMProposer(chat, patience_s=600)
+    outcome: dict[str, BaseException] = {}
+
+    def propose() -> None:
+        try:
+            proposer.propose(request_for(task))
+        except BaseException as exc:  # noqa: BLE001 - read by the test below
+            outcome["error"] = exc
+
+    asking = threading.Thread(target=propose)
+    asking.start()
+    time.sleep(4)  # two tries have failed: nothing listens on the port yet
+    assert asking.is_alive() and not outcome
+    late = ModelServer(model_dir, tmp_path / "late.log", port=port)
+    try:
+        asking.join(timeout=300)
+        assert not asking.is_alive()
+    finally:
+        late.stop()
+    error = outcome["error"]  # answered: an answer of 8 tokens is cut
+    assert isinstance(error, ProposalInvalid) and error.reason == f"the answer was cut: {CUT}"
+
+
+def test_a_server_that_never_comes_back_stops_its_agent_with_the_reason(tmp_path: Path) -> None:
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    proposer = LLMProposer(make_chat_model("some-model", url, max_retries=0), patience_s=3)
+    t0 = time.monotonic()
+    with pytest.raises(ModelUnavailable, match=r"has not answered for [34] s \(3 tries\): Conn"):
+        proposer.propose(request_for(task))
+    assert time.monotonic() - t0 < 10
+    # a stop ends the wait between tries at once
+    stopping = threading.Event()
+    waiting = LLMProposer(make_chat_model("some-model", url, max_retries=0), patience_s=600)
+    threading.Timer(2.0, stopping.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(ProposalAbandoned, match="the model's server is not asked again"):
+        waiting.propose(request_for(task, stop=stopping))
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_server_that_hangs_is_timed_out_and_asked_again(tmp_path: Path) -> None:
+    """``--model-timeout``: the client's wait for one answer (langchain-openai's default is
+    to wait for ever, so a hung server held its agent all night). A server here takes the
+    connection and never answers (its socket listens; nothing reads it)."""
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+        chat = make_chat_model("some-model", url, max_retries=0, timeout_s=0.5)
+        assert chat.request_timeout == 0.5
+        proposer = LLMProposer(chat, patience_s=2)
+        t0 = time.monotonic()
+        with pytest.raises(ModelUnavailable, match=r"\(3 tries\): Request timed out"):
+            proposer.propose(request_for(task))
+        assert time.monotonic() - t0 < 10
 
 
 def test_a_cut_answer_is_one_refused_proposal(server: ModelServer, tmp_path: Path) -> None:
