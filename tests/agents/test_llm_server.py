@@ -24,9 +24,14 @@ from agents.proposers.base import ProposalAbandoned, ProposalInvalid
 from agents.proposers.llm import CUT, LLMProposer, ModelUnavailable, make_chat_model
 from agents.task import load_task
 from memory.models import Role, Status, TraceQuery
-from tests.agents.conftest import make_task
-from tests.agents.test_llm import TINY, _smollm2_gguf, one_llm_agent
-from tests.agents.test_prompts import long_trace, request_for
+from tests.agents.conftest import (
+    TINY,
+    long_trace,
+    make_task,
+    one_llm_agent,
+    request_for,
+    smollm2_gguf,
+)
 from tests.backends import ServedProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -52,7 +57,7 @@ def _model_dir() -> Path:
     """SmolLM2 as a transformers model directory (de-quantised from the GGUF once, cached)."""
     from agents.proposers.hf_chat import TransformersChatModel, _converted_dir
 
-    gguf = _smollm2_gguf()
+    gguf = smollm2_gguf()
     TransformersChatModel(model_path=str(gguf))._loaded()
     return _converted_dir(gguf, None)
 
