@@ -48,6 +48,11 @@ class SearchExhausted(Exception):
     """The proposer finds nothing new to try (every candidate already ran or is claimed)."""
 
 
+class ModelUnavailable(RuntimeError):
+    """The proposer's model has not answered for as long as it waits (its server down or
+    hung): an LLM agent stops with this error; a hybrid's builtin side takes the turn."""
+
+
 class ProposalAbandoned(Exception):
     """The proposer stopped working on a proposal because the swarm is stopping."""
 

@@ -25,6 +25,9 @@ knobs in between.
   costs one proposal in K + 1 and no device time; the builtin's runs keep the agent going.
 - **An exhausted builtin hands its turn to the LLM** (``SearchExhausted``: every knob
   configuration near the base already ran), which can still change the structure.
+- **A model that does not answer hands its turn to the builtin** (``ModelUnavailable``:
+  its server down or hung for ``SERVER_PATIENCE_S``): the agent goes on with builtin
+  runs and asks the model again on its next turn, where an LLM agent would stop.
 - **Who proposed it**: every proposal carries ``proposer`` = ``"hybrid:llm"`` or
   ``"hybrid:builtin"``, recorded on its trace; :attr:`name` follows the current turn, so a
   refusal recorded under the proposer's name (an unusable LLM answer) names its side too.
@@ -35,7 +38,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from agents.proposers.base import Proposal, ProposalRequest, Proposer, SearchExhausted
+from agents.proposers.base import (
+    ModelUnavailable,
+    Proposal,
+    ProposalRequest,
+    Proposer,
+    SearchExhausted,
+)
 from memory.models import MAX_PAGE, RAN_STATUSES, Role, Status, TraceQuery
 
 log = logging.getLogger(__name__)
@@ -104,7 +113,10 @@ class HybridProposer(Proposer):
     def propose(self, request: ProposalRequest) -> Proposal:
         side = turn(self.proposed_so_far(request), self.ratio)
         if side == LLM:
-            return self._ask_llm(request)
+            try:
+                return self._ask_llm(request)
+            except ModelUnavailable as exc:
+                log.warning("%s: %s; the builtin takes the turn", request.agent_id, exc)
         self.name = BUILTIN
         try:
             proposal = self.builtin.propose(request)

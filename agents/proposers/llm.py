@@ -35,6 +35,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import ValidationError
 
 from agents.proposers.base import (
+    ModelUnavailable,
     Proposal,
     ProposalAbandoned,
     ProposalInvalid,
@@ -397,11 +398,6 @@ def awaited(call: Callable[[], Any], stop: threading.Event | None) -> Any:
 
 class _Refused(Exception):
     """The model's server refused the request itself as invalid (its words)."""
-
-
-class ModelUnavailable(RuntimeError):
-    """The model's server has not answered for ``LLMProposer.patience_s``: the agent stops
-    with this error (the swarm's other agents go on)."""
 
 
 def _transient_errors() -> tuple[type[Exception], ...]:

@@ -20,6 +20,7 @@ from agents.swarm import Swarm, SwarmConfig, SwarmError, default_proposer_factor
 from agents.task import load_task
 from memory.models import RAN_STATUSES, ExperimentPublic, Role, Status, TraceQuery
 from tests.agents.conftest import edit_proposal, make_task, smollm2_gguf
+from tests.backends import free_port
 
 LABSWARM = str(Path(sys.executable).parent / "labswarm")
 MARK = 'print("training...")'
@@ -109,6 +110,42 @@ def test_hybrid_alternates_as_configured_and_survives_a_resume(tmp_path, store):
     assert structural.status in RAN_STATUSES, structural.error
     assert 'print("structure 1")' in structural.diff
     assert not structural.knobs, "a structural change, no knob moved"
+
+
+def test_a_model_server_that_does_not_answer_hands_its_turns_to_the_builtin(
+    tmp_path, store, caplog
+):
+    """The LLM side is a real ``LLMProposer`` through langchain-openai to a loopback port
+    where no server listens (a model server down for the night): each of its turns waits
+    out its patience and hands the turn to the builtin; the agent goes on, where an LLM
+    agent stops."""
+    task_dir = make_task(tmp_path / "quad", noise_min=NO_KEEPS)
+    url = f"http://127.0.0.1:{free_port()}/v1"
+
+    def factory(task, root, device, name, seed):
+        llm = LLMProposer(make_chat_model("down", url, max_retries=0), patience_s=1)
+        builtin = BuiltinProposer(task, root, device.kind, device.hardware, seed=seed)
+        return HybridProposer(llm, builtin, ratio=1)
+
+    config = SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        proposer="hybrid",
+        hybrid_ratio=1,
+        max_experiments=3,
+        confirm=False,
+        remeasure=0,
+        runs_dir=str(tmp_path / "runs"),
+    )
+    with caplog.at_level("WARNING", logger="agents.proposers.hybrid"):
+        result = Swarm(config, store, proposer_factory=factory).run()
+    assert result.errors == [], result.errors
+    traces = _experiments(store, "quad")
+    assert [t.proposer for t in traces] == [BUILTIN] * 3
+    assert all(t.status in RAN_STATUSES for t in traces)
+    handed = [r.message for r in caplog.records if "the builtin takes the turn" in r.message]
+    assert handed and "the model's server has not answered for 1 s" in handed[0]
 
 
 def test_builtin_side_tunes_a_base_that_lost_a_knob(tmp_path, store):

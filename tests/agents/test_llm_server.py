@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from agents.proposers.base import ProposalAbandoned, ProposalInvalid
-from agents.proposers.llm import CUT, LLMProposer, ModelUnavailable, make_chat_model
+from agents.proposers.base import ModelUnavailable, ProposalAbandoned, ProposalInvalid
+from agents.proposers.llm import CUT, LLMProposer, make_chat_model
 from agents.task import load_task
 from memory.models import Role, Status, TraceQuery
 from tests.agents.conftest import (
