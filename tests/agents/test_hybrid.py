@@ -53,6 +53,22 @@ def _experiments(store, task: str) -> list[ExperimentPublic]:
     return store.query_traces(query).data
 
 
+def _one_agent(tmp_path: Path, task_dir: Path, ratio: int, runs: int) -> SwarmConfig:
+    """One hybrid agent on the CPU for ``runs`` runs; with ``NO_KEEPS`` and no confirmation
+    or re-measure, each proposal is one run or one refusal, so the count is exact."""
+    return SwarmConfig(
+        task=str(task_dir),
+        agents=1,
+        devices="cpu",
+        proposer="hybrid",
+        hybrid_ratio=ratio,
+        max_experiments=runs,
+        confirm=False,
+        remeasure=0,
+        runs_dir=str(tmp_path / "runs"),
+    )
+
+
 def test_turns_are_k_builtin_then_one_llm():
     assert [turn(n, 2) for n in range(7)] == [BUILTIN, BUILTIN, LLM] * 2 + [BUILTIN]
     assert [turn(n, 1) for n in range(4)] == [BUILTIN, LLM, BUILTIN, LLM]
@@ -76,17 +92,7 @@ def test_hybrid_alternates_as_configured_and_survives_a_resume(tmp_path, store):
         made.append((HybridProposer(llm, builtin, ratio=2), llm))
         return made[-1][0]
 
-    config = SwarmConfig(
-        task=str(task_dir),
-        agents=1,
-        devices="cpu",
-        proposer="hybrid",
-        hybrid_ratio=2,
-        max_experiments=4,  # 4 runs: b, b, (llm refused: no run), b, b
-        confirm=False,  # with NO_KEEPS: one run per proposal, the count is exact
-        remeasure=0,
-        runs_dir=str(tmp_path / "runs"),
-    )
+    config = _one_agent(tmp_path, task_dir, 2, 4)  # 4 runs: b, b, (llm refused: no run), b, b
     first = Swarm(config, store, proposer_factory=factory)
     first.run()
     traces = _experiments(store, "quad")
@@ -127,17 +133,7 @@ def test_a_model_server_that_does_not_answer_hands_its_turns_to_the_builtin(
         builtin = BuiltinProposer(task, root, device.kind, device.hardware, seed=seed)
         return HybridProposer(llm, builtin, ratio=1)
 
-    config = SwarmConfig(
-        task=str(task_dir),
-        agents=1,
-        devices="cpu",
-        proposer="hybrid",
-        hybrid_ratio=1,
-        max_experiments=3,
-        confirm=False,
-        remeasure=0,
-        runs_dir=str(tmp_path / "runs"),
-    )
+    config = _one_agent(tmp_path, task_dir, 1, 3)
     with caplog.at_level("WARNING", logger="agents.proposers.hybrid"):
         result = Swarm(config, store, proposer_factory=factory).run()
     assert result.errors == [], result.errors
