@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from agents.cli import memory_cmds, run, serve
@@ -70,5 +71,20 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def console() -> None:
+    """The ``labswarm`` command: ``main``, then exit -- at once when a model server's
+    answer was given up as the swarm stopped (``agents.proposers.llm.calls_given_up``):
+    LangChain runs structured-output calls in an executor whose threads Python joins at
+    exit, and a hung server held a stopped swarm's process for as long as it stayed hung."""
+    code = main()
+    llm = sys.modules.get("agents.proposers.llm")
+    if llm is not None and llm.calls_given_up():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

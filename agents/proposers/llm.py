@@ -370,10 +370,24 @@ class LLMProposer(Proposer):
             ) from None
 
 
+_GIVEN_UP: set[threading.Thread] = set()  # calls given up by ``awaited``, still running
+_GIVEN_UP_LOCK = threading.Lock()
+
+
+def calls_given_up() -> int:
+    """How many model calls ``awaited`` gave up on are still waiting for their server.
+    LangChain runs some calls (structured output) in an executor whose threads Python
+    joins at exit, so a process that must not wait for them ends with ``os._exit``
+    (``agents.cli.console``)."""
+    with _GIVEN_UP_LOCK:
+        return sum(1 for t in _GIVEN_UP if t.is_alive())
+
+
 def awaited(call: Callable[[], Any], stop: threading.Event | None) -> Any:
     """``call()``'s result; with ``stop``, the call runs in a daemon thread and is given up
     (``GenerationAbandoned``) once ``stop`` is set: a server's answer cannot be stopped, so
-    it is left to finish unread, and the swarm ends without waiting minutes for it."""
+    it is left to finish unread (``calls_given_up`` counts it until it does), and the swarm
+    ends without waiting minutes for it."""
     if stop is None:
         return call()
     box: dict[str, Any] = {}
@@ -386,10 +400,16 @@ def awaited(call: Callable[[], Any], stop: threading.Event | None) -> Any:
             box["error"] = exc
         finally:
             done.set()
+            with _GIVEN_UP_LOCK:
+                _GIVEN_UP.discard(threading.current_thread())
 
-    threading.Thread(target=work, name="labswarm-model-call", daemon=True).start()
+    worker = threading.Thread(target=work, name="labswarm-model-call", daemon=True)
+    worker.start()
     while not done.wait(0.2):
         if stop.is_set():
+            with _GIVEN_UP_LOCK:
+                if not done.is_set():
+                    _GIVEN_UP.add(worker)
             raise GenerationAbandoned("the swarm is stopping: the server's answer is not awaited")
     if "error" in box:
         raise box["error"]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -29,6 +31,7 @@ from tests.agents.conftest import (
     long_trace,
     make_task,
     one_llm_agent,
+    popen_interruptible,
     request_for,
     smollm2_gguf,
 )
@@ -224,3 +227,33 @@ def test_a_stop_during_a_server_s_answer_gives_the_answer_up(
     with pytest.raises(ProposalAbandoned, match="the server's answer is not awaited"):
         proposer.propose(request_for(task, stop=stopping))
     assert proposer.transcript[-1]["output"] == ""  # nothing was read
+
+
+def test_a_stopped_swarm_s_process_does_not_wait_for_a_hung_server(tmp_path: Path) -> None:
+    """Ctrl-C while the model's server holds an answer: the proposals were given up at
+    once, but the process stayed until the server answered (LangChain runs a
+    structured-output call in an executor whose threads Python joins at exit); with a hung
+    server, 10 minutes and more here. The ``labswarm`` command now exits when done."""
+    task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        hung.settimeout(180)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+        argv = [str(Path(sys.executable).with_name("labswarm")), "run", "--no-live"]
+        argv += ["--task", str(task_dir), "--proposer", "llm", "--model", "m", "--base-url", url]
+        argv += ["--max-experiments", "1", "--budget", "1", "--memory", str(tmp_path / "m")]
+        argv += ["--runs-dir", str(tmp_path / "runs")]
+        proc = popen_interruptible(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            conn, _ = hung.accept()  # an agent's model call is in flight, never answered
+            with conn:
+                time.sleep(1)
+                proc.send_signal(signal.SIGINT)
+                out, _ = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+            proc.wait()
+    text = out.decode()
+    assert "proposal abandoned: the swarm is stopping: the server's answer is not awaited" in text
+    assert "agent-0 stopped: the swarm is stopping" in text
