@@ -101,7 +101,8 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         help="for --base-url servers and openai: models: how long to wait for one answer "
         f"before asking again (default {MODEL_TIMEOUT_S:g}); a server that does not answer "
-        f"for {SERVER_PATIENCE_S / 60:g} minutes stops its agent",
+        f"for {SERVER_PATIENCE_S / 60:g} minutes stops an llm agent (a hybrid agent's builtin "
+        "takes the turn)",
     )
     memory_arg(p)
     p.add_argument(
