@@ -64,7 +64,7 @@ from agents.nodes import candidate_fields, end_reason, short_id
 from agents.program import Program, diff
 from agents.proposers.base import Proposer
 from agents.proposers.hybrid import DEFAULT_RATIO as HYBRID_RATIO
-from agents.proposers.llm import MODEL_TIMEOUT_S
+from agents.proposers.llm import MODEL_TIMEOUT_S, LLMProposer, make_chat_model
 from agents.task import Task, load_task
 from agents.tracing import Author, set_agent, setup_failure, write_trace
 from agents.workspace import TaskRootChanged, Workspace, protected_hashes
@@ -329,8 +329,6 @@ def default_proposer_factory(config: SwarmConfig) -> ProposerFactory:
                 f"--hybrid-ratio: must be at least 1 builtin proposal per LLM proposal, "
                 f"got {config.hybrid_ratio}"
             )
-        from agents.proposers.llm import LLMProposer, make_chat_model
-
         cache = Path(config.cache_dir) if config.cache_dir else None
         chat = make_chat_model(
             config.model, config.base_url, cache_dir=cache, timeout_s=config.model_timeout_s

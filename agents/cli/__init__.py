@@ -13,6 +13,7 @@ import os
 import sys
 
 from agents.cli import memory_cmds, run, serve
+from agents.proposers.llm import calls_given_up
 
 COMMANDS = (run, memory_cmds, serve)  # each registers its subcommands
 
@@ -77,8 +78,7 @@ def console() -> None:
     LangChain runs structured-output calls in an executor whose threads Python joins at
     exit, and a hung server held a stopped swarm's process for as long as it stayed hung."""
     code = main()
-    llm = sys.modules.get("agents.proposers.llm")
-    if llm is not None and llm.calls_given_up():
+    if calls_given_up():
         sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()

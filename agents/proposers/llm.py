@@ -19,6 +19,7 @@ reason back on the next try.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -420,6 +421,7 @@ class _Refused(Exception):
     """The model's server refused the request itself as invalid (its words)."""
 
 
+@functools.cache
 def _transient_errors() -> tuple[type[Exception], ...]:
     """Errors of a server that may answer if asked again later: the network's, and the
     OpenAI and Anthropic clients' for no connection or a timeout, a rate limit (429) and a
@@ -437,6 +439,7 @@ def _transient_errors() -> tuple[type[Exception], ...]:
     return tuple(out)
 
 
+@functools.cache
 def _server_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
     """The OpenAI client's errors (``--base-url`` servers, ``openai:`` models) for an answer
     the client will not parse (cut at the token limit, filtered), and for a request the
