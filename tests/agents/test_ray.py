@@ -159,10 +159,12 @@ def check_runs(traces: list[ExperimentPublic], root: str) -> list[ExperimentPubl
     return ran
 
 
-def check_count(done: int, experiments: int) -> None:
-    """An agent told to stop after ``experiments`` runs ran that many, or up to two more:
-    its last experiment's confirmation and a newly kept program's re-measure."""
-    assert experiments <= done <= experiments + 1 + DEFAULT_REMEASURE, (done, experiments)
+def check_count(done: int, experiments: int, *, short: bool = False) -> None:
+    """An agent told to stop after ``experiments`` runs ran that many, or more from its
+    last iteration, which began below the count and ran to its end: a short run (with a
+    short budget), the full run, its confirmation and a newly kept program's re-measures."""
+    last = (3 if short else 2) + DEFAULT_REMEASURE  # the most runs one iteration adds
+    assert experiments <= done <= experiments - 1 + last, (done, experiments)
 
 
 def check_swarm(
