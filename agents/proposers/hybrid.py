@@ -27,7 +27,9 @@ knobs in between.
   configuration near the base already ran), which can still change the structure.
 - **A model that does not answer hands its turn to the builtin** (``ModelUnavailable``:
   its server down or hung for ``SERVER_PATIENCE_S``): the agent goes on with builtin
-  runs and asks the model again on its next turn, where an LLM agent would stop.
+  runs and asks the model again on its next turn, where an LLM agent would stop. That
+  turn asks once and does not wait the patience out again (``LLMProposer.unanswered``)
+  until the server has answered.
 - **Who proposed it**: every proposal carries ``proposer`` = ``"hybrid:llm"`` or
   ``"hybrid:builtin"``, recorded on its trace; :attr:`name` follows the current turn, so a
   refusal recorded under the proposer's name (an unusable LLM answer) names its side too.

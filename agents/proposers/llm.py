@@ -220,6 +220,9 @@ class LLMProposer(Proposer):
     def __init__(self, model: BaseChatModel, *, patience_s: float = SERVER_PATIENCE_S) -> None:
         self.model = model
         self.patience_s = patience_s
+        # the last call gave up on the server (ModelUnavailable): the next is asked once
+        # and not waited for, until the server answers again
+        self.unanswered = False
         self._structured: Any = None  # None: not tried yet; False: not supported
         self.transcript: deque[dict[str, Any]] = deque(maxlen=50)
 
@@ -246,7 +249,8 @@ class LLMProposer(Proposer):
         """Invoke; a server that does not answer (``_transient_errors``: no connection, a
         timeout, 429, 5xx) is asked again after 1, 2, 4 ... 60 s, a last time when
         ``patience_s`` have passed since the first failure, then :class:`ModelUnavailable`
-        stops the agent.
+        stops the agent. After a call that gave up, the server is asked once per call until
+        it answers (a hybrid's LLM turns go on asking; each waits no patience out again).
         ``options`` go to the model's call. ``stop``: a server's answer is not awaited once
         it is set (``awaited``), nor is a wait between tries finished."""
         transient = _transient_errors()
@@ -254,12 +258,18 @@ class LLMProposer(Proposer):
         attempt = 0
         while True:
             try:
-                return awaited(lambda: runnable.invoke(messages, **(options or {})), stop)
+                answer = awaited(lambda: runnable.invoke(messages, **(options or {})), stop)
             except transient as exc:
                 now = time.monotonic()
                 first = now if first is None else first
                 attempt += 1
+                if self.unanswered:
+                    raise ModelUnavailable(
+                        "the model's server still does not answer (asked once: it did not "
+                        f"answer the last call either): {_server_words(exc)}"
+                    ) from exc
                 if now - first >= self.patience_s:
+                    self.unanswered = True
                     raise ModelUnavailable(
                         f"the model's server has not answered for {now - first:.0f} s "
                         f"({attempt} tries): {_server_words(exc)}"
@@ -273,6 +283,14 @@ class LLMProposer(Proposer):
                     ) from None
                 if stop is None:
                     time.sleep(delay)
+            except GenerationAbandoned:
+                raise  # the swarm is stopping: no answer came
+            except Exception:
+                self.unanswered = False  # the server answered, refusing this request
+                raise
+            else:
+                self.unanswered = False
+                return answer
 
     def propose(self, request: ProposalRequest) -> Proposal:
         """One answer to ``request``'s prompt, fitted to the model's context window: when

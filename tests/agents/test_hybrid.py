@@ -123,8 +123,8 @@ def test_a_model_server_that_does_not_answer_hands_its_turns_to_the_builtin(
 ):
     """The LLM side is a real ``LLMProposer`` through langchain-openai to a loopback port
     where no server listens (a model server down for the night): each of its turns waits
-    out its patience and hands the turn to the builtin; the agent goes on, where an LLM
-    agent stops."""
+    out its patience once and hands the turn to the builtin; the agent goes on, where an
+    LLM agent stops, and its next LLM turn asks once instead of waiting again."""
     task_dir = make_task(tmp_path / "quad", noise_min=NO_KEEPS)
     url = f"http://127.0.0.1:{free_port()}/v1"
 
@@ -133,15 +133,17 @@ def test_a_model_server_that_does_not_answer_hands_its_turns_to_the_builtin(
         builtin = BuiltinProposer(task, root, device.kind, device.hardware, seed=seed)
         return HybridProposer(llm, builtin, ratio=1)
 
-    config = _one_agent(tmp_path, task_dir, 1, 3)
+    config = _one_agent(tmp_path, task_dir, 1, 4)  # proposals 1 and 3 are the LLM's
     with caplog.at_level("WARNING", logger="agents.proposers.hybrid"):
         result = Swarm(config, store, proposer_factory=factory).run()
     assert result.errors == [], result.errors
     traces = _experiments(store, "quad")
-    assert [t.proposer for t in traces] == [BUILTIN] * 3
+    assert [t.proposer for t in traces] == [BUILTIN] * 4
     assert all(t.status in RAN_STATUSES for t in traces)
     handed = [r.message for r in caplog.records if "the builtin takes the turn" in r.message]
-    assert handed and "the model's server has not answered for 1 s" in handed[0]
+    assert len(handed) == 2, handed
+    assert "the model's server has not answered for 1 s (2 tries)" in handed[0]
+    assert "the model's server still does not answer (asked once" in handed[1]
 
 
 def test_builtin_side_tunes_a_base_that_lost_a_knob(tmp_path, store):

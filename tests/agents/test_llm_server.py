@@ -91,16 +91,32 @@ def test_a_server_that_is_down_is_asked_again_until_it_answers(tmp_path: Path) -
 
     asking = threading.Thread(target=propose)
     asking.start()
-    time.sleep(4)  # two tries have failed: nothing listens on the port yet
+    # a proposer that gave up on the server (a hybrid's LLM side goes on after that) asks
+    # it once on its next call, and waits its patience out again once it has answered
+    url = f"http://127.0.0.1:{port}/v1"
+    gave_up = LLMProposer(
+        make_chat_model(str(model_dir), url, max_tokens=8, max_retries=0), patience_s=1
+    )
+    with pytest.raises(ModelUnavailable, match=r"has not answered for 1 s \(2 tries\)"):
+        gave_up.propose(request_for(task))
+    t0 = time.monotonic()
+    with pytest.raises(ModelUnavailable, match=r"still does not answer \(asked once"):
+        gave_up.propose(request_for(task))
+    assert time.monotonic() - t0 < 0.9, "asked once, not for its patience"
+    time.sleep(3)  # the first proposer's tries have failed: nothing listens on the port yet
     assert asking.is_alive() and not outcome
     late = ModelServer(model_dir, tmp_path / "late.log", port=port)
     try:
         asking.join(timeout=300)
         assert not asking.is_alive()
+        with pytest.raises(ProposalInvalid):  # answered (cut at 8 tokens)
+            gave_up.propose(request_for(task))
     finally:
         late.stop()
     error = outcome["error"]  # answered: an answer of 8 tokens is cut
     assert isinstance(error, ProposalInvalid) and error.reason == f"the answer was cut: {CUT}"
+    with pytest.raises(ModelUnavailable, match=r"has not answered for 1 s \(2 tries\)"):
+        gave_up.propose(request_for(task))
 
 
 def test_a_server_that_never_comes_back_stops_its_agent_with_the_reason(tmp_path: Path) -> None:
