@@ -62,7 +62,7 @@ from agents.tracing import (
 from memory.base import Evidence
 from memory.embed import store_embedder
 from memory.errors import AlreadyClaimed, AlreadyRan, NotFound
-from memory.insights import recorded_base
+from memory.insights import programs_built_on, recorded_base
 from memory.insights import stale_failures as memory_stale_failures
 from memory.models import (
     CRASHED_STATUSES,
@@ -120,19 +120,33 @@ def _noise(ctx: AgentContext, evidence: Evidence) -> Noise | None:
         return None
 
 
+def _trace_or_none(ctx: AgentContext, trace_id: str) -> ExperimentPublic | None:
+    try:
+        return ctx.store.get_trace(trace_id)
+    except NotFound:
+        return None
+
+
 def stale_failures(
     ctx: AgentContext,
     traces: list[ExperimentPublic],
     champion: RunStats,
     noise: Noise | None,
     evidence: Evidence | None = None,
+    *,
+    champion_id: str | None = None,
 ) -> list[str]:
     """Ids of failures in ``traces`` measured on a base the champion now beats by more than
     the noise: "failed on an older base", which a proposer may try again (the one rule,
-    ``memory.insights.stale_failures``, with the noise a verdict uses). A failure that did
-    not record its base's mean is compared with its parent program's stats in ``evidence``
-    (read from the store when needed and not given)."""
+    ``memory.insights.stale_failures``, with the noise a verdict uses), unless the champion
+    (trace ``champion_id``) is built on their program. A failure that did not record its
+    base's mean is compared with its parent program's stats in ``evidence`` (read from the
+    store when needed and not given)."""
     bases: dict[str, RunStats | None] = {}
+
+    def built_on() -> set[str]:
+        crowned = _trace_or_none(ctx, champion_id) if champion_id else None
+        return programs_built_on(crowned, lambda i: _trace_or_none(ctx, i))
 
     def base_of(t: ExperimentPublic) -> RunStats | None:
         nonlocal evidence
@@ -150,7 +164,9 @@ def stale_failures(
         return bases[t.parent_id]
 
     sd, df, known = (noise.sd, noise.df, noise.floored) if noise is not None else (None, 0, False)
-    return memory_stale_failures(traces, champion, base_of, ctx.task.direction, sd, df, known=known)
+    return memory_stale_failures(
+        traces, champion, base_of, ctx.task.direction, sd, df, known=known, built_on=built_on
+    )
 
 
 def _no_log_tail(trace: ExperimentPublic) -> ExperimentPublic:
@@ -246,7 +262,14 @@ def recall(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             base=_no_log_tail(base),
             champion=_no_log_tail(champion) if champion else None,
             related=[_no_log_tail(t) for t in related.values()],
-            stale=stale_failures(ctx, list(related.values()), best, noise, evidence),
+            stale=stale_failures(
+                ctx,
+                list(related.values()),
+                best,
+                noise,
+                evidence,
+                champion_id=champion.id if champion else None,
+            ),
             findings=findings,
             claims=[c for c in claims if c.agent_id != ctx.agent_id],
         ),
@@ -382,7 +405,10 @@ def recall_draft(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str,
     known = {t.id for t in recalled.related}
     new = [_no_log_tail(t) for t in found.values() if t.id not in known]
     best = RunStats(mean=state.get("best_metric"), n=state.get("best_n") or 1, sd=None)
-    stale = stale_failures(ctx, new, best, state.get("noise")) if new else []
+    champion_id = state.get("champion_id")
+    stale = (
+        stale_failures(ctx, new, best, state.get("noise"), champion_id=champion_id) if new else []
+    )
     if new:
         recalled = recalled.model_copy(
             update={"related": [*recalled.related, *new], "stale": [*recalled.stale, *stale]}

@@ -117,6 +117,22 @@ def outgrown(
     return beats(champion.mean, champion.n, base.mean, base.n, direction, sd, df, known=known)
 
 
+def programs_built_on(
+    champion: ExperimentPublic | None, parent: Callable[[str], ExperimentPublic | None]
+) -> set[str]:
+    """The programs (fingerprints) the ``champion`` is built on: its own and its
+    ancestors' by ``parent_id`` (``parent``: a trace by id, None when unknown). What they
+    measured is in the champion, so a run of one of them is never stale."""
+    out: set[str] = set()
+    seen: set[str] = set()
+    t = champion
+    while t is not None and t.id not in seen:
+        seen.add(t.id)
+        out.add(t.fingerprint)
+        t = parent(t.parent_id) if t.parent_id else None
+    return out
+
+
 def stale_failures(
     traces: Iterable[ExperimentPublic],
     champion: RunStats,
@@ -126,10 +142,14 @@ def stale_failures(
     df: int,
     *,
     known: bool = False,
+    built_on: Callable[[], set[str]] = set,
 ) -> list[str]:
     """Ids of the failures (``FAILED_STATUSES``, role experiment, with a parent) among
     ``traces`` whose base (``base_of``: the recorded one, else the parent program's
-    stats; ``None``: unknown, never stale) the champion has ``outgrown``."""
+    stats; ``None``: unknown, never stale) the champion has ``outgrown``, unless the
+    champion is built on their program (``built_on``: :func:`programs_built_on`, asked
+    only when a failure's base is outgrown; a champion crowned by its finals may be a
+    program whose first run was discarded)."""
     out: list[str] = []
     for t in traces:
         if t.status not in FAILED_STATUSES or t.role != Role.experiment or not t.parent_id:
@@ -137,6 +157,10 @@ def stale_failures(
         base = base_of(t)
         if base is not None and outgrown(base, champion, direction, sd, df, known=known):
             out.append(t.id)
+    if out:
+        mine = built_on()
+        by_id = {t.id: t for t in traces}
+        out = [i for i in out if by_id[i].fingerprint not in mine]
     return out
 
 
@@ -460,16 +484,8 @@ class _Class:
 
     @functools.cached_property
     def built_on(self) -> set[str]:
-        """The programs the champion is built on: its own and its ancestors' (by
-        ``parent_id``) -- what they measured is in the champion, never on an older base."""
-        out: set[str] = set()
-        t = self.evidence.champion
-        seen: set[str] = set()
-        while t is not None and t.id not in seen:
-            seen.add(t.id)
-            out.add(t.fingerprint)
-            t = self.by_id.get(t.parent_id or "")
-        return out
+        """The programs the champion is built on (:func:`programs_built_on`)."""
+        return programs_built_on(self.evidence.champion, self.by_id.get)
 
     def run(self, t: ExperimentPublic, value: Any = None) -> InsightRun:
         out = InsightRun(id=t.id, status=t.status, hypothesis=t.hypothesis[:200], value=value)

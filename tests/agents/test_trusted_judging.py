@@ -11,7 +11,7 @@ from agents.proposers.base import ProposalRequest
 from agents.proposers.prompts import user_prompt
 from agents.state import Recalled
 from agents.swarm import Swarm, SwarmConfig, SwarmError
-from memory.models import ExperimentCreate, Role, RunStats, Status, TraceQuery
+from memory.models import ExperimentCreate, ExperimentPublic, Role, RunStats, Status, TraceQuery
 from tests.agents.conftest import edit_proposal, fixed_factory, make_task
 
 LR_UP = ("LR = 0.1  # step size", "LR = 0.3  # step size")
@@ -141,6 +141,34 @@ def test_a_failure_on_an_older_base_is_stale_shown_so_and_not_blocking(tmp_path,
     assert base.mean is not None
     moved = RunStats(mean=base.mean - 1.0, n=3, sd=None)
     assert stale_failures(Ctx(), [crash], moved, noise) == [crash.id]  # type: ignore[arg-type]
+
+    # a program discarded at its first run, then crowned by the finals and built on: the
+    # champion's own program and its ancestors' are never stale (the rule insights use)
+    def run(fingerprint: str, parent: str, status: Status) -> ExperimentPublic:
+        return store.add_trace(
+            ExperimentCreate(
+                task="quad",
+                swarm_id=swarm.swarm_id,
+                agent_id=f"{swarm.swarm_id}/agent-0",
+                parent_id=parent,
+                fingerprint=fingerprint,
+                status=status,
+                hardware=hardware,
+                budget_s=1,
+                base_metric=base.mean,
+                base_n=base.n,
+                metric=base.mean,
+                metric_name="val_loss",
+            )
+        )
+
+    crowned = run("crowned-program", root.id, Status.discard)
+    child = run("child-program", crowned.id, Status.keep)
+    both = [crash, crowned]
+    assert stale_failures(Ctx(), both, moved, noise) == [crash.id, crowned.id]  # type: ignore[arg-type]
+    for champion in (crowned, child):
+        found = stale_failures(Ctx(), both, moved, noise, champion_id=champion.id)  # type: ignore[arg-type]
+        assert found == [crash.id], champion.fingerprint
 
     state = {"base_id": root.id, "recalled": Recalled(base=root, related=[crash])}
     assert near_failure(state, {"LR": (0.1, 9.0)}), "a fresh failure blocks the same change"
