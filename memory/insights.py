@@ -117,6 +117,27 @@ def outgrown(
     return beats(champion.mean, champion.n, base.mean, base.n, direction, sd, df, known=known)
 
 
+def stale(
+    trace: ExperimentPublic,
+    base: RunStats | None,
+    champion: RunStats,
+    built_on: Callable[[], set[str]],
+    direction: Direction,
+    sd: float | None,
+    df: int,
+    *,
+    known: bool = False,
+) -> bool:
+    """The stale rule: ``trace`` was measured on a ``base`` (None: unknown, never stale)
+    the ``champion`` has ``outgrown``, and the champion is not built on its program
+    (``built_on``: the fingerprints, asked only when the base is outgrown)."""
+    return (
+        base is not None
+        and outgrown(base, champion, direction, sd, df, known=known)
+        and trace.fingerprint not in built_on()
+    )
+
+
 def programs_built_on(
     champion: ExperimentPublic | None, parent: Callable[[str], ExperimentPublic | None]
 ) -> set[str]:
@@ -145,23 +166,20 @@ def stale_failures(
     built_on: Callable[[], set[str]] = set,
 ) -> list[str]:
     """Ids of the failures (``FAILED_STATUSES``, role experiment, with a parent) among
-    ``traces`` whose base (``base_of``: the recorded one, else the parent program's
-    stats; ``None``: unknown, never stale) the champion has ``outgrown``, unless the
-    champion is built on their program (``built_on``: :func:`programs_built_on`, asked
+    ``traces`` that are :func:`stale`: their base (``base_of``: the recorded one, else the
+    parent program's stats; ``None``: unknown, never stale) is ``outgrown`` and the
+    champion is not ``built_on`` their program (:func:`programs_built_on`, asked once and
     only when a failure's base is outgrown; a champion crowned by its finals may be a
     program whose first run was discarded)."""
-    out: list[str] = []
-    for t in traces:
-        if t.status not in FAILED_STATUSES or t.role != Role.experiment or not t.parent_id:
-            continue
-        base = base_of(t)
-        if base is not None and outgrown(base, champion, direction, sd, df, known=known):
-            out.append(t.id)
-    if out:
-        mine = built_on()
-        by_id = {t.id: t for t in traces}
-        out = [i for i in out if by_id[i].fingerprint not in mine]
-    return out
+    mine = functools.cache(built_on)
+    return [
+        t.id
+        for t in traces
+        if t.status in FAILED_STATUSES
+        and t.role == Role.experiment
+        and t.parent_id
+        and stale(t, base_of(t), champion, mine, direction, sd, df, known=known)
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -491,9 +509,10 @@ class _Class:
         out = InsightRun(id=t.id, status=t.status, hypothesis=t.hypothesis[:200], value=value)
         base = self.base(t)
         champion = self.champion()
-        if base is not None and champion is not None and t.fingerprint not in self.built_on:
-            out.stale = outgrown(
-                base, champion, self.direction, self.evidence.noise.sd, self.evidence.noise.df
+        if champion is not None:
+            noise = self.evidence.noise
+            out.stale = stale(
+                t, base, champion, lambda: self.built_on, self.direction, noise.sd, noise.df
             )
         if t.status in MEASURED_STATUSES and base is not None and base.mean is not None:
             mean = self.evidence.stats(t.fingerprint).mean
