@@ -42,11 +42,23 @@ def _pack_fingerprints(pack: Path = PACK) -> set[str]:
 
 def test_blind_and_dev_sets_have_30_queries_with_targets_in_the_pack() -> None:
     known = _pack_fingerprints()
-    written = ["blind", "blind2", "blind3", "blind4", "blind5", "blind6", "blind7", "blind8", "dev"]
+    written = [
+        "blind",
+        "blind2",
+        "blind3",
+        "blind4",
+        "blind5",
+        "blind6",
+        "blind7",
+        "blind8",
+        "blind9",
+        "dev",
+    ]
     assert list(QUERY_SETS) == [*written, "test"]
     for name in written:
         queries = QUERY_SETS[name]()
-        assert len(queries) == 30, name
+        # blind9 lost the one line that repeated a dev query (see recall_bench's docstring)
+        assert len(queries) == (29 if name == "blind9" else 30), name
         assert all(targets and targets <= known for _, targets in queries), name
 
 
