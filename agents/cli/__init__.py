@@ -74,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def console() -> None:
     """The ``labswarm`` command: ``main``, then exit -- at once when a model server's
-    answer was given up as the swarm stopped (``agents.proposers.llm.calls_given_up``):
-    LangChain runs structured-output calls in an executor whose threads Python joins at
-    exit, and a hung server held a stopped swarm's process for as long as it stayed hung."""
+    answer was given up as the swarm stopped (``agents.proposers.llm.calls_given_up``).
+    The proposer's own calls run in daemon threads, which Python does not wait for, but
+    LangChain runs some chains in an executor whose threads it joins at exit (a
+    structured-output chain that ``llm._RawAndParsed`` cannot split): with a hung server,
+    such a process stayed for as long as the server did."""
     code = main()
     if calls_given_up():
         sys.stdout.flush()

@@ -33,6 +33,7 @@ from typing import Any
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable, RunnableSequence
 from pydantic import ValidationError
 
 from agents.proposers.base import (
@@ -58,6 +59,10 @@ CUT = "it reached the model's limit of new tokens; a shorter answer fits"
 # model server restarted at night costs its agents a wait, not the rest of the night.
 SERVER_PATIENCE_S = 900.0
 MODEL_TIMEOUT_S = 600.0  # a server's answer: seconds before the call is given up and retried
+# A server that did not answer the last call is first asked for its list of models (``GET
+# /models``), waiting this long: one that takes the connection and never answers (hung)
+# then costs a hybrid agent's LLM turn seconds, not a whole --model-timeout.
+PROBE_TIMEOUT_S = 10.0
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -217,9 +222,16 @@ class LLMProposer(Proposer):
 
     name = "llm"
 
-    def __init__(self, model: BaseChatModel, *, patience_s: float = SERVER_PATIENCE_S) -> None:
+    def __init__(
+        self,
+        model: BaseChatModel,
+        *,
+        patience_s: float = SERVER_PATIENCE_S,
+        probe_s: float = PROBE_TIMEOUT_S,
+    ) -> None:
         self.model = model
         self.patience_s = patience_s
+        self.probe_s = probe_s
         # the last call gave up on the server (ModelUnavailable): the next is asked once
         # and not waited for, until the server answers again
         self.unanswered = False
@@ -227,9 +239,12 @@ class LLMProposer(Proposer):
         self.transcript: deque[dict[str, Any]] = deque(maxlen=50)
 
     def _structured_chain(self) -> Any:
+        """The model asked for a :class:`Proposal`, answering ``{"raw", "parsed",
+        "parsing_error"}`` (see :class:`_RawAndParsed`); False where the model has no
+        structured output."""
         if self._structured is None:
             try:
-                self._structured = self.model.with_structured_output(Proposal, include_raw=True)
+                self._structured = _RawAndParsed.of(self.model)
             except (NotImplementedError, ValueError, TypeError) as exc:
                 log.info(
                     "%s has no structured output (%s); parsing JSON from text",
@@ -250,10 +265,14 @@ class LLMProposer(Proposer):
         timeout, 429, 5xx) is asked again after 1, 2, 4 ... 60 s, a last time when
         ``patience_s`` have passed since the first failure, then :class:`ModelUnavailable`
         stops the agent. After a call that gave up, the server is asked once per call until
-        it answers (a hybrid's LLM turns go on asking; each waits no patience out again).
+        it answers (a hybrid's LLM turns go on asking; each waits no patience out again),
+        and an OpenAI-compatible server is first asked for its list of models, waiting
+        ``probe_s``: no answer to that (a hung server) gives the call up at once.
         ``options`` go to the model's call. ``stop``: a server's answer is not awaited once
         it is set (``awaited``), nor is a wait between tries finished."""
         transient = _transient_errors()
+        if self.unanswered:
+            self._probe(stop)
         first: float | None = None
         attempt = 0
         while True:
@@ -291,6 +310,29 @@ class LLMProposer(Proposer):
             else:
                 self.unanswered = False
                 return answer
+
+    def _probe(self, stop: threading.Event | None) -> None:
+        """Ask a server that did not answer the last call for its list of models, waiting
+        ``probe_s``; :class:`ModelUnavailable` if it does not answer (no connection, a
+        timeout). Any HTTP answer, an error status included (a server without ``/models``,
+        one busy or loading), is an answer: the call itself is then asked once. Only models with an
+        OpenAI client (``--base-url`` servers, ``openai:``) are asked; others are not."""
+        root = getattr(self.model, "root_client", None)  # langchain-openai's openai.OpenAI
+        if root is None or not hasattr(root, "with_options"):
+            return
+        client = root.with_options(timeout=self.probe_s, max_retries=0)
+        try:
+            awaited(client.models.list, stop)
+        except _no_answer_errors() as exc:
+            raise ModelUnavailable(
+                "the model's server still does not answer (asked once: its list of models, "
+                f"waiting {self.probe_s:g} s; it did not answer the last call either): "
+                f"{_server_words(exc)}"
+            ) from exc
+        except GenerationAbandoned:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an error status is the server answering
+            log.info("the model's server answered its list of models with %s", exc)
 
     def propose(self, request: ProposalRequest) -> Proposal:
         """One answer to ``request``'s prompt, fitted to the model's context window: when
@@ -389,6 +431,37 @@ class LLMProposer(Proposer):
             ) from None
 
 
+class _RawAndParsed:
+    """A structured-output call that keeps the raw answer, run in the calling thread.
+
+    LangChain's ``with_structured_output(..., include_raw=True)`` runs the model inside a
+    ``RunnableParallel``, whose executor threads Python joins at exit: a call given up as
+    the swarm stopped (``awaited``) then held a library user's process until the server
+    answered or ``--model-timeout`` passed. The plain structured chain is a sequence
+    (the model, then its parsers): here its first step is asked, then the rest parse the
+    answer, both in this thread. A chain of another shape is taken with ``include_raw``."""
+
+    def __init__(self, model: Runnable[Any, Any], parse: Runnable[Any, Any]) -> None:
+        self.model, self.parse = model, parse
+
+    @staticmethod
+    def of(model: BaseChatModel) -> Any:
+        chain = model.with_structured_output(Proposal)
+        if isinstance(chain, RunnableSequence):
+            rest = chain.steps[1:]
+            return _RawAndParsed(
+                chain.first, rest[0] if len(rest) == 1 else RunnableSequence(*rest)
+            )
+        return model.with_structured_output(Proposal, include_raw=True)
+
+    def invoke(self, messages: list[Any], **options: Any) -> dict[str, Any]:
+        raw = self.model.invoke(messages, **options)  # a cut or refused answer raises here
+        try:
+            return {"raw": raw, "parsed": self.parse.invoke(raw), "parsing_error": None}
+        except Exception as exc:  # noqa: BLE001 - an answer off the schema, reported by the caller
+            return {"raw": raw, "parsed": None, "parsing_error": exc}
+
+
 _GIVEN_UP: set[threading.Thread] = set()  # calls given up by ``awaited``, still running
 _GIVEN_UP_LOCK = threading.Lock()
 
@@ -439,22 +512,34 @@ class _Refused(Exception):
     """The model's server refused the request itself as invalid (its words)."""
 
 
-@functools.cache
-def _transient_errors() -> tuple[type[Exception], ...]:
-    """Errors of a server that may answer if asked again later: the network's, and the
-    OpenAI and Anthropic clients' for no connection or a timeout, a rate limit (429) and a
-    server error (5xx), where those clients are installed."""
-    out: list[type[Exception]] = [ConnectionError, TimeoutError, OSError]
-    for name in ("openai", "anthropic"):
+def _client_errors(names: tuple[str, ...]) -> list[type[Exception]]:
+    """The OpenAI and Anthropic clients' error classes of these names, where installed."""
+    out: list[type[Exception]] = []
+    for module in ("openai", "anthropic"):
         try:
-            client = importlib.import_module(name)
+            client = importlib.import_module(module)
         except ImportError:
             continue
-        for error in ("APIConnectionError", "RateLimitError", "InternalServerError"):
-            kind = getattr(client, error, None)
+        for name in names:
+            kind = getattr(client, name, None)
             if isinstance(kind, type) and issubclass(kind, Exception):
                 out.append(kind)
-    return tuple(out)
+    return out
+
+
+@functools.cache
+def _no_answer_errors() -> tuple[type[Exception], ...]:
+    """Errors of a server that gave no answer at all: no connection or a timeout (the
+    network's, and the OpenAI and Anthropic clients')."""
+    return (ConnectionError, TimeoutError, OSError, *_client_errors(("APIConnectionError",)))
+
+
+@functools.cache
+def _transient_errors() -> tuple[type[Exception], ...]:
+    """Errors of a server that may answer if asked again later: no answer at all
+    (``_no_answer_errors``), a rate limit (429) and a server error (5xx)."""
+    busy = _client_errors(("RateLimitError", "InternalServerError"))
+    return (*_no_answer_errors(), *busy)
 
 
 @functools.cache

@@ -8,6 +8,7 @@ or a refused request is now one proposal's failure. The model's ideas are not ju
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import re
 import signal
@@ -153,6 +154,88 @@ def test_a_server_that_hangs_is_timed_out_and_asked_again(tmp_path: Path) -> Non
         with pytest.raises(ModelUnavailable, match=r"\(3 tries\): Request timed out"):
             proposer.propose(request_for(task))
         assert time.monotonic() - t0 < 10
+
+
+def test_a_server_that_hung_is_probed_before_it_is_asked_again(tmp_path: Path) -> None:
+    """After a call gave up on a hung server, the next call asks for the server's list of
+    models first, waiting ``probe_s``: a hybrid agent's LLM turn against a hung server costs
+    that, not another --model-timeout. A server that answers the probe, even with an error
+    status (an HTTP server without ``/v1/models``), is asked the call itself."""
+    task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+        chat = make_chat_model("some-model", url, max_retries=0, timeout_s=4)
+        proposer = LLMProposer(chat, patience_s=0, probe_s=0.3)
+        with pytest.raises(ModelUnavailable, match=r"\(1 tries\): Request timed out"):
+            proposer.propose(request_for(task))
+        t0 = time.monotonic()
+        with pytest.raises(
+            ModelUnavailable, match=r"asked once: its list of models, waiting 0.3 s"
+        ):
+            proposer.propose(request_for(task))
+        assert time.monotonic() - t0 < 2, "the probe's wait, not the model timeout's"
+    # an HTTP server that serves nothing: every request is a 501 (a transient error for
+    # the call; for the probe, an answer)
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{web.server_address[1]}/v1"
+        proposer = LLMProposer(make_chat_model("m", url, max_retries=0), patience_s=0)
+        with pytest.raises(ModelUnavailable, match=r"\(1 tries\)"):
+            proposer.propose(request_for(task))
+        with pytest.raises(ModelUnavailable) as again:
+            proposer.propose(request_for(task))
+        assert "asked once: it did not answer the last call either" in str(again.value)
+        assert "501" in str(again.value)  # the call itself was asked after the probe
+    finally:
+        web.shutdown()
+        web.server_close()
+
+
+# A library user's program: a proposer asks a hung server for a structured proposal, the
+# swarm stops a second later, and the program returns.
+_GIVE_UP_AND_RETURN = """
+import socket, sys, tempfile, threading
+from pathlib import Path
+from agents.proposers.base import ProposalAbandoned
+from agents.proposers.llm import LLMProposer, make_chat_model
+from agents.task import load_task
+from tests.agents.conftest import TINY, make_task, request_for
+
+hung = socket.socket()
+hung.bind(("127.0.0.1", 0))
+hung.listen(16)
+url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+task = load_task(make_task(Path(tempfile.mkdtemp()) / "t", TINY, name="t", noise_min=0.01))
+proposer = LLMProposer(make_chat_model("m", url, max_retries=0, timeout_s=float(sys.argv[1])))
+stop = threading.Event()
+threading.Timer(1.0, stop.set).start()
+try:
+    proposer.propose(request_for(task, stop=stop))
+except ProposalAbandoned:
+    print("given up", flush=True)
+"""
+
+
+def test_a_program_that_gave_up_a_structured_call_exits_without_waiting_for_it() -> None:
+    """LangChain's structured output with the raw answer ran the model in an executor
+    thread that Python joins at exit: a library user's process whose swarm stopped during
+    a call to a hung server waited out the whole --model-timeout before it ended (the
+    ``labswarm`` command ends with ``os._exit``; a program calling ``Swarm.run`` could
+    not). The call now runs in the proposer's own daemon thread."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _GIVE_UP_AND_RETURN, "120"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=90,  # before the fix: 120 s and more
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "given up"
+    assert time.monotonic() - t0 < 60
 
 
 def test_a_cut_answer_is_one_refused_proposal(server: ModelServer, tmp_path: Path) -> None:
