@@ -57,6 +57,16 @@ class ModelServer(ServedProcess):
         return make_chat_model(self.model, f"{self.url}/v1", **kwargs)
 
 
+@contextlib.contextmanager
+def hung_server() -> Iterator[tuple[socket.socket, str]]:
+    """A model server that takes the connection and never answers: a listening loopback
+    socket that nothing reads. Yields it and its ``/v1`` URL."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        yield hung, f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+
+
 def _model_dir() -> Path:
     """SmolLM2 as a transformers model directory (de-quantised from the GGUF once, cached)."""
     from agents.proposers.hf_chat import TransformersChatModel, _converted_dir
@@ -143,10 +153,7 @@ def test_a_server_that_hangs_is_timed_out_and_asked_again(tmp_path: Path) -> Non
     to wait for ever, so a hung server held its agent all night). A server here takes the
     connection and never answers (its socket listens; nothing reads it)."""
     task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
-    with socket.socket() as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(16)
-        url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+    with hung_server() as (_, url):
         chat = make_chat_model("some-model", url, max_retries=0, timeout_s=0.5)
         assert chat.request_timeout == 0.5
         proposer = LLMProposer(chat, patience_s=2)
@@ -162,10 +169,7 @@ def test_a_server_that_hung_is_probed_before_it_is_asked_again(tmp_path: Path) -
     that, not another --model-timeout. A server that answers the probe, even with an error
     status (an HTTP server without ``/v1/models``), is asked the call itself."""
     task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
-    with socket.socket() as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(16)
-        url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+    with hung_server() as (_, url):
         chat = make_chat_model("some-model", url, max_retries=0, timeout_s=4)
         proposer = LLMProposer(chat, patience_s=0, probe_s=0.3)
         with pytest.raises(ModelUnavailable, match=r"\(1 tries\): Request timed out"):
@@ -334,11 +338,8 @@ def test_a_stopped_swarm_s_process_does_not_wait_for_a_hung_server(tmp_path: Pat
     structured-output call in an executor whose threads Python joins at exit); with a hung
     server, 10 minutes and more here. The ``labswarm`` command now exits when done."""
     task_dir = make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01)
-    with socket.socket() as hung:
-        hung.bind(("127.0.0.1", 0))
-        hung.listen(16)
+    with hung_server() as (hung, url):
         hung.settimeout(180)
-        url = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
         argv = [str(Path(sys.executable).with_name("labswarm")), "run", "--no-live"]
         argv += ["--task", str(task_dir), "--proposer", "llm", "--model", "m", "--base-url", url]
         argv += ["--max-experiments", "1", "--budget", "1", "--memory", str(tmp_path / "m")]

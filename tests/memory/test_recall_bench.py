@@ -42,18 +42,7 @@ def _pack_fingerprints(pack: Path = PACK) -> set[str]:
 
 def test_blind_and_dev_sets_have_30_queries_with_targets_in_the_pack() -> None:
     known = _pack_fingerprints()
-    written = [
-        "blind",
-        "blind2",
-        "blind3",
-        "blind4",
-        "blind5",
-        "blind6",
-        "blind7",
-        "blind8",
-        "blind9",
-        "dev",
-    ]
+    written = ["blind", *(f"blind{i}" for i in range(2, 10)), "dev"]
     assert list(QUERY_SETS) == [*written, "test"]
     for name in written:
         queries = QUERY_SETS[name]()
