@@ -242,6 +242,27 @@ def test_a_program_that_gave_up_a_structured_call_exits_without_waiting_for_it()
     assert time.monotonic() - t0 < 60
 
 
+def test_a_busy_server_answers_the_probe(server: ModelServer, tmp_path: Path) -> None:
+    """The probe must not take a server busy with another agent's answer for a hung one
+    (that agent's LLM turns would go to the builtin for as long as it stayed busy):
+    ``transformers serve`` lists its models while it generates."""
+    generating = threading.Thread(
+        target=server.chat(max_tokens=200, max_retries=0).invoke,
+        args=(["Write a long story about a cat."],),
+    )
+    generating.start()
+    proposer = LLMProposer(server.chat(max_retries=0), probe_s=5)
+    proposer.unanswered = True
+    try:
+        time.sleep(2)  # the server has taken the request and is generating
+        t0 = time.monotonic()
+        proposer._probe(None)  # raises ModelUnavailable if the list did not come in 5 s
+        assert generating.is_alive(), "the probe was answered while the server generated"
+        assert time.monotonic() - t0 < 5
+    finally:
+        generating.join(timeout=300)
+
+
 def test_a_cut_answer_is_one_refused_proposal(server: ModelServer, tmp_path: Path) -> None:
     task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
     proposer = LLMProposer(server.chat(max_tokens=8))
