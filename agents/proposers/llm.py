@@ -314,9 +314,10 @@ class LLMProposer(Proposer):
     def _probe(self, stop: threading.Event | None) -> None:
         """Ask a server that did not answer the last call for its list of models, waiting
         ``probe_s``; :class:`ModelUnavailable` if it does not answer (no connection, a
-        timeout). Any HTTP answer, an error status included (a server without ``/models``,
-        one busy or loading), is an answer: the call itself is then asked once. Only models with an
-        OpenAI client (``--base-url`` servers, ``openai:``) are asked; others are not."""
+        timeout). Any HTTP answer, an error status included (a server without
+        ``/models``, one busy or loading), is an answer: the call itself is then asked
+        once. Only models with an OpenAI client (``--base-url`` servers, ``openai:``) are
+        probed; others go straight to the call."""
         root = getattr(self.model, "root_client", None)  # langchain-openai's openai.OpenAI
         if root is None or not hasattr(root, "with_options"):
             return
