@@ -154,9 +154,8 @@ def stale_failures(
         if recorded is not None or not t.parent_id:
             return recorded
         if t.parent_id not in bases:
-            try:
-                parent = ctx.store.get_trace(t.parent_id)
-            except NotFound:
+            parent = _trace_or_none(ctx, t.parent_id)
+            if parent is None:
                 bases[t.parent_id] = None
                 return None
             evidence = evidence or _evidence(ctx)
