@@ -30,7 +30,9 @@ knobs in between.
   runs and asks the model again on its next turn, where an LLM agent would stop. That
   turn asks once and does not wait the patience out again (``LLMProposer.unanswered``)
   until the server has answered; an OpenAI-compatible server is first asked for its list
-  of models (``PROBE_TIMEOUT_S``), so a hung one costs the turn seconds.
+  of models (``PROBE_TIMEOUT_S``), so a hung one costs the turn seconds; one that lists
+  its models and never answers a request is left quiet (``QUIET_S``, doubling), its turns
+  the builtin's at once.
 - **Who proposed it**: every proposal carries ``proposer`` = ``"hybrid:llm"`` or
   ``"hybrid:builtin"``, recorded on its trace; :attr:`name` follows the current turn, so a
   refusal recorded under the proposer's name (an unusable LLM answer) names its side too.

@@ -63,6 +63,12 @@ MODEL_TIMEOUT_S = 600.0  # a server's answer: seconds before the call is given u
 # /models``), waiting this long: one that takes the connection and never answers (hung)
 # then costs a hybrid agent's LLM turn seconds, not a whole --model-timeout.
 PROBE_TIMEOUT_S = 10.0
+# After the second call in a row that a server did not answer, it is not asked again for
+# this long, doubled at each further such call up to ``QUIET_MAX_S``: a hybrid agent's LLM
+# turns meanwhile go to the builtin at once. A server that lists its models but never
+# answers a request would otherwise cost every LLM turn a whole --model-timeout all night.
+QUIET_S = 300.0
+QUIET_MAX_S = 3600.0
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -228,13 +234,17 @@ class LLMProposer(Proposer):
         *,
         patience_s: float = SERVER_PATIENCE_S,
         probe_s: float = PROBE_TIMEOUT_S,
+        quiet_s: float = QUIET_S,
     ) -> None:
         self.model = model
         self.patience_s = patience_s
         self.probe_s = probe_s
+        self.quiet_s = quiet_s
         # the last call gave up on the server (ModelUnavailable): the next is asked once
         # and not waited for, until the server answers again
         self.unanswered = False
+        self.hung_calls = 0  # calls in a row whose request timed out, unanswered
+        self.quiet_until = 0.0  # time.monotonic() before which the server is not asked
         self._structured: Any = None  # None: not tried yet; False: not supported
         self.transcript: deque[dict[str, Any]] = deque(maxlen=50)
 
@@ -267,12 +277,46 @@ class LLMProposer(Proposer):
         stops the agent. After a call that gave up, the server is asked once per call until
         it answers (a hybrid's LLM turns go on asking; each waits no patience out again),
         and an OpenAI-compatible server is first asked for its list of models, waiting
-        ``probe_s``: no answer to that (a hung server) gives the call up at once.
-        ``options`` go to the model's call. ``stop``: a server's answer is not awaited once
-        it is set (``awaited``), nor is a wait between tries finished."""
-        transient = _transient_errors()
+        ``probe_s``: no answer to that (a hung server) gives the call up at once. From the
+        second call in a row whose request timed out (a server that lists its models but
+        never answers), the server is left quiet (not asked: the call gives up at once)
+        for ``quiet_s``, doubled at each further one up to ``QUIET_MAX_S``. ``options`` go
+        to the model's call. ``stop``: a server's answer is not awaited once it is set
+        (``awaited``), nor is a wait between tries finished."""
         if self.unanswered:
+            left = self.quiet_until - time.monotonic()
+            if left > 0:
+                raise ModelUnavailable(
+                    f"the model's server is not asked for another {left:.0f} s: it took the "
+                    f"last {self.hung_calls} requests and answered none in time"
+                )
             self._probe(stop)
+        try:
+            return self._asked(runnable, messages, options, stop)
+        except ModelUnavailable as exc:
+            self._gave_up(hung=isinstance(exc.__cause__, _timeout_errors()))
+            raise
+
+    def _gave_up(self, *, hung: bool) -> None:
+        """Count a call that gave up on the server; ``hung``: its last try timed out (the
+        costly kind: a refused connection costs nothing). From the second hung call in a
+        row, leave the server quiet for ``quiet_s`` * 2 ** (calls - 2), at most
+        ``QUIET_MAX_S``."""
+        self.unanswered = True
+        self.hung_calls = self.hung_calls + 1 if hung else 0
+        if self.hung_calls >= 2:
+            quiet = min(self.quiet_s * 2.0 ** (self.hung_calls - 2), QUIET_MAX_S)
+            self.quiet_until = time.monotonic() + quiet
+
+    def _asked(
+        self,
+        runnable: Any,
+        messages: list[Any],
+        options: dict[str, Any] | None,
+        stop: threading.Event | None,
+    ) -> Any:
+        """The call itself, asked again while the server does not answer (see ``_call``)."""
+        transient = _transient_errors()
         first: float | None = None
         attempt = 0
         while True:
@@ -288,7 +332,6 @@ class LLMProposer(Proposer):
                         f"answer the last call either): {_server_words(exc)}"
                     ) from exc
                 if now - first >= self.patience_s:
-                    self.unanswered = True
                     raise ModelUnavailable(
                         f"the model's server has not answered for {now - first:.0f} s "
                         f"({attempt} tries): {_server_words(exc)}"
@@ -305,11 +348,16 @@ class LLMProposer(Proposer):
             except GenerationAbandoned:
                 raise  # the swarm is stopping: no answer came
             except Exception:
-                self.unanswered = False  # the server answered, refusing this request
+                self._answered()  # the server answered, refusing this request
                 raise
             else:
-                self.unanswered = False
+                self._answered()
                 return answer
+
+    def _answered(self) -> None:
+        self.unanswered = False
+        self.hung_calls = 0
+        self.quiet_until = 0.0
 
     def _probe(self, stop: threading.Event | None) -> None:
         """Ask a server that did not answer the last call for its list of models, waiting
@@ -533,6 +581,12 @@ def _no_answer_errors() -> tuple[type[Exception], ...]:
     """Errors of a server that gave no answer at all: no connection or a timeout (the
     network's, and the OpenAI and Anthropic clients')."""
     return (ConnectionError, TimeoutError, OSError, *_client_errors(("APIConnectionError",)))
+
+
+@functools.cache
+def _timeout_errors() -> tuple[type[Exception], ...]:
+    """Errors of a request the server took and did not answer in time."""
+    return (TimeoutError, *_client_errors(("APITimeoutError",)))
 
 
 @functools.cache
