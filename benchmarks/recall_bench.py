@@ -334,8 +334,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--misses", action="store_true", help="list queries missed at 5")
     ap.add_argument(
         "--sets",
-        default="blind,blind2,blind3,blind4,blind5,blind6,blind7,blind8,blind9,blind10,blind11,dev,test",
-        help="comma-separated query sets (blind, blind2, ..., blind11, dev, test); default all",
+        default=",".join(QUERY_SETS),
+        help=f"comma-separated query sets ({', '.join(QUERY_SETS)}); default all",
     )
     ap.add_argument(
         "--model",

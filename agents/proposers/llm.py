@@ -63,10 +63,11 @@ MODEL_TIMEOUT_S = 600.0  # a server's answer: seconds before the call is given u
 # /models``), waiting this long: one that takes the connection and never answers (hung)
 # then costs a hybrid agent's LLM turn seconds, not a whole --model-timeout.
 PROBE_TIMEOUT_S = 10.0
-# After the second call in a row that a server did not answer, it is not asked again for
-# this long, doubled at each further such call up to ``QUIET_MAX_S``: a hybrid agent's LLM
-# turns meanwhile go to the builtin at once. A server that lists its models but never
-# answers a request would otherwise cost every LLM turn a whole --model-timeout all night.
+# After the second call in a row whose request timed out (the server took it and never
+# answered), the server is not asked again for this long, doubled at each further such call
+# up to ``QUIET_MAX_S``: a hybrid agent's LLM turns meanwhile go to the builtin at once. A
+# server that lists its models but never answers a request would otherwise cost every LLM
+# turn a whole --model-timeout all night. A refused connection costs nothing: no quiet.
 QUIET_S = 300.0
 QUIET_MAX_S = 3600.0
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

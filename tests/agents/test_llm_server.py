@@ -67,6 +67,19 @@ def hung_server() -> Iterator[tuple[socket.socket, str]]:
         yield hung, f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
 
 
+@contextlib.contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a loopback port in a thread; yields its ``/v1`` URL."""
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    web.daemon_threads = True
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{web.server_address[1]}/v1"
+    finally:
+        web.shutdown()
+        web.server_close()
+
+
 def _model_dir() -> Path:
     """SmolLM2 as a transformers model directory (de-quantised from the GGUF once, cached)."""
     from agents.proposers.hf_chat import TransformersChatModel, _converted_dir
@@ -182,10 +195,7 @@ def test_a_server_that_hung_is_probed_before_it_is_asked_again(tmp_path: Path) -
         assert time.monotonic() - t0 < 2, "the probe's wait, not the model timeout's"
     # an HTTP server that serves nothing: every request is a 501 (a transient error for
     # the call; for the probe, an answer)
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{web.server_address[1]}/v1"
+    with http_server(http.server.BaseHTTPRequestHandler) as url:
         proposer = LLMProposer(make_chat_model("m", url, max_retries=0), patience_s=0)
         with pytest.raises(ModelUnavailable, match=r"\(1 tries\)"):
             proposer.propose(request_for(task))
@@ -193,36 +203,6 @@ def test_a_server_that_hung_is_probed_before_it_is_asked_again(tmp_path: Path) -
             proposer.propose(request_for(task))
         assert "asked once: it did not answer the last call either" in str(again.value)
         assert "501" in str(again.value)  # the call itself was asked after the probe
-    finally:
-        web.shutdown()
-        web.server_close()
-
-
-class _ListsButHangs(http.server.BaseHTTPRequestHandler):
-    """A server that lists its models at once and never answers a request for an answer
-    (until ``refuse`` is set: then it refuses each one, 400). Counts those requests."""
-
-    posts = 0
-    refuse = threading.Event()
-    release = threading.Event()  # set at the end: the hung handlers return
-
-    def do_GET(self) -> None:
-        body = b'{"object": "list", "data": [{"id": "m", "object": "model"}]}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        type(self).posts += 1
-        if self.refuse.is_set():
-            self.send_error(400, "refused")
-            return
-        self.release.wait(30)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_a_server_that_lists_its_models_but_never_answers_is_left_quiet(tmp_path: Path) -> None:
@@ -232,46 +212,63 @@ def test_a_server_that_lists_its_models_but_never_answers_is_left_quiet(tmp_path
     further one; a call in that time gives up at once, and an answer ends the quiet. (A
     server that is down is never left quiet: ``test_a_server_that_is_down_...``.)"""
     task = load_task(make_task(tmp_path / "tiny", TINY, name="tiny", noise_min=0.01))
-    _ListsButHangs.posts = 0
-    _ListsButHangs.refuse.clear()
-    _ListsButHangs.release.clear()
-    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ListsButHangs)
-    web.daemon_threads = True
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{web.server_address[1]}/v1"
-    try:
-        chat = make_chat_model("m", url, max_retries=0, timeout_s=0.5)
-        proposer = LLMProposer(chat, patience_s=0, probe_s=5, quiet_s=1.5)
-        with pytest.raises(ModelUnavailable, match=r"\(1 tries\)"):
-            proposer.propose(request_for(task))
-        with pytest.raises(ModelUnavailable, match="did not answer the last call either"):
-            proposer.propose(request_for(task))  # the probe answered; the call hung
-        assert _ListsButHangs.posts == 2
-        t0 = time.monotonic()
-        with pytest.raises(
-            ModelUnavailable, match=r"not asked for another 1 s: .* last 2 requests"
-        ):
-            proposer.propose(request_for(task))
-        assert time.monotonic() - t0 < 0.4 and _ListsButHangs.posts == 2, "not asked"
-        time.sleep(1.6)
-        with pytest.raises(ModelUnavailable, match="did not answer the last call either"):
-            proposer.propose(request_for(task))  # quiet over: asked once
-        assert _ListsButHangs.posts == 3
-        with pytest.raises(
-            ModelUnavailable, match=r"not asked for another 3 s: .* last 3 requests"
-        ):
-            proposer.propose(request_for(task))  # quiet doubled
-        assert _ListsButHangs.posts == 3
-        time.sleep(3.1)
-        _ListsButHangs.refuse.set()  # the server answers again (refusing is an answer)
-        with pytest.raises(ProposalInvalid, match="refused the request"):
-            proposer.propose(request_for(task))
-        assert not proposer.unanswered and proposer.hung_calls == 0
-        assert proposer.quiet_until == 0.0
-    finally:
-        _ListsButHangs.release.set()
-        web.shutdown()
-        web.server_close()
+    posts: list[str] = []  # the requests for an answer that reached the server
+    refuse, release = threading.Event(), threading.Event()
+
+    class ListsButHangs(http.server.BaseHTTPRequestHandler):
+        """Lists its models at once; never answers a request for an answer (until
+        ``refuse`` is set: then it refuses each one, 400)."""
+
+        def do_GET(self) -> None:
+            body = b'{"object": "list", "data": [{"id": "m", "object": "model"}]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            posts.append(self.path)
+            if refuse.is_set():
+                self.send_error(400, "refused")
+                return
+            release.wait(30)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with http_server(ListsButHangs) as url:
+        try:
+            chat = make_chat_model("m", url, max_retries=0, timeout_s=0.5)
+            proposer = LLMProposer(chat, patience_s=0, probe_s=5, quiet_s=1.5)
+            with pytest.raises(ModelUnavailable, match=r"\(1 tries\)"):
+                proposer.propose(request_for(task))
+            with pytest.raises(ModelUnavailable, match="did not answer the last call either"):
+                proposer.propose(request_for(task))  # the probe answered; the call hung
+            assert len(posts) == 2
+            t0 = time.monotonic()
+            with pytest.raises(
+                ModelUnavailable, match=r"not asked for another 1 s: .* last 2 requests"
+            ):
+                proposer.propose(request_for(task))
+            assert time.monotonic() - t0 < 0.4 and len(posts) == 2, "not asked"
+            time.sleep(1.6)
+            with pytest.raises(ModelUnavailable, match="did not answer the last call either"):
+                proposer.propose(request_for(task))  # quiet over: asked once
+            assert len(posts) == 3
+            with pytest.raises(
+                ModelUnavailable, match=r"not asked for another 3 s: .* last 3 requests"
+            ):
+                proposer.propose(request_for(task))  # quiet doubled
+            assert len(posts) == 3
+            time.sleep(3.1)
+            refuse.set()  # the server answers again (refusing is an answer)
+            with pytest.raises(ProposalInvalid, match="refused the request"):
+                proposer.propose(request_for(task))
+            assert not proposer.unanswered and proposer.hung_calls == 0
+            assert proposer.quiet_until == 0.0
+        finally:
+            release.set()  # the hung handlers return, before the server stops
 
 
 # A library user's program: a proposer asks a hung server for a structured proposal, the
